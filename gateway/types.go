@@ -1,0 +1,119 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// StreamID names one stream of readings or events, e.g. "loadcell/shelf-01/bin-03"
+// or "events/shelf-01/bin-03". Sequence numbers are per stream.
+type StreamID string
+
+// Quality is a bit set describing how trustworthy a reading is.
+type Quality uint8
+
+// Quality flags. Zero means a good reading.
+const (
+	QualityFiltered     Quality = 1 << iota // value was replaced or smoothed by a filter
+	QualitySaturated                        // ADC at the end of its range
+	QualityStale                            // sensor repeated a stuck value
+	QualityUncalibrated                     // no tare/scale calibration applied
+)
+
+// Reading is one sample from one sensor stream.
+type Reading struct {
+	Stream  StreamID
+	Time    time.Time
+	Value   float64
+	Unit    string
+	Quality Quality
+}
+
+// EventKind is the kind of a warehouse event.
+type EventKind string
+
+// Warehouse event kinds.
+const (
+	EventPick        EventKind = "pick"
+	EventPut         EventKind = "put"
+	EventMisPick     EventKind = "mispick"
+	EventLowStock    EventKind = "low_stock"
+	EventSensorFault EventKind = "sensor_fault"
+	EventScan        EventKind = "scan"
+)
+
+// Event is a warehouse event derived from readings (or reported by a sensor).
+type Event struct {
+	Kind       EventKind `json:"kind"`
+	Stream     StreamID  `json:"stream"` // the source stream (e.g. the load cell)
+	Bin        string    `json:"bin,omitempty"`
+	SKU        string    `json:"sku,omitempty"`
+	Quantity   int       `json:"qty,omitempty"`
+	DeltaGrams float64   `json:"delta_g,omitempty"`
+	Confidence float64   `json:"confidence,omitempty"`
+	Detail     string    `json:"detail,omitempty"`
+	Time       time.Time `json:"time"`
+}
+
+// Class is the delivery class of an outbox record. Telemetry is shed first
+// when the disk budget runs out; events last.
+type Class uint8
+
+// Record classes.
+const (
+	ClassTelemetry Class = 0
+	ClassEvent     Class = 1
+)
+
+func (c Class) String() string {
+	switch c {
+	case ClassTelemetry:
+		return "telemetry"
+	case ClassEvent:
+		return "event"
+	}
+	return "unknown"
+}
+
+// Record is one durable outbox row: a reading or an event with its
+// gateway-unique id and per-stream sequence number, both assigned by the
+// outbox when the row is committed.
+type Record struct {
+	ID      int64 // gateway-unique, strictly increasing
+	Seq     uint64
+	Class   Class
+	Stream  StreamID
+	Time    time.Time
+	Value   float64
+	Unit    string
+	Quality Quality
+	Body    []byte // JSON event body for ClassEvent; nil for telemetry
+}
+
+// Errors shared across the gateway packages.
+var (
+	// ErrClosed is returned by a component used after Close.
+	ErrClosed = errors.New("gateway: closed")
+	// ErrDiskFull is returned when the outbox cannot accept rows because its
+	// byte budget or the filesystem is full and nothing more can be shed.
+	ErrDiskFull = errors.New("gateway: outbox full")
+)
+
+// Emitter accepts readings from a Source. Emit returns once the readings are
+// accepted (durable); it must not retain rs after it returns.
+type Emitter interface {
+	Emit(ctx context.Context, rs []Reading) error
+}
+
+// Source produces readings until ctx is cancelled or it fails.
+type Source interface {
+	Name() string
+	Run(ctx context.Context, emit Emitter) error
+}
+
+// Classifier turns readings into warehouse events. It is called from one
+// goroutine; implementations need not be safe for concurrent use.
+type Classifier interface {
+	Observe(r Reading) []Event
+}
