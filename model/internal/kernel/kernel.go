@@ -1,0 +1,77 @@
+// Package kernel holds the int8 matrix-vector kernels of the model engine: a
+// portable Go reference and assembly versions for amd64 (AVX2) and arm64
+// (NEON). Every kernel computes exactly the same int32 results as the
+// reference; the fastest one the CPU supports is chosen at start-up and the
+// environment variable SHELFGATE_KERNEL=<name> overrides the choice.
+package kernel
+
+import (
+	"os"
+)
+
+// Align is the column count every matrix row is padded to: kernels read
+// whole blocks of Align int8 values and callers pad rows and vectors with
+// zeros.
+const Align = 32
+
+// MatVecFunc computes dst[r] = Σ_k w[r·cols+k]·x[k] for r < rows, with int32
+// wrap-around arithmetic. cols must be a multiple of Align, len(w) ≥
+// rows·cols, len(x) ≥ cols, len(dst) ≥ rows, and every weight must lie in
+// [−127, 127] (the TFLite weight range); inputs may be any int8.
+type MatVecFunc func(dst []int32, w, x []int8, rows, cols int)
+
+// Kernel is one implementation of the kernel set.
+type Kernel struct {
+	Name   string
+	MatVec MatVecFunc
+	// Supported reports whether this CPU can run the kernel.
+	Supported bool
+}
+
+// Generic is the portable reference kernel.
+var Generic = Kernel{Name: "generic", MatVec: matVecGeneric, Supported: true}
+
+// All lists every kernel compiled into this binary, the generic one first.
+func All() []Kernel {
+	return append([]Kernel{Generic}, archKernels()...)
+}
+
+// Lookup returns the named kernel if it is compiled in and supported.
+func Lookup(name string) (Kernel, bool) {
+	for _, k := range All() {
+		if k.Name == name && k.Supported {
+			return k, true
+		}
+	}
+	return Kernel{}, false
+}
+
+// Best returns the kernel to use: the one named by SHELFGATE_KERNEL when
+// that names a supported kernel, else the fastest supported one.
+func Best() Kernel {
+	if name := os.Getenv("SHELFGATE_KERNEL"); name != "" {
+		if k, ok := Lookup(name); ok {
+			return k
+		}
+	}
+	best := Generic
+	for _, k := range archKernels() {
+		if k.Supported {
+			best = k
+		}
+	}
+	return best
+}
+
+// matVecGeneric is the portable reference: a plain dot product per row.
+func matVecGeneric(dst []int32, w, x []int8, rows, cols int) {
+	x = x[:cols]
+	for r := 0; r < rows; r++ {
+		row := w[r*cols : r*cols+cols]
+		var acc int32
+		for k, wv := range row {
+			acc += int32(wv) * int32(x[k])
+		}
+		dst[r] = acc
+	}
+}
