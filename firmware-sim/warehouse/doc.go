@@ -1,0 +1,31 @@
+// Package warehouse is a seeded, deterministic warehouse scenario engine:
+// shelves of bins standing on HX711 load cells, a catalogue of SKUs with
+// EAN-13 barcodes, pickers whose visits pick or restock units, hand
+// disturbances, per-sample noise and slow zero drift, and the ground-truth
+// labels of every visit.
+//
+// Everything is a pure function of Config and the sample index k:
+// CodeAt(bin, k) draws its noise from a hash of (seed, bin, k) rather than a
+// shared random sequence, and each bin's visits are generated lazily, in
+// order, from the bin's own seeded stream. Any goroutine may therefore ask
+// for any sample in any order and get the same answer; two engines built
+// from the same Config agree bit for bit.
+//
+// A Reader paces one bin's samples in wall-clock time (optionally
+// accelerated by Config.Speed) behind the same ReadTimeout contract as
+// periph.io/x/devices/v3/hx711.Dev, so the gateway's load-cell source can
+// use either.
+//
+// Physical model, per bin: the cell carries TareGrams (the empty bin) plus
+// units×UnitGrams. The raw HX711 code (channel A, gain 128) is
+//
+//	OffsetCounts + CountsPerGram·(GramsAt + drift) + noise
+//
+// clamped to the 24-bit two's-complement range. CountsPerGram follows from
+// a ratiometric cell of ~0.85–0.98 mV/V rated for 5, 10 or 20 kg
+// (2^23 counts span ±AVDD/256, so the rated load gives
+// 2^31·sensitivity counts regardless of the excitation voltage).
+//
+// This package must not import gateway or sensors: firmware-sim replaces
+// the hardware and never depends on the code under test.
+package warehouse
