@@ -1,0 +1,50 @@
+package hx711sim_test
+
+import (
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/shelfgate/shelfgate/firmware-sim/hx711sim"
+	"periph.io/x/devices/v3/hx711"
+)
+
+func Example() {
+	// A 2.5 kg load on a bin reads 0x12345 counts at channel A, gain 128.
+	sig := hx711sim.SignalFunc(func(k int64) int32 { return 0x12345 })
+
+	opts := hx711sim.DefaultOpts
+	opts.SpeedUp = 100 // 10 samples/s simulated, one every millisecond
+	sim, err := hx711sim.New(sig, &opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The unmodified periph driver, wired to the simulated pins.
+	dev, err := hx711.New(sim.CLK(), sim.DOUT())
+	if err != nil {
+		log.Fatal(err)
+	}
+	v, err := dev.ReadTimeout(time.Second)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%#x\n", v)
+
+	if err := dev.SetInputMode(hx711.CHANNEL_A_GAIN_64); err != nil {
+		log.Fatal(err)
+	}
+	v, err = dev.ReadTimeout(time.Second)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%#x\n", v)
+
+	sim.InjectFault(hx711sim.FaultNotReady)
+	_, err = dev.ReadTimeout(10 * time.Millisecond)
+	fmt.Println(err)
+	// Output:
+	// 0x12345
+	// 0x91a2
+	// timed out waiting for HX711 to become ready
+}
