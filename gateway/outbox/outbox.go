@@ -1,0 +1,356 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/shelfgate/shelfgate/gateway"
+)
+
+// Options tune the group commit.
+type Options struct {
+	// MaxBatchRows ends a group commit once this many rows are pending.
+	MaxBatchRows int
+	// MaxDelay ends a group commit this long after its first row arrived.
+	MaxDelay time.Duration
+}
+
+// DefaultOptions are sane for a Raspberry Pi with an SD card: a commit every
+// 5 ms or 8192 rows, whichever comes first.
+var DefaultOptions = Options{MaxBatchRows: 8192, MaxDelay: 5 * time.Millisecond}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS streams (
+	id       INTEGER PRIMARY KEY,
+	name     TEXT    NOT NULL UNIQUE,
+	unit     TEXT    NOT NULL DEFAULT '',
+	last_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS outbox (
+	id      INTEGER PRIMARY KEY AUTOINCREMENT,
+	stream  INTEGER NOT NULL,
+	seq     INTEGER NOT NULL,
+	class   INTEGER NOT NULL,
+	ts      INTEGER NOT NULL,
+	value   REAL    NOT NULL,
+	quality INTEGER NOT NULL,
+	body    BLOB
+);
+CREATE INDEX IF NOT EXISTS outbox_events ON outbox(id) WHERE class = 1;
+`
+
+// insertRows is how many rows one multi-row INSERT statement carries.
+const insertRows = 128
+
+// Stats are the outbox's counters.
+type Stats struct {
+	Committed  int64 // rows committed since Open
+	Acked      int64 // rows deleted after delivery since Open
+	Commits    int64 // transactions since Open
+	Backlog    int64 // rows waiting now (all classes)
+	Events     int64 // of which events
+	LastID     int64 // highest id ever assigned
+	FileBytes  int64 // database pages in use × page size
+	OldestTime time.Time
+}
+
+type stream struct {
+	id   int64
+	name gateway.StreamID
+	unit string
+	seq  uint64
+}
+
+type appendReq struct {
+	recs []gateway.Record
+	done chan error
+}
+
+type ackReq struct {
+	class  gateway.Class
+	lo, hi int64
+}
+
+// Outbox is the SQLite outbox. It is safe for concurrent use.
+type Outbox struct {
+	path string
+	opts Options
+	wdb  *sql.DB // the single writer connection
+	rdb  *sql.DB // readers
+
+	appends chan appendReq
+	acks    chan ackReq
+	quit    chan struct{}
+	stopped chan struct{}
+	closeMu sync.Mutex
+	closed  bool
+	werr    atomic.Pointer[error] // first fatal writer error
+
+	// streams by name, for the writer; names by id for readers.
+	byName   map[gateway.StreamID]*stream
+	names    sync.Map // int64 -> *stream (immutable name/unit after creation)
+	nextID   int64    // writer only
+	lastID   atomic.Int64
+	notify   chan struct{}
+	backlog  atomic.Int64
+	events   atomic.Int64
+	commits  atomic.Int64
+	commitN  atomic.Int64
+	ackedN   atomic.Int64
+	insStmt  *sql.Stmt
+	ins1Stmt *sql.Stmt
+	args     []any
+}
+
+// Open opens or creates the outbox at path and starts its writer.
+func Open(path string, opts Options) (*Outbox, error) {
+	if opts.MaxBatchRows <= 0 {
+		opts.MaxBatchRows = DefaultOptions.MaxBatchRows
+	}
+	if opts.MaxDelay <= 0 {
+		opts.MaxDelay = DefaultOptions.MaxDelay
+	}
+	dsn := func(mode string) string {
+		q := url.Values{}
+		q.Set("_journal_mode", "WAL")
+		q.Set("_synchronous", "FULL")
+		q.Set("_busy_timeout", "10000")
+		q.Set("_txlock", "immediate")
+		if mode != "" {
+			q.Set("mode", mode)
+		}
+		return "file:" + escapePath(path) + "?" + q.Encode()
+	}
+	wdb, err := sql.Open("sqlite3", dsn("rwc"))
+	if err != nil {
+		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetConnMaxIdleTime(0)
+	if _, err := wdb.Exec(schema); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("outbox: create schema in %s: %w", path, err)
+	}
+	rdb, err := sql.Open("sqlite3", dsn("ro"))
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("outbox: open %s for reading: %w", path, err)
+	}
+	rdb.SetMaxOpenConns(2)
+	o := &Outbox{
+		path: path, opts: opts, wdb: wdb, rdb: rdb,
+		appends: make(chan appendReq, 1024),
+		acks:    make(chan ackReq, 4096),
+		quit:    make(chan struct{}),
+		stopped: make(chan struct{}),
+		byName:  map[gateway.StreamID]*stream{},
+		notify:  make(chan struct{}, 1),
+	}
+	if err := o.load(); err != nil {
+		wdb.Close()
+		rdb.Close()
+		return nil, err
+	}
+	go o.writer()
+	return o, nil
+}
+
+func escapePath(p string) string {
+	return strings.NewReplacer("?", "%3f", "#", "%23").Replace(p)
+}
+
+func (o *Outbox) load() error {
+	rows, err := o.wdb.Query(`SELECT id, name, unit, last_seq FROM streams`)
+	if err != nil {
+		return fmt.Errorf("outbox: load streams: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		s := &stream{}
+		if err := rows.Scan(&s.id, &s.name, &s.unit, &s.seq); err != nil {
+			return fmt.Errorf("outbox: load streams: %w", err)
+		}
+		o.byName[s.name] = s
+		o.names.Store(s.id, s)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("outbox: load streams: %w", err)
+	}
+	var hw sql.NullInt64
+	err = o.wdb.QueryRow(`SELECT seq FROM sqlite_sequence WHERE name = 'outbox'`).Scan(&hw)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("outbox: load id high-water mark: %w", err)
+	}
+	o.nextID = hw.Int64 + 1
+	o.lastID.Store(hw.Int64)
+	var n, ev int64
+	if err := o.wdb.QueryRow(`SELECT count(*), count(*) FILTER (WHERE class = 1) FROM outbox`).Scan(&n, &ev); err != nil {
+		return fmt.Errorf("outbox: count backlog: %w", err)
+	}
+	o.backlog.Store(n)
+	o.events.Store(ev)
+	o.insStmt, err = o.wdb.Prepare(insertSQL(insertRows))
+	if err != nil {
+		return fmt.Errorf("outbox: prepare insert: %w", err)
+	}
+	o.ins1Stmt, err = o.wdb.Prepare(insertSQL(1))
+	if err != nil {
+		return fmt.Errorf("outbox: prepare insert: %w", err)
+	}
+	o.args = make([]any, 0, insertRows*8)
+	return nil
+}
+
+func insertSQL(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO outbox(id, stream, seq, class, ts, value, quality, body) VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?,?)")
+	}
+	return b.String()
+}
+
+// Append stores recs durably. It assigns each record's ID and Seq in place
+// and returns after the transaction holding them has committed. The caller
+// must not touch recs until Append returns. Unit and Class come from each
+// record; Body is stored for events.
+func (o *Outbox) Append(ctx context.Context, recs []gateway.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if p := o.werr.Load(); p != nil {
+		return *p
+	}
+	done := make(chan error, 1)
+	select {
+	case o.appends <- appendReq{recs: recs, done: done}:
+	case <-o.quit:
+		return gateway.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, the writer owns recs until it answers; waiting here
+	// regardless of ctx keeps the caller from reusing the slice under it.
+	return <-done
+}
+
+// Ack deletes the rows of class c with lo <= id <= hi, after their delivery
+// was acknowledged. Deletes are applied by the writer in its next commit;
+// a crash before then only means the rows are delivered again.
+func (o *Outbox) Ack(ctx context.Context, c gateway.Class, lo, hi int64) error {
+	select {
+	case o.acks <- ackReq{class: c, lo: lo, hi: hi}:
+		return nil
+	case <-o.quit:
+		return gateway.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Notify returns a channel that receives a value after commits that added rows.
+// There is one channel per Outbox; use it from one consumer.
+func (o *Outbox) Notify() <-chan struct{} { return o.notify }
+
+// LastID returns the highest id committed so far.
+func (o *Outbox) LastID() int64 { return o.lastID.Load() }
+
+// Read returns up to limit rows of class c with id > after, oldest first,
+// appended to buf[:0].
+func (o *Outbox) Read(ctx context.Context, c gateway.Class, after int64, limit int, buf []gateway.Record) ([]gateway.Record, error) {
+	buf = buf[:0]
+	q := `SELECT id, stream, seq, ts, value, quality, body FROM outbox WHERE id > ? AND class = 0 ORDER BY id LIMIT ?`
+	if c == gateway.ClassEvent {
+		q = `SELECT id, stream, seq, ts, value, quality, body FROM outbox WHERE id > ? AND class = 1 ORDER BY id LIMIT ?`
+	}
+	rows, err := o.rdb.QueryContext(ctx, q, after, limit)
+	if err != nil {
+		return buf, fmt.Errorf("outbox: read %s after id %d: %w", c, after, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			r      gateway.Record
+			sid    int64
+			ts     int64
+			q      int64
+			body   []byte
+		)
+		if err := rows.Scan(&r.ID, &sid, &r.Seq, &ts, &r.Value, &q, &body); err != nil {
+			return buf, fmt.Errorf("outbox: read %s: %w", c, err)
+		}
+		if v, ok := o.names.Load(sid); ok {
+			st := v.(*stream)
+			r.Stream, r.Unit = st.name, st.unit
+		} else {
+			r.Stream = gateway.StreamID(fmt.Sprintf("unknown/%d", sid))
+		}
+		r.Class = c
+		r.Time = time.UnixMicro(ts)
+		r.Quality = gateway.Quality(q)
+		r.Body = body
+		buf = append(buf, r)
+	}
+	if err := rows.Err(); err != nil {
+		return buf, fmt.Errorf("outbox: read %s: %w", c, err)
+	}
+	return buf, nil
+}
+
+// Stats returns the outbox's counters; FileBytes and OldestTime query the database.
+func (o *Outbox) Stats(ctx context.Context) (Stats, error) {
+	s := Stats{
+		Committed: o.commitN.Load(), Acked: o.ackedN.Load(), Commits: o.commits.Load(),
+		Backlog: o.backlog.Load(), Events: o.events.Load(), LastID: o.lastID.Load(),
+	}
+	var size int64
+	if err := o.rdb.QueryRowContext(ctx, `SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()`).Scan(&size); err != nil {
+		return s, fmt.Errorf("outbox: stats: %w", err)
+	}
+	s.FileBytes = size
+	var ts sql.NullInt64
+	if err := o.rdb.QueryRowContext(ctx, `SELECT ts FROM outbox ORDER BY id LIMIT 1`).Scan(&ts); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return s, fmt.Errorf("outbox: stats: %w", err)
+	}
+	if ts.Valid {
+		s.OldestTime = time.UnixMicro(ts.Int64)
+	}
+	return s, nil
+}
+
+// Close stops the writer after committing everything already queued, and
+// closes the database. It is safe to call more than once.
+func (o *Outbox) Close() error {
+	o.closeMu.Lock()
+	if o.closed {
+		o.closeMu.Unlock()
+		return nil
+	}
+	o.closed = true
+	close(o.quit)
+	o.closeMu.Unlock()
+	<-o.stopped
+	err := errors.Join(o.insStmt.Close(), o.ins1Stmt.Close(), o.rdb.Close())
+	if _, cerr := o.wdb.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("outbox: checkpoint: %w", cerr))
+	}
+	return errors.Join(err, o.wdb.Close())
+}
+
+// IsFull reports whether err means the database or filesystem is full.
+func IsFull(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code == sqlite3.ErrFull
+}
