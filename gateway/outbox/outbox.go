@@ -282,11 +282,11 @@ func (o *Outbox) Read(ctx context.Context, c gateway.Class, after int64, limit i
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			r      gateway.Record
-			sid    int64
-			ts     int64
-			q      int64
-			body   []byte
+			r    gateway.Record
+			sid  int64
+			ts   int64
+			q    int64
+			body []byte
 		)
 		if err := rows.Scan(&r.ID, &sid, &r.Seq, &ts, &r.Value, &q, &body); err != nil {
 			return buf, fmt.Errorf("outbox: read %s: %w", c, err)
