@@ -1,0 +1,285 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/shelfgate/shelfgate/model/internal/kernel"
+)
+
+// plan is the compiled form of a model: weights packed to the kernel's
+// alignment with zero-padded rows, the input zero point folded into the bias,
+// and softmax tables.
+type plan struct {
+	inK    []float64 // per feature: 1/(Std·scale)
+	layers []step
+	maxOut int
+	lastFC int // index of the last fully connected layer
+}
+
+type step struct {
+	kind     LayerKind
+	in, out  int
+	stride   int    // padded columns
+	w        []int8 // out × stride
+	bias     []int32
+	mult     []int32
+	shift    []int32
+	zero     int32
+	lo, hi   int32
+	softmax  *softmaxTable
+	rounding Rounding
+}
+
+func alignUp(n int) int { return (n + kernel.Align - 1) / kernel.Align * kernel.Align }
+
+func (m *Model) compile() {
+	p := plan{inK: make([]float64, m.Features()), lastFC: -1}
+	for i := range p.inK {
+		p.inK[i] = 1 / (float64(m.Input.Std[i]) * float64(m.Input.Quant.Scale))
+	}
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		st := step{kind: l.Kind, in: l.In, out: l.Out, zero: int32(l.Output.Zero), rounding: m.Rounding, lo: math.MinInt8, hi: math.MaxInt8}
+		switch l.Kind {
+		case FullyConnected:
+			p.lastFC = i
+			st.stride = alignUp(l.In)
+			st.w = make([]int8, l.Out*st.stride)
+			st.bias = make([]int32, l.Out)
+			st.mult = make([]int32, l.Out)
+			st.shift = make([]int32, l.Out)
+			for c := 0; c < l.Out; c++ {
+				row := l.Weights[c*l.In : (c+1)*l.In]
+				copy(st.w[c*st.stride:], row)
+				var sum int32
+				for _, w := range row {
+					sum += int32(w)
+				}
+				// Σ w·(x − z) + b = Σ w·x + (b − z·Σ w), exact in int32
+				// wrap-around arithmetic.
+				st.bias[c] = l.Bias[c] - int32(l.Input.Zero)*sum
+				st.mult[c] = l.Mult[c]
+				st.shift[c] = int32(l.Shift[c])
+			}
+			if l.Act == ActReLU {
+				st.lo = max(st.lo, st.zero)
+			}
+		case Softmax:
+			st.softmax = newSoftmaxTable(l.SMMult, int(l.SMShift), l.SMDiffMn)
+		}
+		p.maxOut = max(p.maxOut, l.Out)
+		p.layers = append(p.layers, st)
+	}
+	m.plan = p
+}
+
+// Session runs inferences of one model. It owns the scratch memory, so a
+// Session must not be used by two goroutines at once; after the first call
+// Infer allocates nothing.
+type Session struct {
+	m    *Model
+	k    kernel.Kernel
+	x    []int8   // quantized input, padded
+	acts [][]int8 // per layer output, padded
+	acc  []int32
+}
+
+// SessionOption configures a Session.
+type SessionOption func(*Session) error
+
+// WithKernel forces a named kernel ("generic", "avx2", "neon", ...).
+func WithKernel(name string) SessionOption {
+	return func(s *Session) error {
+		k, ok := kernel.Lookup(name)
+		if !ok {
+			return fmt.Errorf("model: kernel %q is not available on this CPU (have %v)", name, Kernels())
+		}
+		s.k = k
+		return nil
+	}
+}
+
+// Kernels lists the kernels this CPU can run, the default last.
+func Kernels() []string {
+	var names []string
+	for _, k := range kernel.All() {
+		if k.Supported {
+			names = append(names, k.Name)
+		}
+	}
+	return names
+}
+
+// DefaultKernel is the kernel sessions use unless told otherwise.
+func DefaultKernel() string { return kernel.Best().Name }
+
+// NewSession returns a session with its own buffers. It panics only if an
+// option fails; use NewSessionWith to get the error.
+func (m *Model) NewSession() *Session {
+	s, err := m.NewSessionWith()
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// NewSessionWith returns a session configured by opts.
+func (m *Model) NewSessionWith(opts ...SessionOption) (*Session, error) {
+	s := &Session{m: m, k: kernel.Best()}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	s.x = make([]int8, alignUp(m.Features()))
+	for _, st := range m.plan.layers {
+		s.acts = append(s.acts, make([]int8, alignUp(st.out)))
+	}
+	s.acc = make([]int32, m.plan.maxOut)
+	return s, nil
+}
+
+// KernelName is the kernel this session runs.
+func (s *Session) KernelName() string { return s.k.Name }
+
+// Output is the result of one inference. Its slices point into the session
+// and stay valid until the session's next call.
+type Output struct {
+	Logits []int8 // output of the last fully connected layer
+	Probs  []int8 // softmax output (scale 1/256, zero point −128), nil without softmax
+	Class  int    // argmax of the last layer, first index on ties
+}
+
+// Last is the output of the model's last layer.
+func (o Output) Last() []int8 {
+	if o.Probs != nil {
+		return o.Probs
+	}
+	return o.Logits
+}
+
+// Infer standardizes and quantizes raw features and runs the network.
+func (s *Session) Infer(features []float32) (Output, error) {
+	if err := s.Quantize(s.x, features); err != nil {
+		return Output{}, err
+	}
+	return s.run(), nil
+}
+
+// InferQuantized runs the network on an already quantized input (as
+// produced by Quantize).
+func (s *Session) InferQuantized(q []int8) (Output, error) {
+	if len(q) != s.m.Features() {
+		return Output{}, fmt.Errorf("model: %d quantized inputs, model takes %d: %w", len(q), s.m.Features(), ErrInput)
+	}
+	copy(s.x, q)
+	return s.run(), nil
+}
+
+// Quantize standardizes and quantizes raw features into dst:
+// q = clamp(round((x − mean)·k) + z) with k = 1/(std·scale) in float64 and
+// rounding half away from zero.
+func (s *Session) Quantize(dst []int8, features []float32) error {
+	m := s.m
+	if len(features) != m.Features() {
+		return fmt.Errorf("model: %d features, model takes %d: %w", len(features), m.Features(), ErrInput)
+	}
+	z := float64(m.Input.Quant.Zero)
+	dst = dst[:len(features)]
+	mean := m.Input.Mean[:len(features)]
+	k := m.plan.inK[:len(features)]
+	for i, x := range features {
+		v := (float64(x) - float64(mean[i])) * k[i]
+		if v != v {
+			return fmt.Errorf("model: feature %d is NaN: %w", i, ErrInput)
+		}
+		v = math.Round(v) + z
+		dst[i] = int8(min(max(v, math.MinInt8), math.MaxInt8))
+	}
+	return nil
+}
+
+func (s *Session) run() Output {
+	p := &s.m.plan
+	x := s.x
+	var out Output
+	for i := range p.layers {
+		st := &p.layers[i]
+		y := s.acts[i]
+		switch st.kind {
+		case FullyConnected:
+			s.k.MatVec(s.acc, st.w, x, st.out, st.stride)
+			requantize(y[:st.out], s.acc[:st.out], st)
+			if i == p.lastFC {
+				out.Logits = y[:st.out]
+			}
+		case Softmax:
+			st.softmax.apply(y[:st.out], x[:st.in])
+			out.Probs = y[:st.out]
+		}
+		x = y
+	}
+	out.Class = argmax(out.Last())
+	return out
+}
+
+func requantize(y []int8, acc []int32, st *step) {
+	bias, mult, shift := st.bias[:len(y)], st.mult[:len(y)], st.shift[:len(y)]
+	acc = acc[:len(y)]
+	if st.rounding == SingleRounding {
+		for c := range y {
+			v := MultiplyByQuantizedMultiplier(acc[c]+bias[c], mult[c], int(shift[c]), SingleRounding) + st.zero
+			y[c] = int8(min(max(v, st.lo), st.hi))
+		}
+		return
+	}
+	for c := range y {
+		sh := int(shift[c])
+		a := acc[c] + bias[c]
+		var v int32
+		if sh > 0 {
+			v = SaturatingRoundingDoublingHighMul(a*(1<<sh), mult[c])
+		} else {
+			v = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(a, mult[c]), -sh)
+		}
+		v += st.zero
+		y[c] = int8(min(max(v, st.lo), st.hi))
+	}
+}
+
+func argmax(v []int8) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// InferBatch runs len(classes) inferences on features laid out row by row
+// (len(features) = batch·Features()). It writes each row's last-layer output
+// to dst (batch·Classes() values) and its argmax to classes.
+func (s *Session) InferBatch(dst []int8, classes []int, features []float32) error {
+	nf, nc, b := s.m.Features(), s.m.Classes(), len(classes)
+	if len(features) != b*nf || len(dst) != b*nc {
+		return fmt.Errorf("model: batch of %d needs %d features and %d outputs, got %d and %d: %w", b, b*nf, b*nc, len(features), len(dst), ErrInput)
+	}
+	for i := 0; i < b; i++ {
+		out, err := s.Infer(features[i*nf : (i+1)*nf])
+		if err != nil {
+			return fmt.Errorf("model: batch row %d: %w", i, err)
+		}
+		copy(dst[i*nc:], out.Last())
+		classes[i] = out.Class
+	}
+	return nil
+}
+
+// Dequantize converts int8 values of tensor quantization q to reals.
+func Dequantize(dst []float32, src []int8, q Quant) {
+	for i, v := range src {
+		dst[i] = q.Scale * float32(int32(v)-int32(q.Zero))
+	}
+}
