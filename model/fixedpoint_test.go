@@ -12,11 +12,11 @@ func TestSaturatingRoundingDoublingHighMul(t *testing.T) {
 		{math.MaxInt32, math.MaxInt32, math.MaxInt32 - 1},
 		{math.MinInt32, math.MaxInt32, -math.MaxInt32},
 		{1 << 30, 1 << 30, 1 << 29},
-		{1, 1 << 30, 1},     // 0.5 rounds up
-		{-1, 1 << 30, 0},    // −0.5 rounds up too: the nudge is 1 − 2^30
-		{3, 1 << 29, 1},     // 0.75 → 1
-		{-3, 1 << 29, -1},   // −0.75 → −1
-		{1, 1 << 29, 0},     // 0.25 → 0
+		{1, 1 << 30, 1},   // 0.5 rounds up
+		{-1, 1 << 30, 0},  // −0.5 rounds up too: the nudge is 1 − 2^30
+		{3, 1 << 29, 1},   // 0.75 → 1
+		{-3, 1 << 29, -1}, // −0.75 → −1
+		{1, 1 << 29, 0},   // 0.25 → 0
 		{0, math.MinInt32, 0},
 		{100, 1518500250, 71}, // 100·0.70710678 = 70.71
 	}
