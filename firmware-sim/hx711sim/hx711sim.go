@@ -26,6 +26,17 @@ type SignalFunc func(k int64) int32
 // CodeAt implements Signal.
 func (f SignalFunc) CodeAt(k int64) int32 { return f(k) }
 
+// BinSource is a multi-channel signal source such as the warehouse scenario
+// engine: CodeAt(bin, k) is the gain-128 code of load cell bin at sample k.
+type BinSource interface {
+	CodeAt(bin int, k int64) int32
+}
+
+// Bin returns the Signal of one load cell of src.
+func Bin(src BinSource, bin int) Signal {
+	return SignalFunc(func(k int64) int32 { return src.CodeAt(bin, k) })
+}
+
 // Mode is the channel and gain of a conversion, encoded as the number of
 // extra clock pulses after the 24 data bits that selects it.
 type Mode int

@@ -476,3 +476,15 @@ func TestSetInputModeRightAfterRead(t *testing.T) {
 		})
 	}
 }
+
+type twoBins struct{}
+
+func (twoBins) CodeAt(bin int, k int64) int32 { return int32(bin*1_000_000) + int32(k) }
+
+func TestBin(t *testing.T) {
+	for bin := range 2 {
+		if got, want := Bin(twoBins{}, bin).CodeAt(7), int32(bin*1_000_000+7); got != want {
+			t.Errorf("Bin(%d).CodeAt(7) = %d, want %d", bin, got, want)
+		}
+	}
+}
