@@ -2,7 +2,9 @@ package warehouse
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 func TestClampCode(t *testing.T) {
@@ -56,5 +58,59 @@ func TestNoiseIsGaussian(t *testing.T) {
 	mean, sd := sum/n, math.Sqrt(sq/n-(sum/n)*(sum/n))
 	if math.Abs(mean) > 0.01 || math.Abs(sd-1) > 0.01 {
 		t.Errorf("noise mean %.4f sd %.4f, want 0 and 1", mean, sd)
+	}
+}
+
+func TestVisitCacheIsBoundedAndRegenerates(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Shelves, cfg.BinsPerShelf = 1, 1
+	cfg.PicksPerBinPerHour = 3600
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hours = 12
+	step := int64(cfg.SampleRate) // one query per virtual second
+	var want []float64
+	for k := int64(0); k < hours*3600*int64(cfg.SampleRate); k += step {
+		want = append(want, a.GramsAt(0, k))
+	}
+	s := a.state[0]
+	if s.gen.count < 4*keepVisits {
+		t.Fatalf("only %d visits in %d h; the cache was never pruned", s.gen.count, hours)
+	}
+	if len(s.visits) > 2*keepVisits || len(s.ckpts) != int(s.gen.count/checkpointEvery)+1 {
+		t.Fatalf("%d visits generated: %d cached, %d checkpoints", s.gen.count, len(s.visits), len(s.ckpts))
+	}
+
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 300 {
+		i := r.IntN(len(want))
+		for _, w := range []*Warehouse{a, b} { // a answers from its pruned cache
+			if got := w.GramsAt(0, int64(i)*step); got != want[i] {
+				t.Fatalf("GramsAt(0, %d) = %g out of order, %g in order", int64(i)*step, got, want[i])
+			}
+		}
+	}
+	labels := a.Labels(0, hours*time.Hour)
+	if int64(len(labels)) < s.gen.count-keepVisits {
+		t.Fatalf("%d labels, %d visits generated", len(labels), s.gen.count)
+	}
+	unit := a.bins[0].UnitGrams
+	period := a.SampleTime(1)
+	for _, l := range labels[len(labels)/2 : len(labels)/2+50] {
+		before := a.GramsAt(0, int64((l.Start-1)/period))
+		after := b.GramsAt(0, int64((l.Settled+period-1)/period))
+		want := float64(l.Units) * unit
+		if l.Kind == "pick" {
+			want = -want
+		}
+		if math.Abs(after-before-want) > 1e-6 {
+			t.Fatalf("%+v: %g g before, %g g after", l, before, after)
+		}
 	}
 }

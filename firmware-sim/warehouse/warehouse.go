@@ -50,18 +50,44 @@ type Label struct {
 // visit is a Label plus what is needed to draw its weight curve.
 type visit struct {
 	Label
+	count         int64   // ordinal of the visit in its bin
 	before, after float64 // total grams on the cell
 	hand          float64 // peak hand force in grams (negative: lifting)
 	freq, phase   float64 // oscillation of the hand
 }
 
+// Visit cache bounds: a bin keeps at most 2·keepVisits generated visits
+// and a generator checkpoint every checkpointEvery visits, so memory stays
+// bounded over long runs while any sample of the past can still be
+// regenerated, from the nearest checkpoint, bit for bit.
+const (
+	keepVisits      = 1024
+	checkpointEvery = 1024
+)
+
+// genState is everything the visit generator of one bin depends on. It is
+// a plain value: copying it forks the generator.
+type genState struct {
+	pcg         rand.PCG
+	arrival     float64 // Poisson clock, seconds
+	units       int     // units after the last generated visit
+	lastSettled time.Duration
+	count       int64 // visits generated so far
+}
+
+// checkpoint is the generator state before visit number count, and that
+// visit's start.
+type checkpoint struct {
+	gen   genState
+	start time.Duration
+}
+
 // binState holds the lazily generated visits of one bin.
 type binState struct {
-	mu      sync.Mutex
-	rng     *rand.Rand
-	arrival float64 // Poisson clock, seconds
-	units   int     // units after the last generated visit
-	visits  []visit
+	mu     sync.Mutex
+	gen    genState     // state after the last visit in visits
+	visits []visit      // a contiguous run of visits, in order
+	ckpts  []checkpoint // ckpts[i] precedes visit i·checkpointEvery
 
 	driftSlope  float64 // grams per second
 	driftAmp    float64 // grams
@@ -151,8 +177,11 @@ func newBinState(cfg Config, i int, b Bin, rng *rand.Rand) *binState {
 		slope = -slope
 	}
 	return &binState{
-		rng:         rand.New(rand.NewPCG(uint64(cfg.Seed), 0xb1000000+uint64(i))),
-		units:       b.InitialUnits,
+		gen: genState{
+			pcg:         *rand.NewPCG(uint64(cfg.Seed), 0xb1000000+uint64(i)),
+			units:       b.InitialUnits,
+			lastSettled: -quietGap,
+		},
 		driftSlope:  slope,
 		driftAmp:    cfg.DriftGramsPerHour * (0.25 + 0.25*rng.Float64()),
 		driftOmega:  2 * math.Pi / (2400 + 2400*rng.Float64()), // 40–80 min thermal cycle
@@ -215,41 +244,62 @@ func (w *Warehouse) GramsAt(bin int, k int64) float64 {
 }
 
 // Labels returns the visits of bin that have settled by virtual time until,
-// in order.
+// in order. It regenerates them from the bin's first checkpoint, so it
+// costs time in proportion to until but leaves the sample cache alone.
 func (w *Warehouse) Labels(bin int, until time.Duration) []Label {
 	s := w.mustBin(bin)
+	if w.cfg.PicksPerBinPerHour == 0 {
+		return nil
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	w.ensure(bin, s, until)
+	if len(s.ckpts) == 0 {
+		w.ensure(bin, s, 0)
+	}
+	g := s.ckpts[0].gen
+	s.mu.Unlock()
 	var out []Label
-	for _, v := range s.visits {
+	for {
+		v := w.nextVisit(bin, &g)
 		if v.Settled > until {
-			break
+			return out
 		}
 		out = append(out, v.Label)
 	}
-	return out
 }
 
-// ensure generates visits until the last one starts after t, so that every
-// visit starting at or before t is known. s.mu must be held.
+// ensure makes s.visits cover t: every visit starting at or before t back
+// to the last one starting at or before t is cached, and the last cached
+// visit starts after t. s.mu must be held.
 func (w *Warehouse) ensure(bin int, s *binState, t time.Duration) {
 	if w.cfg.PicksPerBinPerHour == 0 {
 		return
 	}
+	if len(s.visits) > 0 && t < s.visits[0].Start && s.visits[0].count > 0 {
+		// t is older than the cache: restart from the last checkpoint
+		// before it.
+		i := sort.Search(len(s.ckpts), func(i int) bool { return s.ckpts[i].start > t }) - 1
+		s.gen = s.ckpts[max(i, 0)].gen
+		s.visits = s.visits[:0]
+	}
 	for len(s.visits) == 0 || s.visits[len(s.visits)-1].Start <= t {
-		s.visits = append(s.visits, w.nextVisit(bin, s))
+		if s.gen.count%checkpointEvery == 0 && s.gen.count/checkpointEvery == int64(len(s.ckpts)) {
+			g := s.gen
+			v := w.nextVisit(bin, &g) // peek at the start of the checkpointed visit
+			s.ckpts = append(s.ckpts, checkpoint{gen: s.gen, start: v.Start})
+		}
+		s.visits = append(s.visits, w.nextVisit(bin, &s.gen))
+	}
+	if n := len(s.visits); n > 2*keepVisits {
+		s.visits = append(s.visits[:0], s.visits[n-keepVisits:]...)
 	}
 }
 
-func (w *Warehouse) nextVisit(bin int, s *binState) visit {
+// nextVisit generates the visit after g's last one and advances g.
+func (w *Warehouse) nextVisit(bin int, g *genState) visit {
 	b := &w.bins[bin]
-	r := s.rng
-	s.arrival += r.ExpFloat64() * 3600 / w.cfg.PicksPerBinPerHour
-	start := time.Duration(s.arrival * float64(time.Second))
-	if n := len(s.visits); n > 0 {
-		start = max(start, s.visits[n-1].Settled+quietGap)
-	}
+	r := rand.New(&g.pcg)
+	g.arrival += r.ExpFloat64() * 3600 / w.cfg.PicksPerBinPerHour
+	start := max(time.Duration(g.arrival*float64(time.Second)), g.lastSettled+quietGap)
 	dur := time.Duration((1 + r.Float64()) * float64(time.Second)) // hand in the bin 1–2 s
 	put := r.Float64() < w.cfg.PutProbability
 	units := 1 + r.IntN(w.cfg.MaxUnitsPerPick)
@@ -262,24 +312,24 @@ func (w *Warehouse) nextVisit(bin int, s *binState) visit {
 	freq := 2 + 3*r.Float64()
 	phase := 2 * math.Pi * r.Float64()
 
-	if !put && s.units == 0 {
+	if !put && g.units == 0 {
 		put = true // nothing to pick: the picker restocks instead
 	}
-	if put && s.units == b.Capacity {
+	if put && g.units == b.Capacity {
 		put = false
 	}
 	kind := "pick"
 	if put {
 		kind = "put"
-		units = min(units, b.Capacity-s.units)
+		units = min(units, b.Capacity-g.units)
 	} else {
-		units = min(units, s.units)
+		units = min(units, g.units)
 	}
-	before := s.units
+	before := g.units
 	if put {
-		s.units += units
+		g.units += units
 	} else {
-		s.units -= units
+		g.units -= units
 	}
 	v := visit{
 		Label: Label{
@@ -290,8 +340,9 @@ func (w *Warehouse) nextVisit(bin int, s *binState) visit {
 			Settled: start + dur,
 			SKU:     b.SKU,
 		},
+		count:  g.count,
 		before: b.TareGrams + float64(before)*b.UnitGrams,
-		after:  b.TareGrams + float64(s.units)*b.UnitGrams,
+		after:  b.TareGrams + float64(g.units)*b.UnitGrams,
 		hand:   hand,
 		freq:   freq,
 		phase:  phase,
@@ -299,6 +350,8 @@ func (w *Warehouse) nextVisit(bin int, s *binState) visit {
 	if scan {
 		v.Scan = b.SKU
 	}
+	g.lastSettled = v.Settled
+	g.count++
 	return v
 }
 
