@@ -1,0 +1,98 @@
+package quantize
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/shelfgate/shelfgate/model"
+	"github.com/shelfgate/shelfgate/model/train"
+)
+
+func TestActivationQuant(t *testing.T) {
+	cases := []struct {
+		lo, hi float64
+		want   model.Quant
+	}{
+		{0, 6.375, model.Quant{Scale: 0.025, Zero: -128}},          // ReLU output
+		{-1, 1, model.Quant{Scale: float32(2.0 / 255), Zero: -1}},  // −128 + 127.5 rounds half away from zero
+		{2, 4, model.Quant{Scale: float32(4.0 / 255), Zero: -128}}, // widened to include 0
+		{-5.1, 0, model.Quant{Scale: 0.02, Zero: 127}},
+	}
+	for _, c := range cases {
+		got, err := activationQuant(c.lo, c.hi)
+		if err != nil || got.Zero != c.want.Zero || math.Abs(float64(got.Scale-c.want.Scale)) > 1e-7 {
+			t.Errorf("activationQuant(%g, %g) = %+v, %v; want %+v", c.lo, c.hi, got, err, c.want)
+		}
+	}
+	if _, err := activationQuant(math.Inf(-1), 1); !errors.Is(err, ErrCalibration) {
+		t.Errorf("infinite range: %v", err)
+	}
+}
+
+func TestPercentileClipsOutliers(t *testing.T) {
+	p := &Percentile{P: 99}
+	v := make([]float32, 1000)
+	for i := range v {
+		v[i] = float32(i % 100)
+	}
+	v[0], v[1] = -1e6, 1e6
+	p.Observe(v)
+	lo, hi := p.Range()
+	if lo < -1 || hi > 100 {
+		t.Fatalf("range [%g, %g] kept the outliers", lo, hi)
+	}
+	mm := &MinMax{}
+	mm.Observe(v)
+	if lo, hi := mm.Range(); lo != -1e6 || hi != 1e6 {
+		t.Fatalf("min/max [%g, %g]", lo, hi)
+	}
+}
+
+func TestQuantizeAgreesWithFloat(t *testing.T) {
+	d := train.Synthetic(train.SyntheticOptions{Samples: 3000, Features: 24, Classes: 6, Seed: 8})
+	trainSet, test := d.Split(0.3, 1)
+	c := train.DefaultConfig()
+	c.Hidden, c.Epochs = []int{32}, 20
+	f, _, err := train.Fit(trainSet, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, obs := range []func() Observer{nil, func() Observer { return &Percentile{P: 99.99} }} {
+		for _, r := range []model.Rounding{model.DoubleRounding, model.SingleRounding} {
+			q, err := Quantize(f, trainSet.X[:500], Options{Name: "t", Version: 3, Rounding: r, NewObserver: obs, Golden: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Compare(f, q, test)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Agreement < 0.98 || rep.FloatAcc-rep.Int8Acc > 0.02 || rep.FloatAcc < 0.8 {
+				t.Errorf("rounding %v: %+v", r, rep)
+			}
+			total := 0
+			for _, row := range rep.Confusion {
+				for _, n := range row {
+					total += n
+				}
+			}
+			if total != len(test.X) {
+				t.Errorf("confusion matrix counts %d rows of %d", total, len(test.X))
+			}
+			// The file round-trips and its golden vectors pass at load.
+			data, err := model.Encode(q, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := model.Decode(data, model.DecodeOptions{})
+			if err != nil || len(back.Golden) != 4 {
+				t.Fatalf("decode: %v", err)
+			}
+			if !bytes.Equal(back.Digest[:], q.Digest[:]) {
+				t.Fatal("digest differs")
+			}
+		}
+	}
+}
