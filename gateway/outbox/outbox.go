@@ -264,6 +264,9 @@ func (o *Outbox) Ack(ctx context.Context, c gateway.Class, lo, hi int64) error {
 // There is one channel per Outbox; use it from one consumer.
 func (o *Outbox) Notify() <-chan struct{} { return o.notify }
 
+// Backlog returns the number of rows waiting for delivery.
+func (o *Outbox) Backlog() int64 { return o.backlog.Load() }
+
 // LastID returns the highest id committed so far.
 func (o *Outbox) LastID() int64 { return o.lastID.Load() }
 
