@@ -280,3 +280,14 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkCodeAt(b *testing.B) {
+	w := mustNew(b, warehouse.DefaultConfig())
+	bins := int64(len(w.Bins()))
+	b.ReportAllocs()
+	k := int64(0)
+	for b.Loop() {
+		w.CodeAt(int(k%bins), k/bins)
+		k++
+	}
+}

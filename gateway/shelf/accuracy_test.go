@@ -117,13 +117,22 @@ func TestAccuracyAgainstWarehouse(t *testing.T) {
 	noisy.NoiseGrams = 2
 	noisy.DriftGramsPerHour = 20
 	noisy.MaxUnitsPerPick = 8
+	// harsh: 5 g noise and 50 g/h drift at 10 Hz; bins with light units
+	// (tolerance 3 g) settle less often and sometimes miss a visit.
+	harsh := warehouse.DefaultConfig()
+	harsh.Seed = 3
+	harsh.NoiseGrams = 5
+	harsh.DriftGramsPerHour = 50
+	harsh.MaxUnitsPerPick = 8
 	tests := []struct {
 		name    string
 		cfg     warehouse.Config
 		horizon time.Duration
+		min     float64 // least precision, recall and quantity accuracy
 	}{
-		{"default seed 2026", withSeed(warehouse.DefaultConfig(), 2026), 3 * time.Hour},
-		{"noisy 80 Hz seed 77", noisy, time.Hour},
+		{"default seed 2026", withSeed(warehouse.DefaultConfig(), 2026), 3 * time.Hour, 0.99},
+		{"noisy 80 Hz seed 77", noisy, time.Hour, 0.99},
+		{"harsh 10 Hz seed 3", harsh, time.Hour, 0.95},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,16 +159,16 @@ func TestAccuracyAgainstWarehouse(t *testing.T) {
 			if acc.labels < 100 {
 				t.Fatalf("only %d labels; the scenario is too quiet to measure", acc.labels)
 			}
-			if p := acc.precision(); p < 0.97 {
-				t.Errorf("precision %.4f < 0.97", p)
+			if p := acc.precision(); p < tt.min {
+				t.Errorf("precision %.4f < %g", p, tt.min)
 			}
-			if r := acc.recall(); r < 0.97 {
-				t.Errorf("recall %.4f < 0.97", r)
+			if r := acc.recall(); r < tt.min {
+				t.Errorf("recall %.4f < %g", r, tt.min)
 			}
-			if q := acc.qtyAccuracy(); q < 0.97 {
-				t.Errorf("quantity accuracy %.4f < 0.97", q)
+			if q := acc.qtyAccuracy(); q < tt.min {
+				t.Errorf("quantity accuracy %.4f < %g", q, tt.min)
 			}
-			if acc.stockWrong > 0 {
+			if acc.stockWrong > 0 && tt.min >= 0.99 {
 				t.Errorf("%d bins end with a wrong stock estimate", acc.stockWrong)
 			}
 		})

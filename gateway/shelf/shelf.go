@@ -10,6 +10,12 @@
 // may be time-accelerated in simulation. Readings are expected in grams,
 // already tared and scaled by the load-cell source; readings with any
 // Quality flag break the window and are not used.
+//
+// With the automatic tolerance (SettleToleranceGrams 0) each bin also
+// tracks its noise, as the running median of the step between consecutive
+// readings, and widens both the settle tolerance and the least change to
+// what that noise needs, so a noisy cell under light units neither stops
+// settling nor floods events.
 package shelf
 
 import (
@@ -47,13 +53,17 @@ type Config struct {
 	Bins []Bin
 	// WindowSamples is the number of consecutive good readings that must
 	// agree for a bin to be settled; 0 means DefaultWindowSamples (half a
-	// second at the HX711's 10 Hz).
+	// second at the HX711's 10 Hz). Keep it about half a second of
+	// samples: 40 at 80 Hz, or a picker's hand is taken for a level.
 	WindowSamples int
 	// SettleToleranceGrams is the largest max−min spread of a settled
-	// window; 0 means AutoTolerance(UnitGrams) per bin.
+	// window; 0 means AutoTolerance(UnitGrams) per bin, widened to the
+	// bin's measured noise.
 	SettleToleranceGrams float64
 	// MinChangeUnits is the smallest change of settled level, in units,
-	// that makes an event; 0 means DefaultMinChangeUnits.
+	// that makes an event; 0 means DefaultMinChangeUnits. With the
+	// automatic tolerance it is raised to five standard deviations of the
+	// difference of two window means when the noise needs it.
 	MinChangeUnits float64
 }
 
@@ -64,12 +74,30 @@ func AutoTolerance(unitGrams float64) float64 {
 	return min(40, max(3, 0.2*unitGrams))
 }
 
+// Noise tracking for the automatic tolerance: the median of the absolute
+// difference of consecutive readings is tracked by multiplicative steps of
+// medDiffStep; for gaussian noise of std dev σ it is 0.954σ, and the rare
+// large steps of a picker's hand barely move a median.
+const (
+	initialMedDiff = 0.5
+	minMedDiff     = 1e-3
+	medDiffStep    = 0.02
+	medDiffToSigma = 1 / 0.9539
+)
+
 // binState is the detector's state for one bin. window is a ring of the
 // last len(window) good readings; n counts how many are filled.
 type binState struct {
 	Bin
 	tolerance float64
+	autoTol   bool    // widen tolerance to the measured noise
+	noiseK    float64 // settled-window spread, in noise std devs, for autoTol
+	meanK     float64 // least level change, in noise std devs, for autoTol
 	minChange float64 // grams
+
+	prev    float64 // previous good reading
+	hasPrev bool
+	medDiff float64 // running median of |reading − previous|, grams
 
 	window []float64
 	pos, n int
@@ -149,6 +177,10 @@ func New(cfg Config) (*Detector, error) {
 		d.bins[i] = binState{
 			Bin:       b,
 			tolerance: tol,
+			autoTol:   cfg.SettleToleranceGrams == 0,
+			noiseK:    2*math.Sqrt(2*math.Log(float64(cfg.WindowSamples))) + 1.5,
+			meanK:     5 * math.Sqrt(2/float64(cfg.WindowSamples)),
+			medDiff:   initialMedDiff,
 			minChange: cfg.MinChangeUnits * b.UnitGrams,
 			window:    make([]float64, cfg.WindowSamples),
 			stock:     b.InitialUnits,
@@ -159,6 +191,26 @@ func New(cfg Config) (*Detector, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// settleTolerance is the configured tolerance or, when automatic, the
+// unit-based tolerance widened to what the measured noise needs.
+func (b *binState) settleTolerance() float64 {
+	if !b.autoTol {
+		return b.tolerance
+	}
+	return max(b.tolerance, b.noiseK*b.medDiff*medDiffToSigma)
+}
+
+// minChangeGrams is the least change of settled level that makes an
+// event: MinChangeUnits units or, with the automatic tolerance, five
+// standard deviations of the difference of two window means if the
+// measured noise makes that larger.
+func (b *binState) minChangeGrams() float64 {
+	if !b.autoTol {
+		return b.minChange
+	}
+	return max(b.minChange, b.meanK*b.medDiff*medDiffToSigma)
 }
 
 // Stock returns the estimated number of units in the bin with the given ID.
@@ -180,8 +232,17 @@ func (d *Detector) Observe(r gateway.Reading) []gateway.Event {
 	b := &d.bins[i]
 	if r.Quality != 0 || math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
 		b.n = 0 // the window must refill with good readings
+		b.hasPrev = false
 		return nil
 	}
+	if b.hasPrev {
+		if math.Abs(r.Value-b.prev) > b.medDiff {
+			b.medDiff *= 1 + medDiffStep
+		} else {
+			b.medDiff = max(minMedDiff, b.medDiff*(1-medDiffStep))
+		}
+	}
+	b.prev, b.hasPrev = r.Value, true
 	b.window[b.pos] = r.Value
 	b.pos++
 	if b.pos == len(b.window) {
@@ -197,7 +258,7 @@ func (d *Detector) Observe(r gateway.Reading) []gateway.Event {
 	for _, v := range b.window {
 		lo, hi, sum = min(lo, v), max(hi, v), sum+v
 	}
-	if hi-lo > b.tolerance {
+	if hi-lo > b.settleTolerance() {
 		return nil
 	}
 	mean := sum / float64(len(b.window))
@@ -206,7 +267,7 @@ func (d *Detector) Observe(r gateway.Reading) []gateway.Event {
 		return nil
 	}
 	delta := mean - b.level
-	if math.Abs(delta) < b.minChange {
+	if math.Abs(delta) < b.minChangeGrams() {
 		// Same level: follow slow drift and the last few grams of a
 		// fading disturbance.
 		b.level = mean

@@ -156,6 +156,42 @@ func drift(start, total float64, n int) *seq {
 	return s
 }
 
+func TestAutoToleranceFollowsNoise(t *testing.T) {
+	light := shelf.Config{Bins: []shelf.Bin{{Stream: stream, ID: "shelf-01/bin-01", UnitGrams: 12, InitialUnits: 40}}}
+	hand := []float64{1100, 960, 1150, 900, 1010}
+	tests := []struct {
+		name      string
+		tolerance float64
+		seq       *seq
+		want      []want
+	}{
+		// 4 g noise on 12 g units: a 3 g unit-based tolerance would almost
+		// never see the bin settle.
+		{"pick on a noisy cell", 0, newSeq(4).level(1000, 300).raw(hand...).level(952, 100), []want{{gateway.EventPick, 4}}},
+		{"noise alone", 0, newSeq(4).level(1000, 3000), nil},
+		{"explicit tolerance is kept", 3, newSeq(4).level(1000, 300).raw(hand...).level(952, 100), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := light
+			cfg.SettleToleranceGrams = tt.tolerance
+			d, err := shelf.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := run(t, d, tt.seq)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d events %+v, want %v", len(got), got, tt.want)
+			}
+			for i, ev := range got {
+				if ev.Kind != tt.want[i].kind || ev.Quantity != tt.want[i].qty {
+					t.Errorf("event %d: %s %d, want %s %d", i, ev.Kind, ev.Quantity, tt.want[i].kind, tt.want[i].qty)
+				}
+			}
+		})
+	}
+}
+
 func TestEventTimeAndConfidence(t *testing.T) {
 	tests := []struct {
 		to       float64
