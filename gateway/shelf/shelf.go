@@ -213,7 +213,8 @@ func (b *binState) minChangeGrams() float64 {
 	return max(b.minChange, b.meanK*b.medDiff*medDiffToSigma)
 }
 
-// Stock returns the estimated number of units in the bin with the given ID.
+// Stock returns the estimated number of units in the bin with the given ID:
+// InitialUnits plus puts minus picks, never below zero.
 func (d *Detector) Stock(binID string) (units int, ok bool) {
 	i, ok := d.byID[binID]
 	if !ok {
