@@ -1,0 +1,245 @@
+// Package collect is the cloud side of Shelfgate's delivery contract: it
+// takes batches as they arrive from the broker, keeps each record once (by
+// gateway and id), and audits every stream's sequence numbers for gaps.
+//
+// Delivery is at-least-once, so duplicates are expected and harmless when
+// they repeat an id already seen. A sequence number seen again under a new
+// id is a conflict (a gateway bug), and a sequence number never seen is a
+// gap (data loss, or rows shed under the disk budget and reported as such).
+package collect
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/shelfgate/shelfgate/gateway"
+)
+
+// Collector deduplicates and audits. It is safe for concurrent use.
+type Collector struct {
+	mu      sync.Mutex
+	ids     map[string]*Set // per gateway ("site/gw")
+	streams map[streamKey]*streamState
+	bad     int64
+	dups    int64
+	records int64
+}
+
+type streamKey struct{ gw, stream string }
+
+type streamState struct {
+	seqs      Set
+	received  int64
+	dups      int64
+	conflicts int64
+}
+
+// New returns an empty Collector.
+func New() *Collector {
+	return &Collector{ids: map[string]*Set{}, streams: map[streamKey]*streamState{}}
+}
+
+// Add records one decoded batch and returns the records seen for the first time.
+func (c *Collector) Add(b *gateway.Batch) []gateway.WireRecord {
+	gw := b.Site + "/" + b.Gateway
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := c.ids[gw]
+	if ids == nil {
+		ids = &Set{}
+		c.ids[gw] = ids
+	}
+	fresh := b.Records[:0:0]
+	for _, r := range b.Records {
+		k := streamKey{gw, r.Stream}
+		st := c.streams[k]
+		if st == nil {
+			st = &streamState{}
+			c.streams[k] = st
+		}
+		if !ids.Add(uint64(r.ID)) {
+			st.dups++
+			c.dups++
+			continue
+		}
+		if !st.seqs.Add(r.Seq) {
+			st.conflicts++
+			continue
+		}
+		st.received++
+		c.records++
+		fresh = append(fresh, r)
+	}
+	return fresh
+}
+
+// Reject counts a payload that did not decode.
+func (c *Collector) Reject() {
+	c.mu.Lock()
+	c.bad++
+	c.mu.Unlock()
+}
+
+// StreamAudit is the audit of one stream.
+type StreamAudit struct {
+	Gateway    string // site/gateway
+	Stream     string
+	Received   int64
+	Duplicates int64
+	Conflicts  int64
+	First      uint64
+	Last       uint64
+	Gaps       []Range // missing sequence ranges
+	Missing    uint64  // sequence numbers in Gaps
+}
+
+// Range is an inclusive range of sequence numbers.
+type Range struct{ Lo, Hi uint64 }
+
+func (r Range) String() string {
+	if r.Lo == r.Hi {
+		return fmt.Sprint(r.Lo)
+	}
+	return fmt.Sprintf("%d-%d", r.Lo, r.Hi)
+}
+
+// Audit is the audit of everything collected.
+type Audit struct {
+	Streams    []StreamAudit
+	Received   int64
+	Duplicates int64
+	Conflicts  int64
+	Missing    uint64
+	Rejected   int64
+}
+
+// OK reports whether no stream has gaps or conflicts and nothing was rejected.
+func (a Audit) OK() bool { return a.Missing == 0 && a.Conflicts == 0 && a.Rejected == 0 }
+
+// Audit reports every stream. With fromFirst, sequence numbers before the
+// first one received are not counted missing (a collector that started
+// late); otherwise every stream is expected to start at 1.
+func (c *Collector) Audit(fromFirst bool) Audit {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var a Audit
+	for k, st := range c.streams {
+		sa := StreamAudit{Gateway: k.gw, Stream: k.stream, Received: st.received, Duplicates: st.dups, Conflicts: st.conflicts}
+		start := uint64(1)
+		if rs := st.seqs.Ranges(); len(rs) > 0 {
+			sa.First, sa.Last = rs[0].Lo, rs[len(rs)-1].Hi
+			if fromFirst {
+				start = sa.First
+			}
+			next := start
+			for _, r := range rs {
+				if r.Lo > next {
+					sa.Gaps = append(sa.Gaps, Range{next, r.Lo - 1})
+					sa.Missing += r.Lo - next
+				}
+				next = r.Hi + 1
+			}
+		}
+		a.Streams = append(a.Streams, sa)
+		a.Received += sa.Received
+		a.Duplicates += sa.Duplicates
+		a.Conflicts += sa.Conflicts
+		a.Missing += sa.Missing
+	}
+	a.Rejected = c.bad
+	sort.Slice(a.Streams, func(i, j int) bool {
+		if a.Streams[i].Gateway != a.Streams[j].Gateway {
+			return a.Streams[i].Gateway < a.Streams[j].Gateway
+		}
+		return a.Streams[i].Stream < a.Streams[j].Stream
+	})
+	return a
+}
+
+// Write prints the audit, one line per stream and a total line.
+func (a Audit) Write(w io.Writer) error {
+	var b strings.Builder
+	for _, s := range a.Streams {
+		fmt.Fprintf(&b, "AUDIT gateway=%s stream=%s received=%d duplicates=%d conflicts=%d first=%d last=%d missing=%d", s.Gateway, s.Stream, s.Received, s.Duplicates, s.Conflicts, s.First, s.Last, s.Missing)
+		if len(s.Gaps) > 0 {
+			b.WriteString(" gaps=")
+			for i, g := range s.Gaps {
+				if i == 8 {
+					fmt.Fprintf(&b, ",...(%d more)", len(s.Gaps)-8)
+					break
+				}
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(g.String())
+			}
+		}
+		b.WriteByte('\n')
+	}
+	verdict := "OK"
+	if !a.OK() {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(&b, "AUDIT total streams=%d received=%d duplicates=%d conflicts=%d missing=%d rejected=%d result=%s\n", len(a.Streams), a.Received, a.Duplicates, a.Conflicts, a.Missing, a.Rejected, verdict)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// Set is a set of uint64 kept as sorted disjoint ranges: compact when values
+// arrive mostly in order, as sequence numbers and ids do.
+type Set struct {
+	r []Range
+}
+
+// Add inserts v and reports whether it was new.
+func (s *Set) Add(v uint64) bool {
+	n := len(s.r)
+	// Fast path: extends or follows the last range.
+	if n > 0 {
+		last := &s.r[n-1]
+		switch {
+		case v == last.Hi+1:
+			last.Hi = v
+			return true
+		case v > last.Hi+1:
+			s.r = append(s.r, Range{v, v})
+			return true
+		}
+	} else {
+		s.r = append(s.r, Range{v, v})
+		return true
+	}
+	i := sort.Search(n, func(i int) bool { return s.r[i].Hi >= v })
+	if i < n && s.r[i].Lo <= v {
+		return false
+	}
+	// v lies before s.r[i] (and after s.r[i-1]).
+	joinPrev := i > 0 && s.r[i-1].Hi+1 == v
+	joinNext := i < n && s.r[i].Lo == v+1
+	switch {
+	case joinPrev && joinNext:
+		s.r[i-1].Hi = s.r[i].Hi
+		s.r = append(s.r[:i], s.r[i+1:]...)
+	case joinPrev:
+		s.r[i-1].Hi = v
+	case joinNext:
+		s.r[i].Lo = v
+	default:
+		s.r = append(s.r, Range{})
+		copy(s.r[i+1:], s.r[i:])
+		s.r[i] = Range{v, v}
+	}
+	return true
+}
+
+// Has reports whether v is in the set.
+func (s *Set) Has(v uint64) bool {
+	i := sort.Search(len(s.r), func(i int) bool { return s.r[i].Hi >= v })
+	return i < len(s.r) && s.r[i].Lo <= v
+}
+
+// Ranges returns the set's ranges in order.
+func (s *Set) Ranges() []Range { return s.r }

@@ -1,0 +1,71 @@
+package collect
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/shelfgate/shelfgate/gateway"
+)
+
+func TestSetMatchesMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var s Set
+	ref := map[uint64]bool{}
+	for range 20000 {
+		v := uint64(rng.IntN(3000))
+		if got, want := s.Add(v), !ref[v]; got != want {
+			t.Fatalf("Add(%d) = %v, want %v", v, got, want)
+		}
+		ref[v] = true
+	}
+	for v := uint64(0); v < 3100; v++ {
+		if s.Has(v) != ref[v] {
+			t.Fatalf("Has(%d) = %v", v, s.Has(v))
+		}
+	}
+	rs := s.Ranges()
+	for i := 1; i < len(rs); i++ {
+		if rs[i].Lo <= rs[i-1].Hi+1 {
+			t.Fatalf("ranges %v and %v should have merged", rs[i-1], rs[i])
+		}
+	}
+}
+
+func batch(recs ...gateway.WireRecord) *gateway.Batch {
+	return &gateway.Batch{Version: 1, Site: "s", Gateway: "g", Class: "telemetry", Records: recs}
+}
+
+func TestAuditFindsGapsDuplicatesAndConflicts(t *testing.T) {
+	c := New()
+	c.Add(batch(gateway.WireRecord{ID: 1, Stream: "a", Seq: 1}, gateway.WireRecord{ID: 2, Stream: "a", Seq: 2}, gateway.WireRecord{ID: 3, Stream: "b", Seq: 1}))
+	fresh := c.Add(batch(gateway.WireRecord{ID: 2, Stream: "a", Seq: 2}, gateway.WireRecord{ID: 6, Stream: "a", Seq: 5}))
+	if len(fresh) != 1 || fresh[0].ID != 6 {
+		t.Fatalf("fresh = %+v, want only id 6", fresh)
+	}
+	c.Add(batch(gateway.WireRecord{ID: 7, Stream: "b", Seq: 1})) // same seq, new id: conflict
+	a := c.Audit(false)
+	var out strings.Builder
+	a.Write(&out)
+	want := `AUDIT gateway=s/g stream=a received=3 duplicates=1 conflicts=0 first=1 last=5 missing=2 gaps=3-4
+AUDIT gateway=s/g stream=b received=1 duplicates=0 conflicts=1 first=1 last=1 missing=0
+AUDIT total streams=2 received=4 duplicates=1 conflicts=1 missing=2 rejected=0 result=FAIL
+`
+	if out.String() != want {
+		t.Fatalf("audit:\n%s\nwant:\n%s", out.String(), want)
+	}
+	if a.OK() {
+		t.Fatal("audit with gaps is OK")
+	}
+}
+
+func TestAuditFromFirst(t *testing.T) {
+	c := New()
+	c.Add(batch(gateway.WireRecord{ID: 10, Stream: "a", Seq: 10}, gateway.WireRecord{ID: 11, Stream: "a", Seq: 11}))
+	if a := c.Audit(true); !a.OK() {
+		t.Errorf("late start counted as gap: %+v", a)
+	}
+	if a := c.Audit(false); a.Missing != 9 {
+		t.Errorf("missing = %d, want 9", a.Missing)
+	}
+}
