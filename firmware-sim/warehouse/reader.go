@@ -1,14 +1,19 @@
 package warehouse
 
 import (
-	"errors"
 	"fmt"
 	"time"
 )
 
 // ErrTimeout is wrapped by Reader.ReadTimeout when the next sample is not
-// due within the timeout.
-var ErrTimeout = errors.New("warehouse: timed out waiting for HX711 sample")
+// due within the timeout. Like net errors it has a Timeout() bool method
+// returning true, for callers that accept timeouts from several drivers.
+var ErrTimeout error = timeoutError{}
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string { return "warehouse: timed out waiting for HX711 sample" }
+func (timeoutError) Timeout() bool { return true }
 
 // Clock is the time source of a Reader.
 type Clock interface {

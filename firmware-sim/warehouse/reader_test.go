@@ -79,6 +79,10 @@ func TestReaderTimeout(t *testing.T) {
 	if !errors.Is(err, warehouse.ErrTimeout) {
 		t.Fatalf("read 1 with 40 ms timeout: %v, want ErrTimeout", err)
 	}
+	var te interface{ Timeout() bool }
+	if !errors.As(err, &te) || !te.Timeout() {
+		t.Fatalf("%v has no Timeout() true", err)
+	}
 	if clk.slept != 40*time.Millisecond || r.Next() != 1 {
 		t.Fatalf("after timeout: slept %v, next %d; want 40ms, 1", clk.slept, r.Next())
 	}
