@@ -18,10 +18,8 @@ func SaturatingRoundingDoublingHighMul(a, b int32) int32 {
 		return math.MaxInt32
 	}
 	ab := int64(a) * int64(b)
-	nudge := int64(1 << 30)
-	if ab < 0 {
-		nudge = 1 - (1 << 30)
-	}
+	// nudge is 2^30 for ab ≥ 0 and 1 − 2^30 for ab < 0, without a branch.
+	nudge := int64(1<<30) - (ab>>63)&(1<<31-1)
 	// C++ integer division truncates towards zero, as Go's does.
 	return int32((ab + nudge) / (1 << 31))
 }
@@ -31,15 +29,10 @@ func SaturatingRoundingDoublingHighMul(a, b int32) int32 {
 func RoundingDivideByPOT(x int32, exponent int) int32 {
 	mask := int32((int64(1) << exponent) - 1)
 	remainder := x & mask
-	threshold := mask >> 1
-	if x < 0 {
-		threshold++
-	}
-	r := x >> exponent
-	if remainder > threshold {
-		r++
-	}
-	return r
+	threshold := mask>>1 + int32(uint32(x)>>31) // +1 when x < 0
+	// remainder and threshold are in [0, 2^31): the sign bit of their
+	// difference is remainder > threshold.
+	return x>>exponent + int32(uint32(threshold-remainder)>>31)
 }
 
 // saturatingRoundingMultiplyByPOT is gemmlowp's

@@ -503,3 +503,21 @@ func FuzzDecodeBody(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkInferReferenceShape(b *testing.B) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	m, err := NewModel(randomModel(rng, DoubleRounding, 1000, 500, 100))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, kn := range Kernels() {
+		s, _ := m.NewSessionWith(WithKernel(kn))
+		in := randomFeatures(rng, 1000)
+		b.Run(kn, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s.Infer(in)
+			}
+		})
+	}
+}

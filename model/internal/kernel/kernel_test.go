@@ -151,3 +151,31 @@ func FuzzKernels(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkMatVec(b *testing.B) {
+	for _, shape := range [][2]int{{500, 1024}, {100, 512}} {
+		rows, cols := shape[0], shape[1]
+		w := fill(rows*cols, func(i int) int8 { return int8(i%255 - 127) })
+		x := fill(cols, func(i int) int8 { return int8(i) })
+		dst := make([]int32, rows)
+		for _, k := range All() {
+			if !k.Supported {
+				continue
+			}
+			b.Run(k.Name+"/"+string(rune('0'+rows/100))+"00x"+itoa(cols), func(b *testing.B) {
+				b.SetBytes(int64(rows * cols))
+				for b.Loop() {
+					k.MatVec(dst, w, x, rows, cols)
+				}
+			})
+		}
+	}
+}
+
+func itoa(n int) string {
+	s := ""
+	for ; n > 0; n /= 10 {
+		s = string(rune('0'+n%10)) + s
+	}
+	return s
+}

@@ -1,0 +1,210 @@
+// Command modelbench measures the int8 engine on the reference shape
+// (MLP 1000 → 500 ReLU → 100 softmax, one core) beside a float32 forward pass
+// of the same shape with gonum BLAS and beside the portable Go kernel, all
+// in the same run, and prints FIGURE lines for make bench-model. It first
+// checks that every kernel gives bit-identical outputs.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/shelfgate/shelfgate/model"
+	"github.com/shelfgate/shelfgate/model/quantize"
+	"github.com/shelfgate/shelfgate/model/train"
+)
+
+const batch = 32
+
+func main() {
+	benchtime := flag.Duration("benchtime", 0, "minimum time per measurement (default: testing's 1s)")
+	testing.Init()
+	flag.Parse()
+	if *benchtime > 0 {
+		flag.Set("test.benchtime", benchtime.String())
+	}
+	runtime.GOMAXPROCS(1)
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "modelbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	rng := rand.New(rand.NewPCG(42, 1))
+	f := train.NewMLP(rng, 1000, 500, 100)
+	for l := range f.B {
+		for i := range f.B[l] {
+			f.B[l][i] = float32(rng.NormFloat64() * 0.1)
+		}
+	}
+	for i := range f.Mean {
+		f.Mean[i] = float32(rng.NormFloat64())
+		f.Std[i] = float32(0.5 + rng.Float64())
+	}
+	rows := make([][]float32, 256)
+	for i := range rows {
+		rows[i] = make([]float32, 1000)
+		for j := range rows[i] {
+			rows[i][j] = f.Mean[j] + f.Std[j]*float32(rng.NormFloat64())
+		}
+	}
+	q, err := quantize.Quantize(f, rows, quantize.Options{Name: "bench", Version: 1, Golden: 2})
+	if err != nil {
+		return err
+	}
+
+	// Bit-exactness across kernels before timing anything.
+	var ref []byte
+	for _, k := range model.Kernels() {
+		s, err := q.NewSessionWith(model.WithKernel(k))
+		if err != nil {
+			return err
+		}
+		var b bytes.Buffer
+		for _, x := range rows {
+			out, err := s.Infer(x)
+			if err != nil {
+				return err
+			}
+			for _, v := range out.Logits {
+				b.WriteByte(byte(v))
+			}
+			for _, v := range out.Probs {
+				b.WriteByte(byte(v))
+			}
+		}
+		if ref == nil {
+			ref = b.Bytes()
+		} else if !bytes.Equal(ref, b.Bytes()) {
+			return fmt.Errorf("kernel %s differs from %s", k, model.Kernels()[0])
+		}
+	}
+	fmt.Printf("# kernels %v agree bit for bit on %d rows; default %s; GOMAXPROCS=1 %s/%s\n", model.Kernels(), len(rows), model.DefaultKernel(), runtime.GOOS, runtime.GOARCH)
+
+	x := rows[0]
+	fast, _ := q.NewSessionWith(model.WithKernel(model.DefaultKernel()))
+	generic, _ := q.NewSessionWith(model.WithKernel("generic"))
+	fl := newFloatNet(f, batch)
+
+	int8Lat := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			fast.Infer(x)
+		}
+	})
+	genLat := testing.Benchmark(func(b *testing.B) {
+		for b.Loop() {
+			generic.Infer(x)
+		}
+	})
+	fLat := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			fl.forward1(x)
+		}
+	})
+	if fl.predict1(x) != f.Predict(x) {
+		return fmt.Errorf("gonum baseline disagrees with train.MLP")
+	}
+
+	flat := make([]float32, 0, batch*1000)
+	for _, r := range rows[:batch] {
+		flat = append(flat, r...)
+	}
+	dst, classes := make([]int8, batch*100), make([]int, batch)
+	int8Batch := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			fast.InferBatch(dst, classes, flat)
+		}
+	})
+	fBatch := testing.Benchmark(func(b *testing.B) {
+		for b.Loop() {
+			fl.forwardBatch(flat)
+		}
+	})
+
+	us := func(r testing.BenchmarkResult) float64 { return float64(r.NsPerOp()) / 1e3 }
+	ips := func(r testing.BenchmarkResult) float64 {
+		return batch / (float64(r.T.Nanoseconds()) / float64(r.N) / 1e9)
+	}
+	figure("model_int8_latency", us(int8Lat), "us", us(fLat))
+	figure("model_int8_vs_portable_latency", us(int8Lat), "us", us(genLat))
+	figure("model_int8_allocs", float64(int8Lat.AllocsPerOp()), "allocs/op", float64(fLat.AllocsPerOp()))
+	figure("model_int8_batch32_throughput", ips(int8Batch), "inf/s", ips(fBatch))
+	figure("model_int8_batch32_allocs", float64(int8Batch.AllocsPerOp()), "allocs/op", 0)
+	return nil
+}
+
+// figure prints one FIGURE line; ratio = value / baseline.
+func figure(name string, value float64, unit string, baseline float64) {
+	ratio := math.NaN()
+	if baseline != 0 {
+		ratio = value / baseline
+	}
+	fmt.Printf("FIGURE %s=%.4g unit=%s baseline=%.4g ratio=%.3g\n", name, value, unit, baseline, ratio)
+}
+
+// floatNet is the float32 forward pass of the same MLP with gonum BLAS:
+// standardization, Gemv/Gemm, bias, ReLU, softmax.
+type floatNet struct {
+	f          *train.MLP
+	in, h, out []float32
+	bin, bh    []float32
+	bout       []float32
+}
+
+func newFloatNet(f *train.MLP, b int) *floatNet {
+	return &floatNet{f: f, in: make([]float32, 1000), h: make([]float32, 500), out: make([]float32, 100),
+		bin: make([]float32, b*1000), bh: make([]float32, b*500), bout: make([]float32, b*100)}
+}
+
+func (n *floatNet) w(l int) blas32.General {
+	return blas32.General{Rows: n.f.Sizes[l+1], Cols: n.f.Sizes[l], Stride: n.f.Sizes[l], Data: n.f.W[l]}
+}
+
+func vec(v []float32) blas32.Vector { return blas32.Vector{N: len(v), Inc: 1, Data: v} }
+
+func (n *floatNet) forward1(x []float32) {
+	n.f.Standardize(n.in, x)
+	copy(n.h, n.f.B[0])
+	blas32.Gemv(blas.NoTrans, 1, n.w(0), vec(n.in), 1, vec(n.h))
+	for i, v := range n.h {
+		n.h[i] = max(v, 0)
+	}
+	copy(n.out, n.f.B[1])
+	blas32.Gemv(blas.NoTrans, 1, n.w(1), vec(n.h), 1, vec(n.out))
+	train.Softmax(n.out, n.out)
+}
+
+func (n *floatNet) predict1(x []float32) int {
+	n.forward1(x)
+	return train.Argmax(n.out)
+}
+
+func (n *floatNet) forwardBatch(flat []float32) {
+	b := len(flat) / 1000
+	for r := 0; r < b; r++ {
+		n.f.Standardize(n.bin[r*1000:(r+1)*1000], flat[r*1000:(r+1)*1000])
+		copy(n.bh[r*500:], n.f.B[0])
+		copy(n.bout[r*100:], n.f.B[1])
+	}
+	blas32.Gemm(blas.NoTrans, blas.Trans, 1, blas32.General{Rows: b, Cols: 1000, Stride: 1000, Data: n.bin}, n.w(0), 1, blas32.General{Rows: b, Cols: 500, Stride: 500, Data: n.bh})
+	for i, v := range n.bh {
+		n.bh[i] = max(v, 0)
+	}
+	blas32.Gemm(blas.NoTrans, blas.Trans, 1, blas32.General{Rows: b, Cols: 500, Stride: 500, Data: n.bh}, n.w(1), 1, blas32.General{Rows: b, Cols: 100, Stride: 100, Data: n.bout})
+	for r := 0; r < b; r++ {
+		train.Softmax(n.bout[r*100:(r+1)*100], n.bout[r*100:(r+1)*100])
+	}
+}
