@@ -16,11 +16,12 @@ var ErrUsage = errors.New("usage error")
 const usage = `usage: shelfctl model <command> [flags] [args]
 
 commands:
+  synth     write a synthetic labelled dataset as CSV
   train     train a float32 MLP from CSV (features..., label)
   quantize  post-training quantization of a float model to an int8 model file
   eval      accuracy, confusion matrix and float/int8 agreement on a CSV
   inspect   show layers, shapes, version, hash and signature (--json: all parameters)
-  run       classify feature rows (CSV or JSON lines) read from stdin
+  run       classify feature rows (CSV or JSON lines, or int8 rows with --quantized) from stdin
   bench     time inference of a model file
 `
 

@@ -222,7 +222,8 @@ type Report struct {
 	Confusion [][]int
 }
 
-// Compare runs both models over d.
+// Compare runs both models over d; with a nil float model only the int8
+// figures are filled in.
 func Compare(f *train.MLP, q *model.Model, d *train.Dataset) (Report, error) {
 	k := q.Classes()
 	r := Report{Rows: len(d.X), Confusion: make([][]int, k)}
@@ -236,7 +237,10 @@ func Compare(f *train.MLP, q *model.Model, d *train.Dataset) (Report, error) {
 		if err != nil {
 			return Report{}, fmt.Errorf("quantize: row %d: %w", i, err)
 		}
-		fp := f.Predict(x)
+		fp := -1
+		if f != nil {
+			fp = f.Predict(x)
+		}
 		y := d.Y[i]
 		if fp == y {
 			fc++

@@ -1,0 +1,47 @@
+# Makefile fragment for the int8 model engine; the top-level Makefile
+# includes it. Targets: bench-model, test-arm64, fuzz-model.
+
+GO ?= go
+MODEL_PKGS := ./model/...
+MODEL_FUZZTIME ?= 30s
+MODEL_BENCHTIME ?= 1s
+MODEL_ARM64_DIR ?= $(CURDIR)/tmp/arm64
+QEMU_AARCH64 ?= qemu-aarch64-static
+
+.PHONY: bench-model test-arm64 fuzz-model
+
+# FIGURE lines for the reference shape (1000 → 500 ReLU → 100 softmax, one
+# core): int8 latency beside gonum float32 and the portable Go kernel,
+# allocations, batch-32 throughput beside gonum Sgemm; then the arm64 kernels'
+# instruction mix and their bit-exactness run under qemu (not timed).
+bench-model:
+	$(GO) run ./model/internal/modelbench -benchtime $(MODEL_BENCHTIME)
+	@$(MAKE) --no-print-directory -f $(lastword $(MAKEFILE_LIST)) test-arm64 MODEL_ARM64_QUIET=1
+	$(GO) run ./model/internal/modelbench -asm-mix model/internal/kernel/matvec_arm64.s
+
+# Cross-compile every model test binary for arm64 and run it under qemu.
+# The NEON kernels run with and without the SDOT path (SHELFGATE_KERNEL).
+test-arm64:
+	@command -v $(QEMU_AARCH64) >/dev/null 2>&1 || { \
+		echo "installing qemu-user-static"; \
+		apt-get update && apt-get install -y qemu-user-static; }
+	@mkdir -p $(MODEL_ARM64_DIR)
+	@set -e; for p in $$($(GO) list $(MODEL_PKGS)); do \
+		name=$$(echo $$p | tr / _); \
+		GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) test -c -o $(MODEL_ARM64_DIR)/$$name.test $$p; \
+		if [ -f $(MODEL_ARM64_DIR)/$$name.test ]; then \
+			dir=$$($(GO) list -f '{{.Dir}}' $$p); \
+			echo "qemu-aarch64 $$p"; \
+			(cd $$dir && $(QEMU_AARCH64) -cpu max $(MODEL_ARM64_DIR)/$$name.test -test.short -test.count=1) || exit 1; \
+			(cd $$dir && SHELFGATE_KERNEL=neon $(QEMU_AARCH64) -cpu cortex-a72 $(MODEL_ARM64_DIR)/$$name.test -test.short -test.count=1) || exit 1; \
+		fi; \
+	done
+
+# Run every model fuzz target for MODEL_FUZZTIME each.
+fuzz-model:
+	@set -e; for p in $$($(GO) list $(MODEL_PKGS)); do \
+		for f in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz' || true); do \
+			echo "fuzz $$p $$f"; \
+			$(GO) test $$p -run '^$$' -fuzz "^$$f\$$" -fuzztime $(MODEL_FUZZTIME); \
+		done; \
+	done
