@@ -48,3 +48,38 @@ func Example() {
 	// 0x91a2
 	// timed out waiting for HX711 to become ready
 }
+
+// shelf stands in for a multi-bin scenario engine such as
+// firmware-sim/warehouse: CodeAt(bin, k) is the gain-128 code of a bin's
+// load cell at sample k.
+type shelf struct{}
+
+func (shelf) CodeAt(bin int, k int64) int32 { return int32(100000*(bin+1)) + int32(k%2) }
+
+func ExampleBin() {
+	opts := hx711sim.DefaultOpts
+	opts.SpeedUp = 100
+	var devs []*hx711.Dev
+	for bin := range 3 {
+		sim, err := hx711sim.New(hx711sim.Bin(shelf{}, bin), &opts)
+		if err != nil {
+			log.Fatal(err)
+		}
+		dev, err := hx711.New(sim.CLK(), sim.DOUT())
+		if err != nil {
+			log.Fatal(err)
+		}
+		devs = append(devs, dev)
+	}
+	for bin, dev := range devs {
+		v, err := dev.ReadTimeout(time.Second)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(bin, v/10*10)
+	}
+	// Output:
+	// 0 100000
+	// 1 200000
+	// 2 300000
+}

@@ -298,6 +298,18 @@ func (s *Sim) InjectFault(f Fault) {
 	s.notifyLocked()
 }
 
+// StickAt injects FaultStuck with the output frozen at code (clamped to 24
+// bits), e.g. MaxCode for a load cell with a broken excitation or signal
+// wire, which drives the ADC into saturation.
+func (s *Sim) StickAt(code int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fault = FaultStuck
+	s.stuckCode = clamp24(int64(code))
+	s.glitch = false
+	s.notifyLocked()
+}
+
 // ClearFault returns the chip to normal operation.
 func (s *Sim) ClearFault() { s.InjectFault(FaultNone) }
 

@@ -488,3 +488,53 @@ func TestBin(t *testing.T) {
 		}
 	}
 }
+
+func TestStickAt(t *testing.T) {
+	tests := []struct {
+		code, want int32
+	}{
+		{MaxCode, MaxCode},
+		{-9_000_000, MinCode},
+		{0, 0},
+	}
+	for _, tt := range tests {
+		s, d := newDev(t, ramp(100, 1), fastOpts())
+		s.StickAt(tt.code)
+		for range 2 {
+			if v := readOK(t, d); v != tt.want {
+				t.Fatalf("StickAt(%d): read %d, want %d", tt.code, v, tt.want)
+			}
+		}
+		s.ClearFault()
+		if v := readOK(t, d); v != ramp(100, 1)(s.Stats().LastIndex) {
+			t.Fatalf("after StickAt(%d) cleared: read %d", tt.code, v)
+		}
+	}
+}
+
+// Conversions are gated by the sample clock: each read latches a newer
+// conversion than the previous one, so n reads span more than n-2 sample
+// periods (the first may catch the end of a period), whatever the host
+// does. Only this lower bound is checked; a busy machine may take longer.
+func TestRateGatesConversions(t *testing.T) {
+	for _, rate := range []int{10, 80} {
+		o := fastOpts()
+		o.Rate = rate
+		o.SpeedUp = float64(1000 / rate) // 1 ms per conversion at either rate
+		s, d := newDev(t, ramp(0, 1), o)
+		readOK(t, d)
+		first := s.Stats().LastIndex
+		start := time.Now()
+		const n = 20
+		for range n {
+			readOK(t, d)
+		}
+		elapsed := time.Since(start)
+		if lower := time.Duration(n-2) * s.SamplePeriod(); elapsed < lower {
+			t.Errorf("rate %d: %d reads in %v, faster than %v", rate, n, elapsed, lower)
+		}
+		if got := s.Stats().LastIndex - first; got < n {
+			t.Errorf("rate %d: sample index advanced by %d over %d reads", rate, got, n)
+		}
+	}
+}
