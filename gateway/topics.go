@@ -18,16 +18,17 @@ type Topics struct {
 	Site, Gateway string
 }
 
-func (t Topics) base() string { return TopicRoot + "/" + t.Site + "/" + t.Gateway }
+// Base is shelfgate/v1/<site>/<gateway>.
+func (t Topics) Base() string { return TopicRoot + "/" + t.Site + "/" + t.Gateway }
 
 // Status is the retained birth/LWT topic.
-func (t Topics) Status() string { return t.base() + "/status" }
+func (t Topics) Status() string { return t.Base() + "/status" }
 
 // Telemetry is the topic of reading batches.
-func (t Topics) Telemetry() string { return t.base() + "/telemetry" }
+func (t Topics) Telemetry() string { return t.Base() + "/telemetry" }
 
 // Events is the topic of event batches.
-func (t Topics) Events() string { return t.base() + "/events" }
+func (t Topics) Events() string { return t.Base() + "/events" }
 
 // For returns the uplink topic of a record class.
 func (t Topics) For(c Class) string {
@@ -38,10 +39,10 @@ func (t Topics) For(c Class) string {
 }
 
 // Commands is the subscription filter for downlink commands.
-func (t Topics) Commands() string { return t.base() + "/cmd/+" }
+func (t Topics) Commands() string { return t.Base() + "/cmd/+" }
 
 // Reply is the topic a command's reply goes to.
-func (t Topics) Reply(cmd string) string { return t.base() + "/cmd/" + cmd + "/reply" }
+func (t Topics) Reply(cmd string) string { return t.Base() + "/cmd/" + cmd + "/reply" }
 
 // ValidTopicLevel reports whether s can be used as one topic level (site or
 // gateway id): non-empty, at most 64 bytes, letters, digits, '-', '_' or '.'.

@@ -1,0 +1,101 @@
+package collect
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/shelfgate/shelfgate/gateway"
+)
+
+// SubscribeOptions say what to collect and from where.
+type SubscribeOptions struct {
+	Broker   string // tcp://host:port
+	ClientID string // a fixed id with Persistent keeps the broker session across restarts
+	Username string
+	Password string
+	Site     string // "" = all sites
+	Gateway  string // "" = all gateways
+	Share    string // $share group: several collectors split the fleet
+	// Persistent asks the broker to keep the session (clean session off),
+	// so messages published while the collector is away are queued for it.
+	Persistent bool
+	// OnBatch is called, in arrival order, with each batch and its records
+	// seen for the first time. It runs before the PUBACK is sent.
+	OnBatch func(b *gateway.Batch, fresh []gateway.WireRecord)
+	// OnReject is called with payloads that are not valid batches.
+	OnReject func(topic string, err error)
+	// OnSubscribed is called each time the subscriptions are in place.
+	OnSubscribed func()
+}
+
+// Filters returns the subscription filters for opts (telemetry and events).
+func (o SubscribeOptions) Filters() []string {
+	var fs []string
+	for _, c := range []gateway.Class{gateway.ClassTelemetry, gateway.ClassEvent} {
+		f := gateway.SubscriptionFilter(o.Site, o.Gateway, c)
+		if o.Share != "" {
+			f = "$share/" + o.Share + "/" + f
+		}
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+// Subscribe feeds c from the broker until ctx is done. It reconnects by
+// itself; it returns an error only if the first connection fails.
+func Subscribe(ctx context.Context, c *Collector, o SubscribeOptions) error {
+	subs := map[string]byte{}
+	for _, f := range o.Filters() {
+		subs[f] = 1
+	}
+	handle := func(_ paho.Client, m paho.Message) {
+		b, err := gateway.DecodeBatch(m.Payload())
+		if err != nil {
+			c.Reject()
+			if o.OnReject != nil {
+				o.OnReject(m.Topic(), err)
+			}
+			return
+		}
+		fresh := c.Add(b)
+		if o.OnBatch != nil {
+			o.OnBatch(b, fresh)
+		}
+	}
+	opts := paho.NewClientOptions().AddBroker(o.Broker).SetClientID(o.ClientID).
+		SetCleanSession(!o.Persistent).SetOrderMatters(true).
+		SetAutoReconnect(true).SetMaxReconnectInterval(time.Second).SetConnectRetry(true).
+		SetConnectRetryInterval(200 * time.Millisecond).SetKeepAlive(10 * time.Second).
+		SetOnConnectHandler(func(cl paho.Client) {
+			// (Re)subscribe on every connection; with a persistent session
+			// the broker also resumes the old one.
+			go func() {
+				t := cl.SubscribeMultiple(subs, handle)
+				if t.WaitTimeout(10*time.Second) && t.Error() == nil && o.OnSubscribed != nil {
+					o.OnSubscribed()
+				}
+			}()
+		})
+	if o.Username != "" {
+		opts.SetUsername(o.Username).SetPassword(o.Password)
+	}
+	cl := paho.NewClient(opts)
+	tok := cl.Connect()
+	if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		cl.Disconnect(0)
+		return fmt.Errorf("collect: connect to %s: %v", o.Broker, errOrTimeout(tok.Error()))
+	}
+	<-ctx.Done()
+	cl.Disconnect(250)
+	return nil
+}
+
+func errOrTimeout(err error) any {
+	if err != nil {
+		return err
+	}
+	return "timed out"
+}

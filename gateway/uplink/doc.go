@@ -1,0 +1,13 @@
+// Package uplink delivers the outbox to an MQTT broker with paho.mqtt.golang:
+// QoS 1 batches per record class (events and telemetry in separate lanes, so
+// live events never wait behind a telemetry backlog), many PUBLISHes in
+// flight, and a row leaves the outbox only after its PUBACK. The outbox, not
+// paho's store, is the source of truth: after any connection loss the lanes
+// restart from the oldest unacknowledged row, so every row arrives at least
+// once and duplicates carry the same id.
+//
+// The uplink owns its reconnect loop (jittered exponential backoff, several
+// broker URLs tried in turn), publishes a retained birth status with a
+// last-will "offline" on .../status, and routes downlink commands from
+// .../cmd/<name> without blocking paho's router.
+package uplink

@@ -1,0 +1,231 @@
+package uplink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/gateway/collect"
+	"github.com/shelfgate/shelfgate/gateway/mqtttest"
+	"github.com/shelfgate/shelfgate/gateway/outbox"
+)
+
+var topics = gateway.Topics{Site: "site-1", Gateway: "gw-1"}
+
+type fixture struct {
+	ob  *outbox.Outbox
+	col *collect.Collector
+}
+
+// start opens an outbox, a persistent collector subscribed to url, and an
+// uplink delivering the outbox to url.
+func start(t *testing.T, url string, opts Options) (*fixture, *Uplink, context.CancelFunc, chan error) {
+	t.Helper()
+	ob, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), outbox.DefaultOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ob.Close() })
+	f := &fixture{ob: ob, col: collect.New()}
+	subscribed := make(chan struct{}, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go collect.Subscribe(ctx, f.col, collect.SubscribeOptions{Broker: url, ClientID: "collector-" + t.Name(), Persistent: true,
+		OnSubscribed: func() { subscribed <- struct{}{} }})
+	select {
+	case <-subscribed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("collector did not subscribe")
+	}
+	opts.Brokers = []string{url}
+	opts.Topics = topics
+	opts.BackoffMin, opts.BackoffMax = 50*time.Millisecond, 500*time.Millisecond
+	u, err := New(ob, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uctx, ucancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Run(uctx) }()
+	t.Cleanup(func() { ucancel(); <-done })
+	return f, u, ucancel, done
+}
+
+func produce(t *testing.T, ob *outbox.Outbox, batches, per int, evEvery int) {
+	t.Helper()
+	for b := range batches {
+		recs := make([]gateway.Record, 0, per+1)
+		for i := range per {
+			recs = append(recs, gateway.Record{Class: gateway.ClassTelemetry, Stream: gateway.StreamID(fmt.Sprintf("loadcell/s/b%d", i%4)), Time: time.Now(), Value: float64(i), Unit: "g"})
+		}
+		if evEvery > 0 && b%evEvery == 0 {
+			recs = append(recs, gateway.Record{Class: gateway.ClassEvent, Stream: "events/loadcell/s/b0", Time: time.Now(), Body: []byte(`{"kind":"pick","qty":1}`)})
+		}
+		if err := ob.Append(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func brokers(t *testing.T) map[string]func(t *testing.T) string {
+	return map[string]func(t *testing.T) string{
+		"embedded":  func(t *testing.T) string { return mqtttest.StartEmbedded(t) },
+		"mosquitto": func(t *testing.T) string { return mqtttest.StartMosquitto(t).URL },
+	}
+}
+
+func TestDeliversEverythingAndDeletesAcked(t *testing.T) {
+	for name, startBroker := range brokers(t) {
+		t.Run(name, func(t *testing.T) {
+			url := startBroker(t)
+			f, u, _, _ := start(t, url, Options{BatchRecords: 200, Window: 8})
+			const batches, per = 50, 400
+			produce(t, f.ob, batches, per, 5)
+			want := int64(batches*per + batches/5)
+			waitFor(t, "all records collected and acked", 30*time.Second, func() bool {
+				return f.col.Audit(false).Received == want && f.ob.Backlog() == 0
+			})
+			a := f.col.Audit(false)
+			if !a.OK() || a.Duplicates != 0 {
+				t.Fatalf("audit %+v", a)
+			}
+			if len(a.Streams) != 5 {
+				t.Errorf("streams = %d, want 4 telemetry + 1 event", len(a.Streams))
+			}
+			if st := u.Stats(); st.Delivered != want || st.Connects != 1 {
+				t.Errorf("stats %+v", st)
+			}
+		})
+	}
+}
+
+// TestBrokerRestartLosesNothing restarts mosquitto (clean stop, persistence
+// kept) twice while the outbox keeps filling; every row must arrive.
+func TestBrokerRestartLosesNothing(t *testing.T) {
+	m := mqtttest.StartMosquitto(t)
+	f, u, _, _ := start(t, m.URL, Options{BatchRecords: 100, Window: 16, KeepAlive: 2 * time.Second})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 40 {
+			produce(t, f.ob, 5, 200, 2)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	for range 2 {
+		time.Sleep(300 * time.Millisecond)
+		m.Stop()
+		time.Sleep(500 * time.Millisecond)
+		m.Start()
+	}
+	wg.Wait()
+	want := int64(40 * (5*200 + 3))
+	waitFor(t, "every record after broker restarts", 60*time.Second, func() bool {
+		return f.col.Audit(false).Received == want && f.ob.Backlog() == 0
+	})
+	a := f.col.Audit(false)
+	if !a.OK() {
+		t.Fatalf("audit %+v", a)
+	}
+	if st := u.Stats(); st.Connects < 2 {
+		t.Errorf("connects = %d, want a reconnect after the restarts", st.Connects)
+	}
+	t.Logf("duplicates %d, resent %d", a.Duplicates, u.Stats().Resent)
+}
+
+func TestStatusBirthAndShutdown(t *testing.T) {
+	url := mqtttest.StartEmbedded(t)
+	f, _, stop, done := start(t, url, Options{Birth: func() map[string]any { return map[string]any{"version": "test"} }})
+	_ = f
+	statuses := make(chan map[string]any, 8)
+	sub := subscriber(t, url, topics.Status(), func(m paho.Message) {
+		var s map[string]any
+		json.Unmarshal(m.Payload(), &s)
+		statuses <- s
+	})
+	defer sub.Disconnect(0)
+	s := <-statuses
+	if s["state"] != "online" || s["version"] != "test" || s["gateway"] != "gw-1" {
+		t.Fatalf("birth = %v", s)
+	}
+	stop()
+	<-done
+	done <- nil // for the cleanup
+	select {
+	case s = <-statuses:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no status after shutdown")
+	}
+	if s["state"] != "offline" || s["reason"] != "shutdown" {
+		t.Fatalf("shutdown status = %v", s)
+	}
+}
+
+func TestCommands(t *testing.T) {
+	url := mqtttest.StartEmbedded(t)
+	start(t, url, Options{})
+	replies := make(chan Reply, 8)
+	sub := subscriber(t, url, topics.Reply("+"), func(m paho.Message) {
+		var r Reply
+		json.Unmarshal(m.Payload(), &r)
+		replies <- r
+	})
+	defer sub.Disconnect(0)
+	for _, tc := range []struct {
+		cmd, payload string
+		want         Reply
+	}{
+		{"ping", `{"id":"r1"}`, Reply{ID: "r1", OK: true, Result: "pong"}},
+		{"reboot", `{"id":"r2"}`, Reply{ID: "r2", Error: `unknown command "reboot"`}},
+		{"ping", `not json`, Reply{Error: `payload is not a JSON object with an "id"`}},
+	} {
+		// The uplink may still be subscribing: repeat until answered.
+		var got Reply
+		waitFor(t, "reply to "+tc.cmd, 10*time.Second, func() bool {
+			sub.Publish(topics.Base()+"/cmd/"+tc.cmd, 1, false, tc.payload).Wait()
+			select {
+			case got = <-replies:
+				return true
+			case <-time.After(200 * time.Millisecond):
+				return false
+			}
+		})
+		if got.ID != tc.want.ID || got.OK != tc.want.OK || got.Error != tc.want.Error || fmt.Sprint(got.Result) != fmt.Sprint(tc.want.Result) && tc.want.Result != nil {
+			t.Errorf("%s %s: reply %+v, want %+v", tc.cmd, tc.payload, got, tc.want)
+		}
+		for len(replies) > 0 {
+			<-replies
+		}
+	}
+}
+
+func subscriber(t *testing.T, url, filter string, h func(paho.Message)) paho.Client {
+	t.Helper()
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("sub-" + t.Name()))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	if tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) { h(m) }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	return c
+}
