@@ -8,6 +8,8 @@ MODEL_BENCHTIME ?= 1s
 MODEL_ARM64_DIR ?= $(CURDIR)/tmp/arm64
 QEMU_AARCH64 ?= qemu-aarch64-static
 
+MODEL_MK := $(lastword $(MAKEFILE_LIST))
+
 .PHONY: bench-model test-arm64 fuzz-model
 
 # FIGURE lines for the reference shape (1000 → 500 ReLU → 100 softmax, one
@@ -16,7 +18,8 @@ QEMU_AARCH64 ?= qemu-aarch64-static
 # instruction mix and their bit-exactness run under qemu (not timed).
 bench-model:
 	$(GO) run ./model/internal/modelbench -benchtime $(MODEL_BENCHTIME)
-	@$(MAKE) --no-print-directory -f $(lastword $(MAKEFILE_LIST)) test-arm64 MODEL_ARM64_QUIET=1
+	@$(MAKE) --no-print-directory -f $(MODEL_MK) test-arm64 >$(MODEL_ARM64_DIR).log 2>&1 || { cat $(MODEL_ARM64_DIR).log; exit 1; }
+	@echo "# arm64: every model test (kernels neon and sdot against the reference, golden files) passed under qemu-aarch64; log in $(MODEL_ARM64_DIR).log"
 	$(GO) run ./model/internal/modelbench -asm-mix model/internal/kernel/matvec_arm64.s
 
 # Cross-compile every model test binary for arm64 and run it under qemu.
@@ -26,6 +29,7 @@ test-arm64:
 		echo "installing qemu-user-static"; \
 		apt-get update && apt-get install -y qemu-user-static; }
 	@mkdir -p $(MODEL_ARM64_DIR)
+	@echo "arm64 test binaries in $(MODEL_ARM64_DIR)"
 	@set -e; for p in $$($(GO) list $(MODEL_PKGS)); do \
 		name=$$(echo $$p | tr / _); \
 		GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) test -c -o $(MODEL_ARM64_DIR)/$$name.test $$p; \

@@ -27,8 +27,16 @@ const batch = 32
 
 func main() {
 	benchtime := flag.Duration("benchtime", 0, "minimum time per measurement (default: testing's 1s)")
+	asmMix := flag.String("asm-mix", "", "instead of timing, report the inner-loop instruction mix of this arm64 .s file against matvec_amd64.s")
 	testing.Init()
 	flag.Parse()
+	if *asmMix != "" {
+		if err := reportMix(*asmMix); err != nil {
+			fmt.Fprintln(os.Stderr, "modelbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *benchtime > 0 {
 		flag.Set("test.benchtime", benchtime.String())
 	}
