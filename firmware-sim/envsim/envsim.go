@@ -402,7 +402,7 @@ func (s *Sim) readLocked(now time.Time, reg byte) byte {
 		return s.ctrlMeas
 	case reg == regConfig:
 		return s.config
-	case reg >= regData:
+	case reg >= regData && reg < regData+8:
 		if reg == regData && s.ctrlMeas&3 == 3 {
 			// Normal mode: a burst read starting at press_msb sees a
 			// measurement taken now.

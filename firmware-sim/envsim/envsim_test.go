@@ -177,6 +177,10 @@ func TestRegisters(t *testing.T) {
 	if got := int32(data[6])<<8 | int32(data[7]); got != adcH {
 		t.Fatalf("adc_H %d, want %d", got, adcH)
 	}
+	// A burst past the last register wraps around instead of failing.
+	if b := read(0xFE, 3); b[1] != 0 || b[2] != 0 {
+		t.Fatalf("read past 0xFF: %x", b)
+	}
 	write(0xE0, 0xB6)
 	if m := read(0xF2, 4); m[0] != 0 || m[2] != 0 || m[3] != 0 {
 		t.Fatalf("registers after soft reset %x", m)
@@ -304,4 +308,23 @@ func TestSenseContinuous(t *testing.T) {
 	if err := d.Halt(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzTx checks that arbitrary bus traffic never panics and that the chip
+// id stays readable afterwards.
+func FuzzTx(f *testing.F) {
+	f.Add([]byte{0xF4, 0x25}, uint8(8))
+	f.Add([]byte{0xE0, 0xB6, 0xF2}, uint8(0))
+	f.Add([]byte{0xFF}, uint8(40))
+	f.Fuzz(func(t *testing.T, w []byte, n uint8) {
+		s, err := New(Constant(Env{20, 101325, 50}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = s.Tx(0x76, w, make([]byte, n))
+		id := make([]byte, 1)
+		if err := s.Tx(0x76, []byte{0xD0}, id); err != nil || id[0] != 0x60 {
+			t.Fatalf("chip id %#x, %v", id[0], err)
+		}
+	})
 }

@@ -37,7 +37,9 @@
 // DOUT again. The periph driver's Read and SetInputMode clock a transaction
 // right after the previous one without doing so; the simulator recognises
 // the first data bit of the new transaction because the host samples DOUT
-// while PD_SCK is high, which it never does during gain pulses.
+// while PD_SCK is high, which it never does during gain pulses. A read
+// abandoned before the 25th pulse is forgotten once PD_SCK has stayed low
+// for Opts.PowerDownAfter; the chip then signals the next conversion.
 //
 // # Input signal and gain
 //

@@ -196,6 +196,7 @@ type Sim struct {
 
 	clkHigh      bool
 	clkHighSince time.Time
+	clkLowSince  time.Time
 	poweredDown  bool
 
 	mode    Mode
@@ -211,6 +212,7 @@ type Sim struct {
 	lastIndex int64
 	reads     int64
 	spurious  int64
+	aborted   int64
 }
 
 // New returns a simulated HX711 fed by sig. opts may be nil for DefaultOpts.
@@ -341,6 +343,7 @@ func (s *Sim) PoweredDown() bool {
 type Stats struct {
 	Reads     int64 // conversions shifted out
 	Spurious  int64 // transactions clocked while no conversion was ready
+	Aborted   int64 // transactions abandoned with fewer than 25 pulses
 	LastIndex int64 // sample index of the last conversion shifted out, -1 if none
 	LastCode  int32 // code of that conversion
 }
@@ -350,7 +353,7 @@ func (s *Sim) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.settleLocked(time.Now())
-	return Stats{Reads: s.reads, Spurious: s.spurious, LastIndex: s.lastIndex, LastCode: s.lastCode}
+	return Stats{Reads: s.reads, Spurious: s.spurious, Aborted: s.aborted, LastIndex: s.lastIndex, LastCode: s.lastCode}
 }
 
 // Code returns the code the chip outputs for sample k in mode m, without
@@ -428,6 +431,24 @@ func (s *Sim) settleLocked(now time.Time) {
 	if s.inTx && !s.clkHigh && s.pulses >= 25 {
 		s.finishTxLocked(now)
 	}
+	if s.inTx && !s.clkHigh && s.pulses < 25 && now.Sub(s.clkLowSince) > s.powerDown {
+		// Abandoned mid-read: forget it; the gain stays, the latched
+		// conversion is lost, the next one signals data-ready as usual.
+		s.inTx = false
+		s.txValid = false
+		s.pulses = 0
+		s.aborted++
+		s.notifyLocked()
+	}
+}
+
+// abortAtLocked returns when an incomplete transaction will be abandoned,
+// or the zero time.
+func (s *Sim) abortAtLocked() time.Time {
+	if s.inTx && !s.clkHigh && s.pulses < 25 {
+		return s.clkLowSince.Add(s.powerDown + time.Nanosecond)
+	}
+	return time.Time{}
 }
 
 func (s *Sim) finishTxLocked(now time.Time) {
@@ -513,6 +534,7 @@ func (s *Sim) clkOut(l gpio.Level) error {
 		return nil
 	}
 	s.clkHigh = false
+	s.clkLowSince = now
 	if s.poweredDown {
 		// Reset: back to channel A gain 128, settle again.
 		s.poweredDown = false
@@ -593,8 +615,10 @@ func (s *Sim) waitForEdge(timeout time.Duration) bool {
 		s.settleLocked(now)
 		var wakeAt time.Time
 		switch {
-		case s.fault == FaultDisconnected || s.fault == FaultNotReady || s.fault == FaultPinError || s.poweredDown || s.inTx:
+		case s.fault == FaultDisconnected || s.fault == FaultNotReady || s.fault == FaultPinError || s.poweredDown:
 			// No falling edge until something changes.
+		case s.inTx:
+			wakeAt = s.abortAtLocked()
 		case s.readyLocked(now):
 			s.mu.Unlock()
 			return true

@@ -538,3 +538,33 @@ func TestRateGatesConversions(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPins drives the pins in arbitrary order (each byte: bit 0 the clock
+// level, bit 1 a DOUT read) and checks that the chip recovers: the driver
+// gets a reading (stray pulses may have selected another gain for it, as on
+// hardware), after which gain selection and exact codes work again.
+func FuzzPins(f *testing.F) {
+	f.Add([]byte{1, 0, 1, 0, 3, 2, 1})
+	f.Add([]byte{1, 3, 0, 2, 1, 0, 1, 0, 1, 0})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		sig := ramp(-7, 3)
+		s, d := newDev(t, sig, fastOpts())
+		for _, op := range ops {
+			_ = s.CLK().Out(op&1 == 1)
+			if op&2 != 0 {
+				_ = s.DOUT().Read()
+			}
+		}
+		if err := s.CLK().Out(gpio.Low); err != nil {
+			t.Fatal(err)
+		}
+		readOK(t, d)
+		if err := d.SetInputMode(hx711.CHANNEL_A_GAIN_128); err != nil {
+			t.Fatal(err)
+		}
+		v := readOK(t, d)
+		if want := sig(s.Stats().LastIndex); v != want {
+			t.Fatalf("after %v: read %d, want %d", ops, v, want)
+		}
+	})
+}

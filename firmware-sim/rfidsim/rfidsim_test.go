@@ -373,3 +373,25 @@ func TestResetPinPowerDown(t *testing.T) {
 		t.Fatal("bookkeeping")
 	}
 }
+
+// FuzzTx checks that arbitrary SPI traffic, with a tag in the field, never
+// panics and that VersionReg stays readable afterwards.
+func FuzzTx(f *testing.F) {
+	f.Add([]byte{regFIFOData << 1, 0x26, 0x93, 0x20}, []byte{regCommand << 1, cmdTransceive}, []byte{regBitFraming << 1, 0x80})
+	f.Add([]byte{regTxControl << 1, 0x03}, []byte{regFIFOData << 1, 0x52}, []byte{regBitFraming << 1, 0x87})
+	f.Add([]byte{regCommand << 1, cmdMFAuthent}, []byte{regFIFOData<<1 | 0x80, 0, 0}, []byte{regCommand << 1, cmdSoftReset})
+	f.Fuzz(func(t *testing.T, a, b, c []byte) {
+		s := New(nil)
+		if err := s.Present([]byte{0x04, 0x52, 0x9A, 0x62, 0x3C, 0x5E, 0x80}); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range [][]byte{a, b, c} {
+			_ = s.Tx(w, make([]byte, len(w)))
+			_ = s.Tx(w, nil)
+		}
+		r := make([]byte, 2)
+		if err := s.Tx([]byte{regVersion<<1 | 0x80, 0}, r); err != nil || r[1] != Version {
+			t.Fatalf("version %#x, %v", r[1], err)
+		}
+	})
+}
