@@ -6,9 +6,9 @@
 //
 // USB Class Definitions for Communications Devices 1.2, PSTN subclass (ACM):
 // https://www.usb.org/document-library/class-definitions-communication-devices-12
-// The scanner side follows common CDC "serial emulation" scanners, e.g. the
-// Zebra DS2208 product reference guide, "USB CDC host" and "scan suffix":
-// https://www.zebra.com/content/dam/support-dam/en/documentation/unrestricted/guide/product/ds2208-prg-en.pdf
+// The scanner side follows the "USB CDC" (serial emulation) host mode of
+// common handheld scanners: each decoded symbol is sent as plain ASCII
+// followed by a configurable suffix.
 // GTIN check digits: GS1 General Specifications, section 7.9.1,
 // https://www.gs1.org/standards/barcodes-epcrfid-id-keys/gs1-general-specifications
 //
