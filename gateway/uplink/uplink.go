@@ -39,6 +39,7 @@ type Options struct {
 	AckTimeout     time.Duration // a PUBACK later than this ends the session; default 20s
 	BatchRecords   int           // records per telemetry message; default 500
 	BatchBytes     int           // soft byte limit of a message; default 256 KiB
+	BatchLinger    time.Duration // how long a part-full telemetry batch may wait for more rows; default 20ms, <0 = never
 	Window         int           // telemetry messages in flight; default 32
 	EventWindow    int           // event messages in flight; default 8
 	BackoffMin     time.Duration // default 250ms
@@ -65,6 +66,9 @@ func (o *Options) defaults() {
 	def(&o.AckTimeout, 20*time.Second)
 	def(&o.BackoffMin, 250*time.Millisecond)
 	def(&o.BackoffMax, 10*time.Second)
+	if o.BatchLinger == 0 {
+		o.BatchLinger = 20 * time.Millisecond
+	}
 	if o.BatchRecords <= 0 {
 		o.BatchRecords = 500
 	}
@@ -350,9 +354,11 @@ func (u *Uplink) lane(ctx context.Context, c paho.Client, class gateway.Class, w
 	resendTo := u.sentMax[class]
 	u.ackedMu.Unlock()
 	var (
-		inflight []flight
-		buf      []gateway.Record
-		poll     = time.NewTicker(time.Second)
+		inflight     []flight
+		buf          []gateway.Record
+		poll         = time.NewTicker(time.Second)
+		pendingSince time.Time // when a part-full batch was first seen
+		linger       <-chan time.Time
 	)
 	defer poll.Stop()
 	defer func() { u.inflight.Add(-int64(len(inflight))) }()
@@ -368,8 +374,20 @@ func (u *Uplink) lane(ctx context.Context, c paho.Client, class gateway.Class, w
 				return err
 			}
 			if len(buf) == 0 {
+				pendingSince = time.Time{}
 				break
 			}
+			if class == gateway.ClassTelemetry && len(buf) < limit && u.opts.BatchLinger > 0 {
+				now := time.Now()
+				if pendingSince.IsZero() {
+					pendingSince = now
+				}
+				if wait := pendingSince.Add(u.opts.BatchLinger).Sub(now); wait > 0 {
+					linger = time.After(wait)
+					break
+				}
+			}
+			pendingSince, linger = time.Time{}, nil
 			recs := buf
 			payload := gateway.AppendBatch(make([]byte, 0, len(recs)*96+128), u.opts.Topics.Site, u.opts.Topics.Gateway, class, time.Now(), recs)
 			for len(payload) > u.opts.BatchBytes && len(recs) > 1 {
@@ -439,6 +457,8 @@ func (u *Uplink) lane(ctx context.Context, c paho.Client, class gateway.Class, w
 		case <-front:
 		case <-timeout:
 		case <-more:
+		case <-linger:
+			linger = nil
 		case <-poll.C:
 		}
 	}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/gateway/collect"
+)
+
+// collectedRecord is one line of collect's output file.
+type collectedRecord struct {
+	Site    string          `json:"site"`
+	Gateway string          `json:"gw"`
+	Class   string          `json:"class"`
+	ID      int64           `json:"id"`
+	Stream  string          `json:"stream"`
+	Seq     uint64          `json:"seq"`
+	Time    int64           `json:"t_us"`
+	Value   float64         `json:"value"`
+	Unit    string          `json:"unit,omitempty"`
+	Quality uint8           `json:"quality,omitempty"`
+	Event   json.RawMessage `json:"event,omitempty"`
+}
+
+func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("collect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("broker", "tcp://127.0.0.1:1883", "broker URL")
+	out := fs.String("out", "", "JSON-lines file of unique records (appended to)")
+	share := fs.String("share", "", "shared-subscription group: collectors in one group split the fleet")
+	site := fs.String("site", "", "only this site")
+	gw := fs.String("gateway", "", "only this gateway")
+	clientID := fs.String("client-id", "", "MQTT client id; with it the broker keeps the session (and queues messages) while collect is away")
+	duration := fs.Duration("duration", 0, "stop after this long")
+	idle := fs.Duration("idle", 0, "stop when nothing new arrived for this long (after something did)")
+	expect := fs.Int64("expect", 0, "stop once this many unique records arrived")
+	fromFirst := fs.Bool("from-first", false, "do not count sequence numbers before the first received as missing")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *out == "" {
+		return fmt.Errorf("%w: collect needs --out FILE.jsonl", errUsage)
+	}
+	f, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<16)
+	enc := json.NewEncoder(w)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if *duration > 0 {
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	var (
+		mu       sync.Mutex
+		unique   int64
+		lastNew  time.Time
+		writeErr error
+	)
+	col := collect.New()
+	id := *clientID
+	if id == "" {
+		id = fmt.Sprintf("shelfctl-collect-%d", os.Getpid())
+	}
+	opts := collect.SubscribeOptions{
+		Broker: *url, ClientID: id, Persistent: *clientID != "", Site: *site, Gateway: *gw, Share: *share,
+		Username: os.Getenv("SHELFGATE_BROKER_USERNAME"), Password: os.Getenv("SHELFGATE_BROKER_PASSWORD"),
+		OnBatch: func(b *gateway.Batch, fresh []gateway.WireRecord) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range fresh {
+				if err := enc.Encode(collectedRecord{Site: b.Site, Gateway: b.Gateway, Class: b.Class, ID: r.ID, Stream: r.Stream, Seq: r.Seq, Time: r.Time, Value: r.Value, Unit: r.Unit, Quality: r.Quality, Event: r.Event}); err != nil && writeErr == nil {
+					writeErr = err
+				}
+			}
+			if len(fresh) > 0 {
+				unique += int64(len(fresh))
+				lastNew = time.Now()
+				if *expect > 0 && unique >= *expect {
+					cancel()
+				}
+			}
+		},
+		OnReject: func(topic string, err error) {
+			fmt.Fprintf(stderr, "collect: rejected message on %s: %v\n", topic, err)
+		},
+		OnSubscribed: func() {
+			fmt.Fprintf(stderr, "collect: subscribed to %v on %s\n", (collect.SubscribeOptions{Site: *site, Gateway: *gw, Share: *share}).Filters(), *url)
+		},
+	}
+	if *idle > 0 {
+		go func() {
+			t := time.NewTicker(*idle / 4)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					mu.Lock()
+					quiet := !lastNew.IsZero() && time.Since(lastNew) > *idle
+					mu.Unlock()
+					if quiet {
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+	}
+	if err := collect.Subscribe(ctx, col, opts); err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if err := w.Flush(); err != nil && writeErr == nil {
+		writeErr = err
+	}
+	if writeErr != nil {
+		return fmt.Errorf("write %s: %w", *out, writeErr)
+	}
+	a := col.Audit(*fromFirst)
+	a.Write(stdout)
+	if !a.OK() {
+		return fmt.Errorf("%w: %d sequence numbers missing, %d conflicts, %d rejected messages", errAudit, a.Missing, a.Conflicts, a.Rejected)
+	}
+	return nil
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/shelfgate/shelfgate/gateway"
+)
+
+func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("broker", "tcp://127.0.0.1:1883", "broker URL")
+	site := fs.String("site", "", "only this site (default all)")
+	gw := fs.String("gateway", "", "only this gateway (default all)")
+	raw := fs.Bool("raw", false, "print every reading, not one line per batch")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	s, g := *site, *gw
+	if s == "" {
+		s = "+"
+	}
+	if g == "" {
+		g = "+"
+	}
+	base := gateway.TopicRoot + "/" + s + "/" + g
+	p := &printer{w: stdout, raw: *raw, agg: map[string]*readingAgg{}}
+	handle := func(_ paho.Client, m paho.Message) { p.message(m.Topic(), m.Payload()) }
+	if !*raw {
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					p.flush()
+				}
+			}
+		}()
+	}
+	opts := paho.NewClientOptions().AddBroker(*url).SetClientID(fmt.Sprintf("shelfctl-tail-%d", os.Getpid())).
+		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).
+		SetConnectRetryInterval(500 * time.Millisecond).SetMaxReconnectInterval(2 * time.Second).
+		SetOnConnectHandler(func(c paho.Client) {
+			c.SubscribeMultiple(map[string]byte{base + "/telemetry": 1, base + "/events": 1, base + "/status": 1, base + "/cmd/+/reply": 1}, handle)
+		})
+	c := paho.NewClient(opts)
+	tok := c.Connect()
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("connect to %s: %w", *url, err)
+		}
+	case <-ctx.Done():
+		return nil
+	}
+	fmt.Fprintf(stderr, "tailing %s/{telemetry,events,status} on %s (Ctrl-C to stop)\n", base, *url)
+	<-ctx.Done()
+	c.Disconnect(250)
+	return nil
+}
+
+// printer prints messages one at a time. Unless raw, readings are summed up
+// once a second per gateway (count, id range, latest value per stream), so
+// events stand out.
+type printer struct {
+	mu  sync.Mutex
+	w   io.Writer
+	raw bool
+	agg map[string]*readingAgg
+}
+
+type readingAgg struct {
+	n      int
+	lo, hi int64
+	last   map[string]gateway.WireRecord
+}
+
+func (p *printer) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now().Format("15:04:05.000")
+	for who, a := range p.agg {
+		if a.n == 0 {
+			continue
+		}
+		names := make([]string, 0, len(a.last))
+		for n := range a.last {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		var sb strings.Builder
+		for _, n := range names {
+			r := a.last[n]
+			fmt.Fprintf(&sb, " %s=%.1f%s", strings.TrimPrefix(n, "loadcell/"), r.Value, r.Unit)
+		}
+		fmt.Fprintf(p.w, "%s %s READINGS n=%d ids=%d-%d%s\n", now, who, a.n, a.lo, a.hi, sb.String())
+		delete(p.agg, who)
+	}
+}
+
+func (p *printer) message(topic string, payload []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	parts := strings.Split(topic, "/")
+	if len(parts) < 5 {
+		return
+	}
+	w := p.w
+	who := parts[2] + "/" + parts[3]
+	now := time.Now().Format("15:04:05.000")
+	switch parts[4] {
+	case "status":
+		fmt.Fprintf(w, "%s %s STATUS %s\n", now, who, payload)
+	case "cmd":
+		fmt.Fprintf(w, "%s %s REPLY %s %s\n", now, who, strings.Join(parts[5:], "/"), payload)
+	case "telemetry", "events":
+		b, err := gateway.DecodeBatch(payload)
+		if err != nil {
+			fmt.Fprintf(w, "%s %s BAD %s: %v\n", now, who, parts[4], err)
+			return
+		}
+		if b.Class == gateway.ClassEvent.String() {
+			for _, r := range b.Records {
+				var ev gateway.Event
+				json.Unmarshal(r.Event, &ev)
+				fmt.Fprintf(w, "%s %s EVENT %-9s bin=%s qty=%d delta=%.1fg sku=%s id=%d seq=%d\n", now, who, strings.ToUpper(string(ev.Kind)), ev.Bin, ev.Quantity, ev.DeltaGrams, ev.SKU, r.ID, r.Seq)
+			}
+			return
+		}
+		if p.raw {
+			for _, r := range b.Records {
+				fmt.Fprintf(w, "%s %s %s #%d = %.2f %s (id %d)\n", now, who, r.Stream, r.Seq, r.Value, r.Unit, r.ID)
+			}
+			return
+		}
+		a := p.agg[who]
+		if a == nil {
+			a = &readingAgg{last: map[string]gateway.WireRecord{}}
+			p.agg[who] = a
+		}
+		for _, r := range b.Records {
+			if a.n == 0 || r.ID < a.lo {
+				a.lo = r.ID
+			}
+			a.hi = max(a.hi, r.ID)
+			a.n++
+			a.last[r.Stream] = r
+		}
+	}
+}

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"periph.io/x/conn/v3/gpio/gpioreg"
+	"periph.io/x/devices/v3/hx711"
+	"periph.io/x/host/v3"
+
+	"github.com/shelfgate/shelfgate/firmware-sim/hx711sim"
+	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
+	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/gateway/broker"
+	"github.com/shelfgate/shelfgate/gateway/config"
+	"github.com/shelfgate/shelfgate/gateway/outbox"
+	"github.com/shelfgate/shelfgate/gateway/shelf"
+	"github.com/shelfgate/shelfgate/gateway/uplink"
+	"github.com/shelfgate/shelfgate/sensors/loadcell"
+)
+
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		var es config.Errors
+		if errors.As(err, &es) {
+			return nil, fmt.Errorf("%w: invalid configuration:\n%v", errUsage, err)
+		}
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// run wires the configured pieces together and runs them until ctx is done.
+func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Writer, summary bool) error {
+	log := newLogger(cfg, stderr).With("gateway", cfg.Gateway.ID, "site", cfg.Gateway.Site)
+	log.Info("starting", "version", version)
+
+	// Sensors first: a missing pin or bus fails before anything is touched.
+	sources, bins, err := buildSources(cfg)
+	if err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	brokers := append([]string(nil), cfg.Broker.URLs...)
+	if cfg.UsesEmbeddedBroker() {
+		// The broker's own info logs (hooks, listeners) are noise here.
+		blog := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("component", "broker")
+		b, err := broker.New(cfg.Broker.EmbeddedAddr, blog)
+		if err != nil {
+			return fmt.Errorf("embedded broker (broker.embedded_addr %s; is another broker running there?): %w", cfg.Broker.EmbeddedAddr, err)
+		}
+		bctx, stopBroker := context.WithCancel(context.Background())
+		defer stopBroker() // after the uplink said goodbye
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.Run(bctx); err != nil {
+				log.Error("embedded broker", "err", err)
+			}
+		}()
+		for i, u := range brokers {
+			if u == config.Embedded {
+				brokers[i] = b.URL()
+			}
+		}
+		log.Info("embedded broker listening", "url", b.URL())
+	}
+
+	ob, err := outbox.Open(cfg.Outbox.Path, outbox.Options{MaxBatchRows: cfg.Outbox.CommitRows, MaxDelay: cfg.Outbox.CommitInterval})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := ob.Close(); err != nil {
+			log.Error("closing outbox", "err", err)
+		}
+	}()
+	if n := ob.Backlog(); n > 0 {
+		log.Info("outbox has a backlog from an earlier run; delivering it first", "rows", n, "path", cfg.Outbox.Path)
+	}
+
+	tlsConf, err := tlsConfig(cfg.Broker.TLS)
+	if err != nil {
+		return err
+	}
+	topics := gateway.Topics{Site: cfg.Gateway.Site, Gateway: cfg.Gateway.ID}
+	up, err := uplink.New(ob, uplink.Options{
+		Brokers: brokers, Topics: topics,
+		Username: cfg.Broker.Username, Password: cfg.Broker.Password, TLS: tlsConf,
+		KeepAlive: cfg.Broker.KeepAlive, AckTimeout: cfg.Uplink.AckTimeout,
+		BatchRecords: cfg.Uplink.BatchRecords, Window: cfg.Uplink.Window,
+		Birth: func() map[string]any {
+			return map[string]any{"version": version, "model": "none", "backlog": ob.Backlog()}
+		},
+		Logger: log.With("component", "uplink"),
+	})
+	if err != nil {
+		return err
+	}
+
+	det, err := shelf.New(shelf.Config{Bins: bins, WindowSamples: windowFor(cfg)})
+	if err != nil {
+		return err
+	}
+	gw := &gateway.Gateway{
+		Sources: sources, Outbox: ob, Uplink: up, Classifier: det,
+		Logger: log, FlushTimeout: cfg.Uplink.FlushTimeout,
+	}
+	start := time.Now()
+	err = gw.RunWithFlush(ctx, flushCtx)
+	c, us := gw.Counters(), up.Stats()
+	log.Info("stopped", "produced", c.Produced, "committed", c.Accepted, "events", c.Events,
+		"delivered", us.Delivered, "backlog", ob.Backlog(), "uptime", time.Since(start).Round(time.Millisecond))
+	if summary {
+		fmt.Fprintf(stdout, "SUMMARY produced=%d committed=%d events=%d delivered=%d backlog=%d seconds=%.1f\n",
+			c.Produced, c.Accepted, c.Events, us.Delivered, ob.Backlog(), time.Since(start).Seconds())
+	}
+	return err
+}
+
+// windowFor sizes the settle window to about half a second of samples.
+func windowFor(cfg *config.Config) int {
+	if cfg.Simulation != nil && cfg.Simulation.Warehouse.SampleRate >= 80 {
+		return 40
+	}
+	return 0 // the detector's default, right for 10 samples/s
+}
+
+// buildSources returns the load-cell sources and the detector's bins, from
+// the simulated warehouse or from real HX711s on GPIO pins.
+func buildSources(cfg *config.Config) ([]gateway.Source, []shelf.Bin, error) {
+	if cfg.Simulation != nil {
+		return simulatedSources(cfg.Simulation.Warehouse)
+	}
+	return hardwareSources(cfg.Sensors)
+}
+
+// simulatedSources puts an hx711sim chip under every bin of the simulated
+// warehouse and reads it through periph's own hx711 driver, exactly as on
+// real hardware.
+func simulatedSources(wc warehouse.Config) ([]gateway.Source, []shelf.Bin, error) {
+	wh, err := warehouse.New(wc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("simulation.warehouse: %w", err)
+	}
+	var chans []loadcell.Channel
+	var bins []shelf.Bin
+	for _, b := range wh.Bins() {
+		opts := hx711sim.DefaultOpts
+		opts.Name = "hx711sim-" + b.ID
+		opts.Rate = int(wc.SampleRate)
+		opts.SpeedUp = wc.Speed
+		sim, err := hx711sim.New(hx711sim.Bin(wh, b.Index), &opts)
+		if err != nil {
+			return nil, nil, fmt.Errorf("simulated cell %s: %w", b.ID, err)
+		}
+		dev, err := hx711.New(sim.CLK(), sim.DOUT())
+		if err != nil {
+			return nil, nil, fmt.Errorf("hx711 on simulated cell %s: %w", b.ID, err)
+		}
+		stream := gateway.StreamID("loadcell/" + b.ID)
+		chans = append(chans, loadcell.Channel{Stream: stream, ADC: dev, Offset: b.OffsetCounts, CountsPerGram: b.CountsPerGram})
+		bins = append(bins, shelf.Bin{Stream: stream, ID: b.ID, SKU: b.SKU, UnitGrams: b.UnitGrams, LowStockUnits: max(1, b.Capacity/10), InitialUnits: b.InitialUnits})
+	}
+	src, err := loadcell.New("simulated-loadcells", chans, loadcell.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return []gateway.Source{src}, bins, nil
+}
+
+// hardwareSources opens the configured HX711s on the Raspberry Pi's GPIO.
+func hardwareSources(sensors []config.Sensor) ([]gateway.Source, []shelf.Bin, error) {
+	if _, err := host.Init(); err != nil {
+		return nil, nil, fmt.Errorf("periph host init: %w", err)
+	}
+	var chans []loadcell.Channel
+	var bins []shelf.Bin
+	for i, s := range sensors {
+		clk, data := gpioreg.ByName(s.Pins.Clk), gpioreg.ByName(s.Pins.Data)
+		if clk == nil || data == nil {
+			missing := s.Pins.Clk
+			if clk != nil {
+				missing = s.Pins.Data
+			}
+			return nil, nil, fmt.Errorf("sensors[%d] (%s): pin %s does not exist on this host (no GPIO driver loaded? run on the Pi as a user in the gpio group)", i, s.Name, missing)
+		}
+		dev, err := hx711.New(clk, data)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sensors[%d] (%s): hx711 on %s/%s: %w", i, s.Name, s.Pins.Clk, s.Pins.Data, err)
+		}
+		stream := gateway.StreamID("loadcell/" + s.Bin)
+		chans = append(chans, loadcell.Channel{Stream: stream, ADC: dev, Offset: s.Calibration.Offset, CountsPerGram: s.Calibration.CountsPerGram})
+		bins = append(bins, shelf.Bin{Stream: stream, ID: s.Bin, SKU: s.SKU, UnitGrams: s.UnitGrams, LowStockUnits: s.LowStock})
+	}
+	src, err := loadcell.New("loadcells", chans, loadcell.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return []gateway.Source{src}, bins, nil
+}
+
+// tlsConfig builds the client TLS configuration: the system roots or the
+// configured CA, an optional client certificate, TLS 1.2 at least. Server
+// verification is never turned off.
+func tlsConfig(t config.TLS) (*tls.Config, error) {
+	if t.CAFile == "" && t.CertFile == "" && t.ServerName == "" {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("broker.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("broker.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("broker.tls.cert_file/key_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
