@@ -571,3 +571,27 @@ func FuzzPins(f *testing.F) {
 		}
 	})
 }
+
+// With the datasheet threshold, pin writes alone (no driver reads that a
+// busy machine could stall) show the 60 µs power-down.
+func TestDatasheetPowerDown(t *testing.T) {
+	o := fastOpts()
+	o.PowerDownAfter = DatasheetPowerDown
+	s, err := New(ramp(0, 1), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CLK().Out(gpio.High); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Millisecond)
+	if !s.PoweredDown() {
+		t.Fatal("not powered down after 1 ms with PD_SCK high")
+	}
+	if err := s.CLK().Out(gpio.Low); err != nil {
+		t.Fatal(err)
+	}
+	if s.PoweredDown() {
+		t.Fatal("still powered down with PD_SCK low")
+	}
+}
