@@ -26,8 +26,11 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// errUsage marks errors that exit with status 2.
-var errUsage = errors.New("usage")
+// errUsage and errConfig mark errors that exit with status 2.
+var (
+	errUsage  = errors.New("usage")
+	errConfig = errors.New("invalid configuration")
+)
 
 func main() {
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
@@ -47,6 +50,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(stderr, err)
+		return 2
+	case errors.Is(err, errConfig):
+		fmt.Fprintln(stderr, "shelfgate:", err)
 		return 2
 	default:
 		fmt.Fprintln(stderr, "shelfgate:", err)

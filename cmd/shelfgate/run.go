@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,11 +29,7 @@ import (
 func loadConfig(path string) (*config.Config, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		var es config.Errors
-		if errors.As(err, &es) {
-			return nil, fmt.Errorf("%w: invalid configuration:\n%v", errUsage, err)
-		}
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
+		return nil, fmt.Errorf("%w:\n%v", errConfig, err)
 	}
 	return cfg, nil
 }

@@ -267,7 +267,13 @@ func yamlErrors(err error, root *yaml.Node) error {
 			e.Msg = g[2]
 		}
 		if root != nil && e.Line > 0 {
-			e.Path = pathAtLine(root, e.Line)
+			hint := ""
+			if g := wrongType.FindStringSubmatch(e.Msg); g != nil {
+				hint = g[2]
+			} else if g := unknownKey.FindStringSubmatch(e.Msg); g != nil {
+				hint = g[1]
+			}
+			e.Path = pathAtLine(root, e.Line, hint)
 		}
 		if g := unknownKey.FindStringSubmatch(e.Msg); g != nil {
 			e.Msg = fmt.Sprintf("unknown key %q", g[1])
@@ -604,8 +610,18 @@ func typeName(goType string) string {
 }
 
 // pathAtLine returns the field path of the key or value on line, e.g.
-// "sensors[0].unit_grams"; "" when none is there.
-func pathAtLine(root *yaml.Node, line int) string {
+// "sensors[0].unit_grams"; "" when none is there. Where several fields share
+// the line (a flow mapping), the one whose key or value is hint wins.
+func pathAtLine(root *yaml.Node, line int, hint string) string {
+	if hint != "" {
+		if p := pathAt(root, line, hint); p != "" {
+			return p
+		}
+	}
+	return pathAt(root, line, "")
+}
+
+func pathAt(root *yaml.Node, line int, hint string) string {
 	var walk func(n *yaml.Node, path string) string
 	walk = func(n *yaml.Node, path string) string {
 		switch n.Kind {
@@ -625,7 +641,8 @@ func pathAtLine(root *yaml.Node, line int) string {
 				if sub := walk(v, p); sub != "" {
 					return sub
 				}
-				if k.Line == line || (v.Kind == yaml.ScalarNode && v.Line == line) {
+				if (k.Line == line || (v.Kind == yaml.ScalarNode && v.Line == line)) &&
+					(hint == "" || k.Value == hint || (v.Kind == yaml.ScalarNode && v.Value == hint)) {
 					return p
 				}
 			}
@@ -635,7 +652,7 @@ func pathAtLine(root *yaml.Node, line int) string {
 				if sub := walk(c, p); sub != "" {
 					return sub
 				}
-				if c.Kind == yaml.ScalarNode && c.Line == line {
+				if c.Kind == yaml.ScalarNode && c.Line == line && (hint == "" || c.Value == hint) {
 					return p
 				}
 			}

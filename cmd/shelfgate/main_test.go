@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestCheckConfig(t *testing.T) {
+	for _, tc := range []struct {
+		file     string
+		wantCode int
+		want     string // the one line naming the problem
+	}{
+		{"../../configs/demo.yaml", 0, "../../configs/demo.yaml: OK"},
+		{"testdata/missing-field.yaml", 2, "testdata/missing-field.yaml:1: gateway.id: is empty"},
+		{"testdata/wrong-type.yaml", 2, "testdata/wrong-type.yaml:9: simulation.warehouse.speed: \"fast\" is text, want a number"},
+		{"testdata/unknown-key.yaml", 2, "testdata/unknown-key.yaml:4: gateway.zone: unknown key \"zone\""},
+		{"testdata/bad-broker-url.yaml", 2, "testdata/bad-broker-url.yaml:5: broker.urls[0]: \"mqtt://broker:99999\" has port \"99999\" out of range 1-65535"},
+		{"testdata/no-such-file.yaml", 2, "no such file or directory"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := Main([]string{"check-config", tc.file}, &out, &errOut)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, out.String(), errOut.String())
+			}
+			got := out.String() + errOut.String()
+			if !strings.Contains(got, tc.want) {
+				t.Fatalf("output:\n%s\nwant a line containing:\n%s", got, tc.want)
+			}
+			if code != 0 {
+				// Exactly one problem line after the header.
+				lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+				if len(lines) > 2 {
+					t.Errorf("want one problem, got:\n%s", errOut.String())
+				}
+			}
+		})
+	}
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	for _, args := range [][]string{nil, {"bogus"}, {"run"}, {"run", "--config"}, {"check-config"}} {
+		var out, errOut bytes.Buffer
+		if code := Main(args, &out, &errOut); code != 2 {
+			t.Errorf("%q: exit %d, want 2 (%s)", args, code, errOut.String())
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := Main([]string{"version"}, &out, &out); code != 0 || !strings.HasPrefix(out.String(), "shelfgate ") {
+		t.Fatalf("version: %d %q", code, out.String())
+	}
+}
