@@ -29,6 +29,7 @@ type step struct {
 	lo, hi   int32
 	softmax  *softmaxTable
 	rounding Rounding
+	accScale []float64 // real value of one accumulator unit per channel: s_in·s_w[c]
 }
 
 func alignUp(n int) int { return (n + kernel.Align - 1) / kernel.Align * kernel.Align }
@@ -61,6 +62,7 @@ func (m *Model) compile() {
 				st.bias[c] = l.Bias[c] - int32(l.Input.Zero)*sum
 				st.mult[c] = l.Mult[c]
 				st.shift[c] = int32(l.Shift[c])
+				st.accScale = append(st.accScale, float64(l.Input.Scale)*float64(l.WScales[c]))
 			}
 			if l.Act == ActReLU {
 				st.lo = max(st.lo, st.zero)
@@ -148,7 +150,12 @@ func (s *Session) KernelName() string { return s.k.Name }
 type Output struct {
 	Logits []int8 // output of the last fully connected layer
 	Probs  []int8 // softmax output (scale 1/256, zero point −128), nil without softmax
-	Class  int    // argmax of the last layer, first index on ties
+	// Class is the argmax of the last layer's int8 output. When several
+	// classes share the top int8 value, the tie is broken by the int32
+	// accumulator (plus bias) of the last fully connected layer scaled by
+	// its real step s_in·s_w[c], which resolves what int8 rounding merged;
+	// remaining ties go to the first index.
+	Class int
 }
 
 // Last is the output of the model's last layer.
@@ -233,8 +240,36 @@ func (s *Session) run() Output {
 		}
 		x = y
 	}
-	out.Class = argmax(out.Last())
+	out.Class = s.classOf(out.Last())
 	return out
+}
+
+func (s *Session) classOf(v []int8) int {
+	best, tied := 0, false
+	for i := 1; i < len(v); i++ {
+		switch {
+		case v[i] > v[best]:
+			best, tied = i, false
+		case v[i] == v[best]:
+			tied = true
+		}
+	}
+	p := &s.m.plan
+	if !tied || p.lastFC < 0 || p.layers[p.lastFC].out != len(v) {
+		return best
+	}
+	st := &p.layers[p.lastFC]
+	top, bestScore := v[best], math.Inf(-1)
+	for i, x := range v {
+		if x != top {
+			continue
+		}
+		score := float64(float64(s.acc[i]+st.bias[i]) * st.accScale[i])
+		if score > bestScore {
+			best, bestScore = i, score
+		}
+	}
+	return best
 }
 
 func requantize(y []int8, acc []int32, st *step) {

@@ -10,7 +10,7 @@ QEMU_AARCH64 ?= qemu-aarch64-static
 
 MODEL_MK := $(lastword $(MAKEFILE_LIST))
 
-.PHONY: bench-model test-arm64 fuzz-model
+.PHONY: bench-model test-arm64 fuzz-model eval-model
 
 # FIGURE lines for the reference shape (1000 → 500 ReLU → 100 softmax, one
 # core): int8 latency beside gonum float32 and the portable Go kernel,
@@ -18,6 +18,7 @@ MODEL_MK := $(lastword $(MAKEFILE_LIST))
 # instruction mix and their bit-exactness run under qemu (not timed).
 bench-model:
 	$(GO) run ./model/internal/modelbench -benchtime $(MODEL_BENCHTIME)
+	@mkdir -p $(dir $(MODEL_ARM64_DIR))
 	@$(MAKE) --no-print-directory -f $(MODEL_MK) test-arm64 >$(MODEL_ARM64_DIR).log 2>&1 || { cat $(MODEL_ARM64_DIR).log; exit 1; }
 	@echo "# arm64: every model test (kernels neon and sdot against the reference, golden files) passed under qemu-aarch64; log in $(MODEL_ARM64_DIR).log"
 	$(GO) run ./model/internal/modelbench -asm-mix model/internal/kernel/matvec_arm64.s
@@ -49,3 +50,17 @@ fuzz-model:
 			$(GO) test $$p -run '^$$' -fuzz "^$$f\$$" -fuzztime $(MODEL_FUZZTIME); \
 		done; \
 	done
+
+MODEL_EVAL_DIR ?= $(CURDIR)/tmp/model-eval
+
+# Accuracy on the reference shape: a synthetic 100-class problem with 1000
+# features, independent train and test draws, float MLP 1000 → 500 → 100,
+# post-training quantization, then eval (int8 vs float accuracy, agreement).
+eval-model:
+	@mkdir -p $(MODEL_EVAL_DIR)
+	$(GO) build -o $(MODEL_EVAL_DIR)/modelctl ./model/internal/modelctl
+	$(MODEL_EVAL_DIR)/modelctl synth -samples 8000 -features 1000 -classes 100 -noise 0.7 -seed 1 -sample-seed 1 -o $(MODEL_EVAL_DIR)/train.csv
+	$(MODEL_EVAL_DIR)/modelctl synth -samples 2000 -features 1000 -classes 100 -noise 0.7 -seed 1 -sample-seed 2 -o $(MODEL_EVAL_DIR)/test.csv
+	$(MODEL_EVAL_DIR)/modelctl train -q -hidden 500 -epochs 8 -seed 1 -o $(MODEL_EVAL_DIR)/float.json $(MODEL_EVAL_DIR)/train.csv
+	$(MODEL_EVAL_DIR)/modelctl quantize -f $(MODEL_EVAL_DIR)/float.json -observer percentile -percentile 99.99 -name synthetic100 -o $(MODEL_EVAL_DIR)/model.sgm $(MODEL_EVAL_DIR)/train.csv
+	$(MODEL_EVAL_DIR)/modelctl eval -m $(MODEL_EVAL_DIR)/model.sgm -f $(MODEL_EVAL_DIR)/float.json $(MODEL_EVAL_DIR)/test.csv

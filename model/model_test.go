@@ -140,8 +140,8 @@ func TestInferMatchesReferenceOnEveryKernel(t *testing.T) {
 					if !slices.Equal(out.Last(), want) {
 						t.Fatalf("%v %v kernel %s: got %v, want %v", r, sizes, kn, out.Last(), want)
 					}
-					if out.Class != argmax(want) || len(out.Logits) != sizes[len(sizes)-1] {
-						t.Fatalf("class %d logits %d", out.Class, len(out.Logits))
+					if want[out.Class] != slices.Max(want) || len(out.Logits) != sizes[len(sizes)-1] {
+						t.Fatalf("class %d is not a top class of %v", out.Class, want)
 					}
 				}
 			}
@@ -198,7 +198,7 @@ func TestInferQuantizedAndBatch(t *testing.T) {
 	q := make([]int8, 50)
 	for i := 0; i < b; i++ {
 		want := referenceInfer(m, feats[i*50:(i+1)*50])
-		if !slices.Equal(dst[i*6:(i+1)*6], want) || classes[i] != argmax(want) {
+		if !slices.Equal(dst[i*6:(i+1)*6], want) || want[classes[i]] != slices.Max(want) {
 			t.Fatalf("row %d: got %v class %d, want %v", i, dst[i*6:(i+1)*6], classes[i], want)
 		}
 		if err := s.Quantize(q, feats[i*50:(i+1)*50]); err != nil {
@@ -212,6 +212,87 @@ func TestInferQuantizedAndBatch(t *testing.T) {
 	if err := s.InferBatch(dst[:7], classes, feats); !errors.Is(err, ErrInput) {
 		t.Fatalf("bad batch: %v", err)
 	}
+}
+
+// referenceLogitsReal is the real-valued last fully connected layer output
+// before requantization, from the stored parameters.
+func referenceLogitsReal(m *Model, features []float32) []float64 {
+	x := make([]int8, len(features))
+	for i, f := range features {
+		v := (float64(f) - float64(m.Input.Mean[i])) * (1 / (float64(m.Input.Std[i]) * float64(m.Input.Quant.Scale)))
+		x[i] = int8(min(max(math.Round(v)+float64(m.Input.Quant.Zero), -128), 127))
+	}
+	var real []float64
+	for _, l := range m.Layers {
+		if l.Kind != FullyConnected {
+			break
+		}
+		y := make([]int8, l.Out)
+		real = make([]float64, l.Out)
+		for c := 0; c < l.Out; c++ {
+			acc := int32(0)
+			for d := 0; d < l.In; d++ {
+				acc += int32(l.Weights[c*l.In+d]) * (int32(x[d]) - int32(l.Input.Zero))
+			}
+			acc += l.Bias[c]
+			real[c] = float64(acc) * (float64(l.Input.Scale) * float64(l.WScales[c]))
+			v := MultiplyByQuantizedMultiplier(acc, l.Mult[c], int(l.Shift[c]), m.Rounding) + int32(l.Output.Zero)
+			if l.Act == ActReLU {
+				v = max(v, int32(l.Output.Zero))
+			}
+			y[c] = int8(min(max(v, -128), 127))
+		}
+		x = y
+	}
+	return real
+}
+
+func TestClassBreaksTiesWithAccumulators(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	m := randomModel(rng, DoubleRounding, 30, 20, 12)
+	m.Layers[1].Output.Scale *= 8 // coarse logits make ties common
+	m.Layers[1].FillRequant(DoubleRounding)
+	m.Layers[2].Input = m.Layers[1].Output
+	m.Layers[2].FillRequant(DoubleRounding)
+	if _, err := NewModel(m); err != nil {
+		t.Fatal(err)
+	}
+	s := m.NewSession()
+	ties := 0
+	for i := 0; i < 300; i++ {
+		in := randomFeatures(rng, 30)
+		out, err := s.Infer(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := referenceInfer(m, in)
+		top := slices.Max(want)
+		real := referenceLogitsReal(m, in)
+		best := -1
+		for c, v := range want {
+			if v == top && (best < 0 || real[c] > real[best]) {
+				best = c
+			}
+		}
+		if n := bytes.Count(func() []byte {
+			b := make([]byte, len(want))
+			for c, v := range want {
+				if v == top {
+					b[c] = 1
+				}
+			}
+			return b
+		}(), []byte{1}); n > 1 {
+			ties++
+		}
+		if out.Class != best {
+			t.Fatalf("class %d, want %d (outputs %v, real logits %v)", out.Class, best, want, real)
+		}
+	}
+	if ties == 0 {
+		t.Fatal("no ties exercised")
+	}
+	t.Logf("%d of 300 rows had tied top outputs", ties)
 }
 
 func TestInferDoesNotAllocate(t *testing.T) {

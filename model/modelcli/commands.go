@@ -158,7 +158,8 @@ func cmdSynth(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	fs.IntVar(&o.Classes, "classes", 100, "classes")
 	fs.IntVar(&o.Latent, "latent", 16, "latent dimension of the class structure")
 	fs.Float64Var(&o.Noise, "noise", 0.35, "latent noise")
-	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
+	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the problem (classes and feature map)")
+	fs.Uint64Var(&o.SampleSeed, "sample-seed", 0, "seed of the rows drawn; another value gives an independent set of the same problem")
 	out := fs.String("o", "-", "output CSV (- for stdout)")
 	if err := parse(fs, args, 0, ""); err != nil {
 		return err
@@ -233,6 +234,7 @@ func cmdTrain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 
 func cmdQuantize(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("quantize", stderr)
+	var o quantize.Options
 	floatPath := fs.String("f", "model.float.json", "float model from train")
 	observer := fs.String("observer", "minmax", "calibration observer: minmax or percentile")
 	pct := fs.Float64("percentile", 99.99, "percentile for -observer percentile")
@@ -241,12 +243,13 @@ func cmdQuantize(_ context.Context, args []string, stdin io.Reader, stdout, stde
 	version := fs.Uint64("version", 1, "model version (monotonic)")
 	golden := fs.Int("golden", 8, "golden vectors to embed")
 	rows := fs.Int("calib-rows", 2000, "calibration rows to use")
+	fs.Float64Var(&o.LogitWindow, "logit-window", 0, "narrow the logit range to this far below the smallest top logit (0: off)")
 	key := fs.String("sign-key", "", "ed25519 private key file (hex seed) to sign with")
 	out := fs.String("o", "model.sgm", "output model file")
 	if err := parse(fs, args, 1, "calibration.csv"); err != nil {
 		return err
 	}
-	o := quantize.Options{Name: *name, Version: *version, Golden: *golden}
+	o.Name, o.Version, o.Golden = *name, *version, *golden
 	switch *rounding {
 	case "double":
 		o.Rounding = model.DoubleRounding

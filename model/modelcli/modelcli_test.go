@@ -50,7 +50,7 @@ func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	p := func(n string) string { return filepath.Join(dir, n) }
 	must(t, "", "synth", "-samples", "1500", "-features", "20", "-classes", "5", "-seed", "3", "-o", p("train.csv"))
-	must(t, "", "synth", "-samples", "400", "-features", "20", "-classes", "5", "-seed", "3", "-o", p("all.csv"))
+	must(t, "", "synth", "-samples", "400", "-features", "20", "-classes", "5", "-seed", "3", "-sample-seed", "9", "-o", p("all.csv"))
 	out := must(t, "", "train", "-q", "-hidden", "24", "-epochs", "25", "-o", p("f.json"), p("train.csv"))
 	if !strings.Contains(out, "trained [20 24 5]") {
 		t.Fatalf("train: %s", out)

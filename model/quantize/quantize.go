@@ -98,6 +98,12 @@ type Options struct {
 	NewObserver func() Observer
 	// Golden is how many calibration rows to embed as golden vectors.
 	Golden int
+	// LogitWindow, when positive, narrows the calibrated range of the
+	// logits (the softmax input) from below: values more than LogitWindow
+	// under the smallest per-row maximum seen in calibration only feed
+	// softmax terms below e^−LogitWindow of the top class, so they can
+	// saturate at −128. The finer scale separates close top classes.
+	LogitWindow float64
 }
 
 // Quantize calibrates on the raw feature rows calib and returns a validated
@@ -116,6 +122,7 @@ func Quantize(f *train.MLP, calib [][]float32, o Options) (*model.Model, error) 
 	for i := range obs {
 		obs[i] = newObs()
 	}
+	minTop := math.Inf(1)
 	for i, x := range calib {
 		if len(x) != f.Sizes[0] {
 			return nil, fmt.Errorf("quantize: calibration row %d has %d features, model takes %d: %w", i, len(x), f.Sizes[0], ErrCalibration)
@@ -125,10 +132,15 @@ func Quantize(f *train.MLP, calib [][]float32, o Options) (*model.Model, error) 
 		for l, a := range acts {
 			obs[l+1].Observe(a)
 		}
+		logits := acts[len(acts)-1]
+		minTop = math.Min(minTop, float64(logits[train.Argmax(logits)]))
 	}
 	quants := make([]model.Quant, L+1)
 	for i, ob := range obs {
 		lo, hi := ob.Range()
+		if i == L && o.LogitWindow > 0 {
+			lo = math.Max(lo, minTop-o.LogitWindow)
+		}
 		q, err := activationQuant(lo, hi)
 		if err != nil {
 			return nil, fmt.Errorf("quantize: tensor %d: %w", i, err)

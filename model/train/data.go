@@ -140,7 +140,8 @@ type SyntheticOptions struct {
 	Samples, Features, Classes int
 	Latent                     int     // dimension of the class structure (default 16)
 	Noise                      float64 // latent noise relative to class spacing (default 0.35)
-	Seed                       uint64
+	Seed                       uint64  // fixes the classes and the feature map
+	SampleSeed                 uint64  // fixes the rows drawn; vary it for an independent test set
 }
 
 // Synthetic generates a non-linearly separable classification problem:
@@ -180,6 +181,7 @@ func Synthetic(o SyntheticOptions) *Dataset {
 		d.Labels = append(d.Labels, fmt.Sprintf("c%d", c))
 	}
 	z := make([]float64, o.Latent)
+	rng = rand.New(rand.NewPCG(o.Seed, o.SampleSeed^0x5a3b1e))
 	for s := 0; s < o.Samples; s++ {
 		c := rng.IntN(o.Classes)
 		for j := range z {
