@@ -175,17 +175,3 @@ func TestSoftmaxUniform(t *testing.T) {
 		}
 	}
 }
-
-func TestRoundHalfAway(t *testing.T) {
-	vals := []float64{0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999999999999994, -0.49999999999999994,
-		0.5000000000000001, 1.4999999999999998, 255.5, -255.5, 511.49999999999994, math.Nextafter(0.5, 0), math.Nextafter(1.5, 2)}
-	rng := rand.New(rand.NewPCG(9, 10))
-	for i := 0; i < 100000; i++ {
-		vals = append(vals, (rng.Float64()-0.5)*1024, float64(rng.IntN(1000)-500)/2)
-	}
-	for _, v := range vals {
-		if got, want := roundHalfAway(v), int64(math.Round(v)); got != want {
-			t.Fatalf("roundHalfAway(%v) = %d, want %d", v, got, want)
-		}
-	}
-}

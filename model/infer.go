@@ -192,32 +192,15 @@ func (s *Session) Quantize(dst []int8, features []float32) error {
 	if len(features) != m.Features() {
 		return fmt.Errorf("model: %d features, model takes %d: %w", len(features), m.Features(), ErrInput)
 	}
-	z := int64(m.Input.Quant.Zero)
-	dst = dst[:len(features)]
-	mean := m.Input.Mean[:len(features)]
-	k := m.plan.inK[:len(features)]
-	for i, x := range features {
-		v := (float64(x) - float64(mean[i])) * k[i]
-		if v != v {
-			return fmt.Errorf("model: feature %d is NaN: %w", i, ErrInput)
+	if !s.k.Quantize(dst[:len(features)], features, m.Input.Mean, m.plan.inK, m.Input.Quant.Zero) {
+		for i, x := range features {
+			if v := (float64(x) - float64(m.Input.Mean[i])) * m.plan.inK[i]; v != v {
+				return fmt.Errorf("model: feature %d is NaN: %w", i, ErrInput)
+			}
 		}
-		q := roundHalfAway(min(max(v, -512), 512)) + z
-		dst[i] = int8(min(max(q, math.MinInt8), math.MaxInt8))
+		return fmt.Errorf("model: a feature is NaN: %w", ErrInput)
 	}
 	return nil
-}
-
-// roundHalfAway equals int64(math.Round(v)) for |v| < 2^52, without
-// branches: a + 0.5 can round up across an integer only for
-// a = 0.5 − 2^−54, which the correction catches.
-func roundHalfAway(v float64) int64 {
-	a := math.Abs(v)
-	t := int64(a + 0.5)
-	if float64(t)-0.5 > a {
-		t--
-	}
-	neg := int64(math.Float64bits(v) >> 63)
-	return (t ^ -neg) + neg
 }
 
 func (s *Session) run() Output {

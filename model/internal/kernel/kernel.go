@@ -6,6 +6,7 @@
 package kernel
 
 import (
+	"math"
 	"os"
 )
 
@@ -22,14 +23,15 @@ type MatVecFunc func(dst []int32, w, x []int8, rows, cols int)
 
 // Kernel is one implementation of the kernel set.
 type Kernel struct {
-	Name   string
-	MatVec MatVecFunc
+	Name     string
+	MatVec   MatVecFunc
+	Quantize QuantizeFunc
 	// Supported reports whether this CPU can run the kernel.
 	Supported bool
 }
 
 // Generic is the portable reference kernel.
-var Generic = Kernel{Name: "generic", MatVec: matVecGeneric, Supported: true}
+var Generic = Kernel{Name: "generic", MatVec: matVecGeneric, Quantize: quantizeGeneric, Supported: true}
 
 // All lists every kernel compiled into this binary, the generic one first.
 func All() []Kernel {
@@ -74,4 +76,39 @@ func matVecGeneric(dst []int32, w, x []int8, rows, cols int) {
 		}
 		dst[r] = acc
 	}
+}
+
+// QuantizeFunc standardizes and quantizes raw features:
+// dst[i] = clamp(round((x[i] − mean[i])·k[i]) + z, −128, 127), computed in
+// float64 with rounding half away from zero. It reports false, leaving dst
+// unspecified, when any (x − mean)·k is NaN. All slices have len(dst)
+// elements.
+type QuantizeFunc func(dst []int8, x, mean []float32, k []float64, z int8) bool
+
+// quantizeGeneric is the portable reference of QuantizeFunc.
+func quantizeGeneric(dst []int8, x, mean []float32, k []float64, z int8) bool {
+	n := len(dst)
+	x, mean, k = x[:n], mean[:n], k[:n]
+	for i := range dst {
+		v := (float64(x[i]) - float64(mean[i])) * k[i]
+		if v != v {
+			return false
+		}
+		q := roundHalfAway(min(max(v, -512), 512)) + int64(z)
+		dst[i] = int8(min(max(q, -128), 127))
+	}
+	return true
+}
+
+// roundHalfAway equals int64(math.Round(v)) for |v| < 2^52, without
+// branches: a + 0.5 can round up across an integer only for
+// a = 0.5 − 2^−54, which the correction catches (t − 0.5 is exact).
+func roundHalfAway(v float64) int64 {
+	a := math.Abs(v)
+	t := int64(a + 0.5)
+	if float64(t)-0.5 > a {
+		t--
+	}
+	neg := int64(math.Float64bits(v) >> 63)
+	return (t ^ -neg) + neg
 }

@@ -3,7 +3,7 @@ package kernel
 import "golang.org/x/sys/cpu"
 
 func archKernels() []Kernel {
-	return []Kernel{{Name: "avx2", MatVec: matVecAVX2Checked, Supported: cpu.X86.HasAVX2}}
+	return []Kernel{{Name: "avx2", MatVec: matVecAVX2Checked, Quantize: quantizeAVX2Checked, Supported: cpu.X86.HasAVX2}}
 }
 
 // matVecAVX2 is implemented in matvec_amd64.s. It multiplies |x| (unsigned)
@@ -21,4 +21,23 @@ func matVecAVX2Checked(dst []int32, w, x []int8, rows, cols int) {
 		return
 	}
 	matVecAVX2(&dst[0], &w[0], &x[0], rows, cols)
+}
+
+// quantizeAVX2 is implemented in quantize_amd64.s: four features per step
+// in float64 lanes with exactly the operations of quantizeGeneric. n must be
+// a multiple of 4. It returns false if any lane was NaN.
+//
+//go:noescape
+func quantizeAVX2(dst *int8, x, mean *float32, k *float64, n int, z int64) bool
+
+func quantizeAVX2Checked(dst []int8, x, mean []float32, k []float64, z int8) bool {
+	n := len(dst)
+	if len(x) < n || len(mean) < n || len(k) < n {
+		panic("kernel: Quantize: short slices")
+	}
+	head := n &^ 3
+	if head > 0 && !quantizeAVX2(&dst[0], &x[0], &mean[0], &k[0], head, int64(z)) {
+		return false
+	}
+	return quantizeGeneric(dst[head:], x[head:n], mean[head:n], k[head:n], z)
 }

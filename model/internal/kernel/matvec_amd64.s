@@ -27,6 +27,12 @@ rows4:
 	VPXOR Y3, Y3, Y3
 	XORQ BX, BX
 
+	// R15 = cols rounded down to a multiple of 64 for the unrolled loop.
+	MOVQ R9, R15
+	ANDQ $-64, R15
+	CMPQ R15, $0
+	JEQ  tail4
+
 loop4:
 	VMOVDQU    (DX)(BX*1), Y4
 	VPABSB     Y4, Y5
@@ -50,10 +56,60 @@ loop4:
 	VPADDD     Y7, Y1, Y1
 	VPADDD     Y8, Y2, Y2
 	VPADDD     Y9, Y3, Y3
-	ADDQ       $32, BX
-	CMPQ       BX, R9
+	VMOVDQU    32(DX)(BX*1), Y10
+	VPABSB     Y10, Y11
+	VMOVDQU    32(R10)(BX*1), Y6
+	VMOVDQU    32(R11)(BX*1), Y7
+	VMOVDQU    32(R12)(BX*1), Y8
+	VMOVDQU    32(R13)(BX*1), Y9
+	VPSIGNB    Y10, Y6, Y6
+	VPSIGNB    Y10, Y7, Y7
+	VPSIGNB    Y10, Y8, Y8
+	VPSIGNB    Y10, Y9, Y9
+	VPMADDUBSW Y6, Y11, Y6
+	VPMADDUBSW Y7, Y11, Y7
+	VPMADDUBSW Y8, Y11, Y8
+	VPMADDUBSW Y9, Y11, Y9
+	VPMADDWD   Y14, Y6, Y6
+	VPMADDWD   Y14, Y7, Y7
+	VPMADDWD   Y14, Y8, Y8
+	VPMADDWD   Y14, Y9, Y9
+	VPADDD     Y6, Y0, Y0
+	VPADDD     Y7, Y1, Y1
+	VPADDD     Y8, Y2, Y2
+	VPADDD     Y9, Y3, Y3
+	ADDQ       $64, BX
+	CMPQ       BX, R15
 	JLT        loop4
 
+tail4:
+	CMPQ BX, R9
+	JGE  reduce4
+	VMOVDQU    (DX)(BX*1), Y4
+	VPABSB     Y4, Y5
+	VMOVDQU    (R10)(BX*1), Y6
+	VMOVDQU    (R11)(BX*1), Y7
+	VMOVDQU    (R12)(BX*1), Y8
+	VMOVDQU    (R13)(BX*1), Y9
+	VPSIGNB    Y4, Y6, Y6
+	VPSIGNB    Y4, Y7, Y7
+	VPSIGNB    Y4, Y8, Y8
+	VPSIGNB    Y4, Y9, Y9
+	VPMADDUBSW Y6, Y5, Y6
+	VPMADDUBSW Y7, Y5, Y7
+	VPMADDUBSW Y8, Y5, Y8
+	VPMADDUBSW Y9, Y5, Y9
+	VPMADDWD   Y14, Y6, Y6
+	VPMADDWD   Y14, Y7, Y7
+	VPMADDWD   Y14, Y8, Y8
+	VPMADDWD   Y14, Y9, Y9
+	VPADDD     Y6, Y0, Y0
+	VPADDD     Y7, Y1, Y1
+	VPADDD     Y8, Y2, Y2
+	VPADDD     Y9, Y3, Y3
+	ADDQ       $32, BX
+
+reduce4:
 	// Reduce the four accumulators to dst[0..3].
 	VPHADDD      Y1, Y0, Y0
 	VPHADDD      Y3, Y2, Y2
