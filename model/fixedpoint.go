@@ -3,6 +3,8 @@ package model
 import (
 	"math"
 	"math/bits"
+
+	"github.com/shelfgate/shelfgate/model/internal/kernel"
 )
 
 // This file transcribes the integer arithmetic of gemmlowp's fixedpoint.h
@@ -11,28 +13,16 @@ import (
 // the original.
 
 // SaturatingRoundingDoublingHighMul is gemmlowp's function of that name: the
-// high 32 bits of 2·a·b, rounded to nearest (ties away from zero), with the
-// single overflow case a == b == MinInt32 saturating to MaxInt32.
+// high 32 bits of 2·a·b, rounded to nearest (ties upwards), with the single
+// overflow case a == b == MinInt32 saturating to MaxInt32.
 func SaturatingRoundingDoublingHighMul(a, b int32) int32 {
-	if a == b && a == math.MinInt32 {
-		return math.MaxInt32
-	}
-	ab := int64(a) * int64(b)
-	// nudge is 2^30 for ab ≥ 0 and 1 − 2^30 for ab < 0, without a branch.
-	nudge := int64(1<<30) - (ab>>63)&(1<<31-1)
-	// C++ integer division truncates towards zero, as Go's does.
-	return int32((ab + nudge) / (1 << 31))
+	return kernel.SaturatingRoundingDoublingHighMul(a, b)
 }
 
 // RoundingDivideByPOT is gemmlowp's RoundingDivideByPOT: x / 2^exponent
 // rounded to nearest, ties away from zero. exponent must be in [0, 31].
 func RoundingDivideByPOT(x int32, exponent int) int32 {
-	mask := int32((int64(1) << exponent) - 1)
-	remainder := x & mask
-	threshold := mask>>1 + int32(uint32(x)>>31) // +1 when x < 0
-	// remainder and threshold are in [0, 2^31): the sign bit of their
-	// difference is remainder > threshold.
-	return x>>exponent + int32(uint32(threshold-remainder)>>31)
+	return kernel.RoundingDivideByPOT(x, int32(exponent))
 }
 
 // saturatingRoundingMultiplyByPOT is gemmlowp's

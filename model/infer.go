@@ -20,11 +20,10 @@ type plan struct {
 type step struct {
 	kind     LayerKind
 	in, out  int
-	stride   int    // padded columns
-	w        []int8 // out × stride
-	bias     []int32
-	mult     []int32
-	shift    []int32
+	stride   int            // padded columns
+	w        []int8         // out × stride
+	rq       kernel.Requant // bias (zero point folded in), multipliers, shifts, clamp
+	shift    []int32        // TFLite shift, for single rounding
 	zero     int32
 	lo, hi   int32
 	softmax  *softmaxTable
@@ -47,8 +46,7 @@ func (m *Model) compile() {
 			p.lastFC = i
 			st.stride = alignUp(l.In)
 			st.w = make([]int8, l.Out*st.stride)
-			st.bias = make([]int32, l.Out)
-			st.mult = make([]int32, l.Out)
+			st.rq = kernel.Requant{Bias: make([]int32, l.Out), Mult: make([]int32, l.Out), LShift: make([]int32, l.Out), RShift: make([]int32, l.Out)}
 			st.shift = make([]int32, l.Out)
 			for c := 0; c < l.Out; c++ {
 				row := l.Weights[c*l.In : (c+1)*l.In]
@@ -59,14 +57,17 @@ func (m *Model) compile() {
 				}
 				// Σ w·(x − z) + b = Σ w·x + (b − z·Σ w), exact in int32
 				// wrap-around arithmetic.
-				st.bias[c] = l.Bias[c] - int32(l.Input.Zero)*sum
-				st.mult[c] = l.Mult[c]
+				st.rq.Bias[c] = l.Bias[c] - int32(l.Input.Zero)*sum
+				st.rq.Mult[c] = l.Mult[c]
 				st.shift[c] = int32(l.Shift[c])
+				st.rq.LShift[c] = max(st.shift[c], 0)
+				st.rq.RShift[c] = max(-st.shift[c], 0)
 				st.accScale = append(st.accScale, float64(l.Input.Scale)*float64(l.WScales[c]))
 			}
 			if l.Act == ActReLU {
 				st.lo = max(st.lo, st.zero)
 			}
+			st.rq.Zero, st.rq.Lo, st.rq.Hi = st.zero, st.lo, st.hi
 		case Softmax:
 			st.softmax = newSoftmaxTable(l.SMMult, int(l.SMShift), l.SMDiffMn)
 		}
@@ -213,7 +214,11 @@ func (s *Session) run() Output {
 		switch st.kind {
 		case FullyConnected:
 			s.k.MatVec(s.acc, st.w, x, st.out, st.stride)
-			requantize(y[:st.out], s.acc[:st.out], st)
+			if st.rounding == SingleRounding {
+				requantizeSingle(y[:st.out], s.acc[:st.out], st)
+			} else {
+				s.k.Requantize(y[:st.out], s.acc[:st.out], &st.rq)
+			}
 			if i == p.lastFC {
 				out.Logits = y[:st.out]
 			}
@@ -247,7 +252,7 @@ func (s *Session) classOf(v []int8) int {
 		if x != top {
 			continue
 		}
-		score := float64(float64(s.acc[i]+st.bias[i]) * st.accScale[i])
+		score := float64(float64(s.acc[i]+st.rq.Bias[i]) * st.accScale[i])
 		if score > bestScore {
 			best, bestScore = i, score
 		}
@@ -255,26 +260,12 @@ func (s *Session) classOf(v []int8) int {
 	return best
 }
 
-func requantize(y []int8, acc []int32, st *step) {
-	bias, mult, shift := st.bias[:len(y)], st.mult[:len(y)], st.shift[:len(y)]
+// requantizeSingle is requantization with TFLITE_SINGLE_ROUNDING.
+func requantizeSingle(y []int8, acc []int32, st *step) {
+	bias, mult, shift := st.rq.Bias[:len(y)], st.rq.Mult[:len(y)], st.shift[:len(y)]
 	acc = acc[:len(y)]
-	if st.rounding == SingleRounding {
-		for c := range y {
-			v := MultiplyByQuantizedMultiplier(acc[c]+bias[c], mult[c], int(shift[c]), SingleRounding) + st.zero
-			y[c] = int8(min(max(v, st.lo), st.hi))
-		}
-		return
-	}
 	for c := range y {
-		sh := int(shift[c])
-		a := acc[c] + bias[c]
-		var v int32
-		if sh > 0 {
-			v = SaturatingRoundingDoublingHighMul(a*(1<<sh), mult[c])
-		} else {
-			v = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(a, mult[c]), -sh)
-		}
-		v += st.zero
+		v := MultiplyByQuantizedMultiplier(acc[c]+bias[c], mult[c], int(shift[c]), SingleRounding) + st.zero
 		y[c] = int8(min(max(v, st.lo), st.hi))
 	}
 }

@@ -26,12 +26,15 @@ type Kernel struct {
 	Name     string
 	MatVec   MatVecFunc
 	Quantize QuantizeFunc
+	// Requantize implements double rounding; single rounding stays in the
+	// model package.
+	Requantize RequantizeFunc
 	// Supported reports whether this CPU can run the kernel.
 	Supported bool
 }
 
 // Generic is the portable reference kernel.
-var Generic = Kernel{Name: "generic", MatVec: matVecGeneric, Quantize: quantizeGeneric, Supported: true}
+var Generic = Kernel{Name: "generic", MatVec: matVecGeneric, Quantize: quantizeGeneric, Requantize: requantizeGeneric, Supported: true}
 
 // All lists every kernel compiled into this binary, the generic one first.
 func All() []Kernel {

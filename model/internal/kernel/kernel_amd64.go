@@ -3,7 +3,7 @@ package kernel
 import "golang.org/x/sys/cpu"
 
 func archKernels() []Kernel {
-	return []Kernel{{Name: "avx2", MatVec: matVecAVX2Checked, Quantize: quantizeAVX2Checked, Supported: cpu.X86.HasAVX2}}
+	return []Kernel{{Name: "avx2", MatVec: matVecAVX2Checked, Quantize: quantizeAVX2Checked, Requantize: requantizeAVX2Checked, Supported: cpu.X86.HasAVX2}}
 }
 
 // matVecAVX2 is implemented in matvec_amd64.s. It multiplies |x| (unsigned)
@@ -40,4 +40,27 @@ func quantizeAVX2Checked(dst []int8, x, mean []float32, k []float64, z int8) boo
 		return false
 	}
 	return quantizeGeneric(dst[head:], x[head:n], mean[head:n], k[head:n], z)
+}
+
+// requantizeAVX2 is implemented in requant_amd64.s: eight channels per step,
+// 64-bit products with VPMULDQ, per-lane shifts with VPSLLVD/VPSRAVD. n must
+// be a multiple of 8.
+//
+//go:noescape
+func requantizeAVX2(dst *int8, acc *int32, p *Requant, n int)
+
+func requantizeAVX2Checked(dst []int8, acc []int32, p *Requant) {
+	n := len(dst)
+	if len(acc) < n || len(p.Bias) < n || len(p.Mult) < n || len(p.LShift) < n || len(p.RShift) < n {
+		panic("kernel: Requantize: short slices")
+	}
+	head := n &^ 7
+	if head > 0 {
+		requantizeAVX2(&dst[0], &acc[0], p, head)
+	}
+	if head < n {
+		tail := *p
+		tail.Bias, tail.Mult, tail.LShift, tail.RShift = p.Bias[head:], p.Mult[head:], p.LShift[head:], p.RShift[head:]
+		requantizeGeneric(dst[head:], acc[head:n], &tail)
+	}
 }

@@ -5,9 +5,9 @@ import "golang.org/x/sys/cpu"
 func archKernels() []Kernel {
 	return []Kernel{
 		// SMULL/SMLAL2/SADALP: every ARMv8 core, tuned for Cortex-A72 (Pi 4).
-		{Name: "neon", MatVec: matVecNEONChecked, Quantize: quantizeGeneric, Supported: cpu.ARM64.HasASIMD},
+		{Name: "neon", MatVec: matVecNEONChecked, Quantize: quantizeGeneric, Requantize: requantizeGeneric, Supported: cpu.ARM64.HasASIMD},
 		// SDOT: ARMv8.2 dot product, Cortex-A76 (Pi 5).
-		{Name: "sdot", MatVec: matVecSDOTChecked, Quantize: quantizeGeneric, Supported: cpu.ARM64.HasASIMD && cpu.ARM64.HasASIMDDP},
+		{Name: "sdot", MatVec: matVecSDOTChecked, Quantize: quantizeGeneric, Requantize: requantizeGeneric, Supported: cpu.ARM64.HasASIMD && cpu.ARM64.HasASIMDDP},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 // refMatVec is the definition written out independently of matVecGeneric.
@@ -254,6 +255,96 @@ func TestQuantizeKernels(t *testing.T) {
 		inf := float32(math.Inf(1))
 		if kern.Quantize(make([]int8, 4), []float32{inf, 0, 0, 0}, []float32{inf, 0, 0, 0}, []float64{1, 1, 1, 1}, 0) {
 			t.Errorf("%s: inf − inf not reported", kern.Name)
+		}
+	}
+}
+
+func TestRequantLayout(t *testing.T) {
+	var p Requant
+	// requant_amd64.s reads these offsets.
+	if unsafe.Offsetof(p.Mult) != 24 || unsafe.Offsetof(p.LShift) != 48 || unsafe.Offsetof(p.RShift) != 72 ||
+		unsafe.Offsetof(p.Zero) != 96 || unsafe.Offsetof(p.Lo) != 100 || unsafe.Offsetof(p.Hi) != 104 {
+		t.Fatal("Requant layout changed; update requant_amd64.s")
+	}
+}
+
+// requantRef is TFLite's double-rounding MultiplyByQuantizedMultiplier
+// written with 64-bit division, as gemmlowp states it.
+func requantRef(acc, bias, m int32, shift int, zero, lo, hi int32) int8 {
+	x := acc + bias
+	left, right := max(shift, 0), max(-shift, 0)
+	a := x * (1 << left)
+	var h int32
+	if a == m && a == math.MinInt32 {
+		h = math.MaxInt32
+	} else {
+		ab := int64(a) * int64(m)
+		nudge := int64(1 << 30)
+		if ab < 0 {
+			nudge = 1 - (1 << 30)
+		}
+		h = int32((ab + nudge) / (1 << 31))
+	}
+	// RoundingDivideByPOT by plain arithmetic: round half away from zero.
+	q := int64(h)
+	d := int64(1) << right
+	r := q / d
+	if rem := q % d; 2*rem > d || (2*rem == d) {
+		r++
+	} else if 2*rem < -d || (2*rem == -d) {
+		r--
+	}
+	v := int32(r) + zero
+	return int8(min(max(v, lo), hi))
+}
+
+func TestRequantizeKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	edges := []int32{0, 1, -1, math.MaxInt32, math.MinInt32, 1 << 30, -(1 << 30), 12345, -12345}
+	for iter := 0; iter < 500; iter++ {
+		n := rng.IntN(40)
+		p := Requant{Zero: int32(rng.IntN(256) - 128), Lo: -128, Hi: 127}
+		if rng.IntN(2) == 0 {
+			p.Lo = p.Zero
+		}
+		acc := make([]int32, n)
+		shifts := make([]int, n)
+		for c := 0; c < n; c++ {
+			acc[c] = int32(rng.Uint32())
+			if rng.IntN(3) == 0 {
+				acc[c] = int32(rng.IntN(1<<20) - 1<<19)
+			}
+			if rng.IntN(8) == 0 {
+				acc[c] = edges[rng.IntN(len(edges))]
+			}
+			b := int32(rng.IntN(1<<16) - 1<<15)
+			m := int32(1<<30 + rng.IntN(1<<30))
+			if rng.IntN(10) == 0 {
+				m = []int32{0, 1 << 30, math.MaxInt32}[rng.IntN(3)]
+			}
+			sh := rng.IntN(32) - 31 // [−31, 0]
+			if rng.IntN(5) == 0 {
+				sh = rng.IntN(8)
+			}
+			shifts[c] = sh
+			p.Bias = append(p.Bias, b)
+			p.Mult = append(p.Mult, m)
+			p.LShift = append(p.LShift, int32(max(sh, 0)))
+			p.RShift = append(p.RShift, int32(max(-sh, 0)))
+		}
+		want := make([]int8, n)
+		for c := range want {
+			want[c] = requantRef(acc[c], p.Bias[c], p.Mult[c], shifts[c], p.Zero, p.Lo, p.Hi)
+		}
+		for _, k := range All() {
+			if !k.Supported {
+				continue
+			}
+			got := make([]int8, n)
+			k.Requantize(got, acc, &p)
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s: got %v, want %v", k.Name, got, want)
+			}
 		}
 	}
 }

@@ -9,10 +9,10 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"sort"
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
@@ -25,8 +25,11 @@ import (
 
 const batch = 32
 
+var rounds *int
+
 func main() {
 	benchtime := flag.Duration("benchtime", 0, "minimum time per measurement (default: testing's 1s)")
+	rounds = flag.Int("rounds", 5, "interleaved measurement rounds; each figure is the median")
 	asmMix := flag.String("asm-mix", "", "instead of timing, report the inner-loop instruction mix of this arm64 .s file against matvec_amd64.s")
 	testing.Init()
 	flag.Parse()
@@ -104,43 +107,46 @@ func run() error {
 	generic, _ := q.NewSessionWith(model.WithKernel("generic"))
 	fl := newFloatNet(f, batch)
 
-	int8Lat := testing.Benchmark(func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			fast.Infer(x)
-		}
-	})
-	genLat := testing.Benchmark(func(b *testing.B) {
-		for b.Loop() {
-			generic.Infer(x)
-		}
-	})
-	fLat := testing.Benchmark(func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			fl.forward1(x)
-		}
-	})
-	if fl.predict1(x) != f.Predict(x) {
-		return fmt.Errorf("gonum baseline disagrees with train.MLP")
-	}
-
 	flat := make([]float32, 0, batch*1000)
 	for _, r := range rows[:batch] {
 		flat = append(flat, r...)
 	}
 	dst, classes := make([]int8, batch*100), make([]int, batch)
-	int8Batch := testing.Benchmark(func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			fast.InferBatch(dst, classes, flat)
+	if fl.predict1(x) != f.Predict(x) {
+		return fmt.Errorf("gonum baseline disagrees with train.MLP")
+	}
+
+	// The machine is shared: measure every variant in each of several
+	// interleaved rounds and keep each one's median.
+	cases := []struct {
+		name string
+		fn   func()
+	}{
+		{"int8", func() { fast.Infer(x) }},
+		{"float", func() { fl.forward1(x) }},
+		{"generic", func() { generic.Infer(x) }},
+		{"int8batch", func() { fast.InferBatch(dst, classes, flat) }},
+		{"floatbatch", func() { fl.forwardBatch(flat) }},
+	}
+	results := map[string][]testing.BenchmarkResult{}
+	for round := 0; round < *rounds; round++ {
+		for _, c := range cases {
+			r := testing.Benchmark(func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					c.fn()
+				}
+			})
+			results[c.name] = append(results[c.name], r)
 		}
-	})
-	fBatch := testing.Benchmark(func(b *testing.B) {
-		for b.Loop() {
-			fl.forwardBatch(flat)
-		}
-	})
+	}
+	median := func(name string) testing.BenchmarkResult {
+		rs := results[name]
+		sort.Slice(rs, func(i, j int) bool { return nsPerOp(rs[i]) < nsPerOp(rs[j]) })
+		return rs[len(rs)/2]
+	}
+	int8Lat, fLat, genLat := median("int8"), median("float"), median("generic")
+	int8Batch, fBatch := median("int8batch"), median("floatbatch")
 
 	us := func(r testing.BenchmarkResult) float64 { return float64(r.NsPerOp()) / 1e3 }
 	ips := func(r testing.BenchmarkResult) float64 {
@@ -154,11 +160,13 @@ func run() error {
 	return nil
 }
 
+func nsPerOp(r testing.BenchmarkResult) float64 { return float64(r.T.Nanoseconds()) / float64(r.N) }
+
 // figure prints one FIGURE line; ratio = value / baseline.
 func figure(name string, value float64, unit string, baseline float64) {
-	ratio := math.NaN()
-	if baseline != 0 {
-		ratio = value / baseline
+	ratio := value / baseline
+	if baseline == 0 && value == 0 {
+		ratio = 1 // e.g. zero allocations beside zero allocations
 	}
 	fmt.Printf("FIGURE %s=%.4g unit=%s baseline=%.4g ratio=%.3g\n", name, value, unit, baseline, ratio)
 }
