@@ -1,0 +1,273 @@
+package scanner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"go.bug.st/serial"
+	"golang.org/x/sys/unix"
+
+	"github.com/shelfgate/shelfgate/gateway"
+)
+
+// Scan is one accepted code.
+type Scan struct {
+	Stream    gateway.StreamID // scanner/<name>
+	Time      time.Time
+	Code      string // printable ASCII, 1..MaxLen bytes, check digit verified for GS1 keys
+	Symbology Symbology
+}
+
+// ScanSink accepts scans. Scan returns once the scan is accepted; the
+// gateway's Emitter carries float readings only, so scans travel here (see
+// the package doc).
+type ScanSink interface {
+	Scan(ctx context.Context, s Scan) error
+}
+
+// Opener opens the scanner's byte stream. The Source closes what it opens,
+// and closes it from another goroutine to stop a blocked Read, so the
+// ReadCloser must allow that (go.bug.st/serial ports and pollable
+// *os.File do). Serial and Evdev return Openers for real devices.
+type Opener func(ctx context.Context) (io.ReadCloser, error)
+
+// Serial returns an Opener for a USB-CDC scanner at path (e.g.
+// /dev/ttyACM0 or a /dev/serial/by-id link) at baud bits/s, 8N1, raw mode.
+// USB-CDC ignores the baud rate, but a real UART behind it does not.
+func Serial(path string, baud int) Opener {
+	return func(context.Context) (io.ReadCloser, error) {
+		p, err := serial.Open(path, &serial.Mode{BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+		return p, nil
+	}
+}
+
+// evdevGrab is EVIOCGRAB, _IOW('E', 0x90, int).
+const evdevGrab = 0x40044590
+
+// Evdev returns an Opener for a keyboard-wedge scanner's event device
+// (e.g. /dev/input/by-id/usb-...-event-kbd) with events of eventSize bytes
+// (0 for EventSize64). With grab, the device is grabbed (EVIOCGRAB) so the
+// scans are not also typed into the console. The stream it yields is the
+// decoded text with '\r' for Enter: use SuffixCR.
+func Evdev(path string, eventSize int, grab bool) Opener {
+	return func(context.Context) (io.ReadCloser, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		if grab {
+			rc, err := f.SyscallConn()
+			if err == nil {
+				cerr := rc.Control(func(fd uintptr) { err = unix.IoctlSetInt(int(fd), evdevGrab, 1) })
+				if cerr != nil {
+					err = cerr
+				}
+			}
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("grab %s: %w", path, err)
+			}
+		}
+		kr, err := NewKeyReader(f, eventSize)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{kr, f}, nil
+	}
+}
+
+// Options tune a Source. Zero values take defaults.
+type Options struct {
+	// Suffix ends every scan; default SuffixCR.
+	Suffix Suffix
+	// MaxLen is the longest accepted code; default DefaultMaxLen.
+	MaxLen int
+	// Retry is the wait before reopening after an open or read error;
+	// default 1s.
+	Retry time.Duration
+	// Now stamps scans; default time.Now.
+	Now func() time.Time
+	// Buffer is how many scans may wait for the sink; default 256. A full
+	// buffer stops reading (the tty buffers, then the scanner beeps) rather
+	// than dropping scans.
+	Buffer int
+}
+
+// Stats count what a Source has seen.
+type Stats struct {
+	Scans      int64             // accepted codes
+	Bytes      int64             // bytes read from the device
+	Opens      int64             // successful opens of the device
+	OpenErrors int64             // failed opens (scanner unplugged)
+	ReadErrors int64             // reads that failed or hit EOF (scanner unplugged while open)
+	Rejected   [NumReasons]int64 // rejected frames by reason; Rejected[ReasonOK] stays 0
+}
+
+// RejectedTotal returns the number of rejected frames.
+func (s Stats) RejectedTotal() int64 {
+	var n int64
+	for _, v := range s.Rejected {
+		n += v
+	}
+	return n
+}
+
+// Source reads one barcode scanner.
+type Source struct {
+	name   string
+	stream gateway.StreamID
+	open   Opener
+	sink   ScanSink
+	opts   Options
+
+	scans, bytes, opens, openErrs, readErrs atomic.Int64
+	rejected                                [NumReasons]atomic.Int64
+}
+
+var _ gateway.Source = (*Source)(nil)
+
+// New returns a Source named name (its stream is "scanner/<name>") reading
+// what open yields and handing accepted scans to sink.
+func New(name string, open Opener, sink ScanSink, opts Options) (*Source, error) {
+	if name == "" {
+		return nil, errors.New("scanner: empty name")
+	}
+	if open == nil {
+		return nil, fmt.Errorf("scanner: %s: no opener", name)
+	}
+	if sink == nil {
+		return nil, fmt.Errorf("scanner: %s: no scan sink", name)
+	}
+	if opts.Suffix > SuffixCRLF {
+		return nil, fmt.Errorf("scanner: %s: bad suffix %v", name, opts.Suffix)
+	}
+	if opts.MaxLen <= 0 {
+		opts.MaxLen = DefaultMaxLen
+	}
+	if opts.Retry <= 0 {
+		opts.Retry = time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Buffer <= 0 {
+		opts.Buffer = 256
+	}
+	return &Source{name: name, stream: gateway.StreamID("scanner/" + name), open: open, sink: sink, opts: opts}, nil
+}
+
+// Name implements gateway.Source.
+func (s *Source) Name() string { return s.name }
+
+// Stream returns the stream id of this scanner's scans.
+func (s *Source) Stream() gateway.StreamID { return s.stream }
+
+// Stats returns the counters so far.
+func (s *Source) Stats() Stats {
+	st := Stats{Scans: s.scans.Load(), Bytes: s.bytes.Load(), Opens: s.opens.Load(), OpenErrors: s.openErrs.Load(), ReadErrors: s.readErrs.Load()}
+	for i := range st.Rejected {
+		st.Rejected[i] = s.rejected[i].Load()
+	}
+	return st
+}
+
+// Run reads scans until ctx is done or the sink fails, reopening the device
+// after errors (an unplugged scanner is waited for, not fatal). Scans go to
+// the ScanSink given to New, from a separate goroutine so a slow sink does
+// not stall the reader; emit is not used, since a scan is text and a
+// gateway.Reading carries a float. Scans read before ctx ends are still
+// handed to the sink (with a fresh context).
+func (s *Source) Run(ctx context.Context, _ gateway.Emitter) error {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := make(chan Scan, s.opts.Buffer)
+	sinkErr := make(chan error, 1)
+	go func() {
+		var first error
+		for sc := range out {
+			if first != nil {
+				continue // keep draining so the reader can stop
+			}
+			sctx := ctx
+			if ctx.Err() != nil {
+				sctx = context.Background()
+			}
+			if err := s.sink.Scan(sctx, sc); err != nil {
+				first = err
+				cancel()
+			}
+		}
+		sinkErr <- first
+	}()
+	s.read(rctx, out)
+	close(out)
+	if err := <-sinkErr; err != nil && ctx.Err() == nil {
+		return fmt.Errorf("scanner: %s: %w", s.name, err)
+	}
+	return nil
+}
+
+func (s *Source) read(ctx context.Context, out chan<- Scan) {
+	framer := NewFramer(s.opts.Suffix, s.opts.MaxLen)
+	handle := func(f Frame) {
+		if f.Reject != ReasonOK {
+			s.rejected[f.Reject].Add(1)
+			return
+		}
+		s.scans.Add(1)
+		sc := Scan{Stream: s.stream, Time: s.opts.Now(), Code: f.Code, Symbology: f.Symbology}
+		select {
+		case out <- sc:
+		case <-ctx.Done():
+			out <- sc // read before the stop: still delivered
+		}
+	}
+	buf := make([]byte, 4096)
+	for ctx.Err() == nil {
+		rc, err := s.open(ctx)
+		if err != nil {
+			s.openErrs.Add(1)
+			s.wait(ctx)
+			continue
+		}
+		s.opens.Add(1)
+		stop := context.AfterFunc(ctx, func() { rc.Close() })
+		for {
+			n, err := rc.Read(buf)
+			s.bytes.Add(int64(n))
+			framer.Feed(buf[:n], handle)
+			if err != nil {
+				break
+			}
+		}
+		framer.Flush(handle)
+		if stop() {
+			rc.Close()
+		}
+		if ctx.Err() == nil {
+			s.readErrs.Add(1)
+			s.wait(ctx)
+		}
+	}
+}
+
+func (s *Source) wait(ctx context.Context) {
+	t := time.NewTimer(s.opts.Retry)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
