@@ -232,8 +232,13 @@ func encodeBody(m *Model) []byte {
 		e.quant(l.Input)
 		e.quant(l.Output)
 		switch l.Kind {
-		case FullyConnected:
+		case FullyConnected, Conv1D:
 			e.u8(uint8(l.Act))
+			if l.Kind == Conv1D {
+				for _, v := range []int{l.Length, l.InCh, l.OutCh, l.Kernel, l.Stride} {
+					e.u32(uint32(v))
+				}
+			}
 			e.i8s(l.Weights)
 			e.f32s(l.WScales)
 			e.i32s(l.Bias)
@@ -444,15 +449,27 @@ func (d *decoder) layer(i int) Layer {
 	l.Input = d.quant(p + " input")
 	l.Output = d.quant(p + " output")
 	switch l.Kind {
-	case FullyConnected:
+	case FullyConnected, Conv1D:
 		l.Act = Activation(d.u8(p + " activation"))
-		d.check(p+" weights", l.In*l.Out, maxUnits*64, 1)
-		l.Weights = d.i8s(l.In*l.Out, p+" weights")
-		d.check(p+" channels", l.Out, maxUnits, 4+4+4+1)
-		l.WScales = d.f32s(l.Out, p+" weight scales")
-		l.Bias = d.i32s(l.Out, p+" bias")
-		l.Mult = d.i32s(l.Out, p+" multipliers")
-		l.Shift = d.i8s(l.Out, p+" shifts")
+		if l.Kind == Conv1D {
+			for _, f := range []struct {
+				v    *int
+				name string
+			}{{&l.Length, "length"}, {&l.InCh, "input channels"}, {&l.OutCh, "output channels"}, {&l.Kernel, "kernel size"}, {&l.Stride, "stride"}} {
+				*f.v = int(d.u32(p + " " + f.name))
+				if d.err == nil && *f.v > maxUnits {
+					d.err = fmt.Errorf("model: %s: %s %d exceeds the limit of %d: %w", p, f.name, *f.v, maxUnits, ErrTooLarge)
+				}
+			}
+		}
+		ch, patch := l.channels(), l.patch()
+		d.check(p+" weights", ch*patch, maxUnits*64, 1)
+		l.Weights = d.i8s(ch*patch, p+" weights")
+		d.check(p+" channels", ch, maxUnits, 4+4+4+1)
+		l.WScales = d.f32s(ch, p+" weight scales")
+		l.Bias = d.i32s(ch, p+" bias")
+		l.Mult = d.i32s(ch, p+" multipliers")
+		l.Shift = d.i8s(ch, p+" shifts")
 	case Softmax:
 		l.Beta = d.f32(p + " beta")
 		l.SMMult = int32(d.u32(p + " multiplier"))

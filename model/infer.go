@@ -14,14 +14,17 @@ type plan struct {
 	inK    []float64 // per feature: 1/(Std·scale)
 	layers []step
 	maxOut int
-	lastFC int // index of the last fully connected layer
+	lastFC int // index of the last fully connected or Conv1D layer
 }
 
 type step struct {
 	kind     LayerKind
 	in, out  int
 	stride   int            // padded columns
-	w        []int8         // out × stride
+	w        []int8         // channels × stride
+	ch       int            // output channels
+	pos      int            // output positions (1 for fully connected)
+	step     int            // Conv1D: input values between positions (stride · InCh)
 	rq       kernel.Requant // bias (zero point folded in), multipliers, shifts, clamp
 	shift    []int32        // TFLite shift, for single rounding
 	zero     int32
@@ -42,14 +45,19 @@ func (m *Model) compile() {
 		l := &m.Layers[i]
 		st := step{kind: l.Kind, in: l.In, out: l.Out, zero: int32(l.Output.Zero), rounding: m.Rounding, lo: math.MinInt8, hi: math.MaxInt8}
 		switch l.Kind {
-		case FullyConnected:
+		case FullyConnected, Conv1D:
 			p.lastFC = i
-			st.stride = alignUp(l.In)
-			st.w = make([]int8, l.Out*st.stride)
-			st.rq = kernel.Requant{Bias: make([]int32, l.Out), Mult: make([]int32, l.Out), LShift: make([]int32, l.Out), RShift: make([]int32, l.Out)}
-			st.shift = make([]int32, l.Out)
-			for c := 0; c < l.Out; c++ {
-				row := l.Weights[c*l.In : (c+1)*l.In]
+			ch, patch := l.channels(), l.patch()
+			st.ch, st.pos, st.step = ch, 1, 0
+			if l.Kind == Conv1D {
+				st.pos, st.step = l.Positions(), l.Stride*l.InCh
+			}
+			st.stride = alignUp(patch)
+			st.w = make([]int8, ch*st.stride)
+			st.rq = kernel.Requant{Bias: make([]int32, ch), Mult: make([]int32, ch), LShift: make([]int32, ch), RShift: make([]int32, ch)}
+			st.shift = make([]int32, ch)
+			for c := 0; c < ch; c++ {
+				row := l.Weights[c*patch : (c+1)*patch]
 				copy(st.w[c*st.stride:], row)
 				var sum int32
 				for _, w := range row {
@@ -135,9 +143,11 @@ func (m *Model) NewSessionWith(opts ...SessionOption) (*Session, error) {
 			return nil, err
 		}
 	}
-	s.x = make([]int8, alignUp(m.Features()))
+	// Kernels read whole Align blocks; a Conv1D patch may end up to Align
+	// values past its layer's input, so every buffer has that much slack.
+	s.x = make([]int8, alignUp(m.Features())+kernel.Align)
 	for _, st := range m.plan.layers {
-		s.acts = append(s.acts, make([]int8, alignUp(st.out)))
+		s.acts = append(s.acts, make([]int8, alignUp(st.out)+kernel.Align))
 	}
 	s.acc = make([]int32, m.plan.maxOut)
 	return s, nil
@@ -212,12 +222,15 @@ func (s *Session) run() Output {
 		st := &p.layers[i]
 		y := s.acts[i]
 		switch st.kind {
-		case FullyConnected:
-			s.k.MatVec(s.acc, st.w, x, st.out, st.stride)
-			if st.rounding == SingleRounding {
-				requantizeSingle(y[:st.out], s.acc[:st.out], st)
-			} else {
-				s.k.Requantize(y[:st.out], s.acc[:st.out], &st.rq)
+		case FullyConnected, Conv1D:
+			for t := 0; t < st.pos; t++ {
+				yt := y[t*st.ch : (t+1)*st.ch]
+				s.k.MatVec(s.acc, st.w, x[t*st.step:], st.ch, st.stride)
+				if st.rounding == SingleRounding {
+					requantizeSingle(yt, s.acc[:st.ch], st)
+				} else {
+					s.k.Requantize(yt, s.acc[:st.ch], &st.rq)
+				}
 			}
 			if i == p.lastFC {
 				out.Logits = y[:st.out]
@@ -243,7 +256,7 @@ func (s *Session) classOf(v []int8) int {
 		}
 	}
 	p := &s.m.plan
-	if !tied || p.lastFC < 0 || p.layers[p.lastFC].out != len(v) {
+	if !tied || p.lastFC < 0 || p.layers[p.lastFC].kind != FullyConnected || p.layers[p.lastFC].out != len(v) {
 		return best
 	}
 	st := &p.layers[p.lastFC]

@@ -37,6 +37,9 @@ type LayerKind uint8
 const (
 	FullyConnected LayerKind = 1
 	Softmax        LayerKind = 2
+	// Conv1D is a 1-D convolution over a window of samples, channels last
+	// (input [Length][InCh], output [positions][OutCh]), VALID padding.
+	Conv1D LayerKind = 3
 )
 
 func (k LayerKind) String() string {
@@ -45,6 +48,8 @@ func (k LayerKind) String() string {
 		return "fully_connected"
 	case Softmax:
 		return "softmax"
+	case Conv1D:
+		return "conv1d"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -80,16 +85,44 @@ type Layer struct {
 	In, Out  int
 	Input    Quant
 	Output   Quant
-	Act      Activation // FullyConnected
-	Weights  []int8     // FullyConnected: Out×In, row-major, symmetric, in [−127, 127]
-	WScales  []float32  // FullyConnected: per output channel
-	Bias     []int32    // FullyConnected: scale Input.Scale·WScales[c], zero point 0
-	Mult     []int32    // FullyConnected: requantization multipliers
-	Shift    []int8     // FullyConnected: requantization shifts
+	Act      Activation // FullyConnected, Conv1D
+	Weights  []int8     // FullyConnected: Out×In; Conv1D: OutCh×Kernel×InCh; symmetric, in [−127, 127]
+	WScales  []float32  // FullyConnected, Conv1D: per output channel
+	Bias     []int32    // FullyConnected, Conv1D: scale Input.Scale·WScales[c], zero point 0
+	Mult     []int32    // FullyConnected, Conv1D: requantization multipliers
+	Shift    []int8     // FullyConnected, Conv1D: requantization shifts
 	Beta     float32    // Softmax
 	SMMult   int32      // Softmax: input_multiplier
 	SMShift  int8       // Softmax: input_left_shift
 	SMDiffMn int32      // Softmax: diff_min
+
+	// Conv1D shape: In = Length·InCh, Out = Positions()·OutCh.
+	Length, InCh, OutCh, Kernel, Stride int
+}
+
+// Positions is the number of output positions of a Conv1D layer with VALID
+// padding.
+func (l *Layer) Positions() int {
+	if l.Kind != Conv1D || l.Stride <= 0 || l.Length < l.Kernel {
+		return 0
+	}
+	return (l.Length-l.Kernel)/l.Stride + 1
+}
+
+// channels is the number of output channels (per-channel parameters).
+func (l *Layer) channels() int {
+	if l.Kind == Conv1D {
+		return l.OutCh
+	}
+	return l.Out
+}
+
+// patch is the number of inputs each output value reads.
+func (l *Layer) patch() int {
+	if l.Kind == Conv1D {
+		return l.Kernel * l.InCh
+	}
+	return l.In
 }
 
 // InputSpec describes the raw float features a model takes.
@@ -141,10 +174,10 @@ func (m *Model) Classes() int { return m.Layers[len(m.Layers)-1].Out }
 // (multipliers, shifts, softmax parameters) from its scales.
 func (l *Layer) FillRequant(r Rounding) {
 	switch l.Kind {
-	case FullyConnected:
-		l.Mult = make([]int32, l.Out)
-		l.Shift = make([]int8, l.Out)
-		for c := 0; c < l.Out; c++ {
+	case FullyConnected, Conv1D:
+		l.Mult = make([]int32, l.channels())
+		l.Shift = make([]int8, l.channels())
+		for c := range l.Mult {
 			m, s := QuantizeMultiplier(effectiveScale(l.Input.Scale, l.WScales[c], l.Output.Scale), r)
 			l.Mult[c], l.Shift[c] = m, int8(s)
 		}
@@ -229,22 +262,31 @@ func (l *Layer) validate(in int, q Quant, r Rounding) error {
 		return fmt.Errorf("output scale %v: %w", l.Output.Scale, ErrInconsistent)
 	}
 	switch l.Kind {
-	case FullyConnected:
-		if l.Out <= 0 {
+	case FullyConnected, Conv1D:
+		if l.Kind == Conv1D {
+			if l.Length <= 0 || l.InCh <= 0 || l.OutCh <= 0 || l.Kernel <= 0 || l.Stride <= 0 || l.Kernel > l.Length {
+				return fmt.Errorf("length %d, channels %d→%d, kernel %d, stride %d: %w", l.Length, l.InCh, l.OutCh, l.Kernel, l.Stride, ErrInconsistent)
+			}
+			if l.In != l.Length*l.InCh || l.Out != l.Positions()*l.OutCh {
+				return fmt.Errorf("sizes %d→%d, shape gives %d→%d: %w", l.In, l.Out, l.Length*l.InCh, l.Positions()*l.OutCh, ErrInconsistent)
+			}
+		}
+		ch, patch := l.channels(), l.patch()
+		if ch <= 0 || patch <= 0 {
 			return fmt.Errorf("output size %d: %w", l.Out, ErrInconsistent)
 		}
 		if l.Act > ActReLU {
 			return fmt.Errorf("activation %d: %w", l.Act, ErrInconsistent)
 		}
-		if len(l.Weights) != l.In*l.Out || len(l.WScales) != l.Out || len(l.Bias) != l.Out || len(l.Mult) != l.Out || len(l.Shift) != l.Out {
-			return fmt.Errorf("parameter counts do not match %d×%d: %w", l.Out, l.In, ErrInconsistent)
+		if len(l.Weights) != ch*patch || len(l.WScales) != ch || len(l.Bias) != ch || len(l.Mult) != ch || len(l.Shift) != ch {
+			return fmt.Errorf("parameter counts do not match %d×%d: %w", ch, patch, ErrInconsistent)
 		}
 		for j, w := range l.Weights {
 			if w == math.MinInt8 {
-				return fmt.Errorf("weight [%d][%d] is −128, outside the symmetric range [−127, 127]: %w", j/l.In, j%l.In, ErrInconsistent)
+				return fmt.Errorf("weight [%d][%d] is −128, outside the symmetric range [−127, 127]: %w", j/patch, j%patch, ErrInconsistent)
 			}
 		}
-		for c := 0; c < l.Out; c++ {
+		for c := 0; c < ch; c++ {
 			if !finite(l.WScales[c]) || l.WScales[c] <= 0 {
 				return fmt.Errorf("channel %d: weight scale %v: %w", c, l.WScales[c], ErrInconsistent)
 			}

@@ -109,12 +109,100 @@ func referenceInfer(m *Model, features []float32) []int8 {
 				acc += int32(l.Output.Zero)
 				y[c] = int8(min(max(acc, lo), hi))
 			}
+		case Conv1D:
+			lo, hi := int32(-128), int32(127)
+			if l.Act == ActReLU {
+				lo = max(lo, int32(l.Output.Zero))
+			}
+			for t := 0; t < l.Positions(); t++ {
+				for co := 0; co < l.OutCh; co++ {
+					acc := int32(0)
+					for k := 0; k < l.Kernel; k++ {
+						for ci := 0; ci < l.InCh; ci++ {
+							xv := int32(x[(t*l.Stride+k)*l.InCh+ci]) - int32(l.Input.Zero)
+							acc += int32(l.Weights[(co*l.Kernel+k)*l.InCh+ci]) * xv
+						}
+					}
+					acc += l.Bias[co]
+					acc = MultiplyByQuantizedMultiplier(acc, l.Mult[co], int(l.Shift[co]), m.Rounding)
+					acc += int32(l.Output.Zero)
+					y[t*l.OutCh+co] = int8(min(max(acc, lo), hi))
+				}
+			}
 		case Softmax:
 			SoftmaxReference(y, x, l.SMMult, int(l.SMShift), l.SMDiffMn)
 		}
 		x = y
 	}
 	return x
+}
+
+// randomConvModel is a window classifier: Conv1D (ReLU) over length×inCh
+// samples, then fully connected layers and softmax.
+func randomConvModel(rng *rand.Rand, r Rounding, length, inCh, outCh, kernel, stride, classes int) *Model {
+	m := randomModel(rng, r, length*inCh, 4, classes) // borrow input spec and the tail
+	conv := Layer{Kind: Conv1D, Length: length, InCh: inCh, OutCh: outCh, Kernel: kernel, Stride: stride, Act: ActReLU,
+		In: length * inCh, Input: m.Input.Quant, Output: Quant{Scale: 0.02 + float32(rng.Float64())*0.03, Zero: -128}}
+	conv.Out = conv.Positions() * outCh
+	conv.Weights = make([]int8, outCh*kernel*inCh)
+	for i := range conv.Weights {
+		conv.Weights[i] = int8(rng.IntN(255) - 127)
+	}
+	for c := 0; c < outCh; c++ {
+		conv.WScales = append(conv.WScales, float32(0.5+rng.Float64())/float32(127*math.Sqrt(float64(kernel*inCh))))
+		conv.Bias = append(conv.Bias, int32(rng.IntN(2001)-1000))
+	}
+	conv.FillRequant(r)
+	fc := Layer{Kind: FullyConnected, In: conv.Out, Out: classes, Input: conv.Output, Output: Quant{Scale: 0.1, Zero: 3}}
+	fc.Weights = make([]int8, fc.In*fc.Out)
+	for i := range fc.Weights {
+		fc.Weights[i] = int8(rng.IntN(255) - 127)
+	}
+	for c := 0; c < classes; c++ {
+		fc.WScales = append(fc.WScales, float32(0.5+rng.Float64())/float32(127*math.Sqrt(float64(fc.In))))
+		fc.Bias = append(fc.Bias, int32(rng.IntN(201)-100))
+	}
+	fc.FillRequant(r)
+	sm := Layer{Kind: Softmax, In: classes, Out: classes, Input: fc.Output, Output: SoftmaxOutput, Beta: 1}
+	sm.FillRequant(r)
+	m.Layers = []Layer{conv, fc, sm}
+	return m
+}
+
+func TestConv1DMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(43, 44))
+	for _, r := range []Rounding{DoubleRounding, SingleRounding} {
+		for _, sh := range [][5]int{{20, 3, 8, 5, 2}, {64, 1, 4, 64, 1}, {33, 2, 5, 1, 3}, {50, 4, 16, 9, 4}} {
+			m, err := NewModel(randomConvModel(rng, r, sh[0], sh[1], sh[2], sh[3], sh[4], 6))
+			if err != nil {
+				t.Fatal(err)
+			}
+			addGolden(m, rng, 2)
+			data := encodeT(t, m, nil)
+			back, err := Decode(data, DecodeOptions{})
+			if err != nil {
+				t.Fatalf("%v: %v", sh, err)
+			}
+			for _, kn := range Kernels() {
+				s, _ := back.NewSessionWith(WithKernel(kn))
+				for i := 0; i < 20; i++ {
+					in := randomFeatures(rng, m.Features())
+					out, err := s.Infer(in)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if want := referenceInfer(m, in); !slices.Equal(out.Last(), want) {
+						t.Fatalf("%v %v kernel %s: got %v, want %v", r, sh, kn, out.Last(), want)
+					}
+				}
+			}
+		}
+	}
+	bad := randomConvModel(rng, DoubleRounding, 20, 3, 8, 5, 2, 6)
+	bad.Layers[0].Stride = 3 // positions change, sizes no longer match
+	if _, err := NewModel(bad); !errors.Is(err, ErrInconsistent) || !strings.Contains(err.Error(), "conv1d") {
+		t.Fatalf("inconsistent conv accepted: %v", err)
+	}
 }
 
 func TestInferMatchesReferenceOnEveryKernel(t *testing.T) {
@@ -565,6 +653,7 @@ func FuzzDecodeBody(f *testing.F) {
 	addGolden(m, rng, 1)
 	f.Add(encodeBody(m))
 	f.Add(encodeBody(randomModel(rng, SingleRounding, 3, 2)))
+	f.Add(encodeBody(randomConvModel(rng, DoubleRounding, 8, 2, 3, 3, 2, 3)))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		m, err := Decode(rawFile(body), DecodeOptions{MaxSize: 1 << 20})
 		if err != nil {

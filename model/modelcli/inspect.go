@@ -53,7 +53,10 @@ func cmdInspect(_ context.Context, args []string, _ io.Reader, stdout, stderr io
 	for i, l := range m.Layers {
 		fmt.Fprintf(w, "  %d %-15v %5d → %-5d in (%g, %d) out (%g, %d)", i, l.Kind, l.In, l.Out, l.Input.Scale, l.Input.Zero, l.Output.Scale, l.Output.Zero)
 		switch l.Kind {
-		case model.FullyConnected:
+		case model.FullyConnected, model.Conv1D:
+			if l.Kind == model.Conv1D {
+				fmt.Fprintf(w, " [%d×%d] kernel %d stride %d → [%d×%d]", l.Length, l.InCh, l.Kernel, l.Stride, l.Positions(), l.OutCh)
+			}
 			params += len(l.Weights) + len(l.Bias)
 			lo, hi := minMax(l.WScales)
 			slo, shi := slices.Min(l.Shift), slices.Max(l.Shift)
@@ -95,6 +98,11 @@ type jsonLayer struct {
 	InputMult    int32     `json:"input_multiplier,omitempty"`
 	InputShift   int8      `json:"input_left_shift,omitempty"`
 	DiffMin      int32     `json:"diff_min,omitempty"`
+	Length       int       `json:"length,omitempty"`
+	InChannels   int       `json:"in_channels,omitempty"`
+	OutChannels  int       `json:"out_channels,omitempty"`
+	KernelSize   int       `json:"kernel_size,omitempty"`
+	Stride       int       `json:"stride,omitempty"`
 }
 
 type jsonModel struct {
@@ -127,8 +135,9 @@ func dump(m *model.Model) jsonModel {
 	for i, l := range m.Layers {
 		jl := jsonLayer{Index: i, Kind: l.Kind.String(), In: l.In, Out: l.Out, Input: jsonQuant{l.Input.Scale, l.Input.Zero}, Output: jsonQuant{l.Output.Scale, l.Output.Zero}}
 		switch l.Kind {
-		case model.FullyConnected:
+		case model.FullyConnected, model.Conv1D:
 			jl.Activation = l.Act.String()
+			jl.Length, jl.InChannels, jl.OutChannels, jl.KernelSize, jl.Stride = l.Length, l.InCh, l.OutCh, l.Kernel, l.Stride
 			jl.Weights, jl.WeightScales, jl.Bias, jl.Multipliers, jl.Shifts = l.Weights, l.WScales, l.Bias, l.Mult, l.Shift
 		case model.Softmax:
 			jl.Beta, jl.InputMult, jl.InputShift, jl.DiffMin = l.Beta, l.SMMult, l.SMShift, l.SMDiffMn
