@@ -18,6 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
 	"github.com/shelfgate/shelfgate/model"
 	"github.com/shelfgate/shelfgate/model/quantize"
 	"github.com/shelfgate/shelfgate/model/train"
@@ -26,6 +27,7 @@ import (
 func init() {
 	commands["train"] = cmdTrain
 	commands["synth"] = cmdSynth
+	commands["windows"] = cmdWindows
 	commands["quantize"] = cmdQuantize
 	commands["eval"] = cmdEval
 	commands["inspect"] = cmdInspect
@@ -176,6 +178,43 @@ func cmdSynth(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		_, err := stdout.Write(b.Bytes())
 		return err
 	}
+	return writeFile(*out, b.Bytes())
+}
+
+func cmdWindows(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("windows", stderr)
+	cfg := warehouse.DefaultConfig()
+	o := train.WindowOptions{}
+	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "simulator seed (samples and labels)")
+	fs.IntVar(&cfg.Shelves, "shelves", cfg.Shelves, "shelves")
+	fs.IntVar(&cfg.BinsPerShelf, "bins", cfg.BinsPerShelf, "bins per shelf")
+	fs.Float64Var(&cfg.NoiseGrams, "noise", cfg.NoiseGrams, "load-cell noise, grams")
+	fs.Float64Var(&cfg.PicksPerBinPerHour, "visits", cfg.PicksPerBinPerHour, "visits per bin per hour")
+	fs.DurationVar(&o.Duration, "duration", 6*time.Hour, "virtual time per bin")
+	fs.IntVar(&o.Samples, "samples", 30, "window length in samples")
+	fs.Float64Var(&o.Idle, "idle", 0.5, "idle windows per visit")
+	fs.Uint64Var(&o.Seed, "idle-seed", 1, "seed for placing idle windows")
+	out := fs.String("o", "-", "output CSV (- for stdout)")
+	if err := parse(fs, args, 0, ""); err != nil {
+		return err
+	}
+	o.Config = cfg
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("windows: %v: %w", err, ErrUsage)
+	}
+	d, err := train.Windows(o)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	if err := d.WriteCSV(&b); err != nil {
+		return err
+	}
+	if *out == "-" {
+		_, err := stdout.Write(b.Bytes())
+		return err
+	}
+	fmt.Fprintf(stderr, "%d windows of %d samples, classes %v\n", len(d.X), d.Features(), d.Labels)
 	return writeFile(*out, b.Bytes())
 }
 

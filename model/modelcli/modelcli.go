@@ -17,6 +17,7 @@ const usage = `usage: shelfctl model <command> [flags] [args]
 
 commands:
   synth     write a synthetic labelled dataset as CSV
+  windows   write labelled load-cell windows from the warehouse simulator as CSV
   train     train a float32 MLP from CSV (features..., label)
   quantize  post-training quantization of a float model to an int8 model file
   eval      accuracy, confusion matrix and float/int8 agreement on a CSV

@@ -46,6 +46,22 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+func TestWindowsCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.csv")
+	must(t, "", "windows", "-shelves", "1", "-bins", "1", "-duration", "1h", "-o", path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) < 20 || !strings.HasPrefix(lines[0], "s0,s1,") || !strings.Contains(string(data), ",idle\n") {
+		t.Fatalf("windows CSV: %d lines, header %q", len(lines), lines[0])
+	}
+	if _, err := run(t, "", "windows", "-shelves", "0"); !errors.Is(err, ErrUsage) {
+		t.Fatalf("bad config: %v", err)
+	}
+}
+
 func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	p := func(n string) string { return filepath.Join(dir, n) }

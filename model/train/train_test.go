@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
 )
 
 // TestGradientMatchesFiniteDifferences checks backpropagation against
@@ -146,5 +149,37 @@ func TestSyntheticSampleSeed(t *testing.T) {
 	}
 	if c := Synthetic(o); !slices.Equal(c.X[7], b.X[7]) {
 		t.Fatal("same seeds drew different rows")
+	}
+}
+
+func TestWindowsFromSimulatorAreLearnable(t *testing.T) {
+	cfg := warehouse.DefaultConfig()
+	cfg.Shelves, cfg.BinsPerShelf = 1, 4
+	d, err := Windows(WindowOptions{Config: cfg, Duration: 6 * time.Hour, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, y := range d.Y {
+		counts[d.Labels[y]]++
+	}
+	if counts["idle"] == 0 || counts["pick1"] == 0 || d.Features() != 30 {
+		t.Fatalf("classes %v, %d features", counts, d.Features())
+	}
+	again, _ := Windows(WindowOptions{Config: cfg, Duration: 6 * time.Hour, Seed: 1})
+	if !slices.Equal(again.X[10], d.X[10]) {
+		t.Fatal("same seed, different windows")
+	}
+	tr, test := d.Split(0.25, 2)
+	c := DefaultConfig()
+	c.Hidden, c.Epochs = []int{64}, 60
+	m, _, err := Fit(tr, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := m.Accuracy(test)
+	t.Logf("accuracy %.3f on %d held-out windows", acc, len(test.X))
+	if acc < 0.85 {
+		t.Fatalf("accuracy %.3f on %d held-out windows (classes %v)", acc, len(test.X), counts)
 	}
 }
