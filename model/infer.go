@@ -11,7 +11,7 @@ import (
 // alignment with zero-padded rows, the input zero point folded into the bias,
 // and softmax tables.
 type plan struct {
-	inK    []float64 // per feature: 1/(Std·scale)
+	inK    []float32 // per feature: float32(1/(f64(Std)·f64(scale)))
 	layers []step
 	maxOut int
 	lastFC int // index of the last fully connected or Conv1D layer
@@ -37,9 +37,9 @@ type step struct {
 func alignUp(n int) int { return (n + kernel.Align - 1) / kernel.Align * kernel.Align }
 
 func (m *Model) compile() {
-	p := plan{inK: make([]float64, m.Features()), lastFC: -1}
+	p := plan{inK: make([]float32, m.Features()), lastFC: -1}
 	for i := range p.inK {
-		p.inK[i] = 1 / (float64(m.Input.Std[i]) * float64(m.Input.Quant.Scale))
+		p.inK[i] = float32(1 / (float64(m.Input.Std[i]) * float64(m.Input.Quant.Scale)))
 	}
 	for i := range m.Layers {
 		l := &m.Layers[i]
@@ -196,8 +196,9 @@ func (s *Session) InferQuantized(q []int8) (Output, error) {
 }
 
 // Quantize standardizes and quantizes raw features into dst:
-// q = clamp(round((x − mean)·k) + z) with k = 1/(std·scale) in float64 and
-// rounding half away from zero.
+// q = clamp(round((x − mean)·k) + z) with k = float32(1/(std·scale)) (the
+// division in float64), the subtraction and product in float32, and
+// rounding half away from zero; see docs/model-format.md.
 func (s *Session) Quantize(dst []int8, features []float32) error {
 	m := s.m
 	if len(features) != m.Features() {
@@ -205,7 +206,7 @@ func (s *Session) Quantize(dst []int8, features []float32) error {
 	}
 	if !s.k.Quantize(dst[:len(features)], features, m.Input.Mean, m.plan.inK, m.Input.Quant.Zero) {
 		for i, x := range features {
-			if v := (float64(x) - float64(m.Input.Mean[i])) * m.plan.inK[i]; v != v {
+			if v := float32(x-m.Input.Mean[i]) * m.plan.inK[i]; v != v {
 				return fmt.Errorf("model: feature %d is NaN: %w", i, ErrInput)
 			}
 		}

@@ -88,7 +88,8 @@ func addGolden(m *Model, rng *rand.Rand, n int) {
 func referenceInfer(m *Model, features []float32) []int8 {
 	x := make([]int8, len(features))
 	for i, f := range features {
-		v := (float64(f) - float64(m.Input.Mean[i])) * (1 / (float64(m.Input.Std[i]) * float64(m.Input.Quant.Scale)))
+		k := float32(1 / (float64(m.Input.Std[i]) * float64(m.Input.Quant.Scale)))
+		v := float64(min(max(float32(f-m.Input.Mean[i])*k, -512), 512))
 		x[i] = int8(min(max(math.Round(v)+float64(m.Input.Quant.Zero), -128), 127))
 	}
 	for _, l := range m.Layers {
@@ -307,7 +308,8 @@ func TestInferQuantizedAndBatch(t *testing.T) {
 func referenceLogitsReal(m *Model, features []float32) []float64 {
 	x := make([]int8, len(features))
 	for i, f := range features {
-		v := (float64(f) - float64(m.Input.Mean[i])) * (1 / (float64(m.Input.Std[i]) * float64(m.Input.Quant.Scale)))
+		k := float32(1 / (float64(m.Input.Std[i]) * float64(m.Input.Quant.Scale)))
+		v := float64(min(max(float32(f-m.Input.Mean[i])*k, -512), 512))
 		x[i] = int8(min(max(math.Round(v)+float64(m.Input.Quant.Zero), -128), 127))
 	}
 	var real []float64

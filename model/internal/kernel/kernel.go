@@ -82,36 +82,38 @@ func matVecGeneric(dst []int32, w, x []int8, rows, cols int) {
 }
 
 // QuantizeFunc standardizes and quantizes raw features:
-// dst[i] = clamp(round((x[i] − mean[i])·k[i]) + z, −128, 127), computed in
-// float64 with rounding half away from zero. It reports false, leaving dst
-// unspecified, when any (x − mean)·k is NaN. All slices have len(dst)
-// elements.
-type QuantizeFunc func(dst []int8, x, mean []float32, k []float64, z int8) bool
+// dst[i] = clamp(round((x[i] − mean[i])·k[i]) + z, −128, 127), with float32
+// subtraction and multiplication (each rounded to nearest even, so every
+// CPU gets the same value), the product clamped to [−512, 512] and rounded
+// half away from zero. It reports false, leaving dst unspecified, when any
+// (x − mean)·k is NaN. All slices have len(dst) elements.
+type QuantizeFunc func(dst []int8, x, mean, k []float32, z int8) bool
 
 // quantizeGeneric is the portable reference of QuantizeFunc.
-func quantizeGeneric(dst []int8, x, mean []float32, k []float64, z int8) bool {
+func quantizeGeneric(dst []int8, x, mean, k []float32, z int8) bool {
 	n := len(dst)
 	x, mean, k = x[:n], mean[:n], k[:n]
 	for i := range dst {
-		v := (float64(x[i]) - float64(mean[i])) * k[i]
+		v := float32(x[i]-mean[i]) * k[i]
 		if v != v {
 			return false
 		}
-		q := roundHalfAway(min(max(v, -512), 512)) + int64(z)
+		q := roundHalfAway(min(max(v, -512), 512)) + int32(z)
 		dst[i] = int8(min(max(q, -128), 127))
 	}
 	return true
 }
 
-// roundHalfAway equals int64(math.Round(v)) for |v| < 2^52, without
-// branches: a + 0.5 can round up across an integer only for
-// a = 0.5 − 2^−54, which the correction catches (t − 0.5 is exact).
-func roundHalfAway(v float64) int64 {
-	a := math.Abs(v)
-	t := int64(a + 0.5)
-	if float64(t)-0.5 > a {
+// roundHalfAway equals int32(math.Round(float64(v))) for |v| < 2^23,
+// without branches: a + 0.5 can round up across an integer only for
+// a = 0.5 − 2^−25, which the correction catches (t − 0.5 is exact).
+func roundHalfAway(v float32) int32 {
+	bits := math.Float32bits(v)
+	a := math.Float32frombits(bits &^ (1 << 31))
+	t := int32(a + 0.5)
+	if float32(t)-0.5 > a {
 		t--
 	}
-	neg := int64(math.Float64bits(v) >> 63)
+	neg := int32(bits >> 31)
 	return (t ^ -neg) + neg
 }

@@ -23,20 +23,20 @@ func matVecAVX2Checked(dst []int32, w, x []int8, rows, cols int) {
 	matVecAVX2(&dst[0], &w[0], &x[0], rows, cols)
 }
 
-// quantizeAVX2 is implemented in quantize_amd64.s: four features per step
-// in float64 lanes with exactly the operations of quantizeGeneric. n must be
-// a multiple of 4. It returns false if any lane was NaN.
+// quantizeAVX2 is implemented in quantize_amd64.s: eight features per step
+// in float32 lanes with exactly the operations of quantizeGeneric. n must be
+// a multiple of 8. It returns false if any lane was NaN.
 //
 //go:noescape
-func quantizeAVX2(dst *int8, x, mean *float32, k *float64, n int, z int64) bool
+func quantizeAVX2(dst *int8, x, mean, k *float32, n int, z int32) bool
 
-func quantizeAVX2Checked(dst []int8, x, mean []float32, k []float64, z int8) bool {
+func quantizeAVX2Checked(dst []int8, x, mean, k []float32, z int8) bool {
 	n := len(dst)
 	if len(x) < n || len(mean) < n || len(k) < n {
 		panic("kernel: Quantize: short slices")
 	}
-	head := n &^ 3
-	if head > 0 && !quantizeAVX2(&dst[0], &x[0], &mean[0], &k[0], head, int64(z)) {
+	head := n &^ 7
+	if head > 0 && !quantizeAVX2(&dst[0], &x[0], &mean[0], &k[0], head, int32(z)) {
 		return false
 	}
 	return quantizeGeneric(dst[head:], x[head:n], mean[head:n], k[head:n], z)

@@ -183,24 +183,24 @@ func itoa(n int) string {
 }
 
 func TestRoundHalfAway(t *testing.T) {
-	vals := []float64{0, math.Copysign(0, -1), 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999999999999994, -0.49999999999999994,
-		0.5000000000000001, 1.4999999999999998, 255.5, -255.5, 511.49999999999994, math.Nextafter(0.5, 0), math.Nextafter(1.5, 2)}
+	vals := []float32{0, float32(math.Copysign(0, -1)), 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999997, -0.49999997,
+		0.50000006, 1.4999999, 255.5, -255.5, 511.49997, math.Nextafter32(0.5, 0), math.Nextafter32(1.5, 2)}
 	rng := rand.New(rand.NewPCG(9, 10))
 	for i := 0; i < 100000; i++ {
-		vals = append(vals, (rng.Float64()-0.5)*1024, float64(rng.IntN(1000)-500)/2)
+		vals = append(vals, float32((rng.Float64()-0.5)*1024), float32(rng.IntN(1000)-500)/2)
 	}
 	for _, v := range vals {
-		if got, want := roundHalfAway(v), int64(math.Round(v)); got != want {
+		if got, want := roundHalfAway(v), int32(math.Round(float64(v))); got != want {
 			t.Fatalf("roundHalfAway(%v) = %d, want %d", v, got, want)
 		}
 	}
 }
 
 // quantizeRef is the definition with math.Round.
-func quantizeRef(x, mean float32, k float64, z int8) int8 {
-	v := (float64(x) - float64(mean)) * k
-	v = math.Round(min(max(v, -512), 512)) + float64(z)
-	return int8(min(max(v, -128), 127))
+func quantizeRef(x, mean, k float32, z int8) int8 {
+	v := float32(x-mean) * k
+	r := math.Round(float64(min(max(v, -512), 512))) + float64(z)
+	return int8(min(max(r, -128), 127))
 }
 
 func TestQuantizeKernels(t *testing.T) {
@@ -208,7 +208,10 @@ func TestQuantizeKernels(t *testing.T) {
 	special := []float32{0, -0, 0.5, -0.5, 1.5, -2.5, 127.5, -128.5, 1e30, -1e30, float32(math.Inf(1)), float32(math.Inf(-1)), 0.49999997}
 	for iter := 0; iter < 300; iter++ {
 		n := rng.IntN(41)
-		x, mean, k := make([]float32, n), make([]float32, n), make([]float64, n)
+		if iter%2 == 0 {
+			n = rng.IntN(5) * 8
+		}
+		x, mean, k := make([]float32, n), make([]float32, n), make([]float32, n)
 		for i := range x {
 			x[i] = float32(rng.NormFloat64() * 50)
 			if rng.IntN(4) == 0 {
@@ -220,7 +223,7 @@ func TestQuantizeKernels(t *testing.T) {
 			if rng.IntN(2) == 0 {
 				mean[i] = float32(rng.NormFloat64())
 			}
-			k[i] = []float64{1, 0.5, 25, rng.Float64() * 3}[rng.IntN(4)]
+			k[i] = []float32{1, 0.5, 25, float32(rng.Float64() * 3)}[rng.IntN(4)]
 		}
 		z := int8(rng.IntN(256) - 128)
 		want := make([]int8, n)
@@ -244,16 +247,18 @@ func TestQuantizeKernels(t *testing.T) {
 		if !kern.Supported {
 			continue
 		}
-		for _, pos := range []int{0, 3, 6} {
-			x := make([]float32, 7)
+		for _, pos := range []int{0, 3, 7, 12, 16} {
+			x := make([]float32, 17)
 			x[pos] = float32(math.NaN())
-			if kern.Quantize(make([]int8, 7), x, make([]float32, 7), make([]float64, 7), 0) {
+			if kern.Quantize(make([]int8, 17), x, make([]float32, 17), make([]float32, 17), 0) {
 				t.Errorf("%s: NaN at %d not reported", kern.Name, pos)
 			}
 		}
 		// ∞ − ∞ is NaN too.
 		inf := float32(math.Inf(1))
-		if kern.Quantize(make([]int8, 4), []float32{inf, 0, 0, 0}, []float32{inf, 0, 0, 0}, []float64{1, 1, 1, 1}, 0) {
+		xs, ms, ks := make([]float32, 8), make([]float32, 8), make([]float32, 8)
+		xs[5], ms[5], ks[5] = inf, inf, 1
+		if kern.Quantize(make([]int8, 8), xs, ms, ks, 0) {
 			t.Errorf("%s: inf − inf not reported", kern.Name)
 		}
 	}
