@@ -353,3 +353,45 @@ func TestRequantizeKernels(t *testing.T) {
 		}
 	}
 }
+
+// FuzzQuantizeRequantize compares every kernel's Quantize and Requantize
+// with the generic ones on fuzzer-chosen bits.
+func FuzzQuantizeRequantize(f *testing.F) {
+	f.Add([]byte{0, 0, 0xc0, 0x7f, 1, 2, 3, 4, 0x80, 0, 0, 0}, int8(-3), uint8(5))
+	f.Add([]byte{0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0x80}, int8(127), uint8(31))
+	f.Fuzz(func(t *testing.T, raw []byte, z int8, sh uint8) {
+		n := len(raw) / 4
+		x, mean, k := make([]float32, n), make([]float32, n), make([]float32, n)
+		acc := make([]int32, n)
+		p := Requant{Zero: int32(z), Lo: -128, Hi: 127}
+		for i := 0; i < n; i++ {
+			u := uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24
+			x[i] = math.Float32frombits(u)
+			mean[i] = float32(int8(raw[4*i])) / 4
+			k[i] = float32(raw[4*i+1]) / 16
+			acc[i] = int32(u)
+			s := int32(sh%40) - 31 + int32(i%3)
+			p.Bias = append(p.Bias, int32(raw[4*i+2])-128)
+			p.Mult = append(p.Mult, int32(u>>1))
+			p.LShift = append(p.LShift, min(max(s, 0), 8))
+			p.RShift = append(p.RShift, max(-s, 0))
+		}
+		wantQ := make([]int8, n)
+		okWant := quantizeGeneric(wantQ, x, mean, k, z)
+		wantR := make([]int8, n)
+		requantizeGeneric(wantR, acc, &p)
+		for _, kern := range All() {
+			if !kern.Supported {
+				continue
+			}
+			got := make([]int8, n)
+			if ok := kern.Quantize(got, x, mean, k, z); ok != okWant || (ok && !slices.Equal(got, wantQ)) {
+				t.Fatalf("%s Quantize: %v %v, want %v %v", kern.Name, got, ok, wantQ, okWant)
+			}
+			kern.Requantize(got, acc, &p)
+			if !slices.Equal(got, wantR) {
+				t.Fatalf("%s Requantize: %v, want %v", kern.Name, got, wantR)
+			}
+		}
+	})
+}
