@@ -2,7 +2,10 @@ package rfid
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -314,4 +317,60 @@ func TestNewErrors(t *testing.T) {
 			t.Errorf("%s: %v", tt.name, err)
 		}
 	}
+}
+
+// TestScenario plays testdata/dock-shift.txt against the driver and simulator.
+func TestScenario(t *testing.T) {
+	data, err := os.ReadFile("testdata/dock-shift.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t)
+	for i, line := range strings.Split(string(data), "\n") {
+		if j := strings.IndexByte(line, '#'); j >= 0 {
+			line = line[:j]
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) == 2 && (f[0] == "remove" || f[0] == "clear") {
+			f = []string{f[0], "", f[1]}
+		}
+		if len(f) != 3 {
+			t.Fatalf("line %d: %q: want action, argument, reads", i+1, line)
+		}
+		arg, want := f[1], f[2]
+		n, _ := strconv.Atoi(arg)
+		switch f[0] {
+		case "present":
+			uid, err := hex.DecodeString(arg)
+			if err != nil {
+				t.Fatalf("line %d: %v", i+1, err)
+			}
+			if err := r.sim.Present(uid); err != nil {
+				t.Fatalf("line %d: %v", i+1, err)
+			}
+			r.tag(t, strings.ToUpper(arg))
+		case "remove":
+			r.sim.Remove()
+		case "hold":
+			r.hold(t, int64(n))
+		case "empty":
+			r.gone(t, int64(n))
+		case "fault":
+			r.sim.InjectFault(map[string]rfidsim.Fault{"disconnect": rfidsim.FaultDisconnect, "bus_error": rfidsim.FaultBusError}[arg])
+		case "errors":
+			e := r.src.Stats().Errors
+			r.wait(t, "errors", func(s Stats) bool { return s.Errors >= e+int64(n) })
+		case "clear":
+			r.sim.ClearFault()
+		default:
+			t.Fatalf("line %d: unknown action %q", i+1, f[0])
+		}
+		if got := strconv.FormatInt(r.src.Stats().Reads, 10); got != want {
+			t.Fatalf("line %d (%s): %s reads; want %s", i+1, strings.TrimSpace(line), got, want)
+		}
+	}
+	r.noTag(t)
 }
