@@ -417,3 +417,36 @@ func TestNewErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSerialSlowScanner has the scanner send one byte at a time, so every
+// code arrives over many reads.
+func TestSerialSlowScanner(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "ttyACM0")
+	opts := scannersim.DefaultOpts
+	opts.Suffix = scannersim.CRLF
+	opts.Link = link
+	opts.ByteDelay = 100 * time.Microsecond
+	sim, err := scannersim.New(&opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	src, sink := running(t, sim, link, Options{Suffix: SuffixCRLF})
+	if err := sim.InjectFault(scannersim.FaultSlow); err != nil {
+		t.Fatal(err)
+	}
+	codes := []string{"4006381333931", "(00)106141411234567897", "96385074"}
+	for _, c := range codes {
+		if err := sim.Scan(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range codes {
+		if sc := sink.next(t); sc.Code != c {
+			t.Fatalf("scan %q; want %q", sc.Code, c)
+		}
+	}
+	if st := src.Stats(); st.RejectedTotal() != 0 || st.Scans != 3 {
+		t.Errorf("stats %+v", st)
+	}
+}
