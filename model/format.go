@@ -153,7 +153,7 @@ func Encode(m *Model, key ed25519.PrivateKey) ([]byte, error) {
 		return nil, err
 	}
 	body := encodeBody(m)
-	if len(body) > math.MaxUint32 {
+	if int64(len(body)) > math.MaxUint32 {
 		return nil, fmt.Errorf("model: body of %d bytes: %w", len(body), ErrTooLarge)
 	}
 	var out bytes.Buffer
@@ -316,9 +316,20 @@ func (d *decoder) f32(what string) float32 { return math.Float32frombits(d.u32(w
 // the bytes left (each element needs at least elemSize bytes), so a corrupt
 // count cannot make the decoder allocate more than the file holds.
 func (d *decoder) count(what string, limit, elemSize int) int {
-	n := int(d.u32(what))
+	n := d.size(what, limit)
 	d.check(what, n, limit, elemSize)
 	return n
+}
+
+// size reads a u32 that must not exceed limit, comparing before the
+// conversion to int so that 32-bit platforms cannot see it wrap.
+func (d *decoder) size(what string, limit int) int {
+	v := d.u32(what)
+	if d.err == nil && uint64(v) > uint64(limit) {
+		d.err = fmt.Errorf("model: %s at body offset %d: %d exceeds the limit of %d: %w", what, d.off-4, v, limit, ErrTooLarge)
+		return 0
+	}
+	return int(v)
 }
 
 func (d *decoder) check(what string, n, limit, elemSize int) {
@@ -441,11 +452,8 @@ func (d *decoder) layer(i int) Layer {
 	p := fmt.Sprintf("layer %d", i)
 	l := Layer{Kind: LayerKind(d.u8(p + " kind"))}
 	p = fmt.Sprintf("layer %d (%v)", i, l.Kind)
-	l.In = int(d.u32(p + " input size"))
-	l.Out = int(d.u32(p + " output size"))
-	if d.err == nil && (l.In > maxUnits || l.Out > maxUnits) {
-		d.err = fmt.Errorf("model: %s: shape %d×%d exceeds the limit of %d per dimension: %w", p, l.Out, l.In, maxUnits, ErrTooLarge)
-	}
+	l.In = d.size(p+" input size", maxUnits)
+	l.Out = d.size(p+" output size", maxUnits)
 	l.Input = d.quant(p + " input")
 	l.Output = d.quant(p + " output")
 	switch l.Kind {
@@ -456,13 +464,16 @@ func (d *decoder) layer(i int) Layer {
 				v    *int
 				name string
 			}{{&l.Length, "length"}, {&l.InCh, "input channels"}, {&l.OutCh, "output channels"}, {&l.Kernel, "kernel size"}, {&l.Stride, "stride"}} {
-				*f.v = int(d.u32(p + " " + f.name))
-				if d.err == nil && *f.v > maxUnits {
-					d.err = fmt.Errorf("model: %s: %s %d exceeds the limit of %d: %w", p, f.name, *f.v, maxUnits, ErrTooLarge)
-				}
+				*f.v = d.size(p+" "+f.name, maxUnits)
 			}
 		}
 		ch, patch := l.channels(), l.patch()
+		if d.err == nil && int64(l.Kernel)*int64(l.InCh) > maxUnits {
+			d.err = fmt.Errorf("model: %s: kernel %d × %d input channels exceeds %d: %w", p, l.Kernel, l.InCh, maxUnits, ErrTooLarge)
+		}
+		if d.err == nil && int64(ch)*int64(patch) > maxUnits*64 {
+			d.err = fmt.Errorf("model: %s: %d×%d weights exceed the limit of %d: %w", p, ch, patch, maxUnits*64, ErrTooLarge)
+		}
 		d.check(p+" weights", ch*patch, maxUnits*64, 1)
 		l.Weights = d.i8s(ch*patch, p+" weights")
 		d.check(p+" channels", ch, maxUnits, 4+4+4+1)

@@ -267,7 +267,7 @@ func (l *Layer) validate(in int, q Quant, r Rounding) error {
 			if l.Length <= 0 || l.InCh <= 0 || l.OutCh <= 0 || l.Kernel <= 0 || l.Stride <= 0 || l.Kernel > l.Length {
 				return fmt.Errorf("length %d, channels %d→%d, kernel %d, stride %d: %w", l.Length, l.InCh, l.OutCh, l.Kernel, l.Stride, ErrInconsistent)
 			}
-			if l.In != l.Length*l.InCh || l.Out != l.Positions()*l.OutCh {
+			if int64(l.In) != int64(l.Length)*int64(l.InCh) || int64(l.Out) != int64(l.Positions())*int64(l.OutCh) {
 				return fmt.Errorf("sizes %d→%d, shape gives %d→%d: %w", l.In, l.Out, l.Length*l.InCh, l.Positions()*l.OutCh, ErrInconsistent)
 			}
 		}
@@ -278,7 +278,7 @@ func (l *Layer) validate(in int, q Quant, r Rounding) error {
 		if l.Act > ActReLU {
 			return fmt.Errorf("activation %d: %w", l.Act, ErrInconsistent)
 		}
-		if len(l.Weights) != ch*patch || len(l.WScales) != ch || len(l.Bias) != ch || len(l.Mult) != ch || len(l.Shift) != ch {
+		if int64(len(l.Weights)) != int64(ch)*int64(patch) || len(l.WScales) != ch || len(l.Bias) != ch || len(l.Mult) != ch || len(l.Shift) != ch {
 			return fmt.Errorf("parameter counts do not match %d×%d: %w", ch, patch, ErrInconsistent)
 		}
 		for j, w := range l.Weights {

@@ -7,6 +7,7 @@ MODEL_FUZZTIME ?= 30s
 MODEL_BENCHTIME ?= 1s
 MODEL_ARM64_DIR ?= $(CURDIR)/tmp/arm64
 QEMU_AARCH64 ?= qemu-aarch64-static
+QEMU_ARM ?= qemu-arm-static
 
 MODEL_MK := $(lastword $(MAKEFILE_LIST))
 
@@ -41,6 +42,15 @@ test-arm64:
 			(cd $$dir && SHELFGATE_KERNEL=neon $(QEMU_AARCH64) -cpu cortex-a72 $(MODEL_ARM64_DIR)/$$name.test -test.short -test.count=1) || exit 1; \
 		fi; \
 	done
+	@# 32-bit Raspberry Pi OS (armv7, portable kernels) when qemu-arm is there.
+	@if command -v $(QEMU_ARM) >/dev/null 2>&1; then set -e; for p in $$($(GO) list $(MODEL_PKGS)); do \
+		name=$$(echo $$p | tr / _)-armv7; \
+		GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) test -c -o $(MODEL_ARM64_DIR)/$$name.test $$p; \
+		if [ -f $(MODEL_ARM64_DIR)/$$name.test ]; then \
+			echo "qemu-arm (armv7) $$p"; \
+			(cd $$($(GO) list -f '{{.Dir}}' $$p) && $(QEMU_ARM) $(MODEL_ARM64_DIR)/$$name.test -test.short -test.count=1) || exit 1; \
+		fi; \
+	done; fi
 
 # Run every model fuzz target for MODEL_FUZZTIME each.
 fuzz-model:

@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
-	"unsafe"
 )
 
 // refMatVec is the definition written out independently of matVecGeneric.
@@ -261,15 +260,6 @@ func TestQuantizeKernels(t *testing.T) {
 		if kern.Quantize(make([]int8, 8), xs, ms, ks, 0) {
 			t.Errorf("%s: inf − inf not reported", kern.Name)
 		}
-	}
-}
-
-func TestRequantLayout(t *testing.T) {
-	var p Requant
-	// requant_amd64.s reads these offsets.
-	if unsafe.Offsetof(p.Mult) != 24 || unsafe.Offsetof(p.LShift) != 48 || unsafe.Offsetof(p.RShift) != 72 ||
-		unsafe.Offsetof(p.Zero) != 96 || unsafe.Offsetof(p.Lo) != 100 || unsafe.Offsetof(p.Hi) != 104 {
-		t.Fatal("Requant layout changed; update requant_amd64.s")
 	}
 }
 
