@@ -3,7 +3,7 @@
 
 GO ?= go
 MODEL_PKGS := ./model/...
-MODEL_FUZZTIME ?= 30s
+MODEL_FUZZTIME ?= $(if $(FUZZTIME),$(FUZZTIME),30s)
 MODEL_BENCHTIME ?= 1s
 MODEL_ARM64_DIR ?= $(CURDIR)/tmp/arm64
 QEMU_AARCH64 ?= qemu-aarch64-static
@@ -72,5 +72,5 @@ eval-model:
 	$(MODEL_EVAL_DIR)/modelctl synth -samples 8000 -features 1000 -classes 100 -noise 0.7 -seed 1 -sample-seed 1 -o $(MODEL_EVAL_DIR)/train.csv
 	$(MODEL_EVAL_DIR)/modelctl synth -samples 2000 -features 1000 -classes 100 -noise 0.7 -seed 1 -sample-seed 2 -o $(MODEL_EVAL_DIR)/test.csv
 	$(MODEL_EVAL_DIR)/modelctl train -q -hidden 500 -epochs 8 -seed 1 -o $(MODEL_EVAL_DIR)/float.json $(MODEL_EVAL_DIR)/train.csv
-	$(MODEL_EVAL_DIR)/modelctl quantize -f $(MODEL_EVAL_DIR)/float.json -observer percentile -percentile 99.99 -name synthetic100 -o $(MODEL_EVAL_DIR)/model.sgm $(MODEL_EVAL_DIR)/train.csv
+	$(MODEL_EVAL_DIR)/modelctl quantize -f $(MODEL_EVAL_DIR)/float.json -observer percentile -percentile 99.99 -name synthetic100 -eval $(MODEL_EVAL_DIR)/test.csv -o $(MODEL_EVAL_DIR)/model.sgm $(MODEL_EVAL_DIR)/train.csv
 	$(MODEL_EVAL_DIR)/modelctl eval -m $(MODEL_EVAL_DIR)/model.sgm -f $(MODEL_EVAL_DIR)/float.json $(MODEL_EVAL_DIR)/test.csv

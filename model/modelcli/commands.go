@@ -284,6 +284,7 @@ func cmdQuantize(_ context.Context, args []string, stdin io.Reader, stdout, stde
 	rows := fs.Int("calib-rows", 2000, "calibration rows to use")
 	fs.Float64Var(&o.LogitWindow, "logit-window", 0, "narrow the logit range to this far below the smallest top logit (0: off)")
 	key := fs.String("sign-key", "", "ed25519 private key file (hex seed) to sign with")
+	heldOut := fs.String("eval", "", "held-out CSV: report float vs int8 accuracy and top-1 agreement on it")
 	out := fs.String("o", "model.sgm", "output model file")
 	if err := parse(fs, args, 1, "calibration.csv"); err != nil {
 		return err
@@ -336,6 +337,18 @@ func cmdQuantize(_ context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	fmt.Fprintf(stdout, "quantized %d layers with %d calibration rows (%s observer, %s rounding): %d bytes, sha256 %x, signed %v; wrote %s\n",
 		len(q.Layers), len(calib), *observer, *rounding, len(data), q.Digest, q.Signed, *out)
+	if *heldOut != "" {
+		d, err := readDataset(*heldOut, f.Labels, stdin)
+		if err != nil {
+			return fmt.Errorf("quantize: -eval: %w", err)
+		}
+		rep, err := quantize.Compare(f, q, d)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "held-out %d rows: float accuracy %.2f%%, int8 accuracy %.2f%%, drop %.2f points, top-1 agreement %.2f%%\n",
+			rep.Rows, 100*rep.FloatAcc, 100*rep.Int8Acc, 100*(rep.FloatAcc-rep.Int8Acc), 100*rep.Agreement)
+	}
 	return nil
 }
 

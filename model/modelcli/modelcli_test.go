@@ -73,8 +73,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 	key := strings.Repeat("ab", 32)
 	os.WriteFile(p("key"), []byte(key+"\n"), 0o600)
-	out = must(t, "", "quantize", "-f", p("f.json"), "-observer", "percentile", "-name", "demo", "-version", "4", "-sign-key", p("key"), "-o", p("m.sgm"), p("train.csv"))
-	if !strings.Contains(out, "signed true") {
+	out = must(t, "", "quantize", "-f", p("f.json"), "-observer", "percentile", "-name", "demo", "-version", "4", "-sign-key", p("key"), "-eval", p("all.csv"), "-o", p("m.sgm"), p("train.csv"))
+	if !strings.Contains(out, "signed true") || !strings.Contains(out, "top-1 agreement") {
 		t.Fatalf("quantize: %s", out)
 	}
 

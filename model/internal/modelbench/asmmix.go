@@ -79,13 +79,16 @@ func (l loopMix) String() string {
 	return b.String()
 }
 
-// macsPerIteration: a 4-row loop covers 4 rows × the bytes one vector load
-// of x brings in (16 on arm64, 32 with AVX2).
-func macsPerIteration(path string) int {
-	if strings.Contains(path, "amd64") {
-		return 4 * 32
+// macsPerOp is how many int8 multiply-accumulates one instruction does.
+var macsPerOp = map[string]int{"VPMADDUBSW": 32, "SMULL": 8, "SMLAL2": 8, "SDOT": 16}
+
+// macs is the multiply-accumulates of one pass through the loop.
+func (l loopMix) macs() int {
+	n := 0
+	for op, c := range l.counts {
+		n += c * macsPerOp[op]
 	}
-	return 4 * 16
+	return n
 }
 
 func reportMix(arm64Path string) error {
@@ -101,11 +104,15 @@ func reportMix(arm64Path string) error {
 	if len(amdLoops) != 1 || len(armLoops) == 0 {
 		return fmt.Errorf("found %d amd64 and %d arm64 4-row loops", len(amdLoops), len(armLoops))
 	}
-	base := float64(amdLoops[0].total) / float64(macsPerIteration(amdPath))
-	fmt.Printf("# amd64 %s: %d instructions per %d MACs:%v\n", amdLoops[0].label, amdLoops[0].total, macsPerIteration(amdPath), amdLoops[0])
+	amd := amdLoops[0]
+	base := float64(amd.total) / float64(amd.macs())
+	fmt.Printf("# amd64 avx2 %s: %d instructions per %d MACs:%v\n", amd.label, amd.total, amd.macs(), amd)
 	for _, l := range armLoops {
-		per := float64(l.total) / float64(macsPerIteration(arm64Path))
-		fmt.Printf("# arm64 %s: %d instructions per %d MACs:%v\n", l.label, l.total, macsPerIteration(arm64Path), l)
+		if l.macs() == 0 {
+			return fmt.Errorf("%s: no multiply instructions recognised", l.label)
+		}
+		per := float64(l.total) / float64(l.macs())
+		fmt.Printf("# arm64 %s: %d instructions per %d MACs:%v\n", l.label, l.total, l.macs(), l)
 		name := strings.TrimSuffix(l.label, "_loop4")
 		fmt.Printf("FIGURE model_arm64_%s_instr_per_mac=%.4g unit=instr/MAC baseline=%.4g ratio=%.3g\n", name, per, base, per/base)
 	}
