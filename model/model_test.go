@@ -566,58 +566,71 @@ func TestLoadLimit(t *testing.T) {
 	}
 }
 
-// TestReferenceModelGolden pins bit-exact outputs of the model in
-// testdata/reference.sgm; go test -update regenerates both files.
+// TestReferenceModelGolden pins bit-exact outputs of the reference models
+// in testdata (an MLP with double rounding, the same shape with single
+// rounding, and a Conv1D window classifier) on every kernel; go test
+// -update regenerates the model files and their .golden outputs.
 func TestReferenceModelGolden(t *testing.T) {
-	path := filepath.Join("testdata", "reference.sgm")
-	outPath := filepath.Join("testdata", "reference.golden")
-	rng := rand.New(rand.NewPCG(2026, 4))
-	if *update {
-		m := randomModel(rng, DoubleRounding, 48, 32, 10)
-		m.Name, m.Version = "reference", 1
-		addGolden(m, rng, 4)
-		if err := os.WriteFile(path, encodeT(t, m, nil), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	cases := []struct {
+		name  string
+		build func(rng *rand.Rand) *Model
+	}{
+		{"reference", func(rng *rand.Rand) *Model { return randomModel(rng, DoubleRounding, 48, 32, 10) }},
+		{"reference-single", func(rng *rand.Rand) *Model { return randomModel(rng, SingleRounding, 48, 32, 10) }},
+		{"reference-conv", func(rng *rand.Rand) *Model { return randomConvModel(rng, DoubleRounding, 30, 2, 8, 5, 2, 6) }},
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Decode(data, DecodeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got bytes.Buffer
-	inRng := rand.New(rand.NewPCG(1, 1))
-	for _, kn := range Kernels() {
-		s, _ := m.NewSessionWith(WithKernel(kn))
-		var b bytes.Buffer
-		for i := 0; i < 20; i++ {
-			out, err := s.Infer(randomFeatures(inRng, m.Features()))
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join("testdata", c.name+".sgm")
+			outPath := filepath.Join("testdata", c.name+".golden")
+			if *update {
+				rng := rand.New(rand.NewPCG(2026, 4))
+				m := c.build(rng)
+				m.Name, m.Version = c.name, 1
+				addGolden(m, rng, 4)
+				if err := os.WriteFile(path, encodeT(t, m, nil), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			data, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			fmt.Fprintf(&b, "%d logits=%v probs=%v class=%d\n", i, out.Logits, out.Probs, out.Class)
-		}
-		inRng = rand.New(rand.NewPCG(1, 1))
-		if got.Len() == 0 {
-			got = b
-		} else if !bytes.Equal(got.Bytes(), b.Bytes()) {
-			t.Fatalf("kernel %s differs from %s", kn, Kernels()[0])
-		}
-	}
-	if *update {
-		if err := os.WriteFile(outPath, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(outPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got.Bytes(), want) {
-		t.Fatalf("outputs differ from %s:\n%s", outPath, got.String())
+			m, err := Decode(data, DecodeOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []byte
+			for _, kn := range Kernels() {
+				s, _ := m.NewSessionWith(WithKernel(kn))
+				inRng := rand.New(rand.NewPCG(1, 1))
+				var b bytes.Buffer
+				for i := 0; i < 20; i++ {
+					out, err := s.Infer(randomFeatures(inRng, m.Features()))
+					if err != nil {
+						t.Fatal(err)
+					}
+					fmt.Fprintf(&b, "%d logits=%v probs=%v class=%d\n", i, out.Logits, out.Probs, out.Class)
+				}
+				if got == nil {
+					got = b.Bytes()
+				} else if !bytes.Equal(got, b.Bytes()) {
+					t.Fatalf("kernel %s differs from %s", kn, Kernels()[0])
+				}
+			}
+			if *update {
+				if err := os.WriteFile(outPath, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(outPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("outputs differ from %s:\n%s", outPath, got)
+			}
+		})
 	}
 }
 
