@@ -51,6 +51,12 @@ CREATE INDEX IF NOT EXISTS outbox_events ON outbox(id) WHERE class = 1;
 // insertRows is how many rows one multi-row INSERT statement carries.
 const insertRows = 128
 
+// Sizes of the in-memory tails of recently committed records (see tail).
+const (
+	tailTelemetry = 32 << 10
+	tailEvents    = 4 << 10
+)
+
 // Stats are the outbox's counters.
 type Stats struct {
 	Committed  int64 // rows committed since Open
@@ -91,7 +97,7 @@ type Outbox struct {
 	acks    chan ackReq
 	quit    chan struct{}
 	stopped chan struct{}
-	closeMu sync.Mutex
+	closeMu sync.RWMutex // held for reading while queueing; Close takes it to stop new requests
 	closed  bool
 	werr    atomic.Pointer[error] // first fatal writer error
 
@@ -106,6 +112,7 @@ type Outbox struct {
 	commits  atomic.Int64
 	commitN  atomic.Int64
 	ackedN   atomic.Int64
+	tails    [2]*tail // recent committed records per class
 	insStmt  *sql.Stmt
 	ins1Stmt *sql.Stmt
 	args     []any
@@ -192,6 +199,7 @@ func (o *Outbox) load() error {
 	}
 	o.nextID = hw.Int64 + 1
 	o.lastID.Store(hw.Int64)
+	o.tails = [2]*tail{newTail(tailTelemetry, hw.Int64), newTail(tailEvents, hw.Int64)}
 	var n, ev int64
 	if err := o.wdb.QueryRow(`SELECT count(*), count(*) FILTER (WHERE class = 1) FROM outbox`).Scan(&n, &ev); err != nil {
 		return fmt.Errorf("outbox: count backlog: %w", err)
@@ -234,11 +242,16 @@ func (o *Outbox) Append(ctx context.Context, recs []gateway.Record) error {
 		return *p
 	}
 	done := make(chan error, 1)
+	o.closeMu.RLock()
+	if o.closed {
+		o.closeMu.RUnlock()
+		return gateway.ErrClosed
+	}
 	select {
 	case o.appends <- appendReq{recs: recs, done: done}:
-	case <-o.quit:
-		return gateway.ErrClosed
+		o.closeMu.RUnlock()
 	case <-ctx.Done():
+		o.closeMu.RUnlock()
 		return ctx.Err()
 	}
 	// Once queued, the writer owns recs until it answers; waiting here
@@ -250,11 +263,14 @@ func (o *Outbox) Append(ctx context.Context, recs []gateway.Record) error {
 // was acknowledged. Deletes are applied by the writer in its next commit;
 // a crash before then only means the rows are delivered again.
 func (o *Outbox) Ack(ctx context.Context, c gateway.Class, lo, hi int64) error {
+	o.closeMu.RLock()
+	defer o.closeMu.RUnlock()
+	if o.closed {
+		return gateway.ErrClosed
+	}
 	select {
 	case o.acks <- ackReq{class: c, lo: lo, hi: hi}:
 		return nil
-	case <-o.quit:
-		return gateway.ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -274,11 +290,21 @@ func (o *Outbox) LastID() int64 { return o.lastID.Load() }
 // appended to buf[:0].
 func (o *Outbox) Read(ctx context.Context, c gateway.Class, after int64, limit int, buf []gateway.Record) ([]gateway.Record, error) {
 	buf = buf[:0]
+	if int(c) < len(o.tails) {
+		if out, ok := o.tails[c].read(after, limit, buf); ok {
+			return out, nil
+		}
+	}
 	q := `SELECT id, stream, seq, ts, value, quality, body FROM outbox WHERE id > ? AND class = 0 ORDER BY id LIMIT ?`
 	if c == gateway.ClassEvent {
 		q = `SELECT id, stream, seq, ts, value, quality, body FROM outbox WHERE id > ? AND class = 1 ORDER BY id LIMIT ?`
 	}
-	rows, err := o.rdb.QueryContext(ctx, q, after, limit)
+	if err := ctx.Err(); err != nil {
+		return buf, err
+	}
+	// A bounded query runs without the caller's ctx: go-sqlite3 then steps
+	// each row in one cgo call instead of arming cancellation per row.
+	rows, err := o.rdb.QueryContext(context.Background(), q, after, limit)
 	if err != nil {
 		return buf, fmt.Errorf("outbox: read %s after id %d: %w", c, after, err)
 	}

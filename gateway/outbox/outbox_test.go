@@ -280,3 +280,37 @@ func BenchmarkAppend(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "rows/s")
 }
+
+// TestReadAcrossTailAndDatabase appends more rows than the in-memory tail
+// holds, so reads start in the database and continue from the tail; the
+// result must be every row exactly once, in order, also after acks.
+func TestReadAcrossTailAndDatabase(t *testing.T) {
+	o, _ := openTemp(t)
+	ctx := context.Background()
+	const n = 38000 // more than tailTelemetry, a multiple of 1000
+	for i := 0; i < n; i += 1000 {
+		if err := o.Append(ctx, readings("x", 1000, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(from int64) {
+		t.Helper()
+		rows := readAll(t, o, gateway.ClassTelemetry)
+		if int64(len(rows)) != n-from {
+			t.Fatalf("read %d rows, want %d", len(rows), n-from)
+		}
+		for i, r := range rows {
+			if r.ID != from+int64(i)+1 || r.Seq != uint64(r.ID) || r.Stream != "x" || r.Unit != "g" {
+				t.Fatalf("row %d = %+v", i, r)
+			}
+		}
+	}
+	check(0)
+	if err := o.Ack(ctx, gateway.ClassTelemetry, 1, n-100); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Append(ctx, []gateway.Record{{Stream: "y", Class: gateway.ClassEvent, Time: time.Now(), Body: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	check(n - 100)
+}

@@ -9,6 +9,10 @@ import (
 	"github.com/shelfgate/shelfgate/gateway"
 )
 
+// eagerRows is the pending row count at which the writer commits without
+// waiting out MaxDelay.
+const eagerRows = 1024
+
 // writer is the only goroutine that writes to the database. It gathers
 // appends and acks for up to MaxDelay or MaxBatchRows and commits them in one
 // transaction.
@@ -47,7 +51,9 @@ func (o *Outbox) writer() {
 		case r := <-o.appends:
 			pending = append(pending, r)
 			rows += len(r.recs)
-			if rows >= o.opts.MaxBatchRows {
+			// Waiting for company only pays for small commits: once a
+			// commit's fsync is shared by enough rows, commit at once.
+			if rows >= o.opts.MaxBatchRows || rows >= eagerRows {
 				flush()
 			} else {
 				arm()
@@ -173,6 +179,24 @@ func (o *Outbox) commit(pending []appendReq, acks []ackReq) (err error) {
 	}
 	for name, seq := range seqs {
 		o.byName[name].seq = seq
+	}
+	// Publish the committed rows to the tails before lastID moves, so a
+	// reader that sees the new lastID finds them.
+	for c, t := range o.tails {
+		t.mu.Lock()
+		for _, p := range pending {
+			for i := range p.recs {
+				if r := &p.recs[i]; int(r.Class) == c {
+					t.add(r)
+				}
+			}
+		}
+		t.mu.Unlock()
+	}
+	for _, a := range acks {
+		if int(a.class) < len(o.tails) {
+			o.tails[a.class].forget(a.hi)
+		}
 	}
 	o.nextID = nextID
 	o.lastID.Store(nextID - 1)

@@ -23,6 +23,8 @@ type Store interface {
 	Read(ctx context.Context, c gateway.Class, after int64, limit int, buf []gateway.Record) ([]gateway.Record, error)
 	Ack(ctx context.Context, c gateway.Class, lo, hi int64) error
 	Notify() <-chan struct{}
+	// LastID is the highest id committed so far (of any class).
+	LastID() int64
 }
 
 // Options configure the uplink. Zero values take the defaults noted.
@@ -365,6 +367,13 @@ func (u *Uplink) lane(ctx context.Context, c paho.Client, class gateway.Class, w
 	for {
 		// Fill the window.
 		for len(inflight) < window {
+			if cursor >= u.store.LastID() {
+				pendingSince = time.Time{}
+				break // nothing new: skip the query
+			}
+			if linger != nil && u.store.LastID()-cursor < int64(limit) {
+				break // still lingering and a full batch cannot exist yet
+			}
 			var err error
 			buf, err = u.store.Read(ctx, class, cursor, limit, buf)
 			if err != nil {
