@@ -86,6 +86,10 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				}
 			}
 			if len(fresh) > 0 {
+				// Flush per batch so the file is a live record (tail -f works).
+				if err := w.Flush(); err != nil && writeErr == nil {
+					writeErr = err
+				}
 				unique += int64(len(fresh))
 				lastNew = time.Now()
 				if *expect > 0 && unique >= *expect {
