@@ -5,9 +5,9 @@ import "golang.org/x/sys/cpu"
 func archKernels() []Kernel {
 	return []Kernel{
 		// SMULL/SMLAL2/SADALP: every ARMv8 core, tuned for Cortex-A72 (Pi 4).
-		{Name: "neon", MatVec: matVecNEONChecked, Quantize: quantizeGeneric, Requantize: requantizeGeneric, Supported: cpu.ARM64.HasASIMD},
+		{Name: "neon", MatVec: matVecNEONChecked, Quantize: quantizeGeneric, Requantize: requantizeNEONChecked, Supported: cpu.ARM64.HasASIMD},
 		// SDOT: ARMv8.2 dot product, Cortex-A76 (Pi 5).
-		{Name: "sdot", MatVec: matVecSDOTChecked, Quantize: quantizeGeneric, Requantize: requantizeGeneric, Supported: cpu.ARM64.HasASIMD && cpu.ARM64.HasASIMDDP},
+		{Name: "sdot", MatVec: matVecSDOTChecked, Quantize: quantizeGeneric, Requantize: requantizeNEONChecked, Supported: cpu.ARM64.HasASIMD && cpu.ARM64.HasASIMDDP},
 	}
 }
 
@@ -35,4 +35,26 @@ func matVecSDOTChecked(dst []int32, w, x []int8, rows, cols int) {
 		return
 	}
 	matVecSDOT(&dst[0], &w[0], &x[0], rows, cols)
+}
+
+// requantizeNEON is implemented in requant_arm64.s; n must be a positive
+// multiple of 8.
+//
+//go:noescape
+func requantizeNEON(dst *int8, acc *int32, p *Requant, n int)
+
+func requantizeNEONChecked(dst []int8, acc []int32, p *Requant) {
+	n := len(dst)
+	if len(acc) < n || len(p.Bias) < n || len(p.Mult) < n || len(p.LShift) < n || len(p.RShift) < n {
+		panic("kernel: Requantize: short slices")
+	}
+	head := n &^ 7
+	if head > 0 {
+		requantizeNEON(&dst[0], &acc[0], p, head)
+	}
+	if head < n {
+		tail := *p
+		tail.Bias, tail.Mult, tail.LShift, tail.RShift = p.Bias[head:], p.Mult[head:], p.LShift[head:], p.RShift[head:]
+		requantizeGeneric(dst[head:], acc[head:n], &tail)
+	}
 }
