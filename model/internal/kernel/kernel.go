@@ -1,8 +1,23 @@
-// Package kernel holds the int8 matrix-vector kernels of the model engine: a
-// portable Go reference and assembly versions for amd64 (AVX2) and arm64
-// (NEON). Every kernel computes exactly the same int32 results as the
-// reference; the fastest one the CPU supports is chosen at start-up and the
-// environment variable SHELFGATE_KERNEL=<name> overrides the choice.
+// Package kernel holds the int8 kernels of the model engine: matrix-vector
+// products, input standardization and quantization, and requantization. A
+// portable Go reference comes with assembly versions:
+//
+//   - amd64 "avx2": VPABSB/VPSIGNB/VPMADDUBSW/VPMADDWD products, float32
+//     input quantization in eight lanes, requantization with VPMULDQ and
+//     per-lane shifts;
+//   - arm64 "neon" (Cortex-A72, Pi 4): SMULL/SMLAL2/SADALP products,
+//     SQRDMULH/SRSHL requantization, NEON input quantization;
+//   - arm64 "sdot" (ARMv8.2 dot product, Cortex-A76, Pi 5): SDOT products,
+//     the rest as "neon".
+//
+// Instructions the Go assembler lacks are encoded with WORD. Every kernel
+// computes exactly what the reference does (table tests on edge values,
+// fuzz targets, and the arm64 kernels run under qemu-aarch64 by make
+// test-arm64). AVX-512 VNNI / AVX-VNNI (VPDPBUSD) kernels are not included:
+// no machine or emulator at hand could prove them bit-exact.
+//
+// The fastest kernel the CPU supports (golang.org/x/sys/cpu) is chosen at
+// start-up; SHELFGATE_KERNEL=<name> (e.g. generic) overrides the choice.
 package kernel
 
 import (
