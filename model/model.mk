@@ -11,7 +11,7 @@ QEMU_ARM ?= qemu-arm-static
 
 MODEL_MK := $(lastword $(MAKEFILE_LIST))
 
-.PHONY: bench-model test-arm64 fuzz-model eval-model
+.PHONY: bench-model test-arm64 fuzz-model eval-model model-arm64-equal
 
 # FIGURE lines for the reference shape (1000 → 500 ReLU → 100 softmax, one
 # core): int8 latency beside gonum float32 and the portable Go kernel,
@@ -21,8 +21,33 @@ bench-model:
 	$(GO) run ./model/internal/modelbench -benchtime $(MODEL_BENCHTIME)
 	@mkdir -p $(dir $(MODEL_ARM64_DIR))
 	@$(MAKE) --no-print-directory -f $(MODEL_MK) test-arm64 >$(MODEL_ARM64_DIR).log 2>&1 || { cat $(MODEL_ARM64_DIR).log; exit 1; }
-	@echo "# arm64: every model test (kernels neon and sdot against the reference, golden files) passed under qemu-aarch64; log in $(MODEL_ARM64_DIR).log"
+	@echo "# arm64/armv7: every model test (kernels against the reference, golden files) passed under qemu; log in $(MODEL_ARM64_DIR).log"
+	@$(MAKE) --no-print-directory -f $(MODEL_MK) model-arm64-equal
 	$(GO) run ./model/internal/modelbench -asm-mix model/internal/kernel/matvec_arm64.s
+
+# The reference-shape model's outputs on fixed inputs, hashed per kernel on
+# amd64 and under qemu on arm64 (Cortex-A72: neon; max: neon and sdot) and
+# armv7: a FIGURE of 1 means the digests are equal.
+model-arm64-equal:
+	@mkdir -p $(MODEL_ARM64_DIR)
+	@$(GO) run ./model/internal/modelbench -save-model $(MODEL_ARM64_DIR)/reference.sgm
+	@GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o $(MODEL_ARM64_DIR)/modelbench-arm64 ./model/internal/modelbench
+	@GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) build -o $(MODEL_ARM64_DIR)/modelbench-armv7 ./model/internal/modelbench
+	@set -e; ref=$(MODEL_ARM64_DIR)/reference.sgm; \
+	native=$$($(GO) run ./model/internal/modelbench -digest $$ref); \
+	echo "# $(shell $(GO) env GOARCH) digest $$native"; \
+	for cpu in cortex-a72 max; do \
+		d=$$($(QEMU_AARCH64) -cpu $$cpu $(MODEL_ARM64_DIR)/modelbench-arm64 -digest $$ref); \
+		echo "# arm64 -cpu $$cpu digest $$d"; \
+		eq=0; [ "$${d%% *}" = "$${native%% *}" ] && eq=1; \
+		echo "FIGURE model_arm64_$$(echo $$cpu | tr - _)_outputs_equal=$$eq unit=bool baseline=1 ratio=$$eq"; \
+	done; \
+	if command -v $(QEMU_ARM) >/dev/null 2>&1; then \
+		d=$$($(QEMU_ARM) $(MODEL_ARM64_DIR)/modelbench-armv7 -digest $$ref); \
+		echo "# armv7 digest $$d"; \
+		eq=0; [ "$${d%% *}" = "$${native%% *}" ] && eq=1; \
+		echo "FIGURE model_armv7_outputs_equal=$$eq unit=bool baseline=1 ratio=$$eq"; \
+	fi
 
 # Cross-compile every model test binary for arm64 and run it under qemu.
 # The NEON kernels run with and without the SDOT path (SHELFGATE_KERNEL).

@@ -7,12 +7,14 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
@@ -31,8 +33,23 @@ func main() {
 	benchtime := flag.Duration("benchtime", 0, "minimum time per measurement (default: testing's 1s)")
 	rounds = flag.Int("rounds", 5, "interleaved measurement rounds; each figure is the median")
 	asmMix := flag.String("asm-mix", "", "instead of timing, report the inner-loop instruction mix of this arm64 .s file against matvec_amd64.s")
+	saveModel := flag.String("save-model", "", "instead of timing, write the reference-shape model to this file")
+	digest := flag.String("digest", "", "instead of timing, print a SHA-256 of every kernel's outputs of this model file on fixed inputs")
 	testing.Init()
 	flag.Parse()
+	if *saveModel != "" || *digest != "" {
+		var err error
+		if *saveModel != "" {
+			err = writeReference(*saveModel)
+		} else {
+			err = printDigest(*digest)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "modelbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *asmMix != "" {
 		if err := reportMix(*asmMix); err != nil {
 			fmt.Fprintln(os.Stderr, "modelbench:", err)
@@ -50,7 +67,9 @@ func main() {
 	}
 }
 
-func run() error {
+// referenceModel builds the reference-shape int8 model (1000 → 500 ReLU →
+// 100 softmax) from a seeded random float MLP, with calibration rows.
+func referenceModel() (*train.MLP, *model.Model, [][]float32, error) {
 	rng := rand.New(rand.NewPCG(42, 1))
 	f := train.NewMLP(rng, 1000, 500, 100)
 	for l := range f.B {
@@ -70,6 +89,71 @@ func run() error {
 		}
 	}
 	q, err := quantize.Quantize(f, rows, quantize.Options{Name: "bench", Version: 1, Golden: 2})
+	return f, q, rows, err
+}
+
+func writeReference(path string) error {
+	_, q, _, err := referenceModel()
+	if err != nil {
+		return err
+	}
+	data, err := model.Encode(q, nil)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// printDigest hashes every kernel's logits, softmax outputs and classes for
+// 256 input rows made with integer arithmetic only (exact on every CPU), so
+// that two architectures can be compared by their digests.
+func printDigest(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	q, err := model.Decode(data, model.DecodeOptions{})
+	if err != nil {
+		return err
+	}
+	x := make([]float32, q.Features())
+	var first string
+	for _, k := range model.Kernels() {
+		s, err := q.NewSessionWith(model.WithKernel(k))
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		rng := rand.New(rand.NewPCG(7, 7))
+		for r := 0; r < 256; r++ {
+			for j := range x {
+				x[j] = float32(int32(rng.Uint32()%4001)-2000) / 256 // exact
+			}
+			out, err := s.Infer(x)
+			if err != nil {
+				return err
+			}
+			for _, v := range out.Logits {
+				h.Write([]byte{byte(v)})
+			}
+			for _, v := range out.Probs {
+				h.Write([]byte{byte(v)})
+			}
+			h.Write([]byte{byte(out.Class)})
+		}
+		d := fmt.Sprintf("%x", h.Sum(nil))
+		if first == "" {
+			first = d
+		} else if d != first {
+			return fmt.Errorf("kernel %s digest %s differs from %s's %s", k, d, model.Kernels()[0], first)
+		}
+	}
+	fmt.Printf("%s %s\n", first, strings.Join(model.Kernels(), ","))
+	return nil
+}
+
+func run() error {
+	f, q, rows, err := referenceModel()
 	if err != nil {
 		return err
 	}
