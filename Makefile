@@ -9,7 +9,7 @@ BIN      := bin
 DIST     := dist
 DEMO_SECONDS ?= 0
 TEST_FLAGS ?= -race -timeout 15m
-FUZZTIME ?= 5s
+FUZZTIME ?= 3s
 
 export CGO_ENABLED := 1
 
@@ -52,11 +52,18 @@ test:
 test-short:
 	$(GO) test -short ./...
 
-# Every fuzz target runs briefly in `make test` (FUZZTIME=5s) and longer in
+# Every fuzz target runs briefly in `make test` (FUZZTIME=3s) and longer in
 # `make fuzz FUZZTIME=10m`.
+# Parsers of outside input (broker payloads, config, calibration files,
+# scanner frames and key events, model files) and the kernel cross-check.
 FUZZ_TARGETS := \
 	./gateway:FuzzDecodeBatch \
-	./gateway/config:FuzzParse
+	./gateway/config:FuzzParse \
+	./sensors/calibration:FuzzParse \
+	./sensors/scanner:FuzzParseFrames \
+	./sensors/scanner:FuzzDecodeEvents \
+	./model:FuzzDecode \
+	./model/internal/kernel:FuzzKernels
 
 fuzz-smoke:
 	@set -e; for t in $(FUZZ_TARGETS); do \

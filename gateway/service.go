@@ -136,6 +136,26 @@ func (g *Gateway) RunWithFlush(ctx, flushCtx context.Context) error {
 	return runErr
 }
 
+// EmitEvents implements EventEmitter: it commits events reported by sources
+// (faults, scans, tag reads) to the outbox, each on stream "events/"+ev.Stream.
+func (g *Gateway) EmitEvents(ctx context.Context, evs []Event) error {
+	recs := make([]Record, 0, len(evs))
+	for _, ev := range evs {
+		body, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("encode %s event: %w", ev.Kind, err)
+		}
+		recs = append(recs, Record{Class: ClassEvent, Stream: "events/" + ev.Stream, Time: ev.Time, Body: body})
+	}
+	if err := g.Outbox.Append(ctx, recs); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	g.events.Add(int64(len(evs)))
+	return nil
+}
+
+var _ EventEmitter = (*Gateway)(nil)
+
 // Emit implements Emitter: it commits rs (and any events the classifier
 // derives from them) to the outbox in one Append.
 func (g *Gateway) Emit(ctx context.Context, rs []Reading) error {

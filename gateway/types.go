@@ -106,6 +106,13 @@ type Emitter interface {
 	Emit(ctx context.Context, rs []Reading) error
 }
 
+// EventEmitter accepts events that a source reports itself (a scan, an RFID
+// read, a sensor fault). The Emitter handed to Source.Run also implements
+// it in the gateway; a source checks with a type assertion.
+type EventEmitter interface {
+	EmitEvents(ctx context.Context, evs []Event) error
+}
+
 // Source produces readings until ctx is cancelled or it fails.
 type Source interface {
 	Name() string
