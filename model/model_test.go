@@ -706,3 +706,41 @@ func BenchmarkInferReferenceShape(b *testing.B) {
 		})
 	}
 }
+
+func TestSessionsRunConcurrently(t *testing.T) {
+	rng := rand.New(rand.NewPCG(51, 52))
+	m, err := NewModel(randomModel(rng, DoubleRounding, 40, 24, 6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := make([][]float32, 50)
+	wants := make([][]int8, 50)
+	for i := range inputs {
+		inputs[i] = randomFeatures(rng, 40)
+		wants[i] = referenceInfer(m, inputs[i])
+	}
+	errs := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			s := m.NewSession()
+			for round := 0; round < 20; round++ {
+				for i, in := range inputs {
+					out, err := s.Infer(in)
+					if err == nil && !slices.Equal(out.Last(), wants[i]) {
+						err = fmt.Errorf("row %d: %v, want %v", i, out.Last(), wants[i])
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
