@@ -41,6 +41,9 @@ const (
 	EventLowStock    EventKind = "low_stock"
 	EventSensorFault EventKind = "sensor_fault"
 	EventScan        EventKind = "scan"
+	// EventShed reports telemetry deleted undelivered under the disk budget:
+	// Stream lost sequence numbers FromSeq..ToSeq (Quantity rows).
+	EventShed EventKind = "shed"
 )
 
 // Event is a warehouse event derived from readings (or reported by a sensor).
@@ -53,6 +56,8 @@ type Event struct {
 	DeltaGrams float64   `json:"delta_g,omitempty"`
 	Confidence float64   `json:"confidence,omitempty"`
 	Detail     string    `json:"detail,omitempty"`
+	FromSeq    uint64    `json:"from_seq,omitempty"` // shed events: first sequence number shed
+	ToSeq      uint64    `json:"to_seq,omitempty"`   // shed events: last sequence number shed
 	Time       time.Time `json:"time"`
 }
 
