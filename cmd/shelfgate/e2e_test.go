@@ -106,7 +106,7 @@ func TestEndToEndSurvivesKill9(t *testing.T) {
 
 	// The collector runs throughout with a persistent session.
 	out := filepath.Join(dir, "collected.jsonl")
-	var auditOut, collectErr bytes.Buffer
+	var auditOut, collectErr lockedBuffer
 	collector := exec.Command(ctlBin, "collect", "--broker", m.URL, "--out", out, "--client-id", "e2e-collector", "--site", "site-e2e")
 	collector.Stdout, collector.Stderr = &auditOut, &collectErr
 	if err := collector.Start(); err != nil {
@@ -116,7 +116,7 @@ func TestEndToEndSurvivesKill9(t *testing.T) {
 	waitUntil(t, "collector subscribed", 15*time.Second, func() bool { return strings.Contains(collectErr.String(), "subscribed") })
 
 	rng := rand.New(rand.NewPCG(1, 1))
-	var gwLog bytes.Buffer
+	var gwLog lockedBuffer
 	startGateway := func() *exec.Cmd {
 		cmd := exec.Command(gwBin, "run", "--config", cfgPath)
 		cmd.Stdout, cmd.Stderr = &gwLog, &gwLog
@@ -171,6 +171,24 @@ func TestEndToEndSurvivesKill9(t *testing.T) {
 	if got := strings.Count(audit, "stream=loadcell/"); got != 8 {
 		t.Errorf("audit covers %d load-cell streams, want 8", got)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while a child process writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func waitStatus(t *testing.T, ch <-chan map[string]any, ok func(map[string]any) bool, what string) {
