@@ -89,11 +89,16 @@ func (m *Model) compile() {
 // Session must not be used by two goroutines at once; after the first call
 // Infer allocates nothing.
 type Session struct {
-	m    *Model
-	k    kernel.Kernel
+	m     *Model
+	k     kernel.Kernel
+	lanes [2]lane // InferBatch runs rows in pairs; single inferences use lane 0
+}
+
+// lane is the scratch memory of one inference.
+type lane struct {
 	x    []int8   // quantized input, padded
 	acts [][]int8 // per layer output, padded
-	acc  []int32
+	acc  []int32  // accumulators; after a run, those of the last weighted layer
 }
 
 // SessionOption configures a Session.
@@ -145,11 +150,14 @@ func (m *Model) NewSessionWith(opts ...SessionOption) (*Session, error) {
 	}
 	// Kernels read whole Align blocks; a Conv1D patch may end up to Align
 	// values past its layer's input, so every buffer has that much slack.
-	s.x = make([]int8, alignUp(m.Features())+kernel.Align)
-	for _, st := range m.plan.layers {
-		s.acts = append(s.acts, make([]int8, alignUp(st.out)+kernel.Align))
+	for i := range s.lanes {
+		l := &s.lanes[i]
+		l.x = make([]int8, alignUp(m.Features())+kernel.Align)
+		for _, st := range m.plan.layers {
+			l.acts = append(l.acts, make([]int8, alignUp(st.out)+kernel.Align))
+		}
+		l.acc = make([]int32, m.plan.maxOut)
 	}
-	s.acc = make([]int32, m.plan.maxOut)
 	return s, nil
 }
 
@@ -179,10 +187,10 @@ func (o Output) Last() []int8 {
 
 // Infer standardizes and quantizes raw features and runs the network.
 func (s *Session) Infer(features []float32) (Output, error) {
-	if err := s.Quantize(s.x, features); err != nil {
+	if err := s.Quantize(s.lanes[0].x, features); err != nil {
 		return Output{}, err
 	}
-	return s.run(), nil
+	return s.run(1)[0], nil
 }
 
 // InferQuantized runs the network on an already quantized input (as
@@ -191,8 +199,8 @@ func (s *Session) InferQuantized(q []int8) (Output, error) {
 	if len(q) != s.m.Features() {
 		return Output{}, fmt.Errorf("model: %d quantized inputs, model takes %d: %w", len(q), s.m.Features(), ErrInput)
 	}
-	copy(s.x, q)
-	return s.run(), nil
+	copy(s.lanes[0].x, q)
+	return s.run(1)[0], nil
 }
 
 // Quantize standardizes and quantizes raw features into dst:
@@ -215,38 +223,61 @@ func (s *Session) Quantize(dst []int8, features []float32) error {
 	return nil
 }
 
-func (s *Session) run() Output {
+// run runs lanes 0..n−1 (n is 1 or 2) through the network; with two lanes
+// each weight block is read once for both when the kernel can.
+func (s *Session) run(n int) (out [2]Output) {
 	p := &s.m.plan
-	x := s.x
-	var out Output
+	lanes := s.lanes[:n]
+	var x [2][]int8
+	for j := range lanes {
+		x[j] = lanes[j].x
+	}
 	for i := range p.layers {
 		st := &p.layers[i]
-		y := s.acts[i]
 		switch st.kind {
 		case FullyConnected, Conv1D:
 			for t := 0; t < st.pos; t++ {
-				yt := y[t*st.ch : (t+1)*st.ch]
-				s.k.MatVec(s.acc, st.w, x[t*st.step:], st.ch, st.stride)
-				if st.rounding == SingleRounding {
-					requantizeSingle(yt, s.acc[:st.ch], st)
+				if n == 2 && s.k.MatVec2 != nil {
+					s.k.MatVec2(lanes[0].acc, lanes[1].acc, st.w, x[0][t*st.step:], x[1][t*st.step:], st.ch, st.stride)
 				} else {
-					s.k.Requantize(yt, s.acc[:st.ch], &st.rq)
+					for j := range lanes {
+						s.k.MatVec(lanes[j].acc, st.w, x[j][t*st.step:], st.ch, st.stride)
+					}
+				}
+				for j := range lanes {
+					yt := lanes[j].acts[i][t*st.ch : (t+1)*st.ch]
+					if st.rounding == SingleRounding {
+						requantizeSingle(yt, lanes[j].acc[:st.ch], st)
+					} else {
+						s.k.Requantize(yt, lanes[j].acc[:st.ch], &st.rq)
+					}
 				}
 			}
 			if i == p.lastFC {
-				out.Logits = y[:st.out]
+				for j := range lanes {
+					out[j].Logits = lanes[j].acts[i][:st.out]
+				}
 			}
 		case Softmax:
-			st.softmax.apply(y[:st.out], x[:st.in])
-			out.Probs = y[:st.out]
+			for j := range lanes {
+				y := lanes[j].acts[i][:st.out]
+				st.softmax.apply(y, x[j][:st.in])
+				out[j].Probs = y
+			}
 		}
-		x = y
+		for j := range lanes {
+			x[j] = lanes[j].acts[i]
+		}
 	}
-	out.Class = s.classOf(out.Last())
+	for j := range lanes {
+		out[j].Class = s.classOf(lanes[j].acc, out[j].Last())
+	}
 	return out
 }
 
-func (s *Session) classOf(v []int8) int {
+// classOf is the argmax of v with ties broken by acc, the accumulators of
+// the last weighted layer.
+func (s *Session) classOf(acc []int32, v []int8) int {
 	best, tied := 0, false
 	for i := 1; i < len(v); i++ {
 		switch {
@@ -266,7 +297,7 @@ func (s *Session) classOf(v []int8) int {
 		if x != top {
 			continue
 		}
-		score := float64(float64(s.acc[i]+st.rq.Bias[i]) * st.accScale[i])
+		score := float64(float64(acc[i]+st.rq.Bias[i]) * st.accScale[i])
 		if score > bestScore {
 			best, bestScore = i, score
 		}
@@ -302,13 +333,18 @@ func (s *Session) InferBatch(dst []int8, classes []int, features []float32) erro
 	if len(features) != b*nf || len(dst) != b*nc {
 		return fmt.Errorf("model: batch of %d needs %d features and %d outputs, got %d and %d: %w", b, b*nf, b*nc, len(features), len(dst), ErrInput)
 	}
-	for i := 0; i < b; i++ {
-		out, err := s.Infer(features[i*nf : (i+1)*nf])
-		if err != nil {
-			return fmt.Errorf("model: batch row %d: %w", i, err)
+	for i := 0; i < b; i += 2 {
+		n := min(2, b-i)
+		for j := 0; j < n; j++ {
+			if err := s.Quantize(s.lanes[j].x, features[(i+j)*nf:(i+j+1)*nf]); err != nil {
+				return fmt.Errorf("model: batch row %d: %w", i+j, err)
+			}
 		}
-		copy(dst[i*nc:], out.Last())
-		classes[i] = out.Class
+		out := s.run(n)
+		for j := 0; j < n; j++ {
+			copy(dst[(i+j)*nc:], out[j].Last())
+			classes[i+j] = out[j].Class
+		}
 	}
 	return nil
 }

@@ -744,3 +744,62 @@ func TestSessionsRunConcurrently(t *testing.T) {
 		}
 	}
 }
+
+// TestInferBatchEqualsInfer runs odd and even batches, on an MLP and a
+// Conv1D model, on every kernel: outputs and classes (tie-breaks included)
+// must equal one Infer per row.
+func TestInferBatchEqualsInfer(t *testing.T) {
+	rng := rand.New(rand.NewPCG(61, 62))
+	coarse := randomModel(rng, DoubleRounding, 30, 20, 12)
+	coarse.Layers[1].Output.Scale *= 8 // frequent ties
+	coarse.Layers[1].FillRequant(DoubleRounding)
+	coarse.Layers[2].Input = coarse.Layers[1].Output
+	coarse.Layers[2].FillRequant(DoubleRounding)
+	for _, raw := range []*Model{coarse, randomConvModel(rng, DoubleRounding, 20, 3, 8, 5, 2, 6), randomModel(rng, SingleRounding, 70, 33, 9)} {
+		m, err := NewModel(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nf, nc := m.Features(), m.Classes()
+		for _, kn := range Kernels() {
+			s, _ := m.NewSessionWith(WithKernel(kn))
+			one, _ := m.NewSessionWith(WithKernel(kn))
+			for _, b := range []int{1, 2, 7, 32} {
+				feats := randomFeatures(rng, b*nf)
+				dst, classes := make([]int8, b*nc), make([]int, b)
+				if err := s.InferBatch(dst, classes, feats); err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < b; i++ {
+					out, _ := one.Infer(feats[i*nf : (i+1)*nf])
+					if !slices.Equal(dst[i*nc:(i+1)*nc], out.Last()) || classes[i] != out.Class {
+						t.Fatalf("kernel %s batch %d row %d: %v class %d, Infer gives %v class %d", kn, b, i, dst[i*nc:(i+1)*nc], classes[i], out.Last(), out.Class)
+					}
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkInferBatch32ReferenceShape(b *testing.B) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	m, err := NewModel(randomModel(rng, DoubleRounding, 1000, 500, 100))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := m.NewSession()
+	feats := randomFeatures(rng, 32*1000)
+	dst, classes := make([]int8, 32*100), make([]int, 32)
+	b.Run("batch", func(b *testing.B) {
+		for b.Loop() {
+			s.InferBatch(dst, classes, feats)
+		}
+	})
+	b.Run("rows", func(b *testing.B) {
+		for b.Loop() {
+			for i := 0; i < 32; i++ {
+				s.Infer(feats[i*1000 : (i+1)*1000])
+			}
+		}
+	})
+}

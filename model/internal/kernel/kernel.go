@@ -36,10 +36,17 @@ const Align = 32
 // [−127, 127] (the TFLite weight range); inputs may be any int8.
 type MatVecFunc func(dst []int32, w, x []int8, rows, cols int)
 
+// MatVec2Func is MatVecFunc for two input vectors at once (the rows are read
+// once for both): dst0 from x0 and dst1 from x1.
+type MatVec2Func func(dst0, dst1 []int32, w, x0, x1 []int8, rows, cols int)
+
 // Kernel is one implementation of the kernel set.
 type Kernel struct {
-	Name     string
-	MatVec   MatVecFunc
+	Name   string
+	MatVec MatVecFunc
+	// MatVec2 is nil when the kernel has no two-vector form; use MatVec
+	// twice.
+	MatVec2  MatVec2Func
 	Quantize QuantizeFunc
 	// Requantize implements double rounding; single rounding stays in the
 	// model package.

@@ -3,7 +3,7 @@ package kernel
 import "golang.org/x/sys/cpu"
 
 func archKernels() []Kernel {
-	return []Kernel{{Name: "avx2", MatVec: matVecAVX2Checked, Quantize: quantizeAVX2Checked, Requantize: requantizeAVX2Checked, Supported: cpu.X86.HasAVX2}}
+	return []Kernel{{Name: "avx2", MatVec: matVecAVX2Checked, MatVec2: matVec2AVX2Checked, Quantize: quantizeAVX2Checked, Requantize: requantizeAVX2Checked, Supported: cpu.X86.HasAVX2}}
 }
 
 // matVecAVX2 is implemented in matvec_amd64.s. It multiplies |x| (unsigned)
@@ -63,4 +63,20 @@ func requantizeAVX2Checked(dst []int8, acc []int32, p *Requant) {
 		tail.Bias, tail.Mult, tail.LShift, tail.RShift = p.Bias[head:], p.Mult[head:], p.LShift[head:], p.RShift[head:]
 		requantizeGeneric(dst[head:], acc[head:n], &tail)
 	}
+}
+
+// matVec2AVX2 is implemented in matvec2_amd64.s.
+//
+//go:noescape
+func matVec2AVX2(dst0, dst1 *int32, w, x0, x1 *int8, rows, cols int)
+
+func matVec2AVX2Checked(dst0, dst1 []int32, w, x0, x1 []int8, rows, cols int) {
+	checkArgs(dst0, w, x0, rows, cols)
+	checkArgs(dst1, w, x1, rows, cols)
+	if rows == 0 || cols == 0 {
+		clear(dst0[:rows])
+		clear(dst1[:rows])
+		return
+	}
+	matVec2AVX2(&dst0[0], &dst1[0], &w[0], &x0[0], &x1[0], rows, cols)
 }

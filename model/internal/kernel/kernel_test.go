@@ -60,6 +60,15 @@ func TestKernelsEdgeValues(t *testing.T) {
 			if want := refMatVec(w, x, rows, cols); !slices.Equal(got, want) {
 				t.Errorf("%s/%s: got %v, want %v", k.Name, c.name, got, want)
 			}
+			if k.MatVec2 != nil {
+				x1 := slices.Clone(x)
+				slices.Reverse(x1)
+				got0, got1 := make([]int32, rows), make([]int32, rows)
+				k.MatVec2(got0, got1, w, x, x1, rows, cols)
+				if !slices.Equal(got0, refMatVec(w, x, rows, cols)) || !slices.Equal(got1, refMatVec(w, x1, rows, cols)) {
+					t.Errorf("%s/%s MatVec2: got %v %v", k.Name, c.name, got0, got1)
+				}
+			}
 		}
 	}
 }
@@ -71,6 +80,8 @@ func TestKernelsRandomShapes(t *testing.T) {
 		w := fill(rows*cols, func(int) int8 { return int8(rng.IntN(255) - 127) })
 		x := fill(cols, func(int) int8 { return int8(rng.IntN(256) - 128) })
 		want := refMatVec(w, x, rows, cols)
+		x1 := fill(cols, func(int) int8 { return int8(rng.IntN(256) - 128) })
+		want1 := refMatVec(w, x1, rows, cols)
 		for _, k := range All() {
 			if !k.Supported {
 				continue
@@ -80,6 +91,14 @@ func TestKernelsRandomShapes(t *testing.T) {
 			k.MatVec(got, w, x, rows, cols)
 			if !slices.Equal(got[:rows], want) || got[rows] != 12345 {
 				t.Fatalf("%s rows %d cols %d: got %v, want %v", k.Name, rows, cols, got, want)
+			}
+			if k.MatVec2 != nil {
+				got0, got1 := make([]int32, rows+1), make([]int32, rows+1)
+				got0[rows], got1[rows] = 12345, 12345
+				k.MatVec2(got0, got1, w, x, x1, rows, cols)
+				if !slices.Equal(got0[:rows], want) || !slices.Equal(got1[:rows], want1) || got0[rows] != 12345 || got1[rows] != 12345 {
+					t.Fatalf("%s MatVec2 rows %d cols %d: got %v %v, want %v %v", k.Name, rows, cols, got0, got1, want, want1)
+				}
 			}
 		}
 	}
@@ -148,6 +167,15 @@ func FuzzKernels(f *testing.F) {
 			k.MatVec(got, w, x, rows, cols)
 			if !slices.Equal(got, want) {
 				t.Fatalf("%s: got %v, want %v", k.Name, got, want)
+			}
+			if k.MatVec2 != nil {
+				x1 := slices.Clone(x)
+				slices.Reverse(x1)
+				got1 := make([]int32, rows)
+				k.MatVec2(got, got1, w, x, x1, rows, cols)
+				if !slices.Equal(got, want) || !slices.Equal(got1, refMatVec(w, x1, rows, cols)) {
+					t.Fatalf("%s MatVec2: got %v %v", k.Name, got, got1)
+				}
 			}
 		}
 	})

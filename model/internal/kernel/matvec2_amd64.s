@@ -1,0 +1,151 @@
+#include "textflag.h"
+
+// func matVec2AVX2(dst0, dst1 *int32, w, x0, x1 *int8, rows, cols int)
+// Two input vectors against the same rows: each weight block is loaded once
+// for both. Same arithmetic as matVecAVX2. Requires rows > 0, cols > 0 and
+// cols % 32 == 0.
+TEXT ·matVec2AVX2(SB), NOSPLIT, $0-56
+	MOVQ dst0+0(FP), DI
+	MOVQ dst1+8(FP), AX
+	MOVQ w+16(FP), SI
+	MOVQ x0+24(FP), DX
+	MOVQ x1+32(FP), CX
+	MOVQ rows+40(FP), R8
+	MOVQ cols+48(FP), R9
+
+	MOVL $0x00010001, BX
+	MOVQ BX, X14
+	VPBROADCASTD X14, Y14
+
+rows4:
+	CMPQ R8, $4
+	JLT  rows1
+	MOVQ SI, R10
+	LEAQ (R10)(R9*1), R11
+	LEAQ (R11)(R9*1), R12
+	LEAQ (R12)(R9*1), R13
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	XORQ BX, BX
+
+loop4:
+	VMOVDQU (DX)(BX*1), Y8
+	VPABSB  Y8, Y9
+	VMOVDQU (CX)(BX*1), Y10
+	VPABSB  Y10, Y11
+	VMOVDQU    (R10)(BX*1), Y12
+	VPSIGNB    Y8, Y12, Y13
+	VPSIGNB    Y10, Y12, Y15
+	VPMADDUBSW Y13, Y9, Y13
+	VPMADDUBSW Y15, Y11, Y15
+	VPMADDWD   Y14, Y13, Y13
+	VPMADDWD   Y14, Y15, Y15
+	VPADDD     Y13, Y0, Y0
+	VPADDD     Y15, Y4, Y4
+	VMOVDQU    (R11)(BX*1), Y12
+	VPSIGNB    Y8, Y12, Y13
+	VPSIGNB    Y10, Y12, Y15
+	VPMADDUBSW Y13, Y9, Y13
+	VPMADDUBSW Y15, Y11, Y15
+	VPMADDWD   Y14, Y13, Y13
+	VPMADDWD   Y14, Y15, Y15
+	VPADDD     Y13, Y1, Y1
+	VPADDD     Y15, Y5, Y5
+	VMOVDQU    (R12)(BX*1), Y12
+	VPSIGNB    Y8, Y12, Y13
+	VPSIGNB    Y10, Y12, Y15
+	VPMADDUBSW Y13, Y9, Y13
+	VPMADDUBSW Y15, Y11, Y15
+	VPMADDWD   Y14, Y13, Y13
+	VPMADDWD   Y14, Y15, Y15
+	VPADDD     Y13, Y2, Y2
+	VPADDD     Y15, Y6, Y6
+	VMOVDQU    (R13)(BX*1), Y12
+	VPSIGNB    Y8, Y12, Y13
+	VPSIGNB    Y10, Y12, Y15
+	VPMADDUBSW Y13, Y9, Y13
+	VPMADDUBSW Y15, Y11, Y15
+	VPMADDWD   Y14, Y13, Y13
+	VPMADDWD   Y14, Y15, Y15
+	VPADDD     Y13, Y3, Y3
+	VPADDD     Y15, Y7, Y7
+	ADDQ       $32, BX
+	CMPQ       BX, R9
+	JLT        loop4
+
+	VPHADDD      Y1, Y0, Y0
+	VPHADDD      Y3, Y2, Y2
+	VPHADDD      Y2, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD       X1, X0, X0
+	VMOVDQU      X0, (DI)
+	VPHADDD      Y5, Y4, Y4
+	VPHADDD      Y7, Y6, Y6
+	VPHADDD      Y6, Y4, Y4
+	VEXTRACTI128 $1, Y4, X5
+	VPADDD       X5, X4, X4
+	VMOVDQU      X4, (AX)
+
+	ADDQ $16, DI
+	ADDQ $16, AX
+	LEAQ (SI)(R9*4), SI
+	SUBQ $4, R8
+	JMP  rows4
+
+rows1:
+	TESTQ R8, R8
+	JEQ   done
+	VPXOR Y0, Y0, Y0
+	VPXOR Y4, Y4, Y4
+	XORQ  BX, BX
+
+loop1:
+	VMOVDQU    (DX)(BX*1), Y8
+	VPABSB     Y8, Y9
+	VMOVDQU    (CX)(BX*1), Y10
+	VPABSB     Y10, Y11
+	VMOVDQU    (SI)(BX*1), Y12
+	VPSIGNB    Y8, Y12, Y13
+	VPSIGNB    Y10, Y12, Y15
+	VPMADDUBSW Y13, Y9, Y13
+	VPMADDUBSW Y15, Y11, Y15
+	VPMADDWD   Y14, Y13, Y13
+	VPMADDWD   Y14, Y15, Y15
+	VPADDD     Y13, Y0, Y0
+	VPADDD     Y15, Y4, Y4
+	ADDQ       $32, BX
+	CMPQ       BX, R9
+	JLT        loop1
+
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0x4E, X0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0xB1, X0, X1
+	VPADDD       X1, X0, X0
+	MOVL         X0, BX
+	MOVL         BX, (DI)
+	VEXTRACTI128 $1, Y4, X5
+	VPADDD       X5, X4, X4
+	VPSHUFD      $0x4E, X4, X5
+	VPADDD       X5, X4, X4
+	VPSHUFD      $0xB1, X4, X5
+	VPADDD       X5, X4, X4
+	MOVL         X4, BX
+	MOVL         BX, (AX)
+
+	ADDQ $4, DI
+	ADDQ $4, AX
+	ADDQ R9, SI
+	DECQ R8
+	JMP  rows1
+
+done:
+	VZEROUPPER
+	RET
