@@ -315,16 +315,6 @@ func requantizeSingle(y []int8, acc []int32, st *step) {
 	}
 }
 
-func argmax(v []int8) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
-}
-
 // InferBatch runs len(classes) inferences on features laid out row by row
 // (len(features) = batch·Features()). It writes each row's last-layer output
 // to dst (batch·Classes() values) and its argmax to classes.

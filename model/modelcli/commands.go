@@ -169,16 +169,20 @@ func cmdSynth(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if o.Samples <= 0 || o.Features <= 0 || o.Classes < 2 {
 		return fmt.Errorf("synth: samples, features must be positive and classes ≥ 2: %w", ErrUsage)
 	}
-	d := train.Synthetic(o)
+	return writeDataset(train.Synthetic(o), *out, stdout)
+}
+
+// writeDataset writes d as CSV to path, or to stdout for "-".
+func writeDataset(d *train.Dataset, path string, stdout io.Writer) error {
 	var b bytes.Buffer
 	if err := d.WriteCSV(&b); err != nil {
 		return err
 	}
-	if *out == "-" {
+	if path == "-" {
 		_, err := stdout.Write(b.Bytes())
 		return err
 	}
-	return writeFile(*out, b.Bytes())
+	return writeFile(path, b.Bytes())
 }
 
 func cmdWindows(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -206,16 +210,8 @@ func cmdWindows(_ context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	var b bytes.Buffer
-	if err := d.WriteCSV(&b); err != nil {
-		return err
-	}
-	if *out == "-" {
-		_, err := stdout.Write(b.Bytes())
-		return err
-	}
 	fmt.Fprintf(stderr, "%d windows of %d samples, classes %v\n", len(d.X), d.Features(), d.Labels)
-	return writeFile(*out, b.Bytes())
+	return writeDataset(d, *out, stdout)
 }
 
 func cmdTrain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {

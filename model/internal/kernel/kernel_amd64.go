@@ -3,7 +3,14 @@ package kernel
 import "golang.org/x/sys/cpu"
 
 func archKernels() []Kernel {
-	return []Kernel{{Name: "avx2", MatVec: matVecAVX2Checked, MatVec2: matVec2AVX2Checked, Quantize: quantizeAVX2Checked, Requantize: requantizeAVX2Checked, Supported: cpu.X86.HasAVX2}}
+	return []Kernel{{
+		Name:       "avx2",
+		MatVec:     checkedMatVec(matVecAVX2),
+		MatVec2:    matVec2AVX2Checked,
+		Quantize:   checkedQuantize(8, quantizeAVX2),
+		Requantize: checkedRequantize(8, requantizeAVX2),
+		Supported:  cpu.X86.HasAVX2,
+	}}
 }
 
 // matVecAVX2 is implemented in matvec_amd64.s. It multiplies |x| (unsigned)
@@ -13,57 +20,6 @@ func archKernels() []Kernel {
 //
 //go:noescape
 func matVecAVX2(dst *int32, w, x *int8, rows, cols int)
-
-func matVecAVX2Checked(dst []int32, w, x []int8, rows, cols int) {
-	checkArgs(dst, w, x, rows, cols)
-	if rows == 0 || cols == 0 {
-		clear(dst[:rows])
-		return
-	}
-	matVecAVX2(&dst[0], &w[0], &x[0], rows, cols)
-}
-
-// quantizeAVX2 is implemented in quantize_amd64.s: eight features per step
-// in float32 lanes with exactly the operations of quantizeGeneric. n must be
-// a multiple of 8. It returns false if any lane was NaN.
-//
-//go:noescape
-func quantizeAVX2(dst *int8, x, mean, k *float32, n int, z int32) bool
-
-func quantizeAVX2Checked(dst []int8, x, mean, k []float32, z int8) bool {
-	n := len(dst)
-	if len(x) < n || len(mean) < n || len(k) < n {
-		panic("kernel: Quantize: short slices")
-	}
-	head := n &^ 7
-	if head > 0 && !quantizeAVX2(&dst[0], &x[0], &mean[0], &k[0], head, int32(z)) {
-		return false
-	}
-	return quantizeGeneric(dst[head:], x[head:n], mean[head:n], k[head:n], z)
-}
-
-// requantizeAVX2 is implemented in requant_amd64.s: eight channels per step,
-// 64-bit products with VPMULDQ, per-lane shifts with VPSLLVD/VPSRAVD. n must
-// be a multiple of 8.
-//
-//go:noescape
-func requantizeAVX2(dst *int8, acc *int32, p *Requant, n int)
-
-func requantizeAVX2Checked(dst []int8, acc []int32, p *Requant) {
-	n := len(dst)
-	if len(acc) < n || len(p.Bias) < n || len(p.Mult) < n || len(p.LShift) < n || len(p.RShift) < n {
-		panic("kernel: Requantize: short slices")
-	}
-	head := n &^ 7
-	if head > 0 {
-		requantizeAVX2(&dst[0], &acc[0], p, head)
-	}
-	if head < n {
-		tail := *p
-		tail.Bias, tail.Mult, tail.LShift, tail.RShift = p.Bias[head:], p.Mult[head:], p.LShift[head:], p.RShift[head:]
-		requantizeGeneric(dst[head:], acc[head:n], &tail)
-	}
-}
 
 // matVec2AVX2 is implemented in matvec2_amd64.s.
 //
@@ -80,3 +36,17 @@ func matVec2AVX2Checked(dst0, dst1 []int32, w, x0, x1 []int8, rows, cols int) {
 	}
 	matVec2AVX2(&dst0[0], &dst1[0], &w[0], &x0[0], &x1[0], rows, cols)
 }
+
+// quantizeAVX2 is implemented in quantize_amd64.s: eight features per step
+// in float32 lanes with exactly the operations of quantizeGeneric. n must be
+// a multiple of 8. It returns false if any lane was NaN.
+//
+//go:noescape
+func quantizeAVX2(dst *int8, x, mean, k *float32, n int, z int32) bool
+
+// requantizeAVX2 is implemented in requant_amd64.s: eight channels per step,
+// 64-bit products with VPMULDQ, per-lane shifts with VPSLLVD/VPSRAVD. n must
+// be a multiple of 8.
+//
+//go:noescape
+func requantizeAVX2(dst *int8, acc *int32, p *Requant, n int)
