@@ -1,12 +1,19 @@
 // Package model is Shelfgate's int8 neural-network engine: the model file
 // format (see docs/model-format.md), a loader that verifies hash, signature
 // and embedded golden vectors, and a forward pass that follows the TFLite
-// int8 quantization specification bit for bit (fully connected layers with
-// per-channel weights and fused ReLU, and the fixed-point softmax).
+// int8 quantization specification bit for bit: fully connected and 1-D
+// convolution layers with per-channel weights and fused ReLU, and the
+// fixed-point softmax, with double (default) or single rounding.
 //
 // A Model is immutable and safe for concurrent use; each goroutine runs
 // inferences through its own Session, which owns all scratch memory so that
-// an inference allocates nothing.
+// an inference allocates nothing. Session.InferBatch runs rows in pairs so
+// each weight block is read once per pair.
+//
+// The int8 products, input quantization and requantization run on the
+// fastest kernel the CPU has (AVX2 on amd64, NEON or SDOT on arm64, portable
+// Go elsewhere; SHELFGATE_KERNEL=generic forces the portable one). All
+// kernels give identical outputs.
 package model
 
 import (
