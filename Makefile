@@ -13,7 +13,7 @@ FUZZTIME ?= 3s
 
 export CGO_ENABLED := 1
 
-.PHONY: all build demo test test-short lint fmt bench bench-store bench-uplink fuzz fuzz-smoke cross clean help
+.PHONY: all build demo test test-faults test-short lint fmt bench bench-store bench-uplink fuzz fuzz-smoke cross clean help
 
 all: build
 
@@ -48,6 +48,11 @@ demo: build
 test:
 	$(GO) test $(TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory fuzz-smoke FUZZTIME=$(FUZZTIME)
+
+# The fault-injection suite (real mosquitto, a fault proxy, kill -9s): under
+# 15 minutes; CI runs it after `make test`.
+test-faults:
+	$(GO) test -tags faults -run '^TestFault' -timeout 20m -v ./cmd/shelfgate/
 
 test-short:
 	$(GO) test -short ./...
