@@ -40,7 +40,8 @@ const (
 	EventMisPick     EventKind = "mispick"
 	EventLowStock    EventKind = "low_stock"
 	EventSensorFault EventKind = "sensor_fault"
-	EventScan        EventKind = "scan"
+	EventScan        EventKind = "scan" // a barcode scan: Detail is the code
+	EventTag         EventKind = "tag"  // an RFID tag presented: Detail is the UID
 	// EventShed reports telemetry deleted undelivered under the disk budget:
 	// Stream lost sequence numbers FromSeq..ToSeq (Quantity rows).
 	EventShed EventKind = "shed"

@@ -89,22 +89,50 @@ type Uplink struct {
 	FlushTimeout time.Duration `yaml:"flush_timeout"` // how long shutdown tries to deliver the backlog
 }
 
+// Sensor types.
+const (
+	TypeHX711   = "hx711"   // load cell: pins.clk, pins.data, bin, unit_grams, calibration
+	TypeScanner = "scanner" // barcode scanner: port (USB-CDC serial) or input (evdev keyboard wedge)
+	TypeMFRC522 = "mfrc522" // RFID reader: spi, pins.rst, pins.irq
+	TypeBME280  = "bme280"  // temperature/pressure/humidity: i2c, address
+	TypeDS18B20 = "ds18b20" // temperature: onewire, address
+)
+
 // Sensor is one physical (or simulated) sensor.
 type Sensor struct {
-	Name        string       `yaml:"name"`
-	Type        string       `yaml:"type"` // hx711
-	Bin         string       `yaml:"bin"`  // e.g. shelf-01/bin-03
+	Name string `yaml:"name"`
+	Type string `yaml:"type"` // hx711 (default), scanner, mfrc522, bme280, ds18b20
+
+	// hx711
+	Bin         string       `yaml:"bin"` // e.g. shelf-01/bin-03
 	SKU         string       `yaml:"sku"`
 	UnitGrams   float64      `yaml:"unit_grams"`
 	LowStock    int          `yaml:"low_stock"`
-	Pins        Pins         `yaml:"pins"`
 	Calibration *Calibration `yaml:"calibration"`
+	Pins        Pins         `yaml:"pins"`
+
+	// scanner
+	Port   string `yaml:"port"`   // /dev/ttyACM0 or /dev/serial/by-id/...
+	Baud   int    `yaml:"baud"`   // default 9600
+	Suffix string `yaml:"suffix"` // CR (default), LF or CRLF
+	Input  string `yaml:"input"`  // /dev/input/by-id/...-event-kbd (instead of port)
+
+	// mfrc522
+	SPI string `yaml:"spi"` // periph SPI port name, e.g. SPI0.0
+
+	// bme280, ds18b20
+	I2C      string        `yaml:"i2c"`      // periph I2C bus name, "" = first
+	OneWire  string        `yaml:"onewire"`  // periph 1-wire bus name, "" = first
+	Address  uint64        `yaml:"address"`  // I2C address (0x76/0x77) or 1-wire ROM code
+	Interval time.Duration `yaml:"interval"` // sampling interval, default 10s
 }
 
 // Pins are GPIO pin names (Raspberry Pi BCM numbering, GPIO0-GPIO27).
 type Pins struct {
 	Clk  string `yaml:"clk"`
 	Data string `yaml:"data"`
+	Rst  string `yaml:"rst"`
+	IRQ  string `yaml:"irq"`
 }
 
 // Calibration converts raw HX711 codes to grams: grams = (code - Offset) / CountsPerGram.
@@ -113,9 +141,16 @@ type Calibration struct {
 	CountsPerGram float64 `yaml:"counts_per_gram"`
 }
 
-// Simulation replaces the hardware with the simulated warehouse.
+// Simulation replaces the hardware with the simulated warehouse: a load
+// cell under every bin, and optionally a barcode scanner (typing the
+// warehouse's scans into a pseudo-terminal), an RFID reader at the dock and
+// a cold-room BME280, each behind its bus-level simulator and read through
+// the same sensor packages and periph drivers as real hardware.
 type Simulation struct {
 	Warehouse warehouse.Config `yaml:"warehouse"`
+	Scanner   bool             `yaml:"scanner"`
+	RFID      bool             `yaml:"rfid"`
+	Env       bool             `yaml:"env"`
 }
 
 // Log configures logging.
@@ -179,7 +214,25 @@ func (c *Config) fill() {
 	for i := range c.Sensors {
 		s := &c.Sensors[i]
 		if s.Type == "" {
-			s.Type = "hx711"
+			s.Type = TypeHX711
+		}
+		switch s.Type {
+		case TypeScanner:
+			if s.Baud == 0 {
+				s.Baud = 9600
+			}
+			if s.Suffix == "" {
+				s.Suffix = "CR"
+			}
+		case TypeBME280:
+			if s.Address == 0 {
+				s.Address = 0x76
+			}
+			fallthrough
+		case TypeDS18B20:
+			if s.Interval == 0 {
+				s.Interval = 10 * time.Second
+			}
 		}
 	}
 }
@@ -423,16 +476,22 @@ func (c *Config) Validate() error {
 		} else {
 			names[s.Name] = i
 		}
-		switch s.Type {
-		case "hx711":
-			for _, pin := range []struct{ key, name string }{{"clk", s.Pins.Clk}, {"data", s.Pins.Data}} {
-				if err := checkPin(pin.name); err != nil {
-					add(p+".pins."+pin.key, "%v", err)
+		pins := func(keys ...string) {
+			vals := map[string]string{"clk": s.Pins.Clk, "data": s.Pins.Data, "rst": s.Pins.Rst, "irq": s.Pins.IRQ}
+			seen := map[string]string{}
+			for _, k := range keys {
+				if err := checkPin(vals[k]); err != nil {
+					add(p+".pins."+k, "%v", err)
+				} else if other, dup := seen[vals[k]]; dup {
+					add(p+".pins."+k, "%s is already used for %s", vals[k], other)
+				} else {
+					seen[vals[k]] = k
 				}
 			}
-			if s.Pins.Clk != "" && s.Pins.Clk == s.Pins.Data {
-				add(p+".pins", "clk and data are both %s", s.Pins.Clk)
-			}
+		}
+		switch s.Type {
+		case TypeHX711:
+			pins("clk", "data")
 			if s.UnitGrams <= 0 {
 				add(p+".unit_grams", "%v must be above 0", s.UnitGrams)
 			}
@@ -441,11 +500,44 @@ func (c *Config) Validate() error {
 			} else if s.Calibration.CountsPerGram == 0 {
 				add(p+".calibration.counts_per_gram", "must not be 0")
 			}
+			if s.Bin == "" {
+				add(p+".bin", "is empty")
+			}
+		case TypeScanner:
+			switch {
+			case s.Port == "" && s.Input == "":
+				add(p+".port", "is empty: set port (USB-CDC serial, e.g. /dev/ttyACM0) or input (evdev keyboard wedge)")
+			case s.Port != "" && s.Input != "":
+				add(p+".input", "set either port or input, not both")
+			}
+			if s.Baud < 300 || s.Baud > 4000000 {
+				add(p+".baud", "%d must be between 300 and 4000000", s.Baud)
+			}
+			switch s.Suffix {
+			case "CR", "LF", "CRLF":
+			default:
+				add(p+".suffix", "%q is not CR, LF or CRLF", s.Suffix)
+			}
+		case TypeMFRC522:
+			if s.SPI == "" {
+				add(p+".spi", "is empty (e.g. SPI0.0)")
+			}
+			pins("rst", "irq")
+		case TypeBME280:
+			if s.Address != 0x76 && s.Address != 0x77 {
+				add(p+".address", "%#x is not a BME280 address (0x76 or 0x77)", s.Address)
+			}
+		case TypeDS18B20:
+			if s.Address == 0 {
+				add(p+".address", "is missing: the sensor's 64-bit 1-wire ROM code, e.g. 0x28ff4c6a8016032e")
+			} else if s.Address&0xff != 0x28 && s.Address>>56 != 0x28 {
+				add(p+".address", "%#x is not a DS18B20 ROM code (family 0x28)", s.Address)
+			}
 		default:
-			add(p+".type", "%q is not a sensor type (hx711)", s.Type)
+			add(p+".type", "%q is not a sensor type (hx711, scanner, mfrc522, bme280, ds18b20)", s.Type)
 		}
-		if s.Bin == "" {
-			add(p+".bin", "is empty")
+		if (s.Type == TypeBME280 || s.Type == TypeDS18B20) && (s.Interval < time.Second || s.Interval > time.Hour) {
+			add(p+".interval", "%s must be between 1s and 1h", s.Interval)
 		}
 	}
 	if c.Simulation != nil {

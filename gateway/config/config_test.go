@@ -185,3 +185,38 @@ func FuzzParse(f *testing.F) {
 		_ = c.Validate() // must not panic
 	})
 }
+
+func TestSensorTypes(t *testing.T) {
+	base := "gateway: {id: g, site: s}\nbroker: {urls: [embedded]}\noutbox: {path: o.db}\nsensors:\n"
+	for _, tc := range []struct{ name, sensor, want string }{
+		{"scanner serial", "  - {name: a, type: scanner, port: /dev/ttyACM0}", ""},
+		{"scanner evdev", "  - {name: a, type: scanner, input: /dev/input/event3, suffix: LF}", ""},
+		{"scanner none", "  - {name: a, type: scanner}", "sensors[0].port: is empty: set port (USB-CDC serial, e.g. /dev/ttyACM0) or input (evdev keyboard wedge)"},
+		{"scanner suffix", "  - {name: a, type: scanner, port: /dev/x, suffix: TAB}", `sensors[0].suffix: "TAB" is not CR, LF or CRLF`},
+		{"rfid", "  - {name: a, type: mfrc522, spi: SPI0.0, pins: {rst: GPIO25, irq: GPIO24}}", ""},
+		{"rfid same pin", "  - {name: a, type: mfrc522, spi: SPI0.0, pins: {rst: GPIO25, irq: GPIO25}}", "sensors[0].pins.irq: GPIO25 is already used for rst"},
+		{"bme280", "  - {name: a, type: bme280, i2c: '1', address: 0x77}", ""},
+		{"bme280 address", "  - {name: a, type: bme280, address: 0x40}", "sensors[0].address: 0x40 is not a BME280 address (0x76 or 0x77)"},
+		{"ds18b20", "  - {name: a, type: ds18b20, address: 0x28ff4c6a8016032e, interval: 30s}", ""},
+		{"ds18b20 no address", "  - {name: a, type: ds18b20}", "sensors[0].address: is missing: the sensor's 64-bit 1-wire ROM code, e.g. 0x28ff4c6a8016032e"},
+		{"unknown", "  - {name: a, type: lidar}", `sensors[0].type: "lidar" is not a sensor type (hx711, scanner, mfrc522, bme280, ds18b20)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse(strings.NewReader(base + tc.sensor + "\n"))
+			if err == nil {
+				err = c.Validate()
+			}
+			got := ""
+			if err != nil {
+				var es Errors
+				if !errors.As(err, &es) || len(es) != 1 {
+					t.Fatalf("errors: %v", err)
+				}
+				got = es[0].Path + ": " + es[0].Msg
+			}
+			if got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
