@@ -25,6 +25,19 @@ func checkedMatVec(body func(dst *int32, w, x *int8, rows, cols int)) MatVecFunc
 	}
 }
 
+func checkedMatVec2(body func(dst0, dst1 *int32, w, x0, x1 *int8, rows, cols int)) MatVec2Func {
+	return func(dst0, dst1 []int32, w, x0, x1 []int8, rows, cols int) {
+		checkArgs(dst0, w, x0, rows, cols)
+		checkArgs(dst1, w, x1, rows, cols)
+		if rows == 0 || cols == 0 {
+			clear(dst0[:rows])
+			clear(dst1[:rows])
+			return
+		}
+		body(&dst0[0], &dst1[0], &w[0], &x0[0], &x1[0], rows, cols)
+	}
+}
+
 func checkedQuantize(width int, body func(dst *int8, x, mean, k *float32, n int, z int32) bool) QuantizeFunc {
 	return func(dst []int8, x, mean, k []float32, z int8) bool {
 		n := len(dst)

@@ -6,7 +6,7 @@ func archKernels() []Kernel {
 	return []Kernel{{
 		Name:       "avx2",
 		MatVec:     checkedMatVec(matVecAVX2),
-		MatVec2:    matVec2AVX2Checked,
+		MatVec2:    checkedMatVec2(matVec2AVX2),
 		Quantize:   checkedQuantize(8, quantizeAVX2),
 		Requantize: checkedRequantize(8, requantizeAVX2),
 		Supported:  cpu.X86.HasAVX2,
@@ -25,17 +25,6 @@ func matVecAVX2(dst *int32, w, x *int8, rows, cols int)
 //
 //go:noescape
 func matVec2AVX2(dst0, dst1 *int32, w, x0, x1 *int8, rows, cols int)
-
-func matVec2AVX2Checked(dst0, dst1 []int32, w, x0, x1 []int8, rows, cols int) {
-	checkArgs(dst0, w, x0, rows, cols)
-	checkArgs(dst1, w, x1, rows, cols)
-	if rows == 0 || cols == 0 {
-		clear(dst0[:rows])
-		clear(dst1[:rows])
-		return
-	}
-	matVec2AVX2(&dst0[0], &dst1[0], &w[0], &x0[0], &x1[0], rows, cols)
-}
 
 // quantizeAVX2 is implemented in quantize_amd64.s: eight features per step
 // in float32 lanes with exactly the operations of quantizeGeneric. n must be

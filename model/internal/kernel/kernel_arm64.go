@@ -7,9 +7,9 @@ func archKernels() []Kernel {
 	requantize := checkedRequantize(8, requantizeNEON)
 	return []Kernel{
 		// SMULL/SMLAL2/SADALP: every ARMv8 core, tuned for Cortex-A72 (Pi 4).
-		{Name: "neon", MatVec: checkedMatVec(matVecNEON), Quantize: quantize, Requantize: requantize, Supported: cpu.ARM64.HasASIMD},
+		{Name: "neon", MatVec: checkedMatVec(matVecNEON), MatVec2: checkedMatVec2(matVec2NEON), Quantize: quantize, Requantize: requantize, Supported: cpu.ARM64.HasASIMD},
 		// SDOT: ARMv8.2 dot product, Cortex-A76 (Pi 5).
-		{Name: "sdot", MatVec: checkedMatVec(matVecSDOT), Quantize: quantize, Requantize: requantize, Supported: cpu.ARM64.HasASIMD && cpu.ARM64.HasASIMDDP},
+		{Name: "sdot", MatVec: checkedMatVec(matVecSDOT), MatVec2: checkedMatVec2(matVec2SDOT), Quantize: quantize, Requantize: requantize, Supported: cpu.ARM64.HasASIMD && cpu.ARM64.HasASIMDDP},
 	}
 }
 
@@ -32,3 +32,11 @@ func quantizeNEON(dst *int8, x, mean, k *float32, n int, z int32) bool
 //
 //go:noescape
 func requantizeNEON(dst *int8, acc *int32, p *Requant, n int)
+
+// Implemented in matvec2_arm64.s.
+//
+//go:noescape
+func matVec2NEON(dst0, dst1 *int32, w, x0, x1 *int8, rows, cols int)
+
+//go:noescape
+func matVec2SDOT(dst0, dst1 *int32, w, x0, x1 *int8, rows, cols int)
