@@ -96,3 +96,28 @@ func TestQuantizeAgreesWithFloat(t *testing.T) {
 		}
 	}
 }
+
+func TestLogitWindowNarrowsLogitScale(t *testing.T) {
+	d := train.Synthetic(train.SyntheticOptions{Samples: 600, Features: 10, Classes: 4, Seed: 9})
+	c := train.DefaultConfig()
+	c.Hidden, c.Epochs = []int{16}, 15
+	f, _, err := train.Fit(d, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wide, err := Quantize(f, d.X, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrow, err := Quantize(f, d.X, Options{LogitWindow: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw, ln := wide.Layers[1].Output, narrow.Layers[1].Output
+	if ln.Scale >= lw.Scale {
+		t.Fatalf("logit scale %v with a window of 2, %v without", ln.Scale, lw.Scale)
+	}
+	if narrow.Layers[2].Input != ln {
+		t.Fatal("softmax input does not follow the narrowed logits")
+	}
+}

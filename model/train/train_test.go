@@ -183,3 +183,25 @@ func TestWindowsFromSimulatorAreLearnable(t *testing.T) {
 		t.Fatalf("accuracy %.3f on %d held-out windows (classes %v)", acc, len(test.X), counts)
 	}
 }
+
+func TestWeightDecayShrinksWeights(t *testing.T) {
+	d := Synthetic(SyntheticOptions{Samples: 400, Features: 8, Classes: 3, Seed: 6})
+	norm := func(decay float64) float64 {
+		c := DefaultConfig()
+		c.Hidden, c.Epochs, c.WeightDecay, c.ValFrac = []int{16}, 10, decay, 0
+		m, _, err := Fit(d, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s float64
+		for _, w := range m.W {
+			for _, v := range w {
+				s += float64(v) * float64(v)
+			}
+		}
+		return s
+	}
+	if none, strong := norm(0), norm(0.5); strong >= none*0.8 {
+		t.Fatalf("weight decay 0.5 left ‖W‖² at %.1f, without decay %.1f", strong, none)
+	}
+}
