@@ -137,7 +137,7 @@ func (p *printer) message(topic string, payload []byte) {
 			for _, r := range b.Records {
 				var ev gateway.Event
 				json.Unmarshal(r.Event, &ev)
-				fmt.Fprintf(w, "%s %s EVENT %-9s bin=%s qty=%d delta=%.1fg sku=%s id=%d seq=%d\n", now, who, strings.ToUpper(string(ev.Kind)), ev.Bin, ev.Quantity, ev.DeltaGrams, ev.SKU, r.ID, r.Seq)
+				fmt.Fprintf(w, "%s %s EVENT %-9s %s id=%d seq=%d\n", now, who, strings.ToUpper(string(ev.Kind)), describeEvent(ev), r.ID, r.Seq)
 			}
 			return
 		}
@@ -161,4 +161,21 @@ func (p *printer) message(topic string, payload []byte) {
 			a.last[r.Stream] = r
 		}
 	}
+}
+
+// describeEvent is the human part of an event line.
+func describeEvent(ev gateway.Event) string {
+	switch ev.Kind {
+	case gateway.EventPick, gateway.EventPut, gateway.EventMisPick:
+		return fmt.Sprintf("bin=%s qty=%d delta=%.1fg sku=%s", ev.Bin, ev.Quantity, ev.DeltaGrams, ev.SKU)
+	case gateway.EventLowStock:
+		return fmt.Sprintf("bin=%s stock=%d sku=%s", ev.Bin, ev.Quantity, ev.SKU)
+	case gateway.EventScan:
+		return fmt.Sprintf("%s code=%s", ev.Stream, ev.Detail)
+	case gateway.EventTag:
+		return fmt.Sprintf("%s uid=%s", ev.Stream, ev.Detail)
+	case gateway.EventShed:
+		return fmt.Sprintf("%s seq=%d-%d rows=%d", ev.Stream, ev.FromSeq, ev.ToSeq, ev.Quantity)
+	}
+	return fmt.Sprintf("%s %s", ev.Stream, ev.Detail)
 }

@@ -11,19 +11,12 @@ import (
 	"sync"
 	"time"
 
-	"periph.io/x/conn/v3/gpio/gpioreg"
-	"periph.io/x/devices/v3/hx711"
-	"periph.io/x/host/v3"
-
-	"github.com/shelfgate/shelfgate/firmware-sim/hx711sim"
-	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/broker"
 	"github.com/shelfgate/shelfgate/gateway/config"
 	"github.com/shelfgate/shelfgate/gateway/outbox"
 	"github.com/shelfgate/shelfgate/gateway/shelf"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
-	"github.com/shelfgate/shelfgate/sensors/loadcell"
 )
 
 func loadConfig(path string) (*config.Config, error) {
@@ -50,10 +43,12 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 	log.Info("starting", "version", version)
 
 	// Sensors first: a missing pin or bus fails before anything is touched.
-	sources, bins, err := buildSources(cfg)
+	gw := &gateway.Gateway{Logger: log, FlushTimeout: cfg.Uplink.FlushTimeout}
+	sources, bins, closeSensors, err := buildSources(cfg, gw)
 	if err != nil {
 		return err
 	}
+	defer closeSensors()
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -118,10 +113,7 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	gw := &gateway.Gateway{
-		Sources: sources, Outbox: ob, Uplink: up, Classifier: det,
-		Logger: log, FlushTimeout: cfg.Uplink.FlushTimeout,
-	}
+	gw.Sources, gw.Outbox, gw.Uplink, gw.Classifier = sources, ob, up, det
 	start := time.Now()
 	err = gw.RunWithFlush(ctx, flushCtx)
 	c, us := gw.Counters(), up.Stats()
@@ -140,80 +132,6 @@ func windowFor(cfg *config.Config) int {
 		return 40
 	}
 	return 0 // the detector's default, right for 10 samples/s
-}
-
-// buildSources returns the load-cell sources and the detector's bins, from
-// the simulated warehouse or from real HX711s on GPIO pins.
-func buildSources(cfg *config.Config) ([]gateway.Source, []shelf.Bin, error) {
-	if cfg.Simulation != nil {
-		return simulatedSources(cfg.Simulation.Warehouse)
-	}
-	return hardwareSources(cfg.Sensors)
-}
-
-// simulatedSources puts an hx711sim chip under every bin of the simulated
-// warehouse and reads it through periph's own hx711 driver, exactly as on
-// real hardware.
-func simulatedSources(wc warehouse.Config) ([]gateway.Source, []shelf.Bin, error) {
-	wh, err := warehouse.New(wc)
-	if err != nil {
-		return nil, nil, fmt.Errorf("simulation.warehouse: %w", err)
-	}
-	var chans []loadcell.Channel
-	var bins []shelf.Bin
-	for _, b := range wh.Bins() {
-		opts := hx711sim.DefaultOpts
-		opts.Name = "hx711sim-" + b.ID
-		opts.Rate = int(wc.SampleRate)
-		opts.SpeedUp = wc.Speed
-		sim, err := hx711sim.New(hx711sim.Bin(wh, b.Index), &opts)
-		if err != nil {
-			return nil, nil, fmt.Errorf("simulated cell %s: %w", b.ID, err)
-		}
-		dev, err := hx711.New(sim.CLK(), sim.DOUT())
-		if err != nil {
-			return nil, nil, fmt.Errorf("hx711 on simulated cell %s: %w", b.ID, err)
-		}
-		stream := gateway.StreamID("loadcell/" + b.ID)
-		chans = append(chans, loadcell.Channel{Stream: stream, ADC: dev, Offset: b.OffsetCounts, CountsPerGram: b.CountsPerGram})
-		bins = append(bins, shelf.Bin{Stream: stream, ID: b.ID, SKU: b.SKU, UnitGrams: b.UnitGrams, LowStockUnits: max(1, b.Capacity/10), InitialUnits: b.InitialUnits})
-	}
-	src, err := loadcell.New("simulated-loadcells", chans, loadcell.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
-	return []gateway.Source{src}, bins, nil
-}
-
-// hardwareSources opens the configured HX711s on the Raspberry Pi's GPIO.
-func hardwareSources(sensors []config.Sensor) ([]gateway.Source, []shelf.Bin, error) {
-	if _, err := host.Init(); err != nil {
-		return nil, nil, fmt.Errorf("periph host init: %w", err)
-	}
-	var chans []loadcell.Channel
-	var bins []shelf.Bin
-	for i, s := range sensors {
-		clk, data := gpioreg.ByName(s.Pins.Clk), gpioreg.ByName(s.Pins.Data)
-		if clk == nil || data == nil {
-			missing := s.Pins.Clk
-			if clk != nil {
-				missing = s.Pins.Data
-			}
-			return nil, nil, fmt.Errorf("sensors[%d] (%s): pin %s does not exist on this host (no GPIO driver loaded? run on the Pi as a user in the gpio group)", i, s.Name, missing)
-		}
-		dev, err := hx711.New(clk, data)
-		if err != nil {
-			return nil, nil, fmt.Errorf("sensors[%d] (%s): hx711 on %s/%s: %w", i, s.Name, s.Pins.Clk, s.Pins.Data, err)
-		}
-		stream := gateway.StreamID("loadcell/" + s.Bin)
-		chans = append(chans, loadcell.Channel{Stream: stream, ADC: dev, Offset: s.Calibration.Offset, CountsPerGram: s.Calibration.CountsPerGram})
-		bins = append(bins, shelf.Bin{Stream: stream, ID: s.Bin, SKU: s.SKU, UnitGrams: s.UnitGrams, LowStockUnits: s.LowStock})
-	}
-	src, err := loadcell.New("loadcells", chans, loadcell.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
-	return []gateway.Source{src}, bins, nil
 }
 
 // tlsConfig builds the client TLS configuration: the system roots or the
