@@ -5,6 +5,7 @@
 //	shelfctl tail    --broker URL [--site S] [--gateway G] [--raw]
 //	shelfctl collect --broker URL --out FILE.jsonl [--share GROUP] [--site S] [--gateway G]
 //	                 [--client-id ID] [--duration D] [--idle D] [--expect N] [--from-first]
+//	shelfctl calibrate --clk GPIOn --data GPIOn --bin ID --reference-grams G [--out FILE]
 //	shelfctl model   train|quantize|eval|inspect|run|bench ...
 //
 // tail prints telemetry batches, events and status messages as they arrive.
@@ -36,6 +37,7 @@ const usage = `usage:
   shelfctl tail    --broker URL [--site S] [--gateway G] [--raw]
   shelfctl collect --broker URL --out FILE.jsonl [--share GROUP] [--site S] [--gateway G]
                    [--client-id ID] [--duration D] [--idle D] [--expect N] [--from-first]
+  shelfctl calibrate --clk GPIOn --data GPIOn --bin ID --reference-grams G [--samples N] [--out FILE]
   shelfctl model   train|quantize|eval|inspect|run|bench ... (shelfctl model help)
 `
 
@@ -75,6 +77,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return collectCmd(ctx, args[1:], stdout, stderr)
 	case "model":
 		return modelcli.Main(ctx, args[1:], stdin, stdout, stderr)
+	case "calibrate":
+		return calibrate(ctx, args[1:], stdin, stdout, stderr, openHX711)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
