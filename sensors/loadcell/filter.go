@@ -41,7 +41,7 @@ type spikeFilter struct {
 // returns how many it released and how many held samples it rejected as
 // spikes.
 func (f *spikeFilter) push(s sample, out *[2]sample) (n, spikes int) {
-	if f.off || f.n < 2 {
+	if f.off || f.n == 0 {
 		f.add(s.code)
 		out[0] = s
 		return 1, 0
