@@ -37,6 +37,7 @@ type Stats struct {
 	Cut            int64 // connections reset by Cut
 	BytesUp        int64 // client → broker bytes forwarded
 	BytesDown      int64 // broker → client bytes forwarded
+	PubacksSeen    int64 // PUBACKs forwarded to the client
 	PubacksDropped int64
 	DialErrors     int64 // broker unreachable
 }
@@ -53,6 +54,7 @@ type Proxy struct {
 
 	accepted, refused, cut  atomic.Int64
 	up, down, pubacks, dial atomic.Int64
+	pubacksSeen             atomic.Int64
 
 	mu     sync.Mutex
 	conns  map[*pair]struct{}
@@ -136,7 +138,7 @@ func (p *Proxy) Stats() Stats {
 	p.mu.Unlock()
 	return Stats{
 		Accepted: p.accepted.Load(), Active: active, Refused: p.refused.Load(), Cut: p.cut.Load(),
-		BytesUp: p.up.Load(), BytesDown: p.down.Load(), PubacksDropped: p.pubacks.Load(), DialErrors: p.dial.Load(),
+		BytesUp: p.up.Load(), BytesDown: p.down.Load(), PubacksSeen: p.pubacksSeen.Load(), PubacksDropped: p.pubacks.Load(), DialErrors: p.dial.Load(),
 	}
 }
 
@@ -195,6 +197,16 @@ func (p *Proxy) pipe(pr *pair, src, dst net.Conn, up bool) {
 		out []byte
 		sp  Splitter
 	)
+	drop := func(typ byte) bool {
+		if typ != TypePuback {
+			return false
+		}
+		if p.dropPubacks.Load() {
+			return true
+		}
+		p.pubacksSeen.Add(1)
+		return false
+	}
 	for {
 		n, err := src.Read(buf)
 		if n > 0 && !pr.dead.Load() {
@@ -205,7 +217,7 @@ func (p *Proxy) pipe(pr *pair, src, dst net.Conn, up bool) {
 			if !up {
 				var dropped int
 				var serr error
-				out, dropped, serr = sp.Feed(chunk, func(typ byte) bool { return typ == TypePuback && p.dropPubacks.Load() }, out[:0])
+				out, dropped, serr = sp.Feed(chunk, drop, out[:0])
 				p.pubacks.Add(int64(dropped))
 				if serr != nil {
 					p.remove(pr)
@@ -214,14 +226,16 @@ func (p *Proxy) pipe(pr *pair, src, dst net.Conn, up bool) {
 				chunk = out
 			}
 			if !pr.dead.Load() && len(chunk) > 0 {
-				if _, werr := dst.Write(chunk); werr != nil {
-					p.remove(pr)
-					return
-				}
+				// Counted before the write, so a peer that has read the
+				// bytes sees them in Stats.
 				if up {
 					p.up.Add(int64(len(chunk)))
 				} else {
 					p.down.Add(int64(len(chunk)))
+				}
+				if _, werr := dst.Write(chunk); werr != nil {
+					p.remove(pr)
+					return
 				}
 			}
 		}

@@ -217,4 +217,7 @@ func TestDropPubacksWithPaho(t *testing.T) {
 	if lost.WaitTimeout(100 * time.Millisecond) {
 		t.Fatal("the dropped PUBACK arrived later")
 	}
+	if s := p.Stats(); s.PubacksSeen != 1 || s.PubacksDropped != 1 {
+		t.Fatalf("stats %+v, want 1 PUBACK seen and 1 dropped", s)
+	}
 }
