@@ -209,8 +209,8 @@ func (s *Session) InferQuantized(q []int8) (Output, error) {
 // rounding half away from zero; see docs/model-format.md.
 func (s *Session) Quantize(dst []int8, features []float32) error {
 	m := s.m
-	if len(features) != m.Features() {
-		return fmt.Errorf("model: %d features, model takes %d: %w", len(features), m.Features(), ErrInput)
+	if len(features) != m.Features() || len(dst) < len(features) {
+		return fmt.Errorf("model: %d features into %d values, model takes %d: %w", len(features), len(dst), m.Features(), ErrInput)
 	}
 	if !s.k.Quantize(dst[:len(features)], features, m.Input.Mean, m.plan.inK, m.Input.Quant.Zero) {
 		for i, x := range features {

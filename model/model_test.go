@@ -298,6 +298,9 @@ func TestInferQuantizedAndBatch(t *testing.T) {
 			t.Fatalf("quantized row %d: %v %v", i, out.Last(), err)
 		}
 	}
+	if err := s.Quantize(q[:3], feats[:50]); !errors.Is(err, ErrInput) {
+		t.Fatalf("short quantize destination: %v", err)
+	}
 	if err := s.InferBatch(dst[:7], classes, feats); !errors.Is(err, ErrInput) {
 		t.Fatalf("bad batch: %v", err)
 	}
