@@ -6,6 +6,7 @@
 //
 //	shelfgate run --config FILE [--duration D] [--summary]
 //	shelfgate check-config FILE
+//	shelfgate doctor --config FILE
 //	shelfgate version
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
@@ -39,6 +40,7 @@ func main() {
 const usage = `usage:
   shelfgate run --config FILE [--duration D] [--summary]
   shelfgate check-config FILE
+  shelfgate doctor --config FILE   (which drivers, buses and pins exist; tries every sensor)
   shelfgate version
 `
 
@@ -81,6 +83,18 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%s: OK (gateway %s, site %s, %d sensors, simulation %v, brokers %v)\n",
 			fs.Arg(0), cfg.Gateway.ID, cfg.Gateway.Site, len(cfg.Sensors), cfg.Simulation != nil, cfg.Broker.URLs)
 		return nil
+	case "doctor":
+		fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		path := fs.String("config", "", "configuration file (YAML)")
+		if err := fs.Parse(args[1:]); err != nil || *path == "" || fs.NArg() != 0 {
+			return fmt.Errorf("%w: shelfgate doctor --config FILE", errUsage)
+		}
+		cfg, err := loadConfig(*path)
+		if err != nil {
+			return err
+		}
+		return doctor(context.Background(), cfg, stdout)
 	case "run":
 		fs := flag.NewFlagSet("run", flag.ContinueOnError)
 		fs.SetOutput(stderr)

@@ -55,3 +55,28 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version: %d %q", code, out.String())
 	}
 }
+
+func TestDoctor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("doctor runs each sensor for a few seconds")
+	}
+	// The demo's simulated sensors all produce through their drivers.
+	var out, errOut bytes.Buffer
+	if code := Main([]string{"doctor", "--config", "../../configs/demo.yaml"}, &out, &errOut); code != 0 {
+		t.Fatalf("doctor on the demo: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{"periph drivers loaded:", "OK   simulation: source simulated-loadcells:", "OK   simulation: source picking-1:", "OK   simulation: source dock-1:", "OK   simulation: source env:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, out.String())
+		}
+	}
+	// Real hardware that this host does not have fails, naming the pin.
+	out.Reset()
+	errOut.Reset()
+	if code := Main([]string{"doctor", "--config", "testdata/hardware.yaml"}, &out, &errOut); code != 1 {
+		t.Fatalf("doctor on missing hardware: exit %d, want 1\n%s%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "FAIL sensors[0] bin1 (hx711): sensors[0] (bin1): pin GPIO5 does not exist on this host") {
+		t.Errorf("doctor output:\n%s", out.String())
+	}
+}

@@ -1,0 +1,387 @@
+//go:build faults
+
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shelfgate/shelfgate/gateway/faultproxy"
+	"github.com/shelfgate/shelfgate/gateway/mqtttest"
+)
+
+// faultConfig is the gateway's configuration in the fault suite: keepalive
+// 2s so a dead link is noticed quickly, a sustained simulated warehouse.
+const faultConfig = `
+gateway: {id: gw-faults, site: site-faults}
+broker:
+  urls: [%q]
+  keepalive: 2s
+outbox: {path: %q, commit_interval: 5ms}
+uplink: {flush_timeout: 30s, batch_records: %d, ack_timeout: %s}
+simulation:
+  warehouse:
+    seed: %d
+    shelves: 2
+    bins_per_shelf: 4
+    sample_rate: 80
+    speed: %g
+    noise_grams: 0.5
+    drift_grams_per_hour: 2
+    picks_per_bin_per_hour: 200
+    max_units_per_pick: 3
+    put_probability: 0.3
+log: {level: info}
+`
+
+// rigOptions shape one fault case.
+type rigOptions struct {
+	Proxy        bool          // put a faultproxy between gateway and broker
+	Speed        float64       // warehouse time acceleration; default 6
+	BatchRecords int           // default 500
+	AckTimeout   time.Duration // default 20s
+	BrokerConf   string        // extra mosquitto config lines: a custom broker instead of mqtttest's
+}
+
+// faultRig is one fault case's world: a broker, optionally a proxy, the
+// collector (persistent session, running throughout) and the gateway binary,
+// whose RSS is sampled while it runs.
+type faultRig struct {
+	t       *testing.T
+	opts    rigOptions
+	gwBin   string
+	ctlBin  string
+	dir     string
+	dbPath  string
+	cfgPath string
+	out     string
+
+	broker    *mqtttest.Mosquitto // nil with BrokerConf
+	custom    *customBroker       // non-nil with BrokerConf
+	brokerURL string
+	proxy     *faultproxy.Proxy
+
+	collector  *exec.Cmd
+	auditOut   lockedBuffer
+	collectErr lockedBuffer
+	gwLog      lockedBuffer
+
+	mu       sync.Mutex
+	gw       *exec.Cmd
+	starts   int
+	peakRSS  int64 // kB
+	stopRSS  chan struct{}
+	rssDone  chan struct{}
+}
+
+func newRig(t *testing.T, opts rigOptions) *faultRig {
+	t.Helper()
+	if opts.Speed == 0 {
+		opts.Speed = 6
+	}
+	if opts.BatchRecords == 0 {
+		opts.BatchRecords = 500
+	}
+	if opts.AckTimeout == 0 {
+		opts.AckTimeout = 20 * time.Second
+	}
+	r := &faultRig{t: t, opts: opts, dir: t.TempDir(), stopRSS: make(chan struct{}), rssDone: make(chan struct{})}
+	r.gwBin, r.ctlBin = binaries(t)
+	r.dbPath = filepath.Join(r.dir, "outbox.db")
+	r.cfgPath = filepath.Join(r.dir, "shelfgate.yaml")
+	r.out = filepath.Join(r.dir, "collected.jsonl")
+	if opts.BrokerConf != "" {
+		r.custom = startCustomBroker(t, opts.BrokerConf)
+		r.brokerURL = r.custom.URL
+	} else {
+		r.broker = mqtttest.StartMosquitto(t)
+		r.brokerURL = r.broker.URL
+	}
+	gwURL := r.brokerURL
+	if opts.Proxy {
+		p, err := faultproxy.New(r.brokerURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		r.proxy = p
+		gwURL = p.URL()
+	}
+	seed := rand.IntN(1 << 20)
+	cfg := fmt.Sprintf(faultConfig, gwURL, r.dbPath, opts.BatchRecords, opts.AckTimeout, seed, opts.Speed)
+	if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("warehouse seed %d, speed %g, batch_records %d, ack_timeout %s, proxy %v", seed, opts.Speed, opts.BatchRecords, opts.AckTimeout, opts.Proxy)
+
+	// The collector connects straight to the broker, never through the proxy.
+	r.collector = exec.Command(r.ctlBin, "collect", "--broker", r.brokerURL, "--out", r.out, "--client-id", "faults-collector", "--site", "site-faults")
+	r.collector.Stdout, r.collector.Stderr = &r.auditOut, &r.collectErr
+	if err := r.collector.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.collector.Process.Kill(); r.collector.Wait() })
+	waitUntil(t, "collector subscribed", 15*time.Second, func() bool { return strings.Contains(r.collectErr.String(), "subscribed") })
+
+	go r.sampleRSS()
+	t.Cleanup(func() {
+		r.mu.Lock()
+		gw := r.gw
+		r.mu.Unlock()
+		if gw != nil {
+			gw.Process.Kill()
+			gw.Wait()
+		}
+		r.stopSampling()
+	})
+	return r
+}
+
+// startGateway starts the gateway binary; it must not be running.
+func (r *faultRig) startGateway() {
+	r.t.Helper()
+	cmd := exec.Command(r.gwBin, "run", "--config", r.cfgPath)
+	cmd.Stdout, cmd.Stderr = &r.gwLog, &r.gwLog
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.gw = cmd
+	r.starts++
+	r.mu.Unlock()
+}
+
+// killGateway SIGKILLs the running gateway and reaps it.
+func (r *faultRig) killGateway() {
+	r.mu.Lock()
+	cmd := r.gw
+	r.gw = nil
+	r.mu.Unlock()
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+}
+
+// stopGateway stops the gateway with SIGTERM (it flushes its backlog for
+// flush_timeout) and fails the test if it does not exit cleanly.
+func (r *faultRig) stopGateway() {
+	r.t.Helper()
+	r.mu.Lock()
+	cmd := r.gw
+	r.gw = nil
+	r.mu.Unlock()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			r.t.Fatalf("gateway after SIGTERM: %v\n%s", err, r.tailLog(40))
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		r.t.Fatalf("gateway did not exit within 60s of SIGTERM\n%s", r.tailLog(40))
+	}
+}
+
+// sampleRSS records the running gateway's peak VmRSS every 50ms.
+func (r *faultRig) sampleRSS() {
+	defer close(r.rssDone)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.stopRSS:
+			return
+		case <-tick.C:
+		}
+		r.mu.Lock()
+		cmd := r.gw
+		r.mu.Unlock()
+		if cmd == nil || cmd.Process == nil {
+			continue
+		}
+		if kb, ok := vmRSS(cmd.Process.Pid); ok {
+			r.mu.Lock()
+			r.peakRSS = max(r.peakRSS, kb)
+			r.mu.Unlock()
+		}
+	}
+}
+
+func (r *faultRig) stopSampling() {
+	select {
+	case <-r.stopRSS:
+	default:
+		close(r.stopRSS)
+	}
+	<-r.rssDone
+}
+
+// vmRSS reads VmRSS (kB) from /proc/<pid>/status.
+func vmRSS(pid int) (int64, bool) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			fields := strings.Fields(rest)
+			if len(fields) > 0 {
+				kb, err := strconv.ParseInt(fields[0], 10, 64)
+				return kb, err == nil
+			}
+		}
+	}
+	return 0, false
+}
+
+// tailLog returns the last n lines of the gateway's output.
+func (r *faultRig) tailLog(n int) string {
+	lines := strings.Split(strings.TrimRight(r.gwLog.String(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// auditTotals is collect's AUDIT total line.
+type auditTotals struct {
+	Streams, Received, Duplicates, Conflicts, Missing, Rejected int64
+	Result                                                      string
+	Text                                                        string // the whole audit
+	ExitErr                                                     error
+}
+
+var auditTotalRE = regexp.MustCompile(`AUDIT total streams=(\d+) received=(\d+) duplicates=(\d+) conflicts=(\d+) missing=(\d+) rejected=(\d+) result=(\S+)`)
+
+// stopCollector waits until want unique records arrived (or 30s passed),
+// stops the collector with SIGINT and parses its audit.
+func (r *faultRig) stopCollector(want int) auditTotals {
+	r.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for want > 0 && countLines(r.t, r.out) < want && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.collector.Process.Signal(syscall.SIGINT)
+	err := r.collector.Wait()
+	a := auditTotals{Text: r.auditOut.String(), ExitErr: err}
+	m := auditTotalRE.FindStringSubmatch(a.Text)
+	if m == nil {
+		r.t.Fatalf("no AUDIT total line (exit %v):\n%s\n%s", err, a.Text, r.collectErr.String())
+	}
+	for i, p := range []*int64{&a.Streams, &a.Received, &a.Duplicates, &a.Conflicts, &a.Missing, &a.Rejected} {
+		*p, _ = strconv.ParseInt(m[i+1], 10, 64)
+	}
+	a.Result = m[7]
+	return a
+}
+
+// finish stops the gateway cleanly, then requires: an empty outbox, every id
+// the outbox ever assigned collected exactly once, zero gaps and conflicts in
+// every stream (so any duplicate was the same id), at least minProduced
+// readings, and a peak RSS below 64 MB. It returns the audit.
+func (r *faultRig) finish(minProduced int) auditTotals {
+	r.t.Helper()
+	r.stopGateway()
+	r.stopSampling()
+	total, backlog := outboxTotals(r.t, r.dbPath)
+	if backlog != 0 {
+		r.t.Errorf("clean shutdown left %d rows undelivered\n%s", backlog, r.tailLog(40))
+	}
+	a := r.stopCollector(total)
+	collected := countLines(r.t, r.out)
+	r.mu.Lock()
+	peak, starts := r.peakRSS, r.starts
+	r.mu.Unlock()
+	r.t.Logf("RESULT produced=%d collected=%d received=%d duplicates=%d missing=%d conflicts=%d streams=%d gateway_starts=%d peak_rss=%.1fMB",
+		total, collected, a.Received, a.Duplicates, a.Missing, a.Conflicts, a.Streams, starts, float64(peak)/1024)
+	if r.proxy != nil {
+		r.t.Logf("proxy %+v", r.proxy.Stats())
+	}
+	if a.ExitErr != nil || a.Missing != 0 || a.Conflicts != 0 || a.Rejected != 0 || a.Result != "OK" {
+		r.t.Errorf("audit not clean (collect exit %v):\n%s", a.ExitErr, a.Text)
+	}
+	if collected != total {
+		r.t.Errorf("collected %d unique records, the outbox assigned %d ids", collected, total)
+	}
+	if total < minProduced {
+		r.t.Errorf("only %d readings produced, want at least %d", total, minProduced)
+	}
+	if a.Streams < 8 {
+		r.t.Errorf("audit covers %d streams, want at least the 8 load cells", a.Streams)
+	}
+	if peak == 0 {
+		r.t.Error("gateway RSS was never sampled")
+	} else if peak >= 64<<10 {
+		r.t.Errorf("gateway peak RSS %.1f MB, want below 64 MB", float64(peak)/1024)
+	}
+	return a
+}
+
+// collected returns how many unique records the collector wrote so far.
+func (r *faultRig) collected() int { return countLines(r.t, r.out) }
+
+// waitDelivering waits until the collector's count grows by at least n
+// within d, and returns how long it took.
+func (r *faultRig) waitDelivering(what string, n int, d time.Duration) time.Duration {
+	r.t.Helper()
+	start := time.Now()
+	base := r.collected()
+	waitUntil(r.t, what, d, func() bool { return r.collected() >= base+n })
+	return time.Since(start)
+}
+
+// customBroker is a mosquitto with the test's own configuration (not
+// configs/mosquitto-test.conf), on a free loopback port.
+type customBroker struct {
+	URL  string
+	Addr string
+	cmd  *exec.Cmd
+}
+
+func startCustomBroker(t *testing.T, conf string) *customBroker {
+	t.Helper()
+	bin := mqtttest.FindMosquitto(t)
+	dir := t.TempDir()
+	port := mqtttest.FreePort(t)
+	b := &customBroker{Addr: "127.0.0.1:" + strconv.Itoa(port)}
+	b.URL = "tcp://" + b.Addr
+	full := fmt.Sprintf("%s\nlistener %d 127.0.0.1\npersistence_location %s/\nallow_anonymous true\nlog_dest stderr\nlog_type error\n", conf, port, dir)
+	if os.Geteuid() == 0 {
+		full += "user root\n"
+	}
+	path := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(path, []byte(full), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.cmd = exec.Command(bin, "-c", path)
+	b.cmd.Stdout, b.cmd.Stderr = os.Stderr, os.Stderr
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := b.cmd.Start(); err != nil {
+		t.Fatalf("start mosquitto: %v", err)
+	}
+	t.Cleanup(func() { b.cmd.Process.Signal(syscall.SIGTERM); b.cmd.Wait() })
+	if err := mqtttest.WaitListening(b.Addr, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// jitter returns a random duration in [lo, hi).
+func jitter(rng *rand.Rand, lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(rng.Int64N(int64(hi-lo)))
+}

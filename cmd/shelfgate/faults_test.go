@@ -1,0 +1,233 @@
+//go:build faults
+
+// The fault-injection suite: the gateway binary on a simulated warehouse at
+// a sustained rate against a real mosquitto, with `shelfctl collect`
+// subscribed throughout on a persistent session, under gateway crashes,
+// network faults (through gateway/faultproxy), lost PUBACKs and broker
+// restarts. Every case ends with collect's audit: no gaps, no conflicts,
+// duplicates only under the same id, every id the outbox assigned collected,
+// and the gateway's peak RSS below 64 MB.
+//
+// Goroutine counts are not checked: the gateway runs as a separate process
+// and exposes no goroutine count; RSS is the bound checked from outside.
+//
+// Run with: go test -tags faults -run '^TestFault' -timeout 20m -v ./cmd/shelfgate/
+package main
+
+import (
+	"math/rand/v2"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func faultRNG(t *testing.T) *rand.Rand {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("fault schedule seed %d", seed)
+	return rand.New(rand.NewPCG(seed, 0x5eed))
+}
+
+// TestFaultGatewayKill9 SIGKILLs the gateway 20 times: half at random points
+// (from mid-startup to a few seconds in), half within a millisecond of a
+// PUBACK reaching it (seen by the proxy), when the ack is received but its
+// DELETE is not yet committed.
+func TestFaultGatewayKill9(t *testing.T) {
+	r := newRig(t, rigOptions{Proxy: true})
+	rng := faultRNG(t)
+	afterPuback := 0
+	for i := range 20 {
+		r.startGateway()
+		if i%2 == 1 {
+			time.Sleep(jitter(rng, 300*time.Millisecond, 2*time.Second))
+			seen := r.proxy.Stats().PubacksSeen
+			deadline := time.Now().Add(10 * time.Second)
+			for r.proxy.Stats().PubacksSeen == seen && time.Now().Before(deadline) {
+				time.Sleep(200 * time.Microsecond)
+			}
+			if r.proxy.Stats().PubacksSeen > seen {
+				afterPuback++
+			}
+		} else {
+			time.Sleep(jitter(rng, 50*time.Millisecond, 3*time.Second))
+		}
+		r.killGateway()
+	}
+	if afterPuback < 5 {
+		t.Errorf("only %d of 10 kills landed right after a PUBACK", afterPuback)
+	}
+	r.startGateway()
+	time.Sleep(3 * time.Second)
+	a := r.finish(20000)
+	t.Logf("kills=20 after_puback=%d duplicates=%d", afterPuback, a.Duplicates)
+}
+
+// TestFaultNetwork cuts the link repeatedly (RST), blackholes it for 8s
+// (only keepalive can notice), then delays it.
+func TestFaultNetwork(t *testing.T) {
+	r := newRig(t, rigOptions{Proxy: true})
+	rng := faultRNG(t)
+	r.startGateway()
+	r.waitDelivering("first delivery", 1000, 20*time.Second)
+
+	for i := range 5 {
+		before := r.proxy.Stats().Accepted
+		r.proxy.Cut()
+		start := time.Now()
+		waitUntil(t, "reconnect after Cut", 15*time.Second, func() bool { return r.proxy.Stats().Accepted > before })
+		t.Logf("cut %d: reconnect attempt after %s", i+1, time.Since(start).Round(time.Millisecond))
+		time.Sleep(jitter(rng, time.Second, 2*time.Second))
+	}
+	r.waitDelivering("delivery after cuts", 1000, 20*time.Second)
+
+	// Blackhole: nothing flows, nothing is reset. The keepalive is 2s, so
+	// the gateway should try a new connection within ~1.5 x keepalive
+	// (plus its backoff); 15s is the liveness bound.
+	before := r.proxy.Stats().Accepted
+	r.proxy.Blackhole(true)
+	start := time.Now()
+	waitUntil(t, "gateway to notice the blackhole", 15*time.Second, func() bool { return r.proxy.Stats().Accepted > before })
+	noticed := time.Since(start)
+	t.Logf("blackhole: gateway's reconnect attempt %s after the blackhole began (keepalive 2s)", noticed.Round(time.Millisecond))
+	time.Sleep(8*time.Second - noticed)
+	r.proxy.Blackhole(false)
+	resumed := r.waitDelivering("delivery after the blackhole", 1000, 30*time.Second)
+	t.Logf("blackhole of 8s ended: 1000 more records collected %s later", resumed.Round(time.Millisecond))
+
+	// Latency on every chunk in both directions.
+	r.proxy.Delay(40 * time.Millisecond)
+	r.waitDelivering("delivery with 40ms delay", 500, 20*time.Second)
+	time.Sleep(4 * time.Second)
+	r.proxy.Delay(0)
+
+	time.Sleep(2 * time.Second)
+	r.finish(10000)
+	t.Logf("gateway connects: %d", strings.Count(r.gwLog.String(), "connected to broker"))
+}
+
+// TestFaultFlappingLink cuts the link every 1-3s for 40s.
+func TestFaultFlappingLink(t *testing.T) {
+	r := newRig(t, rigOptions{Proxy: true})
+	rng := faultRNG(t)
+	r.startGateway()
+	r.waitDelivering("first delivery", 500, 20*time.Second)
+	cuts := 0
+	for end := time.Now().Add(40 * time.Second); time.Now().Before(end); {
+		time.Sleep(jitter(rng, time.Second, 3*time.Second))
+		r.proxy.Cut()
+		cuts++
+	}
+	r.waitDelivering("delivery after flapping", 1000, 30*time.Second)
+	r.finish(20000)
+	t.Logf("cuts=%d gateway connects=%d", cuts, strings.Count(r.gwLog.String(), "connected to broker"))
+}
+
+// TestFaultLostPubacks drops every PUBACK for 10s: the gateway's ack timeout
+// (2s) ends the session, it reconnects and resends, still without acks,
+// until the PUBACKs flow again. The collector sees the resends as
+// duplicates of the same ids only.
+func TestFaultLostPubacks(t *testing.T) {
+	r := newRig(t, rigOptions{Proxy: true, AckTimeout: 2 * time.Second})
+	r.startGateway()
+	r.waitDelivering("first delivery", 1000, 20*time.Second)
+	before := r.proxy.Stats().Accepted
+	r.proxy.DropPubacks(true)
+	time.Sleep(10 * time.Second)
+	r.proxy.DropPubacks(false)
+	s := r.proxy.Stats()
+	if s.PubacksDropped == 0 {
+		t.Fatal("no PUBACK was dropped")
+	}
+	if s.Accepted-before < 2 {
+		t.Errorf("gateway reconnected %d times in 10s without PUBACKs (ack_timeout 2s), want at least 2", s.Accepted-before)
+	}
+	r.waitDelivering("delivery after PUBACKs return", 1000, 30*time.Second)
+	a := r.finish(10000)
+	if a.Duplicates == 0 {
+		t.Error("no duplicates although PUBACKs were dropped: nothing was resent")
+	}
+	t.Logf("pubacks_dropped=%d reconnects_while_dropping=%d duplicates=%d", s.PubacksDropped, s.Accepted-before, a.Duplicates)
+}
+
+// TestFaultBrokerRestart restarts mosquitto 10 times while the gateway and
+// the collector run. With SIGTERM mosquitto saves its state and nothing may
+// be lost. With SIGKILL (opt-in: SHELFGATE_FAULTS_BROKER_KILL=1) messages it
+// PUBACKed to the gateway but had not yet saved (autosave_interval 1) nor
+// delivered to the collector are lost: the gateway already deleted them, so
+// the audit shows gaps. That is a known limit of at-least-once to a broker
+// that acks before persisting (docs/architecture.md, Known gaps).
+func TestFaultBrokerRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		signal syscall.Signal
+		optIn  string
+	}{
+		{"sigterm", syscall.SIGTERM, ""},
+		{"sigkill", syscall.SIGKILL, "SHELFGATE_FAULTS_BROKER_KILL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.optIn != "" && os.Getenv(tc.optIn) != "1" {
+				t.Skipf("opt-in: set %s=1 (mosquitto PUBACKs before it persists; a SIGKILL loses what it held)", tc.optIn)
+			}
+			r := newRig(t, rigOptions{})
+			rng := faultRNG(t)
+			r.startGateway()
+			r.waitDelivering("first delivery", 1000, 20*time.Second)
+			for i := range 10 {
+				time.Sleep(jitter(rng, 1500*time.Millisecond, 3*time.Second))
+				if tc.signal == syscall.SIGKILL {
+					r.broker.Kill()
+				} else {
+					r.broker.Stop()
+				}
+				time.Sleep(jitter(rng, 0, 1500*time.Millisecond))
+				r.broker.Start()
+				t.Logf("broker restart %d (%s)", i+1, tc.name)
+			}
+			r.waitDelivering("delivery after the restarts", 1000, 30*time.Second)
+			r.finish(10000)
+		})
+	}
+}
+
+// TestFaultSlowConsumerOverflow runs mosquitto with its default
+// max_queued_messages (1000) and stops the collector (SIGSTOP) for 12s while
+// the gateway publishes small batches fast: the broker drops what exceeds
+// the collector's queue. The gateway delivered everything (its outbox is
+// empty), so the records are gone; collect must report the gaps (exit 1,
+// missing > 0) rather than hide them.
+func TestFaultSlowConsumerOverflow(t *testing.T) {
+	r := newRig(t, rigOptions{BatchRecords: 5, BrokerConf: "persistence true\nautosave_interval 1\n"})
+	r.startGateway()
+	r.waitDelivering("first delivery", 500, 20*time.Second)
+	if err := r.collector.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(12 * time.Second)
+	if err := r.collector.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	r.waitDelivering("collector catching up", 500, 30*time.Second)
+	time.Sleep(2 * time.Second)
+	r.stopGateway()
+	r.stopSampling()
+	total, backlog := outboxTotals(t, r.dbPath)
+	if backlog != 0 {
+		t.Errorf("gateway left %d rows undelivered", backlog)
+	}
+	// Give the collector time to take what the broker still queues.
+	time.Sleep(3 * time.Second)
+	a := r.stopCollector(0)
+	collected := countLines(t, r.out)
+	t.Logf("RESULT produced=%d collected=%d received=%d duplicates=%d missing=%d conflicts=%d", total, collected, a.Received, a.Duplicates, a.Missing, a.Conflicts)
+	if collected >= total {
+		t.Fatalf("collected %d of %d: the broker dropped nothing, so this case tested nothing (raise the rate or the pause)", collected, total)
+	}
+	if a.ExitErr == nil || a.Missing == 0 || a.Result == "OK" {
+		t.Fatalf("the broker dropped %d records but collect did not report them (exit %v):\n%s", total-collected, a.ExitErr, a.Text)
+	}
+	if int64(total-collected) != a.Missing {
+		t.Errorf("collect reports %d missing, %d ids were never collected", a.Missing, total-collected)
+	}
+}
