@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,12 +17,20 @@ import (
 	"github.com/shelfgate/shelfgate/gateway"
 )
 
-// Options tune the group commit.
+// Options tune the group commit and bound the database's size.
 type Options struct {
 	// MaxBatchRows ends a group commit once this many rows are pending.
 	MaxBatchRows int
 	// MaxDelay ends a group commit this long after its first row arrived.
 	MaxDelay time.Duration
+	// MaxBytes is the byte budget of the database file (pages in use ×
+	// page size; the WAL is checkpointed and not counted). When a commit
+	// leaves more than MaxBytes in use, the oldest telemetry rows are shed
+	// in the same transaction (events only when no telemetry is left), each
+	// shed range is reported by an EventShed record, and the database's hard
+	// size limit (max_page_count) is set to MaxBytes plus headroom. Zero
+	// means no budget: only a full filesystem sheds.
+	MaxBytes int64
 }
 
 // DefaultOptions are sane for a Raspberry Pi with an SD card: a commit every
@@ -46,6 +55,10 @@ CREATE TABLE IF NOT EXISTS outbox (
 	body    BLOB
 );
 CREATE INDEX IF NOT EXISTS outbox_events ON outbox(id) WHERE class = 1;
+CREATE TABLE IF NOT EXISTS shed (
+	class INTEGER PRIMARY KEY,
+	rows  INTEGER NOT NULL DEFAULT 0
+);
 `
 
 // insertRows is how many rows one multi-row INSERT statement carries.
@@ -58,15 +71,43 @@ const (
 )
 
 // Stats are the outbox's counters.
+//
+// Accounting: over the life of a database, rows committed (Committed, which
+// includes the shed notices the outbox writes itself) = rows acked + rows
+// shed + Backlog. Committed and Acked count since Open; ShedTelemetry and
+// ShedEvents are cumulative over the database's life (persisted).
 type Stats struct {
-	Committed  int64 // rows committed since Open
-	Acked      int64 // rows deleted after delivery since Open
-	Commits    int64 // transactions since Open
-	Backlog    int64 // rows waiting now (all classes)
-	Events     int64 // of which events
-	LastID     int64 // highest id ever assigned
-	FileBytes  int64 // database pages in use × page size
-	OldestTime time.Time
+	Committed int64 // rows committed since Open, shed notices included
+	Acked     int64 // rows deleted after delivery since Open
+	Commits   int64 // transactions since Open
+	Backlog   int64 // rows waiting now (all classes)
+	Events    int64 // of which events
+	LastID    int64 // highest id ever assigned
+
+	// ShedTelemetry and ShedEvents count rows deleted undelivered, under the
+	// byte budget or on a full disk, over the database's whole life.
+	ShedTelemetry int64
+	ShedEvents    int64
+	// ShedNotices counts the EventShed records written since Open (one per
+	// stream and contiguous range of sequence numbers shed).
+	ShedNotices int64
+	// FullCommits counts commits that failed with a full database or
+	// filesystem since Open (each is retried once after shedding).
+	FullCommits int64
+	// FullRefused counts rows whose Append failed with gateway.ErrDiskFull
+	// since Open; the caller still holds them.
+	FullRefused int64
+	// VacuumedPages counts pages returned to the filesystem by incremental
+	// vacuum since Open.
+	VacuumedPages int64
+
+	MaxBytes  int64 // the byte budget (0: none)
+	FileBytes int64 // database pages × page size (the main file's size)
+	UsedBytes int64 // pages in use (not on the freelist) × page size; the budget's measure
+	WALBytes  int64 // size of the -wal file
+
+	OldestTime time.Time     // time of the oldest row waiting (zero if none)
+	OldestAge  time.Duration // time since OldestTime (zero if none)
 }
 
 type stream struct {
@@ -116,6 +157,16 @@ type Outbox struct {
 	insStmt  *sql.Stmt
 	ins1Stmt *sql.Stmt
 	args     []any
+
+	pageSize    int64           // bytes per database page
+	maxPages    int64           // max_page_count set from MaxBytes (0: SQLite's default)
+	incremental bool            // auto_vacuum=INCREMENTAL (databases created by this version)
+	shedN       [2]atomic.Int64 // cumulative rows shed per class (persisted in table shed)
+	notices     atomic.Int64
+	fullCommits atomic.Int64
+	fullRefused atomic.Int64
+	vacuumed    atomic.Int64
+	maint       maintState // writer only
 }
 
 // Open opens or creates the outbox at path and starts its writer.
@@ -134,6 +185,11 @@ func Open(path string, opts Options) (*Outbox, error) {
 		q.Set("_txlock", "immediate")
 		if mode != "" {
 			q.Set("mode", mode)
+		}
+		if mode == "rwc" {
+			// Takes effect only in a database without tables (a new one):
+			// auto_vacuum must be chosen before the first table is created.
+			q.Set("_auto_vacuum", "incremental")
 		}
 		return "file:" + escapePath(path) + "?" + q.Encode()
 	}
@@ -215,6 +271,36 @@ func (o *Outbox) load() error {
 		return fmt.Errorf("outbox: prepare insert: %w", err)
 	}
 	o.args = make([]any, 0, insertRows*8)
+
+	rows, err = o.wdb.Query(`SELECT class, rows FROM shed`)
+	if err != nil {
+		return fmt.Errorf("outbox: load shed counts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c, k int64
+		if err := rows.Scan(&c, &k); err != nil {
+			return fmt.Errorf("outbox: load shed counts: %w", err)
+		}
+		if c >= 0 && c < int64(len(o.shedN)) {
+			o.shedN[c].Store(k)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("outbox: load shed counts: %w", err)
+	}
+	var av int64
+	if err := o.wdb.QueryRow(`SELECT page_size, auto_vacuum FROM pragma_page_size(), pragma_auto_vacuum()`).Scan(&o.pageSize, &av); err != nil {
+		return fmt.Errorf("outbox: read page size: %w", err)
+	}
+	o.incremental = av == 2
+	if o.opts.MaxBytes > 0 {
+		o.maxPages = (o.opts.MaxBytes + headroom(o.opts.MaxBytes)) / o.pageSize
+		// SQLite never sets it below the current page count.
+		if err := o.wdb.QueryRow(fmt.Sprintf(`PRAGMA max_page_count = %d`, o.maxPages)).Scan(&o.maxPages); err != nil {
+			return fmt.Errorf("outbox: set max_page_count: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -343,18 +429,25 @@ func (o *Outbox) Stats(ctx context.Context) (Stats, error) {
 	s := Stats{
 		Committed: o.commitN.Load(), Acked: o.ackedN.Load(), Commits: o.commits.Load(),
 		Backlog: o.backlog.Load(), Events: o.events.Load(), LastID: o.lastID.Load(),
+		ShedTelemetry: o.shedN[gateway.ClassTelemetry].Load(), ShedEvents: o.shedN[gateway.ClassEvent].Load(),
+		ShedNotices: o.notices.Load(), FullCommits: o.fullCommits.Load(), FullRefused: o.fullRefused.Load(),
+		VacuumedPages: o.vacuumed.Load(), MaxBytes: o.opts.MaxBytes,
 	}
-	var size int64
-	if err := o.rdb.QueryRowContext(ctx, `SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()`).Scan(&size); err != nil {
+	var pages, free int64
+	if err := o.rdb.QueryRowContext(ctx, `SELECT page_count, freelist_count FROM pragma_page_count(), pragma_freelist_count()`).Scan(&pages, &free); err != nil {
 		return s, fmt.Errorf("outbox: stats: %w", err)
 	}
-	s.FileBytes = size
+	s.FileBytes, s.UsedBytes = pages*o.pageSize, (pages-free)*o.pageSize
+	if fi, err := os.Stat(o.path + "-wal"); err == nil {
+		s.WALBytes = fi.Size()
+	}
 	var ts sql.NullInt64
 	if err := o.rdb.QueryRowContext(ctx, `SELECT ts FROM outbox ORDER BY id LIMIT 1`).Scan(&ts); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return s, fmt.Errorf("outbox: stats: %w", err)
 	}
 	if ts.Valid {
 		s.OldestTime = time.UnixMicro(ts.Int64)
+		s.OldestAge = max(time.Since(s.OldestTime), 0)
 	}
 	return s, nil
 }
@@ -378,7 +471,9 @@ func (o *Outbox) Close() error {
 	return errors.Join(err, o.wdb.Close())
 }
 
-// IsFull reports whether err means the database or filesystem is full.
+// IsFull reports whether err means the database or filesystem is full
+// (SQLITE_FULL: the filesystem, or the max_page_count limit). An Append
+// refused for that reason wraps gateway.ErrDiskFull instead.
 func IsFull(err error) bool {
 	var se sqlite3.Error
 	return errors.As(err, &se) && se.Code == sqlite3.ErrFull

@@ -26,15 +26,37 @@ func (o *Outbox) writer() {
 		armed   bool
 	)
 	timer.Stop()
+	maint := time.NewTimer(maintIdle)
+	defer maint.Stop()
 	flush := func() {
 		if len(pending) == 0 && len(acks) == 0 {
 			return
 		}
-		err := o.commit(pending, acks)
+		var keep []ackReq
+		err := o.commit(pending, acks, commitNormal)
+		if IsFull(err) {
+			o.fullCommits.Add(1)
+			// Make room by policy and try once more; a full filesystem may
+			// also give back the WAL's space once it is checkpointed.
+			o.checkpoint()
+			err = o.commit(pending, acks, commitAfterFull)
+			if IsFull(err) {
+				o.fullCommits.Add(1)
+				o.fullRefused.Add(int64(rows))
+				// Acks are deletes: they must still go through, and if even
+				// they cannot, they wait for the next commit.
+				if len(acks) > 0 {
+					if aerr := o.commit(nil, acks, commitDeletesOnly); aerr != nil {
+						keep = acks
+					}
+				}
+				err = fmt.Errorf("outbox: %d rows refused: %w: %w", rows, gateway.ErrDiskFull, err)
+			}
+		}
 		for _, p := range pending {
 			p.done <- err
 		}
-		pending, acks, rows = pending[:0], acks[:0], 0
+		pending, acks, rows = pending[:0], append(acks[:0], keep...), 0
 		if armed {
 			timer.Stop()
 			armed = false
@@ -64,6 +86,14 @@ func (o *Outbox) writer() {
 		case <-timer.C:
 			armed = false
 			flush()
+		case <-maint.C:
+			// Acks kept back by a full disk are retried here too.
+			flush()
+			if o.maintain() {
+				maint.Reset(maintBusy)
+			} else {
+				maint.Reset(maintIdle)
+			}
 		case <-o.quit:
 			// Take everything already queued, then stop.
 			for {
@@ -84,25 +114,102 @@ func (o *Outbox) writer() {
 	}
 }
 
-func (o *Outbox) commit(pending []appendReq, acks []ackReq) (err error) {
+// commitMode says how a commit makes room.
+type commitMode int
+
+const (
+	// commitNormal inserts, applies acks, then sheds if the budget is exceeded.
+	commitNormal commitMode = iota
+	// commitAfterFull is the retry after SQLITE_FULL: shed first (room for
+	// the pending rows), then insert.
+	commitAfterFull
+	// commitDeletesOnly applies acks and nothing else (no shed notices that
+	// would need pages): deletes must work on a full disk.
+	commitDeletesOnly
+)
+
+// txState is one commit's work in progress. Nothing in the Outbox changes
+// until the transaction has committed.
+type txState struct {
+	o      *Outbox
+	tx     *sql.Tx
+	ins    *sql.Stmt
+	ins1   *sql.Stmt
+	args   []any
+	n      int // rows buffered in args
+	nextID int64
+	// Sequence numbers are assigned on copies so a failed commit leaves the
+	// in-memory state unchanged; streams first seen here are forgotten again.
+	seqs    map[gateway.StreamID]uint64
+	created []gateway.StreamID
+
+	added, addedEvents int64
+	deleted            [2]int64 // acked rows per class
+	shed               shedResult
+}
+
+// insert assigns r its id and sequence number and queues its row.
+func (st *txState) insert(r *gateway.Record) error {
+	s, isNew, err := st.o.streamFor(st.tx, r.Stream, r.Unit)
+	if err != nil {
+		return err
+	}
+	if isNew {
+		st.created = append(st.created, s.name)
+	}
+	seq, ok := st.seqs[s.name]
+	if !ok {
+		seq = s.seq
+	}
+	seq++
+	st.seqs[s.name] = seq
+	r.ID, r.Seq = st.nextID, seq
+	st.nextID++
+	var body any
+	if len(r.Body) > 0 {
+		body = r.Body
+	}
+	st.args = append(st.args, r.ID, s.id, int64(r.Seq), int64(r.Class), r.Time.UnixMicro(), r.Value, int64(r.Quality), body)
+	st.n++
+	st.added++
+	if r.Class == gateway.ClassEvent {
+		st.addedEvents++
+	}
+	if st.n == insertRows {
+		if _, err := st.ins.Exec(st.args...); err != nil {
+			return fmt.Errorf("outbox: insert: %w", err)
+		}
+		st.args, st.n = st.args[:0], 0
+	}
+	return nil
+}
+
+// flush writes the rows still buffered.
+func (st *txState) flush() error {
+	for i := 0; i < st.n; i++ {
+		if _, err := st.ins1.Exec(st.args[i*8 : i*8+8]...); err != nil {
+			return fmt.Errorf("outbox: insert: %w", err)
+		}
+	}
+	st.args, st.n = st.args[:0], 0
+	return nil
+}
+
+func (o *Outbox) commit(pending []appendReq, acks []ackReq, mode commitMode) (err error) {
 	ctx := context.Background()
 	tx, err := o.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("outbox: begin: %w", err)
 	}
+	st := &txState{
+		o: o, tx: tx, ins: tx.Stmt(o.insStmt), ins1: tx.Stmt(o.ins1Stmt), args: o.args[:0],
+		nextID: o.nextID, seqs: map[gateway.StreamID]uint64{},
+	}
 	defer func() {
+		o.args = st.args[:0]
 		if err != nil {
 			tx.Rollback()
-		}
-	}()
-	nextID := o.nextID
-	// Sequence numbers are assigned on copies so a failed commit leaves the
-	// in-memory state unchanged; streams first seen here are forgotten again.
-	seqs := map[gateway.StreamID]uint64{}
-	var created []gateway.StreamID
-	defer func() {
-		if err != nil {
-			for _, name := range created {
+			for _, name := range st.created {
 				if s, ok := o.byName[name]; ok {
 					delete(o.byName, name)
 					o.names.Delete(s.id)
@@ -110,78 +217,74 @@ func (o *Outbox) commit(pending []appendReq, acks []ackReq) (err error) {
 			}
 		}
 	}()
-	var added, addedEvents int64
-	ins := tx.Stmt(o.insStmt)
-	ins1 := tx.Stmt(o.ins1Stmt)
-	args := o.args[:0]
-	n := 0
-	for _, p := range pending {
-		for i := range p.recs {
-			r := &p.recs[i]
-			s, isNew, err := o.streamFor(tx, r.Stream, r.Unit)
-			if err != nil {
-				return err
-			}
-			if isNew {
-				created = append(created, s.name)
-			}
-			seq, ok := seqs[s.name]
-			if !ok {
-				seq = s.seq
-			}
-			seq++
-			seqs[s.name] = seq
-			r.ID, r.Seq = nextID, seq
-			nextID++
-			var body any
-			if len(r.Body) > 0 {
-				body = r.Body
-			}
-			args = append(args, r.ID, s.id, int64(r.Seq), int64(r.Class), r.Time.UnixMicro(), r.Value, int64(r.Quality), body)
-			n++
-			added++
-			if r.Class == gateway.ClassEvent {
-				addedEvents++
-			}
-			if n == insertRows {
-				if _, err := ins.Exec(args...); err != nil {
-					return fmt.Errorf("outbox: insert: %w", err)
-				}
-				args, n = args[:0], 0
-			}
-		}
-	}
-	for i := 0; i < n; i++ {
-		if _, err := ins1.Exec(args[i*8 : i*8+8]...); err != nil {
-			return fmt.Errorf("outbox: insert: %w", err)
-		}
-	}
-	o.args = args[:0]
-	for name, seq := range seqs {
-		if _, err := tx.Exec(`UPDATE streams SET last_seq = ? WHERE id = ?`, int64(seq), o.byName[name].id); err != nil {
-			return fmt.Errorf("outbox: update sequence of %s: %w", name, err)
-		}
-	}
-	var deleted, deletedEvents int64
+	// Deletes first: on a full database the pages they free take the rows.
 	for _, a := range acks {
 		res, err := tx.Exec(`DELETE FROM outbox WHERE id BETWEEN ? AND ? AND class = ?`, a.lo, a.hi, int64(a.class))
 		if err != nil {
 			return fmt.Errorf("outbox: delete acked %s ids %d-%d: %w", a.class, a.lo, a.hi, err)
 		}
 		k, _ := res.RowsAffected()
-		deleted += k
-		if a.class == gateway.ClassEvent {
-			deletedEvents += k
+		if int(a.class) < len(st.deleted) {
+			st.deleted[a.class] += k
+		}
+	}
+	if mode == commitAfterFull {
+		// Room for the pending rows: events only when the rows coming in
+		// are events too, since telemetry is always shed first.
+		rows, hasTelemetry := 0, false
+		for _, p := range pending {
+			rows += len(p.recs)
+			for i := range p.recs {
+				hasTelemetry = hasTelemetry || p.recs[i].Class == gateway.ClassTelemetry
+			}
+		}
+		if err := o.shed(st, max(shedMinRows, 2*int64(rows)), !hasTelemetry, reasonFull); err != nil {
+			return err
+		}
+	}
+	for _, p := range pending {
+		for i := range p.recs {
+			if err := st.insert(&p.recs[i]); err != nil {
+				return err
+			}
+		}
+	}
+	if err := st.flush(); err != nil {
+		return err
+	}
+	if o.opts.MaxBytes > 0 && mode != commitDeletesOnly {
+		if err := o.budget(st); err != nil {
+			return err
+		}
+	}
+	notices, err := o.shedNotices(st)
+	if err != nil {
+		return err
+	}
+	for name, seq := range st.seqs {
+		if _, err := tx.Exec(`UPDATE streams SET last_seq = ? WHERE id = ?`, int64(seq), o.byName[name].id); err != nil {
+			return fmt.Errorf("outbox: update sequence of %s: %w", name, err)
+		}
+	}
+	for c, k := range st.shed.rows {
+		if k == 0 {
+			continue
+		}
+		if _, err := tx.Exec(`INSERT INTO shed(class, rows) VALUES (?, ?) ON CONFLICT(class) DO UPDATE SET rows = rows + excluded.rows`, c, k); err != nil {
+			return fmt.Errorf("outbox: count shed rows: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("outbox: commit: %w", err)
 	}
-	for name, seq := range seqs {
+	for name, seq := range st.seqs {
 		o.byName[name].seq = seq
 	}
 	// Publish the committed rows to the tails before lastID moves, so a
-	// reader that sees the new lastID finds them.
+	// reader that sees the new lastID finds them. Rows shed or acked leave
+	// the tails: every row of a class with id <= hi is gone from the
+	// database, so raising the floor to hi keeps "every committed row above
+	// the floor is in the ring" true.
 	for c, t := range o.tails {
 		t.mu.Lock()
 		for _, p := range pending {
@@ -191,21 +294,38 @@ func (o *Outbox) commit(pending []appendReq, acks []ackReq) (err error) {
 				}
 			}
 		}
+		if c == int(gateway.ClassEvent) {
+			for i := range notices {
+				t.add(&notices[i])
+			}
+		}
 		t.mu.Unlock()
+		if hi := st.shed.hi[c]; hi > 0 {
+			t.forget(hi)
+		}
 	}
 	for _, a := range acks {
 		if int(a.class) < len(o.tails) {
 			o.tails[a.class].forget(a.hi)
 		}
 	}
-	o.nextID = nextID
-	o.lastID.Store(nextID - 1)
+	o.nextID = st.nextID
+	o.lastID.Store(st.nextID - 1)
 	o.commits.Add(1)
-	o.commitN.Add(added)
+	o.commitN.Add(st.added)
+	deleted := st.deleted[0] + st.deleted[1]
+	shed := st.shed.rows[0] + st.shed.rows[1]
 	o.ackedN.Add(deleted)
-	o.backlog.Add(added - deleted)
-	o.events.Add(addedEvents - deletedEvents)
-	if added > 0 {
+	o.backlog.Add(st.added - deleted - shed)
+	o.events.Add(st.addedEvents - st.deleted[gateway.ClassEvent] - st.shed.rows[gateway.ClassEvent])
+	for c, k := range st.shed.rows {
+		o.shedN[c].Add(k)
+	}
+	o.notices.Add(int64(len(notices)))
+	if deleted+shed > 0 {
+		o.maint.deleted = true
+	}
+	if st.added > 0 {
 		select {
 		case o.notify <- struct{}{}:
 		default:

@@ -1,0 +1,244 @@
+package outbox
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/shelfgate/shelfgate/gateway"
+)
+
+// ShedStream is the stream of the EventShed records the outbox writes when
+// it sheds rows undelivered.
+const ShedStream gateway.StreamID = "events/shed"
+
+// Reasons given in the Detail of shed events.
+const (
+	reasonBudget = "max_bytes" // the byte budget (Options.MaxBytes) was exceeded
+	reasonFull   = "disk_full" // the database or filesystem was full
+)
+
+const (
+	// shedMinRows and shedMaxRows bound how many rows one commit sheds:
+	// enough that a shed's notices (one per stream and range) are a small
+	// fraction of what it frees, few enough that the commit stays short.
+	shedMinRows = 1024
+	shedMaxRows = 32 << 10
+	// vacuumMinPages is the freelist size below which no vacuum runs;
+	// vacuumStep is the most pages one incremental_vacuum returns.
+	vacuumMinPages = 1024
+	vacuumStep     = 2048
+	// walTruncateBytes: a WAL larger than this is truncated once the backlog
+	// has drained or after a vacuum; walMaxBytes: larger than this, always.
+	walTruncateBytes = 8 << 20
+	walMaxBytes      = 64 << 20
+	// maintIdle is the writer's maintenance period; maintBusy the period
+	// while a vacuum is in progress.
+	maintIdle = 250 * time.Millisecond
+	maintBusy = 10 * time.Millisecond
+)
+
+// headroom is what max_page_count allows above the byte budget: a commit
+// may overshoot the budget before it sheds, and a shed must still fit.
+func headroom(maxBytes int64) int64 {
+	return min(max(maxBytes/8, 1<<20), 256<<20)
+}
+
+// shedRun is one contiguous range of sequence numbers shed from one stream.
+type shedRun struct {
+	stream   int64
+	class    gateway.Class
+	from, to uint64
+	n        int64
+}
+
+// shedResult is what one commit shed.
+type shedResult struct {
+	rows   [2]int64 // rows shed per class
+	hi     [2]int64 // highest id shed per class: every row of the class at or below it is gone
+	runs   []shedRun
+	reason string
+}
+
+// maintState is the writer's bookkeeping for vacuum and checkpoints.
+type maintState struct {
+	deleted  bool // rows were deleted since the last TRUNCATE checkpoint
+	vacuumed bool // pages were vacuumed since the last TRUNCATE checkpoint
+}
+
+// budget sheds telemetry (then events) when the rows in use exceed
+// MaxBytes, down to a little below it, at most shedMaxRows per commit: one
+// pragma query per commit, no per-row work.
+func (o *Outbox) budget(st *txState) error {
+	var pages, free int64
+	if err := st.tx.QueryRow(`SELECT page_count, freelist_count FROM pragma_page_count(), pragma_freelist_count()`).Scan(&pages, &free); err != nil {
+		return fmt.Errorf("outbox: measure size: %w", err)
+	}
+	used := (pages - free) * o.pageSize
+	if used <= o.opts.MaxBytes {
+		return nil
+	}
+	low := o.opts.MaxBytes - o.opts.MaxBytes/32
+	rows := o.backlog.Load() + st.added - st.deleted[0] - st.deleted[1] - st.shed.rows[0] - st.shed.rows[1]
+	perRow := max(used/max(rows, 1), 1)
+	want := min(max((used-low+perRow-1)/perRow, shedMinRows), shedMaxRows)
+	return o.shed(st, want, true, reasonBudget)
+}
+
+// shed deletes up to want of the oldest telemetry rows and, if events is
+// set and no telemetry is left, the oldest events, recording per stream the
+// contiguous ranges of sequence numbers deleted.
+func (o *Outbox) shed(st *txState, want int64, events bool, reason string) error {
+	classes := []gateway.Class{gateway.ClassTelemetry}
+	if events {
+		classes = append(classes, gateway.ClassEvent)
+	}
+	for _, c := range classes {
+		if want <= 0 {
+			break
+		}
+		// The class is a literal so the planner can use the partial index
+		// on events.
+		var hi int64
+		err := st.tx.QueryRow(fmt.Sprintf(`SELECT id FROM outbox WHERE class = %d ORDER BY id LIMIT 1 OFFSET ?`, c), want-1).Scan(&hi)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = st.tx.QueryRow(fmt.Sprintf(`SELECT id FROM outbox WHERE class = %d ORDER BY id DESC LIMIT 1`, c)).Scan(&hi)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // nothing of this class
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("outbox: shed %s: %w", c, err)
+		}
+		// Contiguous runs of sequence numbers per stream (gaps and islands:
+		// seq minus its rank is constant within a run).
+		rows, err := st.tx.Query(fmt.Sprintf(`
+SELECT stream, min(seq), max(seq), count(*) FROM (
+	SELECT stream, seq, seq - row_number() OVER (PARTITION BY stream ORDER BY id) AS g
+	FROM outbox WHERE class = %d AND id <= ?
+) GROUP BY stream, g ORDER BY stream, 2`, c), hi)
+		if err != nil {
+			return fmt.Errorf("outbox: shed %s: %w", c, err)
+		}
+		var total int64
+		for rows.Next() {
+			r := shedRun{class: c}
+			if err := rows.Scan(&r.stream, &r.from, &r.to, &r.n); err != nil {
+				rows.Close()
+				return fmt.Errorf("outbox: shed %s: %w", c, err)
+			}
+			total += r.n
+			st.shed.runs = append(st.shed.runs, r)
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("outbox: shed %s: %w", c, err)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("outbox: shed %s: %w", c, err)
+		}
+		res, err := st.tx.Exec(fmt.Sprintf(`DELETE FROM outbox WHERE class = %d AND id <= ?`, c), hi)
+		if err != nil {
+			return fmt.Errorf("outbox: shed %s up to id %d: %w", c, hi, err)
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("outbox: shed %s: %w", c, err)
+		}
+		if k != total {
+			return fmt.Errorf("outbox: shed %s up to id %d: deleted %d rows, counted %d", c, hi, k, total)
+		}
+		st.shed.rows[c] += k
+		st.shed.hi[c] = max(st.shed.hi[c], hi)
+		st.shed.reason = reason
+		want -= k
+	}
+	return nil
+}
+
+// shedNotices inserts one EventShed record per shed run into the same
+// transaction and returns them.
+func (o *Outbox) shedNotices(st *txState) ([]gateway.Record, error) {
+	if len(st.shed.runs) == 0 {
+		return nil, nil
+	}
+	now := time.Now()
+	notices := make([]gateway.Record, len(st.shed.runs))
+	for i, r := range st.shed.runs {
+		name := gateway.StreamID(fmt.Sprintf("unknown/%d", r.stream))
+		if v, ok := o.names.Load(r.stream); ok {
+			name = v.(*stream).name
+		}
+		body, err := json.Marshal(gateway.Event{
+			Kind: gateway.EventShed, Stream: name, FromSeq: r.from, ToSeq: r.to,
+			Quantity: int(r.n), Detail: st.shed.reason, Time: now,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("outbox: shed notice: %w", err)
+		}
+		notices[i] = gateway.Record{Class: gateway.ClassEvent, Stream: ShedStream, Time: now, Value: float64(r.n), Body: body}
+		if err := st.insert(&notices[i]); err != nil {
+			return nil, err
+		}
+	}
+	if err := st.flush(); err != nil {
+		return nil, err
+	}
+	return notices, nil
+}
+
+// maintain runs one step of housekeeping in the writer: an incremental
+// vacuum step while the freelist is large (after a drain), and a TRUNCATE
+// checkpoint once the backlog has drained or the WAL grew large. It reports
+// whether more steps are due soon. Failures are left to the next step.
+func (o *Outbox) maintain() (more bool) {
+	var pages, free int64
+	if err := o.wdb.QueryRow(`SELECT page_count, freelist_count FROM pragma_page_count(), pragma_freelist_count()`).Scan(&pages, &free); err != nil {
+		return false
+	}
+	if o.incremental && free >= vacuumMinPages && free*4 >= pages {
+		// incremental_vacuum frees one page per step of the statement, so
+		// it is run as a query and read to the end.
+		rows, err := o.wdb.Query(fmt.Sprintf(`PRAGMA incremental_vacuum(%d)`, min(free, vacuumStep)))
+		if err != nil {
+			return false
+		}
+		for rows.Next() {
+		}
+		rows.Close()
+		var after int64
+		if err := o.wdb.QueryRow(`SELECT freelist_count FROM pragma_freelist_count()`).Scan(&after); err != nil {
+			return false
+		}
+		if after < free {
+			o.vacuumed.Add(free - after)
+			o.maint.vacuumed = true
+		}
+		return after < free && after >= vacuumMinPages
+	}
+	fi, err := os.Stat(o.path + "-wal")
+	if err != nil {
+		return false
+	}
+	wal := fi.Size()
+	drained := o.maint.deleted && o.backlog.Load() == 0
+	if wal > walMaxBytes || (wal > 0 && o.maint.vacuumed) || (wal > walTruncateBytes && drained) {
+		if o.checkpoint() {
+			o.maint.deleted, o.maint.vacuumed = false, false
+		}
+	}
+	return false
+}
+
+// checkpoint copies the WAL into the database and truncates it, which is
+// also when a vacuumed database file shrinks. It reports whether the
+// checkpoint completed (no reader held it back).
+func (o *Outbox) checkpoint() bool {
+	var busy, log, done int64
+	if err := o.wdb.QueryRow(`PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &log, &done); err != nil {
+		return false
+	}
+	return busy == 0
+}
