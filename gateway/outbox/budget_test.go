@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -286,5 +289,246 @@ func TestBudgetSheds(t *testing.T) {
 			}
 			t.Logf("%+v", st)
 		})
+	}
+}
+
+func TestShedCountsSurviveReopen(t *testing.T) {
+	const budget = 128 << 10
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	ctx := context.Background()
+	streams := []gateway.StreamID{"loadcell/a"}
+	o, err := Open(path, Options{MaxBytes: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 30 {
+		if err := o.Append(ctx, telemetry(streams, 500)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := stats(t, o)
+	if before.ShedTelemetry == 0 {
+		t.Fatalf("nothing shed: %+v", before)
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o, err = Open(path, Options{MaxBytes: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	after := stats(t, o)
+	if after.ShedTelemetry != before.ShedTelemetry || after.ShedEvents != before.ShedEvents || after.Backlog != before.Backlog {
+		t.Fatalf("after reopen shed %d/%d backlog %d, before %d/%d backlog %d",
+			after.ShedTelemetry, after.ShedEvents, after.Backlog, before.ShedTelemetry, before.ShedEvents, before.Backlog)
+	}
+	for range 10 {
+		if err := o.Append(ctx, telemetry(streams, 500)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if more := stats(t, o); more.ShedTelemetry <= before.ShedTelemetry {
+		t.Errorf("shed count did not grow after reopen: %d", more.ShedTelemetry)
+	}
+}
+
+// setMaxPages caps the database file at n pages (0: the current size), as a
+// full filesystem would.
+func setMaxPages(t *testing.T, o *Outbox, n int64) int64 {
+	t.Helper()
+	if n == 0 {
+		if err := o.wdb.QueryRow(`PRAGMA page_count`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got int64
+	if err := o.wdb.QueryRow(fmt.Sprintf(`PRAGMA max_page_count = %d`, n)).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestFullDatabaseShedsRetriesAndRecovers(t *testing.T) {
+	o, _ := openTemp(t)
+	ctx := context.Background()
+	l := newLedger()
+	streams := []gateway.StreamID{"loadcell/a", "loadcell/b"}
+	evs := []gateway.StreamID{"events/a"}
+	for range 8 {
+		recs := append(telemetry(streams, 1000), events(evs, 5)...)
+		if err := o.Append(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		l.add(recs)
+	}
+	// Deliver the first 500 rows, then cap the file where it is now, with no
+	// free pages: the next appends hit SQLITE_FULL.
+	first, err := o.Read(ctx, gateway.ClassTelemetry, 0, 500, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.ack(t, o, gateway.ClassTelemetry, first)
+	syncWriter(t, o)
+	l.add(nil)
+	l.rows[gateway.ClassEvent]++
+	l.appended["events/sync"]++
+	var free int64
+	if err := o.wdb.QueryRow(`PRAGMA freelist_count`).Scan(&free); err != nil {
+		t.Fatal(err)
+	}
+	setMaxPages(t, o, 0)
+
+	// Appends that need more pages than are free: shed by policy (oldest
+	// telemetry), retried once, accepted.
+	for range 6 {
+		recs := telemetry(streams, 500)
+		if err := o.Append(ctx, recs); err != nil {
+			t.Fatalf("append with room to shed: %v", err)
+		}
+		l.add(recs)
+	}
+	st, _ := checkLedger(t, o, l, true)
+	if st.FullCommits == 0 || st.ShedTelemetry == 0 || st.ShedEvents != 0 || st.FullRefused != 0 {
+		t.Fatalf("after full commits: %+v", st)
+	}
+	for _, r := range readAll(t, o, gateway.ClassEvent) {
+		if r.Stream == ShedStream {
+			var ev gateway.Event
+			if err := json.Unmarshal(r.Body, &ev); err != nil || ev.Detail != reasonFull {
+				t.Errorf("shed notice %s: detail want %q", r.Body, reasonFull)
+			}
+		}
+	}
+
+	// More than shedding can make room for: refused with ErrDiskFull,
+	// nothing committed changes, the caller keeps its rows. An ack queued
+	// with it (likely the same commit) still applies.
+	rest, err := o.Read(ctx, gateway.ClassTelemetry, 0, 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.ack(t, o, gateway.ClassTelemetry, rest)
+	big := telemetry(streams, 20000)
+	err = o.Append(ctx, big)
+	if !errors.Is(err, gateway.ErrDiskFull) {
+		t.Fatalf("append beyond the cap: %v, want ErrDiskFull", err)
+	}
+	syncWriter(t, o)
+	l.rows[gateway.ClassEvent]++
+	l.appended["events/sync"]++
+	st2, _ := checkLedger(t, o, l, true)
+	if st2.FullRefused != int64(len(big)) || st2.Backlog != st.Backlog-int64(len(rest))+1 || st2.ShedTelemetry != st.ShedTelemetry {
+		t.Fatalf("after refusal: %+v, before %+v", st2, st)
+	}
+
+	// Space returns: the refused rows are accepted as they are.
+	setMaxPages(t, o, 1<<30)
+	if err := o.Append(ctx, big); err != nil {
+		t.Fatalf("append after space returned: %v", err)
+	}
+	l.add(big)
+	st3, _ := checkLedger(t, o, l, true)
+	if st3.FullRefused != st2.FullRefused {
+		t.Errorf("refused count moved: %d -> %d", st2.FullRefused, st3.FullRefused)
+	}
+	t.Logf("%+v", st3)
+}
+
+func TestFullWithNothingToShed(t *testing.T) {
+	o, _ := openTemp(t)
+	ctx := context.Background()
+	syncWriter(t, o) // creates the stream so the cap is tight
+	setMaxPages(t, o, 0)
+	recs := telemetry([]gateway.StreamID{"loadcell/a"}, 2000)
+	if err := o.Append(ctx, recs); !errors.Is(err, gateway.ErrDiskFull) {
+		t.Fatalf("append to a full empty outbox: %v, want ErrDiskFull", err)
+	}
+	st := stats(t, o)
+	if st.Backlog != 1 || st.FullRefused != 2000 || st.FullCommits != 2 {
+		t.Fatalf("stats = %+v", st)
+	}
+	setMaxPages(t, o, 1<<30)
+	if err := o.Append(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if recs[0].Seq != 1 || recs[1999].Seq != 2000 {
+		t.Errorf("sequences after refusal start at %d, end at %d", recs[0].Seq, recs[1999].Seq)
+	}
+	integrity(t, o.rdb)
+}
+
+// TestDrainShrinksFile fills the outbox, delivers everything, and waits for
+// the writer's housekeeping to vacuum the freed pages and truncate the WAL.
+func TestDrainShrinksFile(t *testing.T) {
+	o, path := openTemp(t)
+	ctx := context.Background()
+	const n = 200_000
+	for i := 0; i < n; i += 4000 {
+		if err := o.Append(ctx, telemetry([]gateway.StreamID{"loadcell/a", "loadcell/b"}, 4000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size := func() int64 {
+		var total int64
+		for _, suffix := range []string{"", "-wal"} {
+			if fi, err := os.Stat(path + suffix); err == nil {
+				total += fi.Size()
+			}
+		}
+		return total
+	}
+	full := size()
+	if err := o.Ack(ctx, gateway.ClassTelemetry, 1, o.LastID()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for size() > full/4 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	st := stats(t, o)
+	if got := size(); got > full/4 {
+		t.Fatalf("database + WAL %d bytes after draining, %d when full; want at most a quarter (%+v)", got, full, st)
+	}
+	if st.Backlog != 0 || st.Acked != n || st.VacuumedPages == 0 {
+		t.Errorf("stats = %+v", st)
+	}
+	integrity(t, o.rdb)
+	t.Logf("full %d bytes, drained %d bytes, %+v", full, size(), st)
+}
+
+// TestOpensDatabaseWithoutAutoVacuum opens a database made before budgets
+// (no shed table, auto_vacuum off): it works, sheds, and never vacuums.
+func TestOpensDatabaseWithoutAutoVacuum(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := schema[:len(schema)-len("CREATE TABLE IF NOT EXISTS shed (\n\tclass INTEGER PRIMARY KEY,\n\trows  INTEGER NOT NULL DEFAULT 0\n);\n")]
+	if _, err := db.Exec(old); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	o, err := Open(path, Options{MaxBytes: 128 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if o.incremental {
+		t.Fatal("an existing database became incremental")
+	}
+	ctx := context.Background()
+	l := newLedger()
+	for range 20 {
+		recs := telemetry([]gateway.StreamID{"loadcell/a"}, 500)
+		if err := o.Append(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		l.add(recs)
+	}
+	st, _ := checkLedger(t, o, l, true)
+	if st.ShedTelemetry == 0 {
+		t.Errorf("nothing shed: %+v", st)
 	}
 }
