@@ -77,12 +77,12 @@ type faultRig struct {
 	collectErr lockedBuffer
 	gwLog      lockedBuffer
 
-	mu       sync.Mutex
-	gw       *exec.Cmd
-	starts   int
-	peakRSS  int64 // kB
-	stopRSS  chan struct{}
-	rssDone  chan struct{}
+	mu      sync.Mutex
+	gw      *exec.Cmd
+	starts  int
+	peakRSS int64 // kB
+	stopRSS chan struct{}
+	rssDone chan struct{}
 }
 
 func newRig(t *testing.T, opts rigOptions) *faultRig {
