@@ -35,8 +35,14 @@ func (c *collector) len() int {
 // newCell wires periph's real hx711 driver to a simulated chip.
 func newCell(t *testing.T, sig hx711sim.Signal) (*hx711sim.Sim, *hx711.Dev) {
 	t.Helper()
+	return newCellAt(t, sig, 20)
+}
+
+// newCellAt is newCell with an 80 samples/s chip sped up speedUp times.
+func newCellAt(t *testing.T, sig hx711sim.Signal, speedUp float64) (*hx711sim.Sim, *hx711.Dev) {
+	t.Helper()
 	opts := hx711sim.DefaultOpts
-	opts.Rate, opts.SpeedUp = 80, 20
+	opts.Rate, opts.SpeedUp = 80, speedUp
 	sim, err := hx711sim.New(sig, &opts)
 	if err != nil {
 		t.Fatal(err)
