@@ -4,7 +4,7 @@
 GO ?= go
 MODEL_PKGS := ./model/...
 MODEL_FUZZTIME ?= $(if $(FUZZTIME),$(FUZZTIME),30s)
-MODEL_BENCHTIME ?= 1s
+MODEL_BENCHTIME ?= 500ms
 MODEL_ARM64_DIR ?= $(CURDIR)/tmp/arm64
 QEMU_AARCH64 ?= qemu-aarch64-static
 QEMU_ARM ?= qemu-arm-static
