@@ -188,7 +188,7 @@ func cmdRun(_ context.Context, args []string, stdin io.Reader, stdout, stderr io
 		if *quantized {
 			for i, v := range vals {
 				if v != math.Trunc(v) || v < -128 || v > 127 {
-					return fmt.Errorf("run: line %d value %d: %v is not an int8", line, i+1, v)
+					return fmt.Errorf("run: line %d value %d: %v is not an int8: %w", line, i+1, v, model.ErrInput)
 				}
 				q[i] = int8(v)
 			}
@@ -234,20 +234,20 @@ func readRows(r io.Reader, n int, fn func(line int, vals []float64) error) error
 		switch text[0] {
 		case '[':
 			if err := json.Unmarshal([]byte(text), &vals); err != nil {
-				return fmt.Errorf("run: line %d: %v: %w", line, err, ErrUsage)
+				return fmt.Errorf("run: line %d: %v: %w", line, err, model.ErrInput)
 			}
 		case '{':
 			var obj struct {
 				Features []float64 `json:"features"`
 			}
 			if err := json.Unmarshal([]byte(text), &obj); err != nil {
-				return fmt.Errorf("run: line %d: %v: %w", line, err, ErrUsage)
+				return fmt.Errorf("run: line %d: %v: %w", line, err, model.ErrInput)
 			}
 			vals = obj.Features
 		default:
 			rec, err := csv.NewReader(strings.NewReader(text)).Read()
 			if err != nil {
-				return fmt.Errorf("run: line %d: %v: %w", line, err, ErrUsage)
+				return fmt.Errorf("run: line %d: %v: %w", line, err, model.ErrInput)
 			}
 			header := false
 			for i, f := range rec {
@@ -260,7 +260,7 @@ func readRows(r io.Reader, n int, fn func(line int, vals []float64) error) error
 						header = true
 						break
 					}
-					return fmt.Errorf("run: line %d field %d: %q is not a number: %w", line, i+1, f, ErrUsage)
+					return fmt.Errorf("run: line %d field %d: %q is not a number: %w", line, i+1, f, model.ErrInput)
 				}
 				vals = append(vals, v)
 			}
@@ -272,7 +272,7 @@ func readRows(r io.Reader, n int, fn func(line int, vals []float64) error) error
 			vals = vals[:n]
 		}
 		if len(vals) != n {
-			return fmt.Errorf("run: line %d: %d values, model takes %d features: %w", line, len(vals), n, ErrUsage)
+			return fmt.Errorf("run: line %d: %d values, model takes %d features: %w", line, len(vals), n, model.ErrInput)
 		}
 		if err := fn(line, vals); err != nil {
 			return err

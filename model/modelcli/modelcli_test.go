@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shelfgate/shelfgate/model"
 )
 
 func run(t *testing.T, stdin string, args ...string) (string, error) {
@@ -120,14 +122,14 @@ func TestEndToEnd(t *testing.T) {
 	if strings.TrimSpace(out2) != res[0] {
 		t.Fatalf("JSON line gave %s, CSV gave %s", out2, res[0])
 	}
-	if _, err := run(t, "[1,2]", "run", p("m.sgm")); !errors.Is(err, ErrUsage) {
+	if _, err := run(t, "[1,2]", "run", p("m.sgm")); !errors.Is(err, model.ErrInput) || errors.Is(err, ErrUsage) {
 		t.Fatalf("short row: %v", err)
 	}
 	q := strings.TrimSuffix(strings.Repeat("-128,", 20), ",")
 	if out := must(t, q+"\n"+strings.ReplaceAll(q, "-128", "127"), "run", "--quantized", p("m.sgm")); strings.Count(out, "\n") != 2 {
 		t.Fatalf("quantized run: %s", out)
 	}
-	if _, err := run(t, strings.Repeat("300,", 19)+"300", "run", "--quantized", p("m.sgm")); err == nil {
+	if _, err := run(t, strings.Repeat("300,", 19)+"300", "run", "--quantized", p("m.sgm")); !errors.Is(err, model.ErrInput) {
 		t.Fatal("out-of-range quantized value accepted")
 	}
 	if out := must(t, "", "bench", "-time", "50ms", p("m.sgm")); !strings.Contains(out, "inferences/s") {
