@@ -7,7 +7,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,6 +73,7 @@ simulation:
     picks_per_bin_per_hour: 200
     max_units_per_pick: 3
     put_probability: 0.3
+metrics: {listen: %q}
 log: {level: warn}
 `
 
@@ -87,7 +90,8 @@ func TestEndToEndSurvivesKill9(t *testing.T) {
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "outbox.db")
 	cfgPath := filepath.Join(dir, "shelfgate.yaml")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, e2eConfig, m.URL, dbPath), 0o600); err != nil {
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", mqtttest.FreePort(t))
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, e2eConfig, m.URL, dbPath, metricsAddr), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -136,6 +140,18 @@ func TestEndToEndSurvivesKill9(t *testing.T) {
 	}
 	cmd := startGateway()
 	time.Sleep(3 * time.Second)
+	// The metrics endpoint reports the connected uplink and the counters.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"shelfgate_uplink_connected 1", "shelfgate_readings_committed_total "} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("gateway after SIGTERM: %v\n%s", err, gwLog.String())
@@ -156,7 +172,7 @@ func TestEndToEndSurvivesKill9(t *testing.T) {
 	}
 	// Stop the collector either way: its audit says what is missing.
 	collector.Process.Signal(syscall.SIGINT)
-	err := collector.Wait()
+	err = collector.Wait()
 	audit := auditOut.String()
 	t.Logf("audit:\n%s", audit)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -114,6 +115,23 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 		return err
 	}
 	gw.Sources, gw.Outbox, gw.Uplink, gw.Classifier = sources, ob, up, det
+	if cfg.Metrics.Listen != "" {
+		ms := newMetrics(gw, ob, up, sources, log)
+		mctx, stopMetrics := context.WithCancel(context.Background())
+		defer stopMetrics()
+		l, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics.listen %s: %w", cfg.Metrics.Listen, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ms.Serve(mctx, l); err != nil {
+				log.Error("metrics", "err", err)
+			}
+		}()
+		log.Info("metrics listening", "addr", l.Addr().String())
+	}
 	start := time.Now()
 	err = gw.RunWithFlush(ctx, flushCtx)
 	c, us := gw.Counters(), up.Stats()

@@ -42,6 +42,7 @@ type Config struct {
 	Uplink     Uplink      `yaml:"uplink"`
 	Sensors    []Sensor    `yaml:"sensors"`
 	Simulation *Simulation `yaml:"simulation"`
+	Metrics    Metrics     `yaml:"metrics"`
 	Log        Log         `yaml:"log"`
 
 	root *yaml.Node // for line numbers; nil for Default()
@@ -151,6 +152,11 @@ type Simulation struct {
 	Scanner   bool             `yaml:"scanner"`
 	RFID      bool             `yaml:"rfid"`
 	Env       bool             `yaml:"env"`
+}
+
+// Metrics configures the Prometheus endpoint (/metrics, /healthz, /readyz).
+type Metrics struct {
+	Listen string `yaml:"listen"` // host:port; empty = off
 }
 
 // Log configures logging.
@@ -546,6 +552,11 @@ func (c *Config) Validate() error {
 		}
 	} else if len(c.Sensors) == 0 {
 		add("sensors", "no sensors and no simulation: nothing to read")
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			add("metrics.listen", "%q is not host:port (e.g. 127.0.0.1:9464)", c.Metrics.Listen)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/gateway/metrics"
+	"github.com/shelfgate/shelfgate/gateway/outbox"
+	"github.com/shelfgate/shelfgate/gateway/uplink"
+	"github.com/shelfgate/shelfgate/sensors/loadcell"
+)
+
+// newMetrics exposes the components' counters to Prometheus.
+func newMetrics(gw *gateway.Gateway, ob *outbox.Outbox, up *uplink.Uplink, sources []gateway.Source, log *slog.Logger) *metrics.Server {
+	ms := metrics.New(func() error {
+		if !up.Stats().Connected {
+			return errors.New("broker not connected")
+		}
+		return nil
+	}, log)
+	f := func(v int64) float64 { return float64(v) }
+	ms.Counter("readings_produced_total", "Readings emitted by sensors.", func() float64 { return f(gw.Counters().Produced) })
+	ms.Counter("readings_committed_total", "Readings committed to the outbox.", func() float64 { return f(gw.Counters().Accepted) })
+	ms.Counter("events_committed_total", "Events committed to the outbox.", func() float64 { return f(gw.Counters().Events) })
+	ms.Gauge("outbox_backlog_rows", "Rows waiting for delivery.", func() float64 { return f(ob.Backlog()) })
+	ms.Counter("outbox_commits_total", "Outbox transactions.", func() float64 {
+		st, _ := ob.Stats(context.Background())
+		return f(st.Commits)
+	})
+	ms.Gauge("outbox_file_bytes", "Outbox database size.", func() float64 {
+		st, _ := ob.Stats(context.Background())
+		return f(st.FileBytes)
+	})
+	ms.Gauge("uplink_connected", "1 while connected to a broker.", func() float64 {
+		if up.Stats().Connected {
+			return 1
+		}
+		return 0
+	})
+	ms.Counter("uplink_connects_total", "Successful broker connections.", func() float64 { return f(up.Stats().Connects) })
+	ms.Counter("uplink_messages_total", "MQTT messages acknowledged by the broker.", func() float64 { return f(up.Stats().Messages) })
+	ms.Counter("uplink_records_delivered_total", "Records acknowledged by the broker (re-sends included).", func() float64 { return f(up.Stats().Delivered) })
+	ms.Counter("uplink_records_resent_total", "Records sent again after a connection loss.", func() float64 { return f(up.Stats().Resent) })
+	ms.Gauge("uplink_inflight_messages", "Messages awaiting PUBACK.", func() float64 { return f(up.Stats().InFlight) })
+	ms.Counter("uplink_commands_total", "Downlink commands received.", func() float64 { return f(up.Stats().CommandsIn) })
+	ms.Counter("uplink_commands_rejected_total", "Downlink commands dropped or malformed.", func() float64 { return f(up.Stats().CommandsBad) })
+	for _, s := range sources {
+		if lc, ok := s.(*loadcell.Source); ok {
+			ms.Counter("loadcell_timeouts_total", "HX711 conversions not ready in time.", func() float64 { return f(lc.Stats().Timeouts) })
+			ms.Counter("loadcell_glitches_total", "Spurious all-ones HX711 codes rejected.", func() float64 { return f(lc.Stats().Glitches) })
+			ms.Counter("loadcell_errors_total", "HX711 read errors.", func() float64 { return f(lc.Stats().Errors) })
+			ms.Counter("loadcell_saturated_total", "Readings at the end of the HX711 range.", func() float64 { return f(lc.Stats().Saturated) })
+		}
+	}
+	return ms
+}
