@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"net"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"time"
