@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -266,5 +267,43 @@ func TestFaultString(t *testing.T) {
 		if got := f.String(); got != want {
 			t.Errorf("Fault(%d).String() = %q, want %q", f, got, want)
 		}
+	}
+}
+
+// failing is an Emitter and EventEmitter whose Emit fails after ok calls.
+type failing struct {
+	sink
+	ok    int
+	calls int
+}
+
+var errOutboxFull = errors.New("outbox full")
+
+func (f *failing) Emit(ctx context.Context, rs []gateway.Reading) error {
+	f.mu.Lock()
+	f.calls++
+	fail := f.calls > f.ok
+	f.mu.Unlock()
+	if fail {
+		return errOutboxFull
+	}
+	return f.sink.Emit(ctx, rs)
+}
+
+func TestRunStopsOnEmitError(t *testing.T) {
+	_, dev := newCell(t, hx711sim.SignalFunc(wobble))
+	src, err := New("cells", []Channel{{Stream: "s", ADC: dev, Offset: 50_000, CountsPerGram: 200}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- src.Run(context.Background(), &failing{ok: 3}) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errOutboxFull) || !strings.HasPrefix(err.Error(), "loadcell: ") {
+			t.Errorf("Run = %v, want loadcell: ... outbox full", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not stop after Emit failed")
 	}
 }

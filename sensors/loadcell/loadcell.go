@@ -277,13 +277,17 @@ func (s *Source) Health() []ChannelHealth {
 	return hs
 }
 
-// Run samples every channel until ctx is done. Readings already taken when
+// Run samples every channel until ctx is done or emitting fails, and then
+// returns the emit error (nil after ctx ended). Readings already taken when
 // ctx ends are still emitted (with a fresh context) so nothing sampled is
 // dropped on a clean shutdown; a sample the spike filter still holds is
 // dropped. If emit also implements gateway.EventEmitter, fault and recovery
 // events go to it (see the package documentation); otherwise they are only
 // visible through Health and Stats.
 func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
+	// Samplers stop when ctx ends or when emitting fails.
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
 	out := make(chan gateway.Reading, s.opts.Buffer)
 	var evc chan gateway.Event
 	evEmit, _ := emit.(gateway.EventEmitter)
@@ -295,7 +299,7 @@ func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.sample(ctx, c, out, evc)
+			s.sample(sctx, c, out, evc)
 		}()
 	}
 	go func() {
@@ -334,6 +338,7 @@ func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 		if len(batch) > 0 && emitErr == nil {
 			if err := emit.Emit(ectx(), batch); err != nil {
 				emitErr = err
+				stop()
 			}
 		}
 		batch = batch[:0]
@@ -379,6 +384,7 @@ func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 			if emitErr == nil {
 				if err := evEmit.EmitEvents(ectx(), evs); err != nil {
 					emitErr = err
+					stop()
 				}
 			}
 		}
