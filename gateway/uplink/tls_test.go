@@ -1,0 +1,158 @@
+package uplink
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/shelfgate/shelfgate/gateway/collect"
+	"github.com/shelfgate/shelfgate/gateway/mqtttest"
+	"github.com/shelfgate/shelfgate/gateway/outbox"
+)
+
+// pki is a throwaway CA with a server certificate for 127.0.0.1 and a client certificate.
+type pki struct {
+	pool           *x509.CertPool
+	server, client tls.Certificate
+}
+
+func newPKI(t *testing.T) pki {
+	t.Helper()
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	caKey := key()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, ips []net.IP) tls.Certificate {
+		k := key()
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips, KeyUsage: x509.KeyUsageDigitalSignature}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return pki{pool: pool, server: issue(2, "broker", x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)}), client: issue(3, "gw-1", x509.ExtKeyUsageClientAuth, nil)}
+}
+
+// tlsBroker runs mochi with a mutual-TLS listener (for the gateway) and a
+// plain one (for the test's collector).
+func tlsBroker(t *testing.T, p pki) (tlsURL, plainURL string) {
+	t.Helper()
+	s := mqtt.New(&mqtt.Options{InlineClient: true})
+	s.AddHook(new(auth.AllowHook), nil)
+	tlsAddr := "127.0.0.1:" + itoa(mqtttest.FreePort(t))
+	plainAddr := "127.0.0.1:" + itoa(mqtttest.FreePort(t))
+	conf := &tls.Config{Certificates: []tls.Certificate{p.server}, ClientCAs: p.pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "tls", Address: tlsAddr, TLSConfig: conf})); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "plain", Address: plainAddr})); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return "ssl://" + tlsAddr, "tcp://" + plainAddr
+}
+
+func itoa(n int) string { return big.NewInt(int64(n)).String() }
+
+func TestMutualTLS(t *testing.T) {
+	p := newPKI(t)
+	other := newPKI(t) // a CA the gateway must not trust
+	for _, tc := range []struct {
+		name    string
+		conf    *tls.Config
+		deliver bool
+	}{
+		{"verified server and client certificate", &tls.Config{RootCAs: p.pool, Certificates: []tls.Certificate{p.client}, MinVersion: tls.VersionTLS12}, true},
+		{"server signed by an untrusted CA", &tls.Config{RootCAs: other.pool, Certificates: []tls.Certificate{p.client}, MinVersion: tls.VersionTLS12}, false},
+		{"no client certificate", &tls.Config{RootCAs: p.pool, MinVersion: tls.VersionTLS12}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tlsURL, plainURL := tlsBroker(t, p)
+			ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.DefaultOptions)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ob.Close()
+			col := collect.New()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			subscribed := make(chan struct{}, 4)
+			go collect.Subscribe(ctx, col, collect.SubscribeOptions{Broker: plainURL, ClientID: "col", OnSubscribed: func() { subscribed <- struct{}{} }})
+			<-subscribed
+			u, err := New(ob, Options{Brokers: []string{tlsURL}, Topics: topics, TLS: tc.conf, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, ConnectTimeout: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- u.Run(ctx) }()
+			produce(t, ob, 5, 100, 0)
+			if tc.deliver {
+				waitFor(t, "delivery over mutual TLS", 15*time.Second, func() bool { return col.Audit(false).Received == 500 && ob.Backlog() == 0 })
+			} else {
+				time.Sleep(1500 * time.Millisecond) // several connection attempts
+				if st := u.Stats(); st.Connects != 0 || col.Audit(false).Received != 0 || ob.Backlog() != 500 {
+					t.Fatalf("connected without valid TLS: stats %+v, received %d, backlog %d", st, col.Audit(false).Received, ob.Backlog())
+				}
+			}
+			cancel()
+			<-done
+		})
+	}
+}
+
+// TestFailover: the first broker URL is dead; the uplink moves on to the
+// second and delivers everything there.
+func TestFailover(t *testing.T) {
+	dead := "tcp://127.0.0.1:" + itoa(mqtttest.FreePort(t))
+	alive := mqtttest.StartEmbedded(t)
+	ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.DefaultOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	col := collect.New()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	subscribed := make(chan struct{}, 4)
+	go collect.Subscribe(ctx, col, collect.SubscribeOptions{Broker: alive, ClientID: "col", OnSubscribed: func() { subscribed <- struct{}{} }})
+	<-subscribed
+	u, err := New(ob, Options{Brokers: []string{dead, alive}, Topics: topics, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	produce(t, ob, 4, 250, 0)
+	waitFor(t, "delivery through the second broker", 15*time.Second, func() bool { return col.Audit(false).Received == 1000 && ob.Backlog() == 0 })
+	cancel()
+	<-done
+}
