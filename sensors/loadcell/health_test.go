@@ -307,3 +307,35 @@ func TestRunStopsOnEmitError(t *testing.T) {
 		t.Fatal("Run did not stop after Emit failed")
 	}
 }
+
+// TestNoFalseFaults: noise bursts, slow conversions and DOUT glitches are
+// not faults: no event, readings keep flowing unflagged.
+func TestNoFalseFaults(t *testing.T) {
+	for _, f := range []hx711sim.Fault{hx711sim.FaultNoise, hx711sim.FaultSlow, hx711sim.FaultGlitch} {
+		t.Run(f.String(), func(t *testing.T) {
+			sim, dev := newCell(t, hx711sim.SignalFunc(wobble))
+			src, err := New("cells", []Channel{{Stream: "s", ADC: dev, Offset: 50_000, CountsPerGram: 200}}, Options{Timeout: 500 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := start(t, src)
+			r.more(5)
+			sim.InjectFault(f)
+			r.more(40)
+			sim.ClearFault()
+			r.more(5)
+			r.stop()
+			if evs := r.sink.events(); len(evs) != 0 {
+				t.Errorf("events %v", details(evs))
+			}
+			for _, rd := range r.sink.readings() {
+				if rd.Quality != 0 {
+					t.Fatalf("reading %+v flagged", rd)
+				}
+			}
+			if h := src.Health()[0]; !h.Healthy() || h.Episodes != 0 {
+				t.Errorf("health %+v", h)
+			}
+		})
+	}
+}
