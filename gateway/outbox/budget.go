@@ -41,6 +41,9 @@ const (
 	maintBusy = 10 * time.Millisecond
 )
 
+// noPageLimit is SQLite's largest max_page_count.
+const noPageLimit = 0xfffffffe
+
 // headroom is what max_page_count allows above the byte budget: a commit
 // may overshoot the budget before it sheds, and a shed must still fit.
 func headroom(maxBytes int64) int64 {
@@ -224,6 +227,11 @@ func (o *Outbox) maintain() (more bool) {
 	}
 	wal := fi.Size()
 	drained := o.maint.deleted && o.backlog.Load() == 0
+	if o.reserveBytes > 0 && !o.reserved.Load() {
+		// The filesystem was full and is not known to have room: a
+		// truncated WAL would have to grow again.
+		return false
+	}
 	if wal > walMaxBytes || (wal > 0 && o.maint.vacuumed) || (wal > walTruncateBytes && drained) {
 		if o.checkpoint() {
 			o.maint.deleted, o.maint.vacuumed = false, false

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -531,4 +533,120 @@ func TestOpensDatabaseWithoutAutoVacuum(t *testing.T) {
 	if st.ShedTelemetry == 0 {
 		t.Errorf("nothing shed: %+v", st)
 	}
+}
+
+// TestRealFullFilesystem fills a small tmpfs (mounted in a user and mount
+// namespace of a child process) until the filesystem itself is full: appends
+// then shed and retry, or fail with ErrDiskFull; nothing accepted is lost;
+// once space returns, appends are accepted again.
+func TestRealFullFilesystem(t *testing.T) {
+	if dir := os.Getenv("OUTBOX_FULLFS_DIR"); dir != "" {
+		fullFilesystemChild(t, dir)
+		return
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("no unshare(1): a full filesystem cannot be made here; TestFullDatabaseShedsRetriesAndRecovers covers the max_page_count cap")
+	}
+	mnt := filepath.Join(t.TempDir(), "fs")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const mount = `mount -t tmpfs -o size=4m tmpfs "$1"`
+	if out, err := exec.Command(unshare, "-rm", "sh", "-c", mount, "sh", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs in a user namespace here (%v: %s); TestFullDatabaseShedsRetriesAndRecovers covers the max_page_count cap", err, out)
+	}
+	cmd := exec.Command(unshare, "-rm", "sh", "-c", mount+` && exec "$2" -test.run='^TestRealFullFilesystem$' -test.v`, "sh", mnt, os.Args[0])
+	cmd.Env = append(os.Environ(), "OUTBOX_FULLFS_DIR="+mnt)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestRealFullFilesystem") {
+		t.Fatalf("child on a full tmpfs: %v\n%s", err, out)
+	}
+	t.Logf("child:\n%s", out)
+}
+
+func fullFilesystemChild(t *testing.T, dir string) {
+	ctx := context.Background()
+	// The filler stands for whoever else uses the disk; deleting it is
+	// space coming back.
+	filler := filepath.Join(dir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "outbox.db")
+	o, err := Open(path, Options{ReserveBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stats(t, o).Reserved {
+		t.Fatal("no reserve file")
+	}
+	l := newLedger()
+	streams := []gateway.StreamID{"loadcell/a", "loadcell/b"}
+	// About 10 MB of rows into 4 MB: appends shed the oldest rows to make
+	// room, or are refused; any other error fails.
+	var refusals int
+	for i := range 500 {
+		recs := telemetry(streams, 500)
+		err := o.Append(ctx, recs)
+		switch {
+		case err == nil:
+			l.add(recs)
+		case errors.Is(err, gateway.ErrDiskFull):
+			refusals++
+		default:
+			t.Fatalf("append %d on a filling disk: %v", i, err)
+		}
+	}
+	// More than shedding everything could make room for.
+	refused := telemetry(streams, 100_000)
+	if err := o.Append(ctx, refused); !errors.Is(err, gateway.ErrDiskFull) {
+		t.Fatalf("append of 100k rows on a full disk: %v, want ErrDiskFull", err)
+	}
+	st, _ := checkLedger(t, o, l, true)
+	t.Logf("filled (%d refusals): %+v", refusals, st)
+	if st.FullCommits == 0 || st.ShedTelemetry == 0 || st.ReserveReleases == 0 {
+		t.Fatalf("the filesystem never filled: %+v", st)
+	}
+	// Space returns: the other user's file goes, the backlog is delivered.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	tel := readAll(t, o, gateway.ClassTelemetry)
+	l.ack(t, o, gateway.ClassTelemetry, tel)
+	refused = refused[:20_000]
+	if err := o.Append(ctx, refused); err != nil {
+		t.Fatalf("append after space returned: %v", err)
+	}
+	l.add(refused)
+	for range 4 {
+		recs := telemetry(streams, 500)
+		if err := o.Append(ctx, recs); err != nil {
+			t.Fatalf("append after drain: %v", err)
+		}
+		l.add(recs)
+	}
+	before := st
+	st, _ = checkLedger(t, o, l, true)
+	if st.ShedTelemetry != before.ShedTelemetry {
+		t.Errorf("shed after space returned: %d -> %d", before.ShedTelemetry, st.ShedTelemetry)
+	}
+	// The writer takes its reserve back.
+	for deadline := time.Now().Add(20 * time.Second); !stats(t, o).Reserved && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	st = stats(t, o)
+	if !st.Reserved {
+		t.Errorf("reserve not restored: %+v", st)
+	}
+	t.Logf("recovered: %+v", st)
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	integrity(t, db)
 }

@@ -31,6 +31,12 @@ type Options struct {
 	// size limit (max_page_count) is set to MaxBytes plus headroom. Zero
 	// means no budget: only a full filesystem sheds.
 	MaxBytes int64
+	// ReserveBytes is the size of the reserve file kept beside the database
+	// (path + "-reserve") and deleted when the filesystem is full, so that
+	// the WAL can still be checkpointed and acks and shedding still commit;
+	// it is written back once there is room again. The WAL is checkpointed
+	// before it outgrows half of it. 0 means 8 MiB; negative, no reserve.
+	ReserveBytes int64
 }
 
 // DefaultOptions are sane for a Raspberry Pi with an SD card: a commit every
@@ -97,6 +103,10 @@ type Stats struct {
 	// FullRefused counts rows whose Append failed with gateway.ErrDiskFull
 	// since Open; the caller still holds them.
 	FullRefused int64
+	// ReserveReleases counts the times the reserve file was given up to a
+	// full filesystem since Open; Reserved says whether it is in place now.
+	ReserveReleases int64
+	Reserved        bool
 	// VacuumedPages counts pages returned to the filesystem by incremental
 	// vacuum since Open.
 	VacuumedPages int64
@@ -167,6 +177,12 @@ type Outbox struct {
 	fullRefused atomic.Int64
 	vacuumed    atomic.Int64
 	maint       maintState // writer only
+
+	reserveBytes    int64
+	reserved        atomic.Bool // the reserve file is in place
+	reserveReleases atomic.Int64
+	capped          bool      // writer only: max_page_count holds the database at its size after a full filesystem
+	reserveTry      time.Time // writer only: when the reserve was last given up or written
 }
 
 // Open opens or creates the outbox at path and starts its writer.
@@ -294,12 +310,28 @@ func (o *Outbox) load() error {
 		return fmt.Errorf("outbox: read page size: %w", err)
 	}
 	o.incremental = av == 2
+	o.reserveBytes = o.opts.ReserveBytes
+	if o.reserveBytes == 0 {
+		o.reserveBytes = defaultReserveBytes
+	}
+	if o.reserveBytes > 0 {
+		// One checkpoint's worth of WAL must fit in the reserve.
+		ckpt := min(max(o.reserveBytes/2/o.pageSize, 16), 1000)
+		if _, err := o.wdb.Exec(fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d`, ckpt)); err != nil {
+			return fmt.Errorf("outbox: set wal_autocheckpoint: %w", err)
+		}
+		// A full filesystem at start-up is not an error: the reserve is
+		// written back later.
+		ok, _ := o.makeReserve()
+		o.reserved.Store(ok)
+	}
+	o.maxPages = noPageLimit
 	if o.opts.MaxBytes > 0 {
 		o.maxPages = (o.opts.MaxBytes + headroom(o.opts.MaxBytes)) / o.pageSize
-		// SQLite never sets it below the current page count.
-		if err := o.wdb.QueryRow(fmt.Sprintf(`PRAGMA max_page_count = %d`, o.maxPages)).Scan(&o.maxPages); err != nil {
-			return fmt.Errorf("outbox: set max_page_count: %w", err)
-		}
+	}
+	// SQLite never sets it below the current page count.
+	if err := o.wdb.QueryRow(fmt.Sprintf(`PRAGMA max_page_count = %d`, o.maxPages)).Scan(&o.maxPages); err != nil {
+		return fmt.Errorf("outbox: set max_page_count: %w", err)
 	}
 	return nil
 }
@@ -432,6 +464,7 @@ func (o *Outbox) Stats(ctx context.Context) (Stats, error) {
 		ShedTelemetry: o.shedN[gateway.ClassTelemetry].Load(), ShedEvents: o.shedN[gateway.ClassEvent].Load(),
 		ShedNotices: o.notices.Load(), FullCommits: o.fullCommits.Load(), FullRefused: o.fullRefused.Load(),
 		VacuumedPages: o.vacuumed.Load(), MaxBytes: o.opts.MaxBytes,
+		ReserveReleases: o.reserveReleases.Load(), Reserved: o.reserved.Load(),
 	}
 	var pages, free int64
 	if err := o.rdb.QueryRowContext(ctx, `SELECT page_count, freelist_count FROM pragma_page_count(), pragma_freelist_count()`).Scan(&pages, &free); err != nil {
@@ -465,7 +498,9 @@ func (o *Outbox) Close() error {
 	o.closeMu.Unlock()
 	<-o.stopped
 	err := errors.Join(o.insStmt.Close(), o.ins1Stmt.Close(), o.rdb.Close())
-	if _, cerr := o.wdb.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); cerr != nil {
+	// On a full filesystem the checkpoint may not fit; the WAL holds the
+	// committed rows all the same and is checkpointed at the next Open.
+	if _, cerr := o.wdb.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); cerr != nil && !IsFull(cerr) {
 		err = errors.Join(err, fmt.Errorf("outbox: checkpoint: %w", cerr))
 	}
 	return errors.Join(err, o.wdb.Close())

@@ -36,9 +36,9 @@ func (o *Outbox) writer() {
 		err := o.commit(pending, acks, commitNormal)
 		if IsFull(err) {
 			o.fullCommits.Add(1)
-			// Make room by policy and try once more; a full filesystem may
-			// also give back the WAL's space once it is checkpointed.
-			o.checkpoint()
+			// Make room by policy and try once more (see onFull for a full
+			// filesystem).
+			o.onFull()
 			err = o.commit(pending, acks, commitAfterFull)
 			if IsFull(err) {
 				o.fullCommits.Add(1)
@@ -89,6 +89,7 @@ func (o *Outbox) writer() {
 		case <-maint.C:
 			// Acks kept back by a full disk are retried here too.
 			flush()
+			o.restoreReserve()
 			if o.maintain() {
 				maint.Reset(maintBusy)
 			} else {

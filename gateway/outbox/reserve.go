@@ -1,0 +1,110 @@
+package outbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+)
+
+// defaultReserveBytes is the reserve kept when Options.ReserveBytes is 0.
+const defaultReserveBytes = 8 << 20
+
+// reserveRetry is how long after the filesystem was last full the writer
+// waits before it tries to take its reserve back.
+const reserveRetry = time.Second
+
+// The reserve is a file of zeros beside the database. When the filesystem
+// fills up, the writer deletes it: the space lets the WAL be checkpointed
+// into the database file, and the WAL regrow to its usual size, while the
+// database stays within the pages it has (see onFull), so acks, shedding
+// and the retried commit still go through. The WAL is checkpointed before
+// it reaches half the reserve's size (wal_autocheckpoint), so that one
+// checkpoint fits. Once there is room again the writer writes the reserve
+// back.
+
+// reservePath is the reserve file of the database at path.
+func reservePath(path string) string { return path + "-reserve" }
+
+// makeReserve writes the reserve file if it is missing or short, and
+// reports whether it is in place. On a full filesystem it leaves no partial
+// file behind.
+func (o *Outbox) makeReserve() (bool, error) {
+	if o.reserveBytes <= 0 {
+		return false, nil
+	}
+	p := reservePath(o.path)
+	if fi, err := os.Stat(p); err == nil && fi.Size() >= o.reserveBytes {
+		return true, nil
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("outbox: create reserve %s: %w", p, err)
+	}
+	zeros := make([]byte, 64<<10)
+	var werr error
+	for off := int64(0); off < o.reserveBytes && werr == nil; off += int64(len(zeros)) {
+		_, werr = f.WriteAt(zeros[:min(int64(len(zeros)), o.reserveBytes-off)], off)
+	}
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if err := errors.Join(werr, f.Close()); err != nil {
+		os.Remove(p)
+		return false, fmt.Errorf("outbox: write reserve %s: %w", p, err)
+	}
+	return true, nil
+}
+
+// onFull is the writer's response to a commit that found the database or
+// the filesystem full, before it retries. The first time, it gives the
+// reserve's space back to the filesystem, checkpoints the WAL into the
+// database file and truncates it, and then caps the database at the pages
+// it has (max_page_count): from then on rows go into pages freed by
+// shedding, the WAL is checkpointed within the file and reused, and no
+// commit needs more room from the filesystem until the reserve could be
+// written again (restoreReserve).
+func (o *Outbox) onFull() {
+	if o.capped {
+		return
+	}
+	if o.reserved.Load() {
+		if err := os.Remove(reservePath(o.path)); err == nil || errors.Is(err, fs.ErrNotExist) {
+			o.reserved.Store(false)
+			o.reserveReleases.Add(1)
+		}
+	}
+	if o.reserveBytes <= 0 || o.reserved.Load() {
+		return // without a reserve, the budget's max_page_count is the only cap
+	}
+	o.checkpoint()
+	var pages int64
+	if err := o.wdb.QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {
+		return
+	}
+	if _, err := o.wdb.Exec(fmt.Sprintf(`PRAGMA max_page_count = %d`, pages)); err == nil {
+		o.capped = true
+		o.reserveTry = time.Now()
+	}
+}
+
+// restoreReserve writes the reserve back, at most every reserveRetry, once
+// it is missing; when that succeeds there is room again, and the cap set by
+// onFull is lifted.
+func (o *Outbox) restoreReserve() {
+	if o.reserveBytes <= 0 || o.reserved.Load() || time.Since(o.reserveTry) < reserveRetry {
+		return
+	}
+	o.reserveTry = time.Now()
+	ok, _ := o.makeReserve()
+	if !ok {
+		return
+	}
+	o.reserved.Store(true)
+	if o.capped {
+		if _, err := o.wdb.Exec(fmt.Sprintf(`PRAGMA max_page_count = %d`, o.maxPages)); err == nil {
+			o.capped = false
+		}
+	}
+}
