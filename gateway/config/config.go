@@ -88,6 +88,7 @@ type Uplink struct {
 	Window       int           `yaml:"window"`
 	AckTimeout   time.Duration `yaml:"ack_timeout"`
 	FlushTimeout time.Duration `yaml:"flush_timeout"` // how long shutdown tries to deliver the backlog
+	ReplayRate   int           `yaml:"replay_rate"`   // telemetry records/s cap (0 = none) so a fleet's backlog replay does not flood the broker
 }
 
 // Sensor types.
@@ -468,6 +469,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Uplink.AckTimeout < time.Second {
 		add("uplink.ack_timeout", "%s is below 1s", c.Uplink.AckTimeout)
+	}
+	if c.Uplink.ReplayRate < 0 {
+		add("uplink.replay_rate", "%d is negative (0 means no cap)", c.Uplink.ReplayRate)
 	}
 	if c.Uplink.FlushTimeout < 0 {
 		add("uplink.flush_timeout", "%s is negative", c.Uplink.FlushTimeout)

@@ -44,6 +44,11 @@ type Options struct {
 	BatchLinger    time.Duration // how long a part-full telemetry batch may wait for more rows; default 20ms, <0 = never
 	Window         int           // telemetry messages in flight; default 32
 	EventWindow    int           // event messages in flight; default 8
+	// ReplayRate caps the telemetry lane at this many records/s (0 = no
+	// cap), with a one-second burst, so a fleet reconnecting after an outage
+	// does not flood the broker with its backlogs. Set it above the live
+	// rate; events are never limited.
+	ReplayRate     int
 	BackoffMin     time.Duration // default 250ms
 	BackoffMax     time.Duration // default 10s
 
@@ -361,6 +366,8 @@ func (u *Uplink) lane(ctx context.Context, c paho.Client, class gateway.Class, w
 		poll         = time.NewTicker(time.Second)
 		pendingSince time.Time // when a part-full batch was first seen
 		linger       <-chan time.Time
+		throttle     <-chan time.Time
+		bucket       = newBucket(u.opts.ReplayRate, limit)
 	)
 	defer poll.Stop()
 	defer func() { u.inflight.Add(-int64(len(inflight))) }()
@@ -397,6 +404,12 @@ func (u *Uplink) lane(ctx context.Context, c paho.Client, class gateway.Class, w
 				}
 			}
 			pendingSince, linger = time.Time{}, nil
+			if class == gateway.ClassTelemetry && bucket != nil {
+				if wait := bucket.take(len(buf), time.Now()); wait > 0 {
+					throttle = time.After(wait)
+					break
+				}
+			}
 			recs := buf
 			payload := gateway.AppendBatch(make([]byte, 0, len(recs)*96+128), u.opts.Topics.Site, u.opts.Topics.Gateway, class, time.Now(), recs)
 			for len(payload) > u.opts.BatchBytes && len(recs) > 1 {
@@ -457,7 +470,7 @@ func (u *Uplink) lane(ctx context.Context, c paho.Client, class gateway.Class, w
 			timeout = time.After(d)
 		}
 		var more <-chan struct{}
-		if len(inflight) < window {
+		if len(inflight) < window && throttle == nil {
 			more = wake
 		}
 		select {
@@ -468,6 +481,8 @@ func (u *Uplink) lane(ctx context.Context, c paho.Client, class gateway.Class, w
 		case <-more:
 		case <-linger:
 			linger = nil
+		case <-throttle:
+			throttle = nil
 		case <-poll.C:
 		}
 	}
@@ -537,4 +552,35 @@ func (u *Uplink) commands(ctx context.Context, c paho.Client, in <-chan paho.Mes
 		p, _ := json.Marshal(reply)
 		c.Publish(u.opts.Topics.Reply(name), 1, false, p) // best effort; not waited on
 	}
+}
+
+// bucket is a token bucket of records per second with a one-second burst
+// (at least one full batch).
+type bucket struct {
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newBucket(rate, batch int) *bucket {
+	if rate <= 0 {
+		return nil
+	}
+	b := float64(max(rate, batch))
+	return &bucket{rate: float64(rate), burst: b, tokens: b}
+}
+
+// take spends n tokens and returns 0, or returns how long to wait before
+// n tokens are there (spending nothing).
+func (b *bucket) take(n int, now time.Time) time.Duration {
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens >= float64(n) {
+		b.tokens -= float64(n)
+		return 0
+	}
+	return time.Duration((float64(n) - b.tokens) / b.rate * float64(time.Second))
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -228,4 +229,61 @@ func subscriber(t *testing.T, url, filter string, h func(paho.Message)) paho.Cli
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
 	return c
+}
+
+func TestBucket(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	b := newBucket(1000, 100)
+	if w := b.take(1000, t0); w != 0 {
+		t.Fatalf("full burst: wait %v", w)
+	}
+	if w := b.take(500, t0); w != 500*time.Millisecond {
+		t.Fatalf("empty bucket: wait %v, want 500ms", w)
+	}
+	if w := b.take(500, t0.Add(500*time.Millisecond)); w != 0 {
+		t.Fatalf("after refill: wait %v", w)
+	}
+	if newBucket(0, 100) != nil {
+		t.Fatal("rate 0 must mean no bucket")
+	}
+}
+
+// TestReplayRateCapsBacklogReplay replays a 6000-record backlog at 2000
+// records/s: it cannot finish in less than (6000-2000 burst)/2000 = 2 s,
+// while events still flow.
+func TestReplayRateCapsBacklogReplay(t *testing.T) {
+	url := mqtttest.StartEmbedded(t)
+	ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.DefaultOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	produce(t, ob, 12, 500, 4) // the backlog, before the uplink starts
+	col := collect.New()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	subscribed := make(chan struct{}, 4)
+	go collect.Subscribe(ctx, col, collect.SubscribeOptions{Broker: url, ClientID: "col", OnSubscribed: func() { subscribed <- struct{}{} }})
+	<-subscribed
+	u, err := New(ob, Options{Brokers: []string{url}, Topics: topics, ReplayRate: 2000, BatchRecords: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	waitFor(t, "events while telemetry is throttled", 10*time.Second, func() bool {
+		for _, s := range col.Audit(false).Streams {
+			if strings.HasPrefix(s.Stream, "events/") && s.Received == 3 {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, "the whole backlog", 30*time.Second, func() bool { return col.Audit(false).Received == 6003 })
+	if el := time.Since(start); el < 1900*time.Millisecond {
+		t.Fatalf("6000 records at 2000/s (burst 2000) took only %v", el)
+	}
+	cancel()
+	<-done
 }
