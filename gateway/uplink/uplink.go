@@ -48,9 +48,9 @@ type Options struct {
 	// cap), with a one-second burst, so a fleet reconnecting after an outage
 	// does not flood the broker with its backlogs. Set it above the live
 	// rate; events are never limited.
-	ReplayRate     int
-	BackoffMin     time.Duration // default 250ms
-	BackoffMax     time.Duration // default 10s
+	ReplayRate int
+	BackoffMin time.Duration // default 250ms
+	BackoffMax time.Duration // default 10s
 
 	// Birth returns extra fields for the retained online status.
 	Birth func() map[string]any
