@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -318,6 +319,9 @@ func (r *faultRig) finish(minProduced int) auditTotals {
 	if collected != total {
 		r.t.Errorf("collected %d unique records, the outbox assigned %d ids", collected, total)
 	}
+	if tail, detail := unreportedTails(r.t, r.dbPath, a.Text); tail > 0 {
+		r.t.Errorf("%d records lost at stream tails, which the audit cannot see:\n%s", tail, strings.Join(detail, "\n"))
+	}
 	if total < minProduced {
 		r.t.Errorf("only %d readings produced, want at least %d", total, minProduced)
 	}
@@ -384,4 +388,75 @@ func startCustomBroker(t *testing.T, conf string) *customBroker {
 // jitter returns a random duration in [lo, hi).
 func jitter(rng *rand.Rand, lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(rng.Int64N(int64(hi-lo)))
+}
+
+// streamLastSeq returns each stream's last assigned sequence number from
+// the outbox (streams.last_seq), which survives delivery.
+func streamLastSeq(t *testing.T, path string) map[string]int64 {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT name, last_seq FROM streams`)
+	if err != nil {
+		t.Fatalf("read streams: %v", err)
+	}
+	defer rows.Close()
+	last := map[string]int64{}
+	for rows.Next() {
+		var name string
+		var seq int64
+		if err := rows.Scan(&name, &seq); err != nil {
+			t.Fatal(err)
+		}
+		last[name] = seq
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return last
+}
+
+var auditStreamRE = regexp.MustCompile(`AUDIT gateway=\S+ stream=(\S+) received=\d+ duplicates=\d+ conflicts=\d+ first=\d+ last=(\d+) missing=(\d+)`)
+
+// auditLast returns each stream's last received sequence number and missing
+// count from collect's audit.
+func auditLast(text string) (last, missing map[string]int64) {
+	last, missing = map[string]int64{}, map[string]int64{}
+	for _, m := range auditStreamRE.FindAllStringSubmatch(text, -1) {
+		last[m[1]], _ = strconv.ParseInt(m[2], 10, 64)
+		missing[m[1]], _ = strconv.ParseInt(m[3], 10, 64)
+	}
+	return last, missing
+}
+
+// unreportedTails compares the outbox's last sequence number per stream with
+// the audit's last received one and describes every stream whose tail was
+// lost without the audit counting it.
+func unreportedTails(t *testing.T, dbPath, audit string) (lost int64, detail []string) {
+	t.Helper()
+	got, _ := auditLast(audit)
+	for name, want := range streamLastSeq(t, dbPath) {
+		if have := got[name]; have < want {
+			lost += want - have
+			detail = append(detail, fmt.Sprintf("%s: outbox last_seq=%d, collector last=%d (%d lost after the last one received)", name, want, have, want-have))
+		}
+	}
+	return lost, detail
+}
+
+// logCount counts occurrences of s in the gateway's output so far.
+func (r *faultRig) logCount(s string) int { return strings.Count(r.gwLog.String(), s) }
+
+// lastLogLine returns the last line of the gateway's output containing s.
+func (r *faultRig) lastLogLine(s string) string {
+	lines := strings.Split(r.gwLog.String(), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], s) {
+			return lines[i]
+		}
+	}
+	return ""
 }
