@@ -2,16 +2,12 @@ package loadcell
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/shelfgate/shelfgate/sensors/calibration"
 )
-
-// ErrBadCount is returned by Collect for n < 1.
-var ErrBadCount = errors.New("loadcell: sample count must be at least 1")
 
 // Collect reads n raw codes from adc for a two-point calibration
 // (calibration.FromMeasurements). It selects mode first when mode is not

@@ -251,6 +251,8 @@ var (
 	// ErrNoCalibration is returned by Calibrated for a bin missing from the
 	// calibration file.
 	ErrNoCalibration = errors.New("loadcell: no calibration")
+	// ErrBadCount is returned by Collect for n < 1.
+	ErrBadCount = errors.New("loadcell: sample count must be at least 1")
 )
 
 // Name implements gateway.Source.
