@@ -38,6 +38,10 @@ func (t Topics) For(c Class) string {
 	return t.Telemetry()
 }
 
+// Ack is where a cloud consumer confirms batches it has stored, for
+// gateways running with consumer acknowledgements.
+func (t Topics) Ack() string { return t.Base() + "/ack" }
+
 // Commands is the subscription filter for downlink commands.
 func (t Topics) Commands() string { return t.Base() + "/cmd/+" }
 

@@ -153,3 +153,13 @@ func DecodeBatch(p []byte) (*Batch, error) {
 	}
 	return &b, nil
 }
+
+// BatchAck is the JSON body a cloud consumer publishes on
+// shelfgate/v1/<site>/<gateway>/ack once it has durably stored a batch, for
+// gateways that keep rows until the consumer confirms them: every record of
+// Class ("telemetry" or "event") with Lo <= id <= Hi.
+type BatchAck struct {
+	Class string `json:"class"`
+	Lo    int64  `json:"lo"`
+	Hi    int64  `json:"hi"`
+}

@@ -2,6 +2,7 @@ package collect
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -29,6 +30,10 @@ type SubscribeOptions struct {
 	OnReject func(topic string, err error)
 	// OnSubscribed is called each time the subscriptions are in place.
 	OnSubscribed func()
+	// Ack confirms each batch to its gateway on .../ack (gateway.BatchAck)
+	// after OnBatch returned, for gateways that keep rows until the
+	// consumer has them. OnBatch must have stored the batch durably.
+	Ack bool
 }
 
 // Filters returns the subscription filters for opts (telemetry and events).
@@ -51,7 +56,7 @@ func Subscribe(ctx context.Context, c *Collector, o SubscribeOptions) error {
 	for _, f := range o.Filters() {
 		subs[f] = 1
 	}
-	handle := func(_ paho.Client, m paho.Message) {
+	handle := func(cl paho.Client, m paho.Message) {
 		b, err := gateway.DecodeBatch(m.Payload())
 		if err != nil {
 			c.Reject()
@@ -63,6 +68,11 @@ func Subscribe(ctx context.Context, c *Collector, o SubscribeOptions) error {
 		fresh := c.Add(b)
 		if o.OnBatch != nil {
 			o.OnBatch(b, fresh)
+		}
+		if o.Ack && len(b.Records) > 0 {
+			p, _ := json.Marshal(gateway.BatchAck{Class: b.Class, Lo: b.Records[0].ID, Hi: b.Records[len(b.Records)-1].ID})
+			// Not waited on: a lost ack only means the gateway sends again.
+			cl.Publish(gateway.Topics{Site: b.Site, Gateway: b.Gateway}.Ack(), 1, false, p)
 		}
 	}
 	opts := paho.NewClientOptions().AddBroker(o.Broker).SetClientID(o.ClientID).

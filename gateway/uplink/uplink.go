@@ -44,6 +44,15 @@ type Options struct {
 	BatchLinger    time.Duration // how long a part-full telemetry batch may wait for more rows; default 20ms, <0 = never
 	Window         int           // telemetry messages in flight; default 32
 	EventWindow    int           // event messages in flight; default 8
+	// ConsumerAcks keeps rows until the cloud consumer confirms them on
+	// .../ack (see ConsumerAck), instead of deleting them at the broker's
+	// PUBACK. Use it with a broker that acknowledges before it persists
+	// (mosquitto saves only every autosave_interval): a broker crash then
+	// costs re-sends, not data.
+	ConsumerAcks bool
+	// ConsumerAckTimeout is how long a row may stay unconfirmed after its
+	// PUBACK before it is sent again; default 30s.
+	ConsumerAckTimeout time.Duration
 	// ReplayRate caps the telemetry lane at this many records/s (0 = no
 	// cap), with a one-second burst, so a fleet reconnecting after an outage
 	// does not flood the broker with its backlogs. Set it above the live
@@ -73,6 +82,7 @@ func (o *Options) defaults() {
 	def(&o.AckTimeout, 20*time.Second)
 	def(&o.BackoffMin, 250*time.Millisecond)
 	def(&o.BackoffMax, 10*time.Second)
+	def(&o.ConsumerAckTimeout, 30*time.Second)
 	if o.BatchLinger == 0 {
 		o.BatchLinger = 20 * time.Millisecond
 	}
@@ -103,6 +113,9 @@ type Stats struct {
 	InFlight    int64 // messages awaiting PUBACK
 	CommandsIn  int64
 	CommandsBad int64 // dropped: queue full or malformed
+	Confirmed   int64 // consumer acks applied
+	ConfirmsBad int64 // consumer acks dropped: queue full or malformed
+	Rewinds     int64 // lanes rewound to re-send rows the consumer did not confirm
 }
 
 // Uplink delivers a Store to an MQTT broker. Create it with New and call Run.
@@ -119,6 +132,9 @@ type Uplink struct {
 	inflight    atomic.Int64
 	commandsIn  atomic.Int64
 	commandsBad atomic.Int64
+	confirmed   atomic.Int64
+	confirmsBad atomic.Int64
+	rewinds     atomic.Int64
 
 	// acked[c] is the highest id of class c below which everything sent was acknowledged.
 	ackedMu sync.Mutex
@@ -147,6 +163,7 @@ func (u *Uplink) Stats() Stats {
 		Connected: u.connected.Load(), Connects: u.connects.Load(), Messages: u.messages.Load(),
 		Delivered: u.delivered.Load(), Resent: u.resent.Load(), InFlight: u.inflight.Load(),
 		CommandsIn: u.commandsIn.Load(), CommandsBad: u.commandsBad.Load(),
+		Confirmed: u.confirmed.Load(), ConfirmsBad: u.confirmsBad.Load(), Rewinds: u.rewinds.Load(),
 	}
 }
 
@@ -293,6 +310,20 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan struct{
 	if !sub.WaitTimeout(u.opts.AckTimeout) || sub.Error() != nil {
 		return fmt.Errorf("subscribe to commands: %v", errOr(sub.Error(), "timed out"))
 	}
+	if u.opts.ConsumerAcks {
+		confirms := make(chan paho.Message, 1024)
+		sub := c.Subscribe(u.opts.Topics.Ack(), 1, func(_ paho.Client, m paho.Message) {
+			select { // never block paho's router; a dropped ack only means a re-send
+			case confirms <- m:
+			default:
+				u.confirmsBad.Add(1)
+			}
+		})
+		if !sub.WaitTimeout(u.opts.AckTimeout) || sub.Error() != nil {
+			return fmt.Errorf("subscribe to consumer acks: %v", errOr(sub.Error(), "timed out"))
+		}
+		go u.consumerAcks(sctx, confirms)
+	}
 	wake := [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)}
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
@@ -360,6 +391,12 @@ func (u *Uplink) lane(ctx context.Context, c paho.Client, class gateway.Class, w
 	cursor := u.acked[class]
 	resendTo := u.sentMax[class]
 	u.ackedMu.Unlock()
+	if u.opts.ConsumerAcks {
+		cursor = 0 // every row still stored is unconfirmed: send it all again
+	}
+	// sentAt remembers the cursor over time, so a row still unconfirmed
+	// ConsumerAckTimeout after it was sent can be found and sent again.
+	var sentAt []checkpoint
 	var (
 		inflight     []flight
 		buf          []gateway.Record
@@ -444,11 +481,13 @@ func (u *Uplink) lane(ctx context.Context, c paho.Client, class gateway.Class, w
 			if err := f.tok.Error(); err != nil {
 				return fmt.Errorf("publish %s ids %d-%d: %w", class, f.lo, f.hi, err)
 			}
-			if err := u.store.Ack(ctx, class, f.lo, f.hi); err != nil {
-				if ctx.Err() != nil {
-					return nil
+			if !u.opts.ConsumerAcks {
+				if err := u.store.Ack(ctx, class, f.lo, f.hi); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return fmt.Errorf("ack %s ids %d-%d: %w", class, f.lo, f.hi, err)
 				}
-				return fmt.Errorf("ack %s ids %d-%d: %w", class, f.lo, f.hi, err)
 			}
 			u.ackedMu.Lock()
 			u.acked[class] = f.hi
@@ -483,8 +522,70 @@ func (u *Uplink) lane(ctx context.Context, c paho.Client, class gateway.Class, w
 			linger = nil
 		case <-throttle:
 			throttle = nil
-		case <-poll.C:
+		case now := <-poll.C:
+			if !u.opts.ConsumerAcks {
+				continue
+			}
+			sentAt = append(sentAt, checkpoint{now, cursor})
+			// The cursor as it was ConsumerAckTimeout ago: rows at or below
+			// it were sent long enough ago to have been confirmed.
+			old := int64(0)
+			for len(sentAt) > 0 && now.Sub(sentAt[0].at) >= u.opts.ConsumerAckTimeout {
+				old = sentAt[0].cursor
+				sentAt = sentAt[1:]
+			}
+			if old == 0 {
+				continue
+			}
+			oldest, err := u.store.Read(ctx, class, 0, 1, nil)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			if len(oldest) > 0 && oldest[0].ID <= old && oldest[0].ID <= cursor {
+				cursor = oldest[0].ID - 1
+				u.rewinds.Add(1)
+				sentAt = sentAt[:0]
+			}
 		}
+	}
+}
+
+type checkpoint struct {
+	at     time.Time
+	cursor int64
+}
+
+// consumerAcks applies consumer acks: the confirmed rows leave the outbox.
+func (u *Uplink) consumerAcks(ctx context.Context, in <-chan paho.Message) {
+	for {
+		var m paho.Message
+		select {
+		case <-ctx.Done():
+			return
+		case m = <-in:
+		}
+		var a gateway.BatchAck
+		if len(m.Payload()) > 1024 || json.Unmarshal(m.Payload(), &a) != nil || a.Lo <= 0 || a.Hi < a.Lo {
+			u.confirmsBad.Add(1)
+			continue
+		}
+		var class gateway.Class
+		switch a.Class {
+		case gateway.ClassTelemetry.String():
+			class = gateway.ClassTelemetry
+		case gateway.ClassEvent.String():
+			class = gateway.ClassEvent
+		default:
+			u.confirmsBad.Add(1)
+			continue
+		}
+		if err := u.store.Ack(ctx, class, a.Lo, a.Hi); err != nil {
+			return // closed or cancelled
+		}
+		u.confirmed.Add(1)
 	}
 }
 

@@ -287,3 +287,93 @@ func TestReplayRateCapsBacklogReplay(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestConsumerAcksSurviveBrokerKill SIGKILLs mosquitto three times while the
+// outbox fills. mosquitto PUBACKs before it persists, so deleting at PUBACK
+// could lose what it held; with consumer acks every row stays until the
+// collector confirms it, and the audit must come out whole.
+func TestConsumerAcksSurviveBrokerKill(t *testing.T) {
+	m := mqtttest.StartMosquitto(t)
+	ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.DefaultOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	col := collect.New()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	subscribed := make(chan struct{}, 16)
+	go collect.Subscribe(ctx, col, collect.SubscribeOptions{Broker: m.URL, ClientID: "col-acks", Persistent: true, Ack: true, OnSubscribed: func() { subscribed <- struct{}{} }})
+	<-subscribed
+	u, err := New(ob, Options{Brokers: []string{m.URL}, Topics: topics, ConsumerAcks: true, ConsumerAckTimeout: 2 * time.Second,
+		KeepAlive: 2 * time.Second, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, BatchRecords: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 60 {
+			produce(t, ob, 2, 250, 1)
+			time.Sleep(15 * time.Millisecond)
+		}
+	}()
+	for range 3 {
+		time.Sleep(250 * time.Millisecond)
+		m.Kill()
+		time.Sleep(300 * time.Millisecond)
+		m.Start()
+	}
+	wg.Wait()
+	want := int64(60 * (2*250 + 2))
+	waitFor(t, "every record confirmed after broker kills", 90*time.Second, func() bool {
+		return col.Audit(false).Received == want && ob.Backlog() == 0
+	})
+	a := col.Audit(false)
+	if !a.OK() {
+		t.Fatalf("audit %+v", a)
+	}
+	st := u.Stats()
+	if st.Confirmed == 0 {
+		t.Fatalf("no consumer acks applied: %+v", st)
+	}
+	t.Logf("duplicates %d, confirmed %d, rewinds %d, connects %d", a.Duplicates, st.Confirmed, st.Rewinds, st.Connects)
+	cancel()
+	<-done
+}
+
+// TestConsumerAcksKeepRowsUntilConfirmed: a consumer that never confirms
+// leaves every row in the outbox, and they are sent again after the timeout.
+func TestConsumerAcksKeepRowsUntilConfirmed(t *testing.T) {
+	url := mqtttest.StartEmbedded(t)
+	ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.DefaultOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	col := collect.New()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	subscribed := make(chan struct{}, 4)
+	go collect.Subscribe(ctx, col, collect.SubscribeOptions{Broker: url, ClientID: "col-noack", OnSubscribed: func() { subscribed <- struct{}{} }})
+	<-subscribed
+	u, err := New(ob, Options{Brokers: []string{url}, Topics: topics, ConsumerAcks: true, ConsumerAckTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	produce(t, ob, 2, 100, 0)
+	waitFor(t, "a re-send of unconfirmed rows", 20*time.Second, func() bool { return col.Audit(false).Duplicates >= 200 })
+	if ob.Backlog() != 200 {
+		t.Fatalf("backlog %d, want all 200 rows kept", ob.Backlog())
+	}
+	if u.Stats().Rewinds == 0 {
+		t.Fatalf("stats %+v", u.Stats())
+	}
+	cancel()
+	<-done
+}
