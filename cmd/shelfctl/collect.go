@@ -43,6 +43,7 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	idle := fs.Duration("idle", 0, "stop when nothing new arrived for this long (after something did)")
 	expect := fs.Int64("expect", 0, "stop once this many unique records arrived")
 	fromFirst := fs.Bool("from-first", false, "do not count sequence numbers before the first received as missing")
+	ack := fs.Bool("ack", false, "confirm each batch to its gateway after it is synced to --out (for gateways with uplink.ack_mode: consumer)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -75,7 +76,7 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		id = fmt.Sprintf("shelfctl-collect-%d", os.Getpid())
 	}
 	opts := collect.SubscribeOptions{
-		Broker: *url, ClientID: id, Persistent: *clientID != "", Site: *site, Gateway: *gw, Share: *share,
+		Broker: *url, ClientID: id, Persistent: *clientID != "", Site: *site, Gateway: *gw, Share: *share, Ack: *ack,
 		Username: os.Getenv("SHELFGATE_BROKER_USERNAME"), Password: os.Getenv("SHELFGATE_BROKER_PASSWORD"),
 		OnBatch: func(b *gateway.Batch, fresh []gateway.WireRecord) {
 			mu.Lock()
@@ -86,9 +87,15 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				}
 			}
 			if len(fresh) > 0 {
-				// Flush per batch so the file is a live record (tail -f works).
+				// Flush per batch so the file is a live record (tail -f works);
+				// with --ack also sync it, since the gateway then deletes the rows.
 				if err := w.Flush(); err != nil && writeErr == nil {
 					writeErr = err
+				}
+				if *ack {
+					if err := f.Sync(); err != nil && writeErr == nil {
+						writeErr = err
+					}
 				}
 				unique += int64(len(fresh))
 				lastNew = time.Now()

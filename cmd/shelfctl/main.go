@@ -4,7 +4,7 @@
 //
 //	shelfctl tail    --broker URL [--site S] [--gateway G] [--raw]
 //	shelfctl collect --broker URL --out FILE.jsonl [--share GROUP] [--site S] [--gateway G]
-//	                 [--client-id ID] [--duration D] [--idle D] [--expect N] [--from-first]
+//	                 [--client-id ID] [--duration D] [--idle D] [--expect N] [--from-first] [--ack]
 //	shelfctl calibrate --clk GPIOn --data GPIOn --bin ID --reference-grams G [--out FILE]
 //	shelfctl model   train|quantize|eval|inspect|run|bench ...
 //
@@ -36,7 +36,7 @@ var errAudit = errors.New("audit failed")
 const usage = `usage:
   shelfctl tail    --broker URL [--site S] [--gateway G] [--raw]
   shelfctl collect --broker URL --out FILE.jsonl [--share GROUP] [--site S] [--gateway G]
-                   [--client-id ID] [--duration D] [--idle D] [--expect N] [--from-first]
+                   [--client-id ID] [--duration D] [--idle D] [--expect N] [--from-first] [--ack]
   shelfctl calibrate --clk GPIOn --data GPIOn --bin ID --reference-grams G [--samples N] [--out FILE]
   shelfctl model   train|quantize|eval|inspect|run|bench ... (shelfctl model help)
 `

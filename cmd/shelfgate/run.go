@@ -101,8 +101,9 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 		Username: cfg.Broker.Username, Password: cfg.Broker.Password, TLS: tlsConf,
 		KeepAlive: cfg.Broker.KeepAlive, AckTimeout: cfg.Uplink.AckTimeout,
 		BatchRecords: cfg.Uplink.BatchRecords, Window: cfg.Uplink.Window, ReplayRate: cfg.Uplink.ReplayRate,
+		ConsumerAcks: cfg.Uplink.AckMode == "consumer", ConsumerAckTimeout: cfg.Uplink.ConsumerAckTimeout,
 		Birth: func() map[string]any {
-			return map[string]any{"version": version, "model": "none", "backlog": ob.Backlog()}
+			return map[string]any{"version": version, "model": "none", "backlog": ob.Backlog(), "ack_mode": cfg.Uplink.AckMode}
 		},
 		Logger: log.With("component", "uplink"),
 	})

@@ -89,6 +89,11 @@ type Uplink struct {
 	AckTimeout   time.Duration `yaml:"ack_timeout"`
 	FlushTimeout time.Duration `yaml:"flush_timeout"` // how long shutdown tries to deliver the backlog
 	ReplayRate   int           `yaml:"replay_rate"`   // telemetry records/s cap (0 = none) so a fleet's backlog replay does not flood the broker
+	// AckMode says when a row may leave the outbox: "broker" (at the
+	// broker's PUBACK) or "consumer" (when the cloud consumer confirms it on
+	// .../ack: survives a broker that crashes before persisting).
+	AckMode            string        `yaml:"ack_mode"`
+	ConsumerAckTimeout time.Duration `yaml:"consumer_ack_timeout"` // re-send rows unconfirmed this long after sending
 }
 
 // Sensor types.
@@ -208,6 +213,12 @@ func (c *Config) fill() {
 	}
 	if c.Uplink.AckTimeout == 0 {
 		c.Uplink.AckTimeout = 20 * time.Second
+	}
+	if c.Uplink.AckMode == "" {
+		c.Uplink.AckMode = "broker"
+	}
+	if c.Uplink.ConsumerAckTimeout == 0 {
+		c.Uplink.ConsumerAckTimeout = 30 * time.Second
 	}
 	if c.Uplink.FlushTimeout == 0 {
 		c.Uplink.FlushTimeout = 5 * time.Second
@@ -469,6 +480,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Uplink.AckTimeout < time.Second {
 		add("uplink.ack_timeout", "%s is below 1s", c.Uplink.AckTimeout)
+	}
+	if c.Uplink.AckMode != "broker" && c.Uplink.AckMode != "consumer" {
+		add("uplink.ack_mode", "%q is not broker or consumer", c.Uplink.AckMode)
+	}
+	if c.Uplink.ConsumerAckTimeout < time.Second {
+		add("uplink.consumer_ack_timeout", "%s is below 1s", c.Uplink.ConsumerAckTimeout)
 	}
 	if c.Uplink.ReplayRate < 0 {
 		add("uplink.replay_rate", "%d is negative (0 means no cap)", c.Uplink.ReplayRate)
