@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -649,4 +650,61 @@ func fullFilesystemChild(t *testing.T, dir string) {
 	}
 	defer db.Close()
 	integrity(t, db)
+}
+
+// TestTailAfterShed checks the in-memory tail against the database after
+// shedding: every read position, whether answered by the tail or by a
+// query, returns the next rows still there.
+func TestTailAfterShed(t *testing.T) {
+	o, err := Open(filepath.Join(t.TempDir(), "outbox.db"), Options{MaxBytes: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	ctx := context.Background()
+	for range 30 {
+		if err := o.Append(ctx, telemetry([]gateway.StreamID{"loadcell/a", "loadcell/b"}, 500)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := stats(t, o); st.ShedTelemetry == 0 {
+		t.Fatalf("nothing shed: %+v", st)
+	}
+	var want []gateway.Record
+	rows, err := o.rdb.Query(`SELECT id FROM outbox WHERE class = 0 ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var r gateway.Record
+		if err := rows.Scan(&r.ID); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, r)
+	}
+	rows.Close()
+	tl := o.tails[gateway.ClassTelemetry]
+	tl.mu.Lock()
+	floor, n := tl.floor, tl.n
+	tl.mu.Unlock()
+	if floor < want[0].ID-1 || n == 0 {
+		t.Fatalf("tail floor %d, %d rows; oldest row left %d", floor, n, want[0].ID)
+	}
+	for i := 0; i < len(want); i += 37 {
+		for _, after := range []int64{want[i].ID - 1, want[i].ID - 2, 0} {
+			got, err := o.Read(ctx, gateway.ClassTelemetry, after, 3, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := sort.Search(len(want), func(j int) bool { return want[j].ID > after })
+			for k, r := range got {
+				if r.ID != want[j+k].ID {
+					t.Fatalf("Read(after %d)[%d] = id %d, want %d", after, k, r.ID, want[j+k].ID)
+				}
+			}
+			if len(got) != min(3, len(want)-j) {
+				t.Fatalf("Read(after %d) returned %d rows", after, len(got))
+			}
+		}
+	}
 }

@@ -6,6 +6,33 @@
 // so an accepted row survives kill -9 and power loss. Every row gets a
 // gateway-unique id (never reused: the high-water mark lives in
 // sqlite_sequence, as with AUTOINCREMENT) and a gap-free per-stream sequence
-// number persisted in the same transaction. Rows leave only through Ack,
-// which the uplink calls after the broker's PUBACK.
+// number persisted in the same transaction. Rows leave through Ack, which
+// the uplink calls after the broker's PUBACK, or by shedding.
+//
+// # Bounded disk
+//
+// With Options.MaxBytes set, a commit that leaves more than MaxBytes of
+// pages in use sheds the oldest telemetry rows in the same transaction,
+// events only when no telemetry is left, in chunks of at most 32 Ki rows
+// per commit, down to 1/32 below the budget. Ingest never waits for the
+// budget. For every stream and contiguous range of sequence numbers shed,
+// the same transaction appends an event record to stream "events/shed"
+// (ShedStream) whose Body is the JSON of
+//
+//	gateway.Event{Kind: "shed", Stream: <stream shed from>, FromSeq, ToSeq,
+//	              Quantity: <rows>, Detail: "max_bytes" | "disk_full", Time}
+//
+// so the cloud can tell sequence numbers shed from ones lost. Rows shed are
+// counted per class in the table shed (cumulative, in Stats).
+//
+// A commit that fails with SQLITE_FULL (the filesystem, or max_page_count,
+// which is set to MaxBytes plus headroom) is retried once after shedding
+// room for it; on a full filesystem the writer first gives up its reserve
+// file (Options.ReserveBytes) so the WAL can be checkpointed, and holds the
+// database at its size until the reserve can be written again. If the retry
+// fails too, Append returns an error wrapping gateway.ErrDiskFull: nothing
+// committed is lost and the caller keeps its rows; acks still apply.
+//
+// New databases use auto_vacuum=INCREMENTAL: after a drain the writer
+// returns free pages to the filesystem in small steps and truncates the WAL.
 package outbox
