@@ -86,7 +86,7 @@ func doctor(ctx context.Context, cfg *config.Config, w io.Writer) error {
 	}
 	for i, s := range cfg.Sensors {
 		probes = append(probes, probe{fmt.Sprintf("sensors[%d] %s (%s)", i, s.Name, s.Type), func(sink *counter) ([]gateway.Source, func(), error) {
-			srcs, _, closeAll, err := hardwareSources([]config.Sensor{s}, sink)
+			srcs, _, closeAll, err := hardwareSources([]config.Sensor{s}, cfg.CalibrationFile, sink)
 			return srcs, closeAll, err
 		}})
 	}

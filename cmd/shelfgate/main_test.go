@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/shelfgate/shelfgate/sensors/loadcell"
 )
 
 func TestCheckConfig(t *testing.T) {
@@ -78,5 +81,28 @@ func TestDoctor(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "FAIL sensors[0] bin1 (hx711): sensors[0] (bin1): pin GPIO5 does not exist on this host") {
 		t.Errorf("doctor output:\n%s", out.String())
+	}
+}
+
+func TestCalibrationFromFile(t *testing.T) {
+	dir := t.TempDir()
+	cal := dir + "/shelf.cal"
+	if err := os.WriteFile(cal, []byte("shelfgate-calibration v1\nbin=shelf-01/bin-01 offset=-81234 counts_per_gram=412.55 measured=2026-11-29\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cells := []loadcell.Channel{
+		{Stream: "loadcell/shelf-01/bin-01", Bin: "shelf-01/bin-01"},
+		{Stream: "loadcell/shelf-01/bin-02", Bin: "shelf-01/bin-02", Offset: 5, CountsPerGram: 100}, // inline wins
+	}
+	got, err := calibrateFromFile(cal, cells)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Offset != -81234 || got[0].CountsPerGram != 412.55 || got[1].Offset != 5 || got[1].CountsPerGram != 100 {
+		t.Fatalf("channels %+v", got)
+	}
+	cells = append(cells, loadcell.Channel{Stream: "loadcell/shelf-02/bin-01", Bin: "shelf-02/bin-01"})
+	if _, err := calibrateFromFile(cal, cells); err == nil || !strings.Contains(err.Error(), "shelf-02/bin-01") {
+		t.Fatalf("missing bin: %v", err)
 	}
 }

@@ -52,6 +52,18 @@ func newMetrics(gw *gateway.Gateway, ob *outbox.Outbox, up *uplink.Uplink, sourc
 			ms.Counter("loadcell_glitches_total", "Spurious all-ones HX711 codes rejected.", func() float64 { return f(lc.Stats().Glitches) })
 			ms.Counter("loadcell_errors_total", "HX711 read errors.", func() float64 { return f(lc.Stats().Errors) })
 			ms.Counter("loadcell_saturated_total", "Readings at the end of the HX711 range.", func() float64 { return f(lc.Stats().Saturated) })
+			ms.Counter("loadcell_spikes_total", "Single-sample outliers rejected by the spike filter.", func() float64 { return f(lc.Stats().Spikes) })
+			ms.Counter("loadcell_stale_total", "Readings flagged stale (stuck ADC).", func() float64 { return f(lc.Stats().Stale) })
+			ms.Counter("loadcell_faults_total", "Load-cell fault episodes entered.", func() float64 { return f(lc.Stats().Faults) })
+			ms.Gauge("loadcell_channels_faulty", "Load-cell channels in a fault state now.", func() float64 {
+				n := 0
+				for _, h := range lc.Health() {
+					if h.Faults != 0 {
+						n++
+					}
+				}
+				return float64(n)
+			})
 		}
 	}
 	return ms

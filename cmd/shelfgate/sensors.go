@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -21,6 +22,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/config"
 	"github.com/shelfgate/shelfgate/gateway/shelf"
+	"github.com/shelfgate/shelfgate/sensors/calibration"
 	"github.com/shelfgate/shelfgate/sensors/env"
 	"github.com/shelfgate/shelfgate/sensors/loadcell"
 	"github.com/shelfgate/shelfgate/sensors/rfid"
@@ -44,12 +46,50 @@ func buildSources(cfg *config.Config, ee gateway.EventEmitter) ([]gateway.Source
 	if cfg.Simulation != nil {
 		return simulatedSources(cfg.Simulation, ee)
 	}
-	return hardwareSources(cfg.Sensors, ee)
+	return hardwareSources(cfg.Sensors, cfg.CalibrationFile, ee)
+}
+
+// loadModes maps the config's HX711 mode names to loadcell modes.
+var loadModes = map[string]loadcell.Mode{"A128": loadcell.ModeA128, "A64": loadcell.ModeA64, "B32": loadcell.ModeB32}
+
+// calibrateFromFile fills in channels that have no inline calibration
+// (CountsPerGram 0) from the calibration file.
+func calibrateFromFile(path string, cells []loadcell.Channel) ([]loadcell.Channel, error) {
+	var missing []loadcell.Channel
+	var idx []int
+	for i, c := range cells {
+		if c.CountsPerGram == 0 {
+			missing, idx = append(missing, c), append(idx, i)
+		}
+	}
+	if len(missing) == 0 {
+		return cells, nil
+	}
+	if path == "" {
+		return nil, fmt.Errorf("load cell %s has no calibration and no calibration_file is set", missing[0].Stream)
+	}
+	r, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("calibration_file: %w", err)
+	}
+	defer r.Close()
+	f, err := calibration.Parse(r)
+	if err != nil {
+		return nil, fmt.Errorf("calibration_file %s: %w", path, err)
+	}
+	got, err := loadcell.Calibrated(f, missing)
+	if err != nil {
+		return nil, fmt.Errorf("calibration_file %s: %w", path, err)
+	}
+	for j, i := range idx {
+		cells[i] = got[j]
+	}
+	return cells, nil
 }
 
 // hardwareSources opens the configured sensors on the Raspberry Pi's buses.
 // A missing pin or bus is an error naming the sensor and the pin or bus.
-func hardwareSources(sensors []config.Sensor, ee gateway.EventEmitter) (srcs []gateway.Source, bins []shelf.Bin, closeAll func(), err error) {
+func hardwareSources(sensors []config.Sensor, calFile string, ee gateway.EventEmitter) (srcs []gateway.Source, bins []shelf.Bin, closeAll func(), err error) {
 	var closers []func() error
 	closeAll = func() {
 		for _, c := range closers {
@@ -89,7 +129,11 @@ func hardwareSources(sensors []config.Sensor, ee gateway.EventEmitter) (srcs []g
 				return nil, nil, closeAll, fmt.Errorf("sensors[%d] (%s): hx711 on %s/%s: %w", i, s.Name, s.Pins.Clk, s.Pins.Data, err)
 			}
 			stream := gateway.StreamID("loadcell/" + s.Bin)
-			cells = append(cells, loadcell.Channel{Stream: stream, ADC: dev, Offset: s.Calibration.Offset, CountsPerGram: s.Calibration.CountsPerGram})
+			ch := loadcell.Channel{Stream: stream, ADC: dev, Mode: loadModes[s.Mode], Bin: s.Bin}
+			if s.Calibration != nil {
+				ch.Offset, ch.CountsPerGram = s.Calibration.Offset, s.Calibration.CountsPerGram
+			}
+			cells = append(cells, ch)
 			bins = append(bins, shelf.Bin{Stream: stream, ID: s.Bin, SKU: s.SKU, UnitGrams: s.UnitGrams, LowStockUnits: s.LowStock})
 		case config.TypeScanner:
 			suffix, err := scanner.ParseSuffix(s.Suffix)
@@ -155,6 +199,9 @@ func hardwareSources(sensors []config.Sensor, ee gateway.EventEmitter) (srcs []g
 		}
 	}
 	if len(cells) > 0 {
+		if cells, err = calibrateFromFile(calFile, cells); err != nil {
+			return nil, nil, closeAll, err
+		}
 		src, err := loadcell.New("loadcells", cells, loadcell.Options{})
 		if err != nil {
 			return nil, nil, closeAll, err

@@ -36,14 +36,18 @@ const Embedded = "embedded"
 
 // Config is the whole configuration file.
 type Config struct {
-	Gateway    Gateway     `yaml:"gateway"`
-	Broker     Broker      `yaml:"broker"`
-	Outbox     Outbox      `yaml:"outbox"`
-	Uplink     Uplink      `yaml:"uplink"`
-	Sensors    []Sensor    `yaml:"sensors"`
-	Simulation *Simulation `yaml:"simulation"`
-	Metrics    Metrics     `yaml:"metrics"`
-	Log        Log         `yaml:"log"`
+	Gateway Gateway  `yaml:"gateway"`
+	Broker  Broker   `yaml:"broker"`
+	Outbox  Outbox   `yaml:"outbox"`
+	Uplink  Uplink   `yaml:"uplink"`
+	Sensors []Sensor `yaml:"sensors"`
+	// CalibrationFile holds load-cell calibrations written by `shelfctl
+	// calibrate`; hx711 sensors without an inline calibration are looked up
+	// in it by bin (and mode).
+	CalibrationFile string      `yaml:"calibration_file"`
+	Simulation      *Simulation `yaml:"simulation"`
+	Metrics         Metrics     `yaml:"metrics"`
+	Log             Log         `yaml:"log"`
 
 	root *yaml.Node // for line numbers; nil for Default()
 	file string
@@ -116,6 +120,7 @@ type Sensor struct {
 	UnitGrams   float64      `yaml:"unit_grams"`
 	LowStock    int          `yaml:"low_stock"`
 	Calibration *Calibration `yaml:"calibration"`
+	Mode        string       `yaml:"mode"` // HX711 input and gain: A128 (default), A64 or B32
 	Pins        Pins         `yaml:"pins"`
 
 	// scanner
@@ -235,6 +240,10 @@ func (c *Config) fill() {
 			s.Type = TypeHX711
 		}
 		switch s.Type {
+		case TypeHX711:
+			if s.Mode == "" {
+				s.Mode = "A128"
+			}
 		case TypeScanner:
 			if s.Baud == 0 {
 				s.Baud = 9600
@@ -522,13 +531,18 @@ func (c *Config) Validate() error {
 			if s.UnitGrams <= 0 {
 				add(p+".unit_grams", "%v must be above 0", s.UnitGrams)
 			}
-			if s.Calibration == nil {
-				add(p+".calibration", "is missing; run 'shelfctl calibrate' to measure offset and counts_per_gram")
-			} else if s.Calibration.CountsPerGram == 0 {
+			if s.Calibration == nil && c.CalibrationFile == "" {
+				add(p+".calibration", "is missing; run 'shelfctl calibrate' to measure offset and counts_per_gram (or set calibration_file)")
+			} else if s.Calibration != nil && s.Calibration.CountsPerGram == 0 {
 				add(p+".calibration.counts_per_gram", "must not be 0")
 			}
 			if s.Bin == "" {
 				add(p+".bin", "is empty")
+			}
+			switch s.Mode {
+			case "A128", "A64", "B32":
+			default:
+				add(p+".mode", "%q is not A128, A64 or B32", s.Mode)
 			}
 		case TypeScanner:
 			switch {
@@ -565,6 +579,11 @@ func (c *Config) Validate() error {
 		}
 		if (s.Type == TypeBME280 || s.Type == TypeDS18B20) && (s.Interval < time.Second || s.Interval > time.Hour) {
 			add(p+".interval", "%s must be between 1s and 1h", s.Interval)
+		}
+	}
+	if c.CalibrationFile != "" {
+		if _, err := os.Stat(c.CalibrationFile); err != nil {
+			add("calibration_file", "%q: %v", c.CalibrationFile, errors.Unwrap(err))
 		}
 	}
 	if c.Simulation != nil {

@@ -63,7 +63,7 @@ func TestErrors(t *testing.T) {
 		{"bad gateway id", strings.Replace(good, "id: gw-1", "id: gw/1", 1),
 			`3: gateway.id: "gw/1" has '/' at byte 2; use letters, digits, '-', '_' or '.'`},
 		{"no calibration", strings.Replace(good, "    calibration: {offset: 100, counts_per_gram: 200}\n", "", 1),
-			"11: sensors[0].calibration: is missing; run 'shelfctl calibrate' to measure offset and counts_per_gram"},
+			"11: sensors[0].calibration: is missing; run 'shelfctl calibrate' to measure offset and counts_per_gram (or set calibration_file)"},
 		{"not yaml", "gateway: [", "1: did not find expected node content"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
