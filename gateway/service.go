@@ -37,24 +37,30 @@ type Gateway struct {
 	// backlog after the sources stopped. Whatever is left stays in the
 	// outbox for the next start.
 	FlushTimeout time.Duration
+	// DiskFullRetry is how long Emit waits before trying again when the
+	// outbox refuses rows because the disk is full and nothing more can be
+	// shed; default 1s.
+	DiskFullRetry time.Duration
 
 	classMu  sync.Mutex
 	pool     sync.Pool
 	produced atomic.Int64
 	accepted atomic.Int64
 	events   atomic.Int64
+	diskFull atomic.Int64
 }
 
 // Counters are the gateway's own totals since start.
 type Counters struct {
-	Produced int64 // readings emitted by sources
-	Accepted int64 // readings committed to the outbox
-	Events   int64 // events committed to the outbox
+	Produced     int64 // readings emitted by sources
+	Accepted     int64 // readings committed to the outbox
+	Events       int64 // events committed to the outbox
+	DiskFullWait int64 // appends retried because the disk was full
 }
 
 // Counters returns the totals so far.
 func (g *Gateway) Counters() Counters {
-	return Counters{Produced: g.produced.Load(), Accepted: g.accepted.Load(), Events: g.events.Load()}
+	return Counters{Produced: g.produced.Load(), Accepted: g.accepted.Load(), Events: g.events.Load(), DiskFullWait: g.diskFull.Load()}
 }
 
 // Run starts the sources and the uplink and blocks until ctx is done or a
@@ -147,7 +153,7 @@ func (g *Gateway) EmitEvents(ctx context.Context, evs []Event) error {
 		}
 		recs = append(recs, Record{Class: ClassEvent, Stream: "events/" + ev.Stream, Time: ev.Time, Body: body})
 	}
-	if err := g.Outbox.Append(ctx, recs); err != nil {
+	if err := g.appendRetrying(ctx, recs); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	g.events.Add(int64(len(evs)))
@@ -155,6 +161,32 @@ func (g *Gateway) EmitEvents(ctx context.Context, evs []Event) error {
 }
 
 var _ EventEmitter = (*Gateway)(nil)
+
+// appendRetrying appends recs, waiting out a full disk: the source is held
+// (its readings buffer, then it blocks) rather than dropping what it read,
+// and everything resumes when space returns.
+func (g *Gateway) appendRetrying(ctx context.Context, recs []Record) error {
+	for {
+		err := g.Outbox.Append(ctx, recs)
+		if !errors.Is(err, ErrDiskFull) {
+			return err
+		}
+		if n := g.diskFull.Add(1); g.Logger != nil && (n == 1 || n%60 == 0) {
+			g.Logger.Warn("outbox full and nothing left to shed; holding readings until space returns", "err", err, "retries", n)
+		}
+		wait := g.DiskFullRetry
+		if wait <= 0 {
+			wait = time.Second
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
 
 // Emit implements Emitter: it commits rs (and any events the classifier
 // derives from them) to the outbox in one Append.
@@ -184,7 +216,7 @@ func (g *Gateway) Emit(ctx context.Context, rs []Reading) error {
 		}
 		g.classMu.Unlock()
 	}
-	err := g.Outbox.Append(ctx, recs)
+	err := g.appendRetrying(ctx, recs)
 	clear(recs) // drop references to event bodies before pooling
 	*bp = recs[:0]
 	g.pool.Put(bp)

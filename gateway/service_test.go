@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -11,9 +12,11 @@ import (
 
 // memOutbox is a hand-written Outbox fake that assigns ids like the real one.
 type memOutbox struct {
-	mu   sync.Mutex
-	recs []Record
-	fail error
+	mu       sync.Mutex
+	recs     []Record
+	fail     error
+	fullFor  int // refuse this many appends with ErrDiskFull first
+	refusals int
 }
 
 func (m *memOutbox) Append(_ context.Context, recs []Record) error {
@@ -21,6 +24,10 @@ func (m *memOutbox) Append(_ context.Context, recs []Record) error {
 	defer m.mu.Unlock()
 	if m.fail != nil {
 		return m.fail
+	}
+	if m.refusals < m.fullFor {
+		m.refusals++
+		return fmt.Errorf("outbox: %w", ErrDiskFull)
 	}
 	for _, r := range recs {
 		r.ID = int64(len(m.recs) + 1)
@@ -101,5 +108,23 @@ func TestGatewayStopsOnSourceFailure(t *testing.T) {
 	err := g.Run(context.Background())
 	if err == nil || !errors.Is(err, ob.fail) {
 		t.Fatalf("Run = %v, want the outbox error", err)
+	}
+}
+
+func TestEmitWaitsOutFullDisk(t *testing.T) {
+	ob := &memOutbox{fullFor: 3}
+	g := &Gateway{Outbox: ob, DiskFullRetry: time.Millisecond}
+	if err := g.Emit(context.Background(), []Reading{{Stream: "a", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if c := g.Counters(); c.DiskFullWait != 3 || c.Accepted != 1 || len(ob.recs) != 1 {
+		t.Fatalf("counters %+v, stored %d", c, len(ob.recs))
+	}
+	// A cancelled context gives up and says why.
+	ob.refusals, ob.fullFor = 0, 1000
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := g.Emit(ctx, []Reading{{Stream: "a"}}); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("err = %v, want ErrDiskFull", err)
 	}
 }

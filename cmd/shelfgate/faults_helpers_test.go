@@ -30,7 +30,7 @@ broker:
   urls: [%q]
   keepalive: 2s
 outbox: {path: %q, commit_interval: 5ms}
-uplink: {flush_timeout: 30s, batch_records: %d, ack_timeout: %s}
+uplink: {flush_timeout: 30s, batch_records: %d, ack_timeout: %s, ack_mode: %s, consumer_ack_timeout: 5s}
 simulation:
   warehouse:
     seed: %d
@@ -53,6 +53,9 @@ type rigOptions struct {
 	BatchRecords int           // default 500
 	AckTimeout   time.Duration // default 20s
 	BrokerConf   string        // extra mosquitto config lines: a custom broker instead of mqtttest's
+	// ConsumerAcks sets uplink.ack_mode consumer and runs collect --ack:
+	// rows leave the outbox when the collector confirms them, not at PUBACK.
+	ConsumerAcks bool
 }
 
 // faultRig is one fault case's world: a broker, optionally a proxy, the
@@ -120,14 +123,22 @@ func newRig(t *testing.T, opts rigOptions) *faultRig {
 		gwURL = p.URL()
 	}
 	seed := rand.IntN(1 << 20)
-	cfg := fmt.Sprintf(faultConfig, gwURL, r.dbPath, opts.BatchRecords, opts.AckTimeout, seed, opts.Speed)
+	ackMode := "broker"
+	if opts.ConsumerAcks {
+		ackMode = "consumer"
+	}
+	cfg := fmt.Sprintf(faultConfig, gwURL, r.dbPath, opts.BatchRecords, opts.AckTimeout, ackMode, seed, opts.Speed)
 	if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("warehouse seed %d, speed %g, batch_records %d, ack_timeout %s, proxy %v", seed, opts.Speed, opts.BatchRecords, opts.AckTimeout, opts.Proxy)
+	t.Logf("warehouse seed %d, speed %g, batch_records %d, ack_timeout %s, ack_mode %s, proxy %v", seed, opts.Speed, opts.BatchRecords, opts.AckTimeout, ackMode, opts.Proxy)
 
 	// The collector connects straight to the broker, never through the proxy.
-	r.collector = exec.Command(r.ctlBin, "collect", "--broker", r.brokerURL, "--out", r.out, "--client-id", "faults-collector", "--site", "site-faults")
+	args := []string{"collect", "--broker", r.brokerURL, "--out", r.out, "--client-id", "faults-collector", "--site", "site-faults"}
+	if opts.ConsumerAcks {
+		args = append(args, "--ack")
+	}
+	r.collector = exec.Command(r.ctlBin, args...)
 	r.collector.Stdout, r.collector.Stderr = &r.auditOut, &r.collectErr
 	if err := r.collector.Start(); err != nil {
 		t.Fatal(err)

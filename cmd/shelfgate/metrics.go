@@ -33,6 +33,23 @@ func newMetrics(gw *gateway.Gateway, ob *outbox.Outbox, up *uplink.Uplink, sourc
 		st, _ := ob.Stats(context.Background())
 		return f(st.FileBytes)
 	})
+	stat := func(get func(outbox.Stats) int64) func() float64 {
+		return func() float64 {
+			st, _ := ob.Stats(context.Background())
+			return f(get(st))
+		}
+	}
+	ms.Counter("outbox_shed_telemetry_total", "Telemetry rows deleted undelivered under the disk budget (database lifetime).", stat(func(s outbox.Stats) int64 { return s.ShedTelemetry }))
+	ms.Counter("outbox_shed_events_total", "Event rows deleted undelivered (database lifetime).", stat(func(s outbox.Stats) int64 { return s.ShedEvents }))
+	ms.Counter("outbox_full_refused_total", "Rows refused because the disk was full and nothing could be shed.", stat(func(s outbox.Stats) int64 { return s.FullRefused }))
+	ms.Gauge("outbox_used_bytes", "Outbox pages in use (the budget's measure).", stat(func(s outbox.Stats) int64 { return s.UsedBytes }))
+	ms.Gauge("outbox_oldest_unsent_seconds", "Age of the oldest row waiting for delivery.", func() float64 {
+		st, _ := ob.Stats(context.Background())
+		return st.OldestAge.Seconds()
+	})
+	ms.Counter("gateway_disk_full_waits_total", "Appends held because the disk was full.", func() float64 { return f(gw.Counters().DiskFullWait) })
+	ms.Counter("uplink_confirmed_total", "Consumer acks applied (ack_mode consumer).", func() float64 { return f(up.Stats().Confirmed) })
+	ms.Counter("uplink_rewinds_total", "Lanes rewound to re-send rows the consumer did not confirm.", func() float64 { return f(up.Stats().Rewinds) })
 	ms.Gauge("uplink_connected", "1 while connected to a broker.", func() float64 {
 		if up.Stats().Connected {
 			return 1

@@ -78,7 +78,7 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 		log.Info("embedded broker listening", "url", b.URL())
 	}
 
-	ob, err := outbox.Open(cfg.Outbox.Path, outbox.Options{MaxBatchRows: cfg.Outbox.CommitRows, MaxDelay: cfg.Outbox.CommitInterval})
+	ob, err := outbox.Open(cfg.Outbox.Path, outbox.Options{MaxBatchRows: cfg.Outbox.CommitRows, MaxDelay: cfg.Outbox.CommitInterval, MaxBytes: int64(cfg.Outbox.MaxBytes)})
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,13 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 		BatchRecords: cfg.Uplink.BatchRecords, Window: cfg.Uplink.Window, ReplayRate: cfg.Uplink.ReplayRate,
 		ConsumerAcks: cfg.Uplink.AckMode == "consumer", ConsumerAckTimeout: cfg.Uplink.ConsumerAckTimeout,
 		Birth: func() map[string]any {
-			return map[string]any{"version": version, "model": "none", "backlog": ob.Backlog(), "ack_mode": cfg.Uplink.AckMode}
+			b := map[string]any{"version": version, "model": "none", "backlog": ob.Backlog(), "ack_mode": cfg.Uplink.AckMode}
+			if st, err := ob.Stats(context.Background()); err == nil {
+				b["shed_telemetry"], b["shed_events"] = st.ShedTelemetry, st.ShedEvents
+				b["oldest_unsent_s"] = st.OldestAge.Seconds()
+				b["outbox_bytes"], b["outbox_max_bytes"] = st.UsedBytes, st.MaxBytes
+			}
+			return b
 		},
 		Logger: log.With("component", "uplink"),
 	})

@@ -9,6 +9,7 @@
 package collect
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -32,6 +33,7 @@ type streamKey struct{ gw, stream string }
 
 type streamState struct {
 	seqs      Set
+	shed      Set // sequence numbers the gateway reported shed under its disk budget
 	received  int64
 	dups      int64
 	conflicts int64
@@ -72,8 +74,27 @@ func (c *Collector) Add(b *gateway.Batch) []gateway.WireRecord {
 		st.received++
 		c.records++
 		fresh = append(fresh, r)
+		if b.Class == gateway.ClassEvent.String() && len(r.Event) > 0 {
+			c.noteShed(gw, r.Event)
+		}
 	}
 	return fresh
+}
+
+// noteShed records a shed notice: the gateway deleted FromSeq..ToSeq of a
+// stream undelivered, so those are shed, not missing. Caller holds c.mu.
+func (c *Collector) noteShed(gw string, body []byte) {
+	var ev gateway.Event
+	if json.Unmarshal(body, &ev) != nil || ev.Kind != gateway.EventShed || ev.FromSeq == 0 || ev.ToSeq < ev.FromSeq {
+		return
+	}
+	k := streamKey{gw, string(ev.Stream)}
+	st := c.streams[k]
+	if st == nil {
+		st = &streamState{}
+		c.streams[k] = st
+	}
+	st.shed.AddRange(ev.FromSeq, ev.ToSeq)
 }
 
 // Reject counts a payload that did not decode.
@@ -92,8 +113,9 @@ type StreamAudit struct {
 	Conflicts  int64
 	First      uint64
 	Last       uint64
-	Gaps       []Range // missing sequence ranges
+	Gaps       []Range // missing sequence ranges (not received, not reported shed)
 	Missing    uint64  // sequence numbers in Gaps
+	Shed       uint64  // sequence numbers the gateway reported shed
 }
 
 // Range is an inclusive range of sequence numbers.
@@ -113,6 +135,7 @@ type Audit struct {
 	Duplicates int64
 	Conflicts  int64
 	Missing    uint64
+	Shed       uint64
 	Rejected   int64
 }
 
@@ -129,10 +152,16 @@ func (c *Collector) Audit(fromFirst bool) Audit {
 	for k, st := range c.streams {
 		sa := StreamAudit{Gateway: k.gw, Stream: k.stream, Received: st.received, Duplicates: st.dups, Conflicts: st.conflicts}
 		start := uint64(1)
+		for _, r := range st.shed.Ranges() {
+			sa.Shed += r.Hi - r.Lo + 1
+		}
 		if rs := st.seqs.Ranges(); len(rs) > 0 {
 			sa.First, sa.Last = rs[0].Lo, rs[len(rs)-1].Hi
+		}
+		// Sequence numbers accounted for: received, or reported shed.
+		if rs := union(st.seqs.Ranges(), st.shed.Ranges()); len(rs) > 0 {
 			if fromFirst {
-				start = sa.First
+				start = rs[0].Lo
 			}
 			next := start
 			for _, r := range rs {
@@ -148,6 +177,7 @@ func (c *Collector) Audit(fromFirst bool) Audit {
 		a.Duplicates += sa.Duplicates
 		a.Conflicts += sa.Conflicts
 		a.Missing += sa.Missing
+		a.Shed += sa.Shed
 	}
 	a.Rejected = c.bad
 	sort.Slice(a.Streams, func(i, j int) bool {
@@ -164,6 +194,9 @@ func (a Audit) Write(w io.Writer) error {
 	var b strings.Builder
 	for _, s := range a.Streams {
 		fmt.Fprintf(&b, "AUDIT gateway=%s stream=%s received=%d duplicates=%d conflicts=%d first=%d last=%d missing=%d", s.Gateway, s.Stream, s.Received, s.Duplicates, s.Conflicts, s.First, s.Last, s.Missing)
+		if s.Shed > 0 {
+			fmt.Fprintf(&b, " shed=%d", s.Shed)
+		}
 		if len(s.Gaps) > 0 {
 			b.WriteString(" gaps=")
 			for i, g := range s.Gaps {
@@ -183,9 +216,28 @@ func (a Audit) Write(w io.Writer) error {
 	if !a.OK() {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(&b, "AUDIT total streams=%d received=%d duplicates=%d conflicts=%d missing=%d rejected=%d result=%s\n", len(a.Streams), a.Received, a.Duplicates, a.Conflicts, a.Missing, a.Rejected, verdict)
+	fmt.Fprintf(&b, "AUDIT total streams=%d received=%d duplicates=%d conflicts=%d missing=%d shed=%d rejected=%d result=%s\n", len(a.Streams), a.Received, a.Duplicates, a.Conflicts, a.Missing, a.Shed, a.Rejected, verdict)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// union merges two sorted lists of disjoint ranges.
+func union(a, b []Range) []Range {
+	out := make([]Range, 0, len(a)+len(b))
+	for len(a) > 0 || len(b) > 0 {
+		var r Range
+		if len(b) == 0 || len(a) > 0 && a[0].Lo <= b[0].Lo {
+			r, a = a[0], a[1:]
+		} else {
+			r, b = b[0], b[1:]
+		}
+		if n := len(out); n > 0 && r.Lo <= out[n-1].Hi+1 {
+			out[n-1].Hi = max(out[n-1].Hi, r.Hi)
+		} else {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Set is a set of uint64 kept as sorted disjoint ranges: compact when values
@@ -233,6 +285,11 @@ func (s *Set) Add(v uint64) bool {
 		s.r[i] = Range{v, v}
 	}
 	return true
+}
+
+// AddRange inserts lo..hi.
+func (s *Set) AddRange(lo, hi uint64) {
+	s.r = union(s.r, []Range{{lo, hi}})
 }
 
 // Has reports whether v is in the set.

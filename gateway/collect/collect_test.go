@@ -49,7 +49,7 @@ func TestAuditFindsGapsDuplicatesAndConflicts(t *testing.T) {
 	a.Write(&out)
 	want := `AUDIT gateway=s/g stream=a received=3 duplicates=1 conflicts=0 first=1 last=5 missing=2 gaps=3-4
 AUDIT gateway=s/g stream=b received=1 duplicates=0 conflicts=1 first=1 last=1 missing=0
-AUDIT total streams=2 received=4 duplicates=1 conflicts=1 missing=2 rejected=0 result=FAIL
+AUDIT total streams=2 received=4 duplicates=1 conflicts=1 missing=2 shed=0 rejected=0 result=FAIL
 `
 	if out.String() != want {
 		t.Fatalf("audit:\n%s\nwant:\n%s", out.String(), want)
@@ -67,5 +67,39 @@ func TestAuditFromFirst(t *testing.T) {
 	}
 	if a := c.Audit(false); a.Missing != 9 {
 		t.Errorf("missing = %d, want 9", a.Missing)
+	}
+}
+
+func TestShedNoticesAreNotMissing(t *testing.T) {
+	c := New()
+	c.Add(batch(gateway.WireRecord{ID: 1, Stream: "a", Seq: 1}, gateway.WireRecord{ID: 9, Stream: "a", Seq: 9}))
+	c.Add(&gateway.Batch{Version: 1, Site: "s", Gateway: "g", Class: "event", Records: []gateway.WireRecord{
+		{ID: 10, Stream: "events/shed", Seq: 1, Event: []byte(`{"kind":"shed","stream":"a","from_seq":2,"to_seq":6,"qty":5,"time":"2026-01-01T00:00:00Z"}`)},
+	}})
+	a := c.Audit(false)
+	var sa StreamAudit
+	for _, s := range a.Streams {
+		if s.Stream == "a" {
+			sa = s
+		}
+	}
+	if sa.Shed != 5 || sa.Missing != 2 || len(sa.Gaps) != 1 || sa.Gaps[0] != (Range{7, 8}) {
+		t.Fatalf("stream a: %+v", sa)
+	}
+	if a.Shed != 5 || a.Missing != 2 || a.OK() {
+		t.Fatalf("audit %+v", a)
+	}
+}
+
+func TestUnion(t *testing.T) {
+	got := union([]Range{{1, 3}, {10, 12}}, []Range{{4, 5}, {8, 9}, {20, 20}})
+	want := []Range{{1, 5}, {8, 12}, {20, 20}}
+	if len(got) != len(want) {
+		t.Fatalf("union = %v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("union = %v, want %v", got, want)
+		}
 	}
 }
