@@ -708,3 +708,34 @@ func TestTailAfterShed(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetHardCap: one commit larger than the budget's headroom hits
+// max_page_count and is refused; one within it is accepted and trimmed back
+// under the budget by shedding its own oldest rows.
+func TestBudgetHardCap(t *testing.T) {
+	const budget = 256 << 10
+	o, err := Open(filepath.Join(t.TempDir(), "outbox.db"), Options{MaxBytes: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	ctx := context.Background()
+	streams := []gateway.StreamID{"loadcell/a"}
+	huge := telemetry(streams, 80_000) // ~3 MB: more than budget + headroom
+	if err := o.Append(ctx, huge); !errors.Is(err, gateway.ErrDiskFull) {
+		t.Fatalf("append beyond max_page_count: %v, want ErrDiskFull", err)
+	}
+	l := newLedger()
+	fits := telemetry(streams, 15_000) // ~600 KB: over the budget, under the cap
+	if err := o.Append(ctx, fits); err != nil {
+		t.Fatal(err)
+	}
+	l.add(fits)
+	st, _ := checkLedger(t, o, l, true)
+	if st.FullRefused != int64(len(huge)) || st.ShedTelemetry == 0 || st.UsedBytes > budget+budget/16 || st.FileBytes > budget+headroom(budget) {
+		t.Fatalf("stats = %+v", st)
+	}
+	if st.ReserveReleases != 0 {
+		t.Errorf("the budget's own cap gave up the reserve: %+v", st)
+	}
+}

@@ -69,6 +69,9 @@ func (o *Outbox) onFull() {
 	if o.capped {
 		return
 	}
+	if avail := availBytes(o.path); avail >= 0 && avail >= max(o.reserveBytes, 1<<20) {
+		return // the budget's own max_page_count, not the filesystem
+	}
 	if o.reserved.Load() {
 		if err := os.Remove(reservePath(o.path)); err == nil || errors.Is(err, fs.ErrNotExist) {
 			o.reserved.Store(false)
