@@ -178,7 +178,7 @@ func TestEndToEndSurvivesKill9(t *testing.T) {
 	if err != nil {
 		t.Fatalf("collect exited with %v\n%s\n%s", err, audit, collectErr.String())
 	}
-	if !strings.Contains(audit, "missing=0 rejected=0 result=OK") || !strings.Contains(audit, "conflicts=0") {
+	if !strings.Contains(audit, "missing=0 shed=0 rejected=0 result=OK") || !strings.Contains(audit, "conflicts=0") {
 		t.Fatalf("audit not clean:\n%s", audit)
 	}
 	if n := countLines(t, out); n != total {
