@@ -10,10 +10,11 @@ DIST     := dist
 DEMO_SECONDS ?= 0
 TEST_FLAGS ?= -race -timeout 15m
 FUZZTIME ?= 3s
+DRAIN_READINGS ?= 10000000
 
 export CGO_ENABLED := 1
 
-.PHONY: all build demo test test-faults test-short lint fmt bench bench-store bench-uplink fuzz fuzz-smoke cross clean help
+.PHONY: all build demo test test-faults test-short lint bench-store bench-uplink fmt bench bench-store bench-uplink fuzz fuzz-smoke cross clean help
 
 all: build
 
@@ -96,6 +97,8 @@ bench-store:
 
 bench-uplink:
 	$(GO) run ./cmd/shelfbench uplink
+	$(GO) run ./cmd/shelfbench latency
+	$(GO) run ./cmd/shelfbench drain -readings $(DRAIN_READINGS)
 
 # Raspberry Pi builds with cgo (SQLite) using Debian's cross compilers.
 CC_ARM64 ?= aarch64-linux-gnu-gcc

@@ -5,6 +5,8 @@
 //
 //	shelfbench store    outbox ingest vs a raw batched SQLite insert of the same rows
 //	shelfbench uplink   outbox → mosquitto → subscriber vs raw paho QoS1 single-reading publishes
+//	shelfbench latency  sample-to-subscriber p50/p99 at 5,000 readings/s vs direct paho publishes
+//	shelfbench drain    time to deliver a 10-million-reading backlog vs the time to ingest it
 package main
 
 import (
@@ -34,7 +36,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: shelfbench store|uplink [flags]")
+		fmt.Fprintln(os.Stderr, "usage: shelfbench store|uplink|latency|drain [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -43,6 +45,10 @@ func main() {
 		err = store(os.Args[2:])
 	case "uplink":
 		err = uplinkBench(os.Args[2:])
+	case "latency":
+		err = latency(os.Args[2:])
+	case "drain":
+		err = drain(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
