@@ -263,22 +263,31 @@ func child(path string) {
 }
 
 func BenchmarkAppend(b *testing.B) {
-	o, err := Open(filepath.Join(b.TempDir(), "outbox.db"), DefaultOptions)
-	if err != nil {
-		b.Fatal(err)
+	for _, bc := range []struct {
+		name     string
+		maxBytes int64
+	}{{"unbudgeted", 0}, {"budget_1GiB", 1 << 30}, {"budget_shedding_1MiB", 1 << 20}} {
+		b.Run(bc.name, func(b *testing.B) {
+			opts := DefaultOptions
+			opts.MaxBytes = bc.maxBytes
+			o, err := Open(filepath.Join(b.TempDir(), "outbox.db"), opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer o.Close()
+			recs := readings("bench", 1000, 0)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for j := range recs {
+					recs[j].ID = 0
+				}
+				if err := o.Append(context.Background(), recs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
-	defer o.Close()
-	recs := readings("bench", 1000, 0)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for j := range recs {
-			recs[j].ID = 0
-		}
-		if err := o.Append(context.Background(), recs); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "rows/s")
 }
 
 // TestReadAcrossTailAndDatabase appends more rows than the in-memory tail

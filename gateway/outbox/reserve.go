@@ -47,9 +47,8 @@ func (o *Outbox) makeReserve() (bool, error) {
 	for off := int64(0); off < o.reserveBytes && werr == nil; off += int64(len(zeros)) {
 		_, werr = f.WriteAt(zeros[:min(int64(len(zeros)), o.reserveBytes-off)], off)
 	}
-	if werr == nil {
-		werr = f.Sync()
-	}
+	// No fsync: the filesystem accounts for the blocks when they are
+	// written (a full one fails the write), which is all the reserve is for.
 	if err := errors.Join(werr, f.Close()); err != nil {
 		os.Remove(p)
 		return false, fmt.Errorf("outbox: write reserve %s: %w", p, err)
