@@ -169,7 +169,7 @@ type Outbox struct {
 	args     []any
 
 	pageSize    int64           // bytes per database page
-	maxPages    int64           // max_page_count set from MaxBytes (0: SQLite's default)
+	maxPages    int64           // max_page_count from MaxBytes plus headroom (noPageLimit without a budget)
 	incremental bool            // auto_vacuum=INCREMENTAL (databases created by this version)
 	shedN       [2]atomic.Int64 // cumulative rows shed per class (persisted in table shed)
 	notices     atomic.Int64

@@ -11,8 +11,8 @@ import (
 // defaultReserveBytes is the reserve kept when Options.ReserveBytes is 0.
 const defaultReserveBytes = 8 << 20
 
-// reserveRetry is how long after the filesystem was last full the writer
-// waits before it tries to take its reserve back.
+// reserveRetry is how often the writer tries to take its reserve back after
+// giving it up.
 const reserveRetry = time.Second
 
 // The reserve is a file of zeros beside the database. When the filesystem
