@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -272,13 +271,11 @@ func (r *faultRig) tailLog(n int) string {
 
 // auditTotals is collect's AUDIT total line.
 type auditTotals struct {
-	Streams, Received, Duplicates, Conflicts, Missing, Rejected int64
-	Result                                                      string
-	Text                                                        string // the whole audit
-	ExitErr                                                     error
+	Streams, Received, Duplicates, Conflicts, Missing, Shed, Rejected int64
+	Result                                                            string
+	Text                                                              string // the whole audit
+	ExitErr                                                           error
 }
-
-var auditTotalRE = regexp.MustCompile(`AUDIT total streams=(\d+) received=(\d+) duplicates=(\d+) conflicts=(\d+) missing=(\d+) rejected=(\d+) result=(\S+)`)
 
 // stopCollector waits until want unique records arrived (or 30s passed),
 // stops the collector with SIGINT and parses its audit.
@@ -291,14 +288,31 @@ func (r *faultRig) stopCollector(want int) auditTotals {
 	r.collector.Process.Signal(syscall.SIGINT)
 	err := r.collector.Wait()
 	a := auditTotals{Text: r.auditOut.String(), ExitErr: err}
-	m := auditTotalRE.FindStringSubmatch(a.Text)
-	if m == nil {
+	var line string
+	for _, l := range strings.Split(a.Text, "\n") {
+		if strings.HasPrefix(l, "AUDIT total ") {
+			line = l
+		}
+	}
+	if line == "" {
 		r.t.Fatalf("no AUDIT total line (exit %v):\n%s\n%s", err, a.Text, r.collectErr.String())
 	}
-	for i, p := range []*int64{&a.Streams, &a.Received, &a.Duplicates, &a.Conflicts, &a.Missing, &a.Rejected} {
-		*p, _ = strconv.ParseInt(m[i+1], 10, 64)
+	fields := map[string]*int64{"streams": &a.Streams, "received": &a.Received, "duplicates": &a.Duplicates,
+		"conflicts": &a.Conflicts, "missing": &a.Missing, "shed": &a.Shed, "rejected": &a.Rejected}
+	for _, kv := range strings.Fields(line) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		if k == "result" {
+			a.Result = v
+		} else if p := fields[k]; p != nil {
+			*p, _ = strconv.ParseInt(v, 10, 64)
+		}
 	}
-	a.Result = m[7]
+	if a.Result == "" {
+		r.t.Fatalf("AUDIT total line without result: %s", line)
+	}
 	return a
 }
 
@@ -319,12 +333,12 @@ func (r *faultRig) finish(minProduced int) auditTotals {
 	r.mu.Lock()
 	peak, starts := r.peakRSS, r.starts
 	r.mu.Unlock()
-	r.t.Logf("RESULT produced=%d collected=%d received=%d duplicates=%d missing=%d conflicts=%d streams=%d gateway_starts=%d peak_rss=%.1fMB",
-		total, collected, a.Received, a.Duplicates, a.Missing, a.Conflicts, a.Streams, starts, float64(peak)/1024)
+	r.t.Logf("RESULT produced=%d collected=%d received=%d duplicates=%d missing=%d conflicts=%d shed=%d streams=%d gateway_starts=%d peak_rss=%.1fMB",
+		total, collected, a.Received, a.Duplicates, a.Missing, a.Conflicts, a.Shed, a.Streams, starts, float64(peak)/1024)
 	if r.proxy != nil {
 		r.t.Logf("proxy %+v", r.proxy.Stats())
 	}
-	if a.ExitErr != nil || a.Missing != 0 || a.Conflicts != 0 || a.Rejected != 0 || a.Result != "OK" {
+	if a.ExitErr != nil || a.Missing != 0 || a.Conflicts != 0 || a.Rejected != 0 || a.Shed != 0 || a.Result != "OK" {
 		r.t.Errorf("audit not clean (collect exit %v):\n%s", a.ExitErr, a.Text)
 	}
 	if collected != total {
@@ -430,15 +444,23 @@ func streamLastSeq(t *testing.T, path string) map[string]int64 {
 	return last
 }
 
-var auditStreamRE = regexp.MustCompile(`AUDIT gateway=\S+ stream=(\S+) received=\d+ duplicates=\d+ conflicts=\d+ first=\d+ last=(\d+) missing=(\d+)`)
-
 // auditLast returns each stream's last received sequence number and missing
-// count from collect's audit.
+// count from collect's per-stream AUDIT lines (key=value fields).
 func auditLast(text string) (last, missing map[string]int64) {
 	last, missing = map[string]int64{}, map[string]int64{}
-	for _, m := range auditStreamRE.FindAllStringSubmatch(text, -1) {
-		last[m[1]], _ = strconv.ParseInt(m[2], 10, 64)
-		missing[m[1]], _ = strconv.ParseInt(m[3], 10, 64)
+	for _, l := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(l, "AUDIT gateway=") {
+			continue
+		}
+		kv := map[string]string{}
+		for _, f := range strings.Fields(l) {
+			if k, v, ok := strings.Cut(f, "="); ok {
+				kv[k] = v
+			}
+		}
+		name := kv["stream"]
+		last[name], _ = strconv.ParseInt(kv["last"], 10, 64)
+		missing[name], _ = strconv.ParseInt(kv["missing"], 10, 64)
 	}
 	return last, missing
 }

@@ -245,50 +245,69 @@ func TestFaultBrokerRestart(t *testing.T) {
 // TestFaultSlowConsumerOverflow runs mosquitto with its default
 // max_queued_messages (1000) and stops the collector (SIGSTOP) for 12s while
 // the gateway publishes small batches fast: the broker drops what exceeds
-// the collector's queue. The gateway delivered everything (its outbox is
-// empty), so the records are gone; collect must report the gaps (exit 1,
-// missing > 0) rather than hide them.
+// the collector's queue.
+//
+// With uplink.ack_mode broker the gateway delivered everything (its outbox
+// is empty), so the records are gone; collect must report the gaps (exit 1,
+// missing > 0) rather than hide them. With ack_mode consumer the collector
+// never confirms what the broker dropped, so the gateway re-sends it and
+// nothing is lost.
 func TestFaultSlowConsumerOverflow(t *testing.T) {
-	r := newRig(t, rigOptions{BatchRecords: 5, BrokerConf: "persistence true\nautosave_interval 1\n"})
-	r.startGateway()
-	r.waitDelivering("first delivery", 500, 20*time.Second)
-	if err := r.collector.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name     string
+		consumer bool
+	}{
+		{"broker-ack", false},
+		{"consumer-ack", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{BatchRecords: 5, ConsumerAcks: tc.consumer, BrokerConf: "persistence true\nautosave_interval 1\n"})
+			r.startGateway()
+			r.waitDelivering("first delivery", 500, 20*time.Second)
+			if err := r.collector.Process.Signal(syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(12 * time.Second)
+			if err := r.collector.Process.Signal(syscall.SIGCONT); err != nil {
+				t.Fatal(err)
+			}
+			r.waitDelivering("collector catching up", 500, 30*time.Second)
+			time.Sleep(2 * time.Second)
+			if tc.consumer {
+				r.finish(10000)
+				return
+			}
+			r.stopGateway()
+			r.stopSampling()
+			total, backlog := outboxTotals(t, r.dbPath)
+			if backlog != 0 {
+				t.Errorf("gateway left %d rows undelivered", backlog)
+			}
+			// Give the collector time to take what the broker still queues.
+			time.Sleep(3 * time.Second)
+			a := r.stopCollector(0)
+			collected := countLines(t, r.out)
+			t.Logf("RESULT produced=%d collected=%d received=%d duplicates=%d missing=%d conflicts=%d", total, collected, a.Received, a.Duplicates, a.Missing, a.Conflicts)
+			if collected >= total {
+				t.Fatalf("collected %d of %d: the broker dropped nothing, so this case tested nothing (raise the rate or the pause)", collected, total)
+			}
+			if a.ExitErr == nil || a.Missing == 0 || a.Result == "OK" {
+				t.Fatalf("the broker dropped %d records but collect did not report them (exit %v):\n%s", total-collected, a.ExitErr, a.Text)
+			}
+			// The audit sees gaps only below each stream's last received
+			// sequence number; records lost at a stream's tail (or a whole
+			// stream never seen) are invisible to it. The outbox's
+			// streams.last_seq says where each stream really ended.
+			t.Run("every lost record reported", func(t *testing.T) {
+				tail, detail := unreportedTails(t, r.dbPath, a.Text)
+				if int64(total-collected) != a.Missing+tail {
+					t.Errorf("%d ids never collected, audit reports %d missing, %d lost at stream tails: the numbers do not add up", total-collected, a.Missing, tail)
+				}
+				if tail > 0 {
+					t.Errorf("collect's audit hid %d lost records (it said missing=%d, %d ids were never collected): lost at the tail of %d streams, beyond the last sequence number received:\n%s",
+						tail, a.Missing, total-collected, len(detail), strings.Join(detail, "\n"))
+				}
+			})
+		})
 	}
-	time.Sleep(12 * time.Second)
-	if err := r.collector.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	r.waitDelivering("collector catching up", 500, 30*time.Second)
-	time.Sleep(2 * time.Second)
-	r.stopGateway()
-	r.stopSampling()
-	total, backlog := outboxTotals(t, r.dbPath)
-	if backlog != 0 {
-		t.Errorf("gateway left %d rows undelivered", backlog)
-	}
-	// Give the collector time to take what the broker still queues.
-	time.Sleep(3 * time.Second)
-	a := r.stopCollector(0)
-	collected := countLines(t, r.out)
-	t.Logf("RESULT produced=%d collected=%d received=%d duplicates=%d missing=%d conflicts=%d", total, collected, a.Received, a.Duplicates, a.Missing, a.Conflicts)
-	if collected >= total {
-		t.Fatalf("collected %d of %d: the broker dropped nothing, so this case tested nothing (raise the rate or the pause)", collected, total)
-	}
-	if a.ExitErr == nil || a.Missing == 0 || a.Result == "OK" {
-		t.Fatalf("the broker dropped %d records but collect did not report them (exit %v):\n%s", total-collected, a.ExitErr, a.Text)
-	}
-	// The audit sees gaps only below each stream's last received sequence
-	// number; records lost at a stream's tail are invisible to it. The
-	// outbox's streams.last_seq says where each stream really ended.
-	t.Run("every lost record reported", func(t *testing.T) {
-		tail, detail := unreportedTails(t, r.dbPath, a.Text)
-		if int64(total-collected) != int64(a.Missing)+tail {
-			t.Errorf("%d ids never collected, audit reports %d missing, %d lost at stream tails: the numbers do not add up", total-collected, a.Missing, tail)
-		}
-		if tail > 0 {
-			t.Errorf("collect's audit hid %d lost records (it said missing=%d, %d ids were never collected): lost at the tail of %d streams, beyond the last sequence number received:\n%s",
-				tail, a.Missing, total-collected, len(detail), strings.Join(detail, "\n"))
-		}
-	})
 }
