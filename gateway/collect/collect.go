@@ -152,14 +152,15 @@ func (c *Collector) Audit(fromFirst bool) Audit {
 	for k, st := range c.streams {
 		sa := StreamAudit{Gateway: k.gw, Stream: k.stream, Received: st.received, Duplicates: st.dups, Conflicts: st.conflicts}
 		start := uint64(1)
-		for _, r := range st.shed.Ranges() {
-			sa.Shed += r.Hi - r.Lo + 1
-		}
 		if rs := st.seqs.Ranges(); len(rs) > 0 {
 			sa.First, sa.Last = rs[0].Lo, rs[len(rs)-1].Hi
 		}
-		// Sequence numbers accounted for: received, or reported shed.
-		if rs := union(st.seqs.Ranges(), st.shed.Ranges()); len(rs) > 0 {
+		// Sequence numbers accounted for: received, or reported shed. A row
+		// both received and reported shed (in flight when it was shed)
+		// counts as received.
+		accounted := union(st.seqs.Ranges(), st.shed.Ranges())
+		sa.Shed = count(accounted) - count(st.seqs.Ranges())
+		if rs := accounted; len(rs) > 0 {
 			if fromFirst {
 				start = rs[0].Lo
 			}
@@ -219,6 +220,14 @@ func (a Audit) Write(w io.Writer) error {
 	fmt.Fprintf(&b, "AUDIT total streams=%d received=%d duplicates=%d conflicts=%d missing=%d shed=%d rejected=%d result=%s\n", len(a.Streams), a.Received, a.Duplicates, a.Conflicts, a.Missing, a.Shed, a.Rejected, verdict)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func count(rs []Range) uint64 {
+	var n uint64
+	for _, r := range rs {
+		n += r.Hi - r.Lo + 1
+	}
+	return n
 }
 
 // union merges two sorted lists of disjoint ranges.
