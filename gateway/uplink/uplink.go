@@ -61,8 +61,12 @@ type Options struct {
 	BackoffMin time.Duration // default 250ms
 	BackoffMax time.Duration // default 10s
 
-	// Birth returns extra fields for the retained online status.
+	// Birth returns extra fields for the retained online status, which is
+	// published on connect and again every StatusInterval.
 	Birth func() map[string]any
+	// StatusInterval is how often the retained status is refreshed while
+	// connected (backlog, shed counts, ...); default 60s.
+	StatusInterval time.Duration
 	// Commands handles downlink commands; nil answers only "ping".
 	Commands func(ctx context.Context, name string, payload []byte) (any, error)
 	Logger   *slog.Logger
@@ -83,6 +87,7 @@ func (o *Options) defaults() {
 	def(&o.BackoffMin, 250*time.Millisecond)
 	def(&o.BackoffMax, 10*time.Second)
 	def(&o.ConsumerAckTimeout, 30*time.Second)
+	def(&o.StatusInterval, time.Minute)
 	if o.BatchLinger == 0 {
 		o.BatchLinger = 20 * time.Millisecond
 	}
@@ -341,6 +346,20 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan struct{
 	go func() {
 		defer wg.Done()
 		u.commands(sctx, c, cmds)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(u.opts.StatusInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+				c.Publish(u.opts.Topics.Status(), 1, true, u.birth()) // best effort; the next refresh follows
+			}
+		}
 	}()
 	for {
 		select {

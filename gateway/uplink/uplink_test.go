@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,7 +156,10 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 
 func TestStatusBirthAndShutdown(t *testing.T) {
 	url := mqtttest.StartEmbedded(t)
-	f, _, stop, done := start(t, url, Options{Birth: func() map[string]any { return map[string]any{"version": "test"} }})
+	var births atomic.Int64
+	f, _, stop, done := start(t, url, Options{StatusInterval: 100 * time.Millisecond, Birth: func() map[string]any {
+		return map[string]any{"version": "test", "n": births.Add(1)}
+	}})
 	_ = f
 	statuses := make(chan map[string]any, 8)
 	sub := subscriber(t, url, topics.Status(), func(m paho.Message) {
@@ -168,15 +172,26 @@ func TestStatusBirthAndShutdown(t *testing.T) {
 	if s["state"] != "online" || s["version"] != "test" || s["gateway"] != "gw-1" {
 		t.Fatalf("birth = %v", s)
 	}
+	// The status is refreshed while connected.
+	waitFor(t, "a refreshed status", 10*time.Second, func() bool {
+		select {
+		case s = <-statuses:
+			return s["state"] == "online" && s["n"].(float64) >= 3
+		default:
+			return false
+		}
+	})
 	stop()
 	<-done
 	done <- nil // for the cleanup
-	select {
-	case s = <-statuses:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no status after shutdown")
+	for s["state"] != "offline" {
+		select {
+		case s = <-statuses:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no status after shutdown")
+		}
 	}
-	if s["state"] != "offline" || s["reason"] != "shutdown" {
+	if s["reason"] != "shutdown" {
 		t.Fatalf("shutdown status = %v", s)
 	}
 }
