@@ -1,7 +1,6 @@
 package uplink
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,9 +16,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
-	"github.com/shelfgate/shelfgate/gateway/collect"
 	"github.com/shelfgate/shelfgate/gateway/mqtttest"
-	"github.com/shelfgate/shelfgate/gateway/outbox"
 )
 
 // pki is a throwaway CA with a server certificate for 127.0.0.1 and a client certificate.
@@ -97,23 +93,8 @@ func TestMutualTLS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tlsURL, plainURL := tlsBroker(t, p)
-			ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.DefaultOptions)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ob.Close()
-			col := collect.New()
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			subscribed := make(chan struct{}, 4)
-			go collect.Subscribe(ctx, col, collect.SubscribeOptions{Broker: plainURL, ClientID: "col", OnSubscribed: func() { subscribed <- struct{}{} }})
-			<-subscribed
-			u, err := New(ob, Options{Brokers: []string{tlsURL}, Topics: topics, TLS: tc.conf, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, ConnectTimeout: 2 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- u.Run(ctx) }()
+			f := rig{collectURL: plainURL, opts: Options{Brokers: []string{tlsURL}, TLS: tc.conf, ConnectTimeout: 2 * time.Second}}.start(t)
+			ob, col, u := f.ob, f.col, f.u
 			produce(t, ob, 5, 100, 0)
 			if tc.deliver {
 				waitFor(t, "delivery over mutual TLS", 15*time.Second, func() bool { return col.Audit(false).Received == 500 && ob.Backlog() == 0 })
@@ -123,8 +104,6 @@ func TestMutualTLS(t *testing.T) {
 					t.Fatalf("connected without valid TLS: stats %+v, received %d, backlog %d", st, col.Audit(false).Received, ob.Backlog())
 				}
 			}
-			cancel()
-			<-done
 		})
 	}
 }
@@ -134,25 +113,7 @@ func TestMutualTLS(t *testing.T) {
 func TestFailover(t *testing.T) {
 	dead := "tcp://127.0.0.1:" + itoa(mqtttest.FreePort(t))
 	alive := mqtttest.StartEmbedded(t)
-	ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.DefaultOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ob.Close()
-	col := collect.New()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	subscribed := make(chan struct{}, 4)
-	go collect.Subscribe(ctx, col, collect.SubscribeOptions{Broker: alive, ClientID: "col", OnSubscribed: func() { subscribed <- struct{}{} }})
-	<-subscribed
-	u, err := New(ob, Options{Brokers: []string{dead, alive}, Topics: topics, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- u.Run(ctx) }()
-	produce(t, ob, 4, 250, 0)
-	waitFor(t, "delivery through the second broker", 15*time.Second, func() bool { return col.Audit(false).Received == 1000 && ob.Backlog() == 0 })
-	cancel()
-	<-done
+	f := rig{collectURL: alive, opts: Options{Brokers: []string{dead, alive}}}.start(t)
+	produce(t, f.ob, 4, 250, 0)
+	waitFor(t, "delivery through the second broker", 15*time.Second, func() bool { return f.col.Audit(false).Received == 1000 && f.ob.Backlog() == 0 })
 }

@@ -22,13 +22,22 @@ import (
 var topics = gateway.Topics{Site: "site-1", Gateway: "gw-1"}
 
 type fixture struct {
-	ob  *outbox.Outbox
-	col *collect.Collector
+	ob   *outbox.Outbox
+	col  *collect.Collector
+	u    *Uplink
+	stop func() error // stops the uplink and returns Run's error; idempotent
 }
 
-// start opens an outbox, a persistent collector subscribed to url, and an
-// uplink delivering the outbox to url.
-func start(t *testing.T, url string, opts Options) (*fixture, *Uplink, context.CancelFunc, chan error) {
+// rig is a test setup: an outbox, a collector subscribed to collectURL, and
+// an uplink delivering the outbox.
+type rig struct {
+	collectURL string
+	collect    collect.SubscribeOptions // Broker, ClientID and OnSubscribed are set by start
+	opts       Options                  // Brokers defaults to collectURL; Topics and a fast backoff are set
+	prefill    func(*outbox.Outbox)     // runs before the uplink starts
+}
+
+func (r rig) start(t *testing.T) *fixture {
 	t.Helper()
 	ob, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), outbox.DefaultOptions)
 	if err != nil {
@@ -39,25 +48,46 @@ func start(t *testing.T, url string, opts Options) (*fixture, *Uplink, context.C
 	subscribed := make(chan struct{}, 8)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	go collect.Subscribe(ctx, f.col, collect.SubscribeOptions{Broker: url, ClientID: "collector-" + t.Name(), Persistent: true,
-		OnSubscribed: func() { subscribed <- struct{}{} }})
+	co := r.collect
+	co.Broker, co.ClientID = r.collectURL, "collector-"+t.Name()
+	co.OnSubscribed = func() { subscribed <- struct{}{} }
+	go collect.Subscribe(ctx, f.col, co)
 	select {
 	case <-subscribed:
 	case <-time.After(15 * time.Second):
 		t.Fatal("collector did not subscribe")
 	}
-	opts.Brokers = []string{url}
+	if r.prefill != nil {
+		r.prefill(ob)
+	}
+	opts := r.opts
+	if len(opts.Brokers) == 0 {
+		opts.Brokers = []string{r.collectURL}
+	}
 	opts.Topics = topics
-	opts.BackoffMin, opts.BackoffMax = 50*time.Millisecond, 500*time.Millisecond
-	u, err := New(ob, opts)
+	if opts.BackoffMin == 0 {
+		opts.BackoffMin, opts.BackoffMax = 50*time.Millisecond, 500*time.Millisecond
+	}
+	f.u, err = New(ob, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	uctx, ucancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- u.Run(uctx) }()
-	t.Cleanup(func() { ucancel(); <-done })
-	return f, u, ucancel, done
+	go func() { done <- f.u.Run(uctx) }()
+	var once sync.Once
+	var runErr error
+	f.stop = func() error {
+		once.Do(func() { ucancel(); runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() { f.stop() })
+	return f
+}
+
+// start runs a rig with a persistent collector on url.
+func start(t *testing.T, url string, opts Options) *fixture {
+	return rig{collectURL: url, collect: collect.SubscribeOptions{Persistent: true}, opts: opts}.start(t)
 }
 
 func produce(t *testing.T, ob *outbox.Outbox, batches, per int, evEvery int) {
@@ -98,7 +128,8 @@ func TestDeliversEverythingAndDeletesAcked(t *testing.T) {
 	for name, startBroker := range brokers(t) {
 		t.Run(name, func(t *testing.T) {
 			url := startBroker(t)
-			f, u, _, _ := start(t, url, Options{BatchRecords: 200, Window: 8})
+			f := start(t, url, Options{BatchRecords: 200, Window: 8})
+			u := f.u
 			const batches, per = 50, 400
 			produce(t, f.ob, batches, per, 5)
 			want := int64(batches*per + batches/5)
@@ -123,7 +154,8 @@ func TestDeliversEverythingAndDeletesAcked(t *testing.T) {
 // kept) twice while the outbox keeps filling; every row must arrive.
 func TestBrokerRestartLosesNothing(t *testing.T) {
 	m := mqtttest.StartMosquitto(t)
-	f, u, _, _ := start(t, m.URL, Options{BatchRecords: 100, Window: 16, KeepAlive: 2 * time.Second})
+	f := start(t, m.URL, Options{BatchRecords: 100, Window: 16, KeepAlive: 2 * time.Second})
+	u := f.u
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -157,10 +189,9 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 func TestStatusBirthAndShutdown(t *testing.T) {
 	url := mqtttest.StartEmbedded(t)
 	var births atomic.Int64
-	f, _, stop, done := start(t, url, Options{StatusInterval: 100 * time.Millisecond, Birth: func() map[string]any {
+	f := start(t, url, Options{StatusInterval: 100 * time.Millisecond, Birth: func() map[string]any {
 		return map[string]any{"version": "test", "n": births.Add(1)}
 	}})
-	_ = f
 	statuses := make(chan map[string]any, 8)
 	sub := subscriber(t, url, topics.Status(), func(m paho.Message) {
 		var s map[string]any
@@ -181,9 +212,7 @@ func TestStatusBirthAndShutdown(t *testing.T) {
 			return false
 		}
 	})
-	stop()
-	<-done
-	done <- nil // for the cleanup
+	f.stop()
 	for s["state"] != "offline" {
 		select {
 		case s = <-statuses:
@@ -267,26 +296,13 @@ func TestBucket(t *testing.T) {
 // records/s: it cannot finish in less than (6000-2000 burst)/2000 = 2 s,
 // while events still flow.
 func TestReplayRateCapsBacklogReplay(t *testing.T) {
-	url := mqtttest.StartEmbedded(t)
-	ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.DefaultOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ob.Close()
-	produce(t, ob, 12, 500, 4) // the backlog, before the uplink starts
-	col := collect.New()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	subscribed := make(chan struct{}, 4)
-	go collect.Subscribe(ctx, col, collect.SubscribeOptions{Broker: url, ClientID: "col", OnSubscribed: func() { subscribed <- struct{}{} }})
-	<-subscribed
-	u, err := New(ob, Options{Brokers: []string{url}, Topics: topics, ReplayRate: 2000, BatchRecords: 500})
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	done := make(chan error, 1)
-	go func() { done <- u.Run(ctx) }()
+	var start time.Time
+	f := rig{collectURL: mqtttest.StartEmbedded(t), opts: Options{ReplayRate: 2000, BatchRecords: 500},
+		prefill: func(ob *outbox.Outbox) {
+			produce(t, ob, 12, 500, 4) // the backlog, before the uplink starts
+			start = time.Now()
+		}}.start(t)
+	col := f.col
 	waitFor(t, "events while telemetry is throttled", 10*time.Second, func() bool {
 		for _, s := range col.Audit(false).Streams {
 			if strings.HasPrefix(s.Stream, "events/") && s.Received == 3 {
@@ -299,8 +315,6 @@ func TestReplayRateCapsBacklogReplay(t *testing.T) {
 	if el := time.Since(start); el < 1900*time.Millisecond {
 		t.Fatalf("6000 records at 2000/s (burst 2000) took only %v", el)
 	}
-	cancel()
-	<-done
 }
 
 // TestConsumerAcksSurviveBrokerKill SIGKILLs mosquitto three times while the
@@ -309,24 +323,9 @@ func TestReplayRateCapsBacklogReplay(t *testing.T) {
 // collector confirms it, and the audit must come out whole.
 func TestConsumerAcksSurviveBrokerKill(t *testing.T) {
 	m := mqtttest.StartMosquitto(t)
-	ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.DefaultOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ob.Close()
-	col := collect.New()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	subscribed := make(chan struct{}, 16)
-	go collect.Subscribe(ctx, col, collect.SubscribeOptions{Broker: m.URL, ClientID: "col-acks", Persistent: true, Ack: true, OnSubscribed: func() { subscribed <- struct{}{} }})
-	<-subscribed
-	u, err := New(ob, Options{Brokers: []string{m.URL}, Topics: topics, ConsumerAcks: true, ConsumerAckTimeout: 2 * time.Second,
-		KeepAlive: 2 * time.Second, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond, BatchRecords: 200})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- u.Run(ctx) }()
+	f := rig{collectURL: m.URL, collect: collect.SubscribeOptions{Persistent: true, Ack: true},
+		opts: Options{ConsumerAcks: true, ConsumerAckTimeout: 2 * time.Second, KeepAlive: 2 * time.Second, BatchRecords: 200}}.start(t)
+	ob, col, u := f.ob, f.col, f.u
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -356,31 +355,13 @@ func TestConsumerAcksSurviveBrokerKill(t *testing.T) {
 		t.Fatalf("no consumer acks applied: %+v", st)
 	}
 	t.Logf("duplicates %d, confirmed %d, rewinds %d, connects %d", a.Duplicates, st.Confirmed, st.Rewinds, st.Connects)
-	cancel()
-	<-done
 }
 
 // TestConsumerAcksKeepRowsUntilConfirmed: a consumer that never confirms
 // leaves every row in the outbox, and they are sent again after the timeout.
 func TestConsumerAcksKeepRowsUntilConfirmed(t *testing.T) {
-	url := mqtttest.StartEmbedded(t)
-	ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.DefaultOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ob.Close()
-	col := collect.New()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	subscribed := make(chan struct{}, 4)
-	go collect.Subscribe(ctx, col, collect.SubscribeOptions{Broker: url, ClientID: "col-noack", OnSubscribed: func() { subscribed <- struct{}{} }})
-	<-subscribed
-	u, err := New(ob, Options{Brokers: []string{url}, Topics: topics, ConsumerAcks: true, ConsumerAckTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- u.Run(ctx) }()
+	f := rig{collectURL: mqtttest.StartEmbedded(t), opts: Options{ConsumerAcks: true, ConsumerAckTimeout: time.Second}}.start(t)
+	ob, col, u := f.ob, f.col, f.u
 	produce(t, ob, 2, 100, 0)
 	waitFor(t, "a re-send of unconfirmed rows", 20*time.Second, func() bool { return col.Audit(false).Duplicates >= 200 })
 	if ob.Backlog() != 200 {
@@ -389,6 +370,4 @@ func TestConsumerAcksKeepRowsUntilConfirmed(t *testing.T) {
 	if u.Stats().Rewinds == 0 {
 		t.Fatalf("stats %+v", u.Stats())
 	}
-	cancel()
-	<-done
 }
