@@ -28,7 +28,7 @@ gateway: {id: gw-faults, site: site-faults}
 broker:
   urls: [%q]
   keepalive: 2s
-outbox: {path: %q, commit_interval: 5ms}
+outbox: {path: %q, commit_interval: 5ms, max_bytes: %s}
 uplink: {flush_timeout: 30s, batch_records: %d, ack_timeout: %s, ack_mode: %s, consumer_ack_timeout: 5s}
 simulation:
   warehouse:
@@ -55,6 +55,11 @@ type rigOptions struct {
 	// ConsumerAcks sets uplink.ack_mode consumer and runs collect --ack:
 	// rows leave the outbox when the collector confirms them, not at PUBACK.
 	ConsumerAcks bool
+	MaxBytes     string // outbox.max_bytes; default 1GiB
+	OutboxDir    string // directory of the outbox database; default the test's
+	// AllowShed: rows shed under the disk budget are expected; finish then
+	// requires collected + shed (as audited) = ids assigned, and shed > 0.
+	AllowShed bool
 }
 
 // faultRig is one fault case's world: a broker, optionally a proxy, the
@@ -101,7 +106,14 @@ func newRig(t *testing.T, opts rigOptions) *faultRig {
 	}
 	r := &faultRig{t: t, opts: opts, dir: t.TempDir(), stopRSS: make(chan struct{}), rssDone: make(chan struct{})}
 	r.gwBin, r.ctlBin = binaries(t)
+	if opts.MaxBytes == "" {
+		opts.MaxBytes = "1GiB"
+	}
+	r.opts = opts
 	r.dbPath = filepath.Join(r.dir, "outbox.db")
+	if opts.OutboxDir != "" {
+		r.dbPath = filepath.Join(opts.OutboxDir, "outbox.db")
+	}
 	r.cfgPath = filepath.Join(r.dir, "shelfgate.yaml")
 	r.out = filepath.Join(r.dir, "collected.jsonl")
 	if opts.BrokerConf != "" {
@@ -126,7 +138,7 @@ func newRig(t *testing.T, opts rigOptions) *faultRig {
 	if opts.ConsumerAcks {
 		ackMode = "consumer"
 	}
-	cfg := fmt.Sprintf(faultConfig, gwURL, r.dbPath, opts.BatchRecords, opts.AckTimeout, ackMode, seed, opts.Speed)
+	cfg := fmt.Sprintf(faultConfig, gwURL, r.dbPath, opts.MaxBytes, opts.BatchRecords, opts.AckTimeout, ackMode, seed, opts.Speed)
 	if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -338,11 +350,18 @@ func (r *faultRig) finish(minProduced int) auditTotals {
 	if r.proxy != nil {
 		r.t.Logf("proxy %+v", r.proxy.Stats())
 	}
-	if a.ExitErr != nil || a.Missing != 0 || a.Conflicts != 0 || a.Rejected != 0 || a.Shed != 0 || a.Result != "OK" {
+	if a.ExitErr != nil || a.Missing != 0 || a.Conflicts != 0 || a.Rejected != 0 || a.Result != "OK" {
 		r.t.Errorf("audit not clean (collect exit %v):\n%s", a.ExitErr, a.Text)
 	}
-	if collected != total {
+	switch {
+	case !r.opts.AllowShed && a.Shed != 0:
+		r.t.Errorf("audit reports %d rows shed without a disk budget being reached", a.Shed)
+	case !r.opts.AllowShed && collected != total:
 		r.t.Errorf("collected %d unique records, the outbox assigned %d ids", collected, total)
+	case r.opts.AllowShed && a.Shed == 0:
+		r.t.Errorf("nothing was shed: the outage did not reach the disk budget, so this case tested nothing")
+	case r.opts.AllowShed && int64(collected)+a.Shed != int64(total):
+		r.t.Errorf("collected %d + shed %d = %d, the outbox assigned %d ids", collected, a.Shed, int64(collected)+a.Shed, total)
 	}
 	if tail, detail := unreportedTails(r.t, r.dbPath, a.Text); tail > 0 {
 		r.t.Errorf("%d records lost at stream tails, which the audit cannot see:\n%s", tail, strings.Join(detail, "\n"))
@@ -492,4 +511,31 @@ func (r *faultRig) lastLogLine(s string) string {
 		}
 	}
 	return ""
+}
+
+// fileSize returns the size of path, 0 if it does not exist.
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// mountTmpfs mounts a tmpfs of size bytes on a new directory for the test,
+// or skips the test when mounting is not permitted (not root, no
+// CAP_SYS_ADMIN).
+func mountTmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.FormatInt(size, 10), "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot mount a small tmpfs for the full-filesystem case (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Logf("umount %s: %v %s", dir, err, out)
+		}
+	})
+	return dir
 }

@@ -17,6 +17,7 @@ package main
 import (
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -308,6 +309,66 @@ func TestFaultSlowConsumerOverflow(t *testing.T) {
 						tail, a.Missing, total-collected, len(detail), strings.Join(detail, "\n"))
 				}
 			})
+		})
+	}
+}
+
+// TestFaultOutageDiskBudget cuts the gateway off the broker (the proxy
+// refuses connections) for 30s of a sustained warehouse, many times what the
+// outbox may hold, as a long outage would: with a 2 MiB outbox.max_bytes,
+// and on a small filesystem with a budget far larger than the disk: 12 MiB
+// free (room for the outbox's 8 MiB reserve file and 4 MiB of database),
+// and 3 MiB (less than the reserve: the reserve cannot be written). The
+// oldest telemetry is shed and reported; after the outage the audit must
+// account for every id as received or reported shed (missing=0), the
+// database must stay near its bound, and the gateway's RSS below 64 MB.
+func TestFaultOutageDiskBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		maxBytes string
+		budget   int64 // bytes the database file may reach (loose: budget plus headroom)
+		tmpfs    int64 // size of the outbox's filesystem; 0 = the test's temp dir
+		fill     int64 // bytes of that filesystem taken by another file first
+	}{
+		{"max_bytes", "2MiB", 4 << 20, 0, 0},
+		{"full_filesystem", "1GiB", 12 << 20, 32 << 20, 20 << 20},
+		{"full_filesystem_below_reserve", "1GiB", 3 << 20, 3 << 20, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var dir string
+			if tc.tmpfs > 0 {
+				dir = mountTmpfs(t, tc.tmpfs)
+				if tc.fill > 0 {
+					if err := os.WriteFile(filepath.Join(dir, "filler"), make([]byte, tc.fill), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			r := newRig(t, rigOptions{Proxy: true, MaxBytes: tc.maxBytes, OutboxDir: dir, AllowShed: true})
+			r.startGateway()
+			r.waitDelivering("first delivery", 1000, 20*time.Second)
+
+			r.proxy.Refuse(true)
+			r.proxy.Cut()
+			var peakDB, peakWAL, peakReserve int64
+			for end := time.Now().Add(30 * time.Second); time.Now().Before(end); {
+				peakDB = max(peakDB, fileSize(r.dbPath))
+				peakWAL = max(peakWAL, fileSize(r.dbPath+"-wal"))
+				peakReserve = max(peakReserve, fileSize(r.dbPath+"-reserve"))
+				time.Sleep(100 * time.Millisecond)
+			}
+			total, backlog := outboxTotals(t, r.dbPath)
+			t.Logf("after a 30s outage: %d ids assigned, %d rows held, database peak %.2f MB, WAL peak %.2f MB, reserve file peak %.2f MB (max_bytes %s)",
+				total, backlog, float64(peakDB)/(1<<20), float64(peakWAL)/(1<<20), float64(peakReserve)/(1<<20), tc.maxBytes)
+			if peakDB > tc.budget {
+				t.Errorf("database file reached %d bytes, bound %d", peakDB, tc.budget)
+			}
+			r.proxy.Refuse(false)
+			resumed := r.waitDelivering("delivery after the outage", 1000, 30*time.Second)
+			t.Logf("outage ended: 1000 more records collected %s later", resumed.Round(time.Millisecond))
+			time.Sleep(3 * time.Second)
+			a := r.finish(10000)
+			t.Logf("shed=%d missing=%d", a.Shed, a.Missing)
 		})
 	}
 }
