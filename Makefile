@@ -64,6 +64,7 @@ test-short:
 # scanner frames and key events, model files) and the kernel cross-check.
 FUZZ_TARGETS := \
 	./gateway:FuzzDecodeBatch \
+	./gateway/compress:FuzzDecompress \
 	./gateway/config:FuzzParse \
 	./sensors/calibration:FuzzParse \
 	./sensors/scanner:FuzzParseFrames \
@@ -99,6 +100,7 @@ bench-uplink:
 	$(GO) run ./cmd/shelfbench uplink
 	$(GO) run ./cmd/shelfbench latency
 	$(GO) run ./cmd/shelfbench drain -readings $(DRAIN_READINGS)
+	$(GO) run ./cmd/shelfbench compress
 
 # Raspberry Pi builds with cgo (SQLite) using Debian's cross compilers.
 CC_ARM64 ?= aarch64-linux-gnu-gcc

@@ -7,6 +7,7 @@
 //	shelfbench uplink   outbox → mosquitto → subscriber vs raw paho QoS1 single-reading publishes
 //	shelfbench latency  sample-to-subscriber p50/p99 at 5,000 readings/s vs direct paho publishes
 //	shelfbench drain    time to deliver a 10-million-reading backlog vs the time to ingest it
+//	shelfbench compress zstd batch bytes and encode time vs plain JSON
 package main
 
 import (
@@ -36,7 +37,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: shelfbench store|uplink|latency|drain [flags]")
+		fmt.Fprintln(os.Stderr, "usage: shelfbench store|uplink|latency|drain|compress [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -49,6 +50,8 @@ func main() {
 		err = latency(os.Args[2:])
 	case "drain":
 		err = drain(os.Args[2:])
+	case "compress":
+		err = compressBench(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

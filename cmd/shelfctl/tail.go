@@ -15,6 +15,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/gateway/collect"
+	"github.com/shelfgate/shelfgate/gateway/compress"
 )
 
 func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -35,7 +37,11 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		g = "+"
 	}
 	base := gateway.TopicRoot + "/" + s + "/" + g
-	p := &printer{w: stdout, raw: *raw, agg: map[string]*readingAgg{}}
+	zstd, err := compress.NewDecoder(gateway.MaxBatchBytes)
+	if err != nil {
+		return err
+	}
+	p := &printer{w: stdout, raw: *raw, agg: map[string]*readingAgg{}, zstd: zstd}
 	handle := func(_ paho.Client, m paho.Message) { p.message(m.Topic(), m.Payload()) }
 	if !*raw {
 		go func() {
@@ -77,10 +83,11 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // once a second per gateway (count, id range, latest value per stream), so
 // events stand out.
 type printer struct {
-	mu  sync.Mutex
-	w   io.Writer
-	raw bool
-	agg map[string]*readingAgg
+	mu   sync.Mutex
+	w    io.Writer
+	raw  bool
+	agg  map[string]*readingAgg
+	zstd *compress.Decoder
 }
 
 type readingAgg struct {
@@ -128,7 +135,7 @@ func (p *printer) message(topic string, payload []byte) {
 	case "cmd":
 		fmt.Fprintf(w, "%s %s REPLY %s %s\n", now, who, strings.Join(parts[5:], "/"), payload)
 	case "telemetry", "events":
-		b, err := gateway.DecodeBatch(payload)
+		b, err := collect.DecodePayload(p.zstd, payload)
 		if err != nil {
 			fmt.Fprintf(w, "%s %s BAD %s: %v\n", now, who, parts[4], err)
 			return

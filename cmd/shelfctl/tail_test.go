@@ -6,11 +6,16 @@ import (
 	"time"
 
 	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/gateway/compress"
 )
 
 func TestTailPrinter(t *testing.T) {
 	var out strings.Builder
-	p := &printer{w: &out, agg: map[string]*readingAgg{}}
+	zstd, err := compress.NewDecoder(gateway.MaxBatchBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &printer{w: &out, agg: map[string]*readingAgg{}, zstd: zstd}
 	at := time.Unix(1700000000, 0)
 	tel := gateway.AppendBatch(nil, "s", "g", gateway.ClassTelemetry, at, []gateway.Record{
 		{ID: 1, Seq: 1, Stream: "loadcell/shelf-01/bin-01", Time: at, Value: 100, Unit: "g"},
@@ -20,7 +25,11 @@ func TestTailPrinter(t *testing.T) {
 		{ID: 3, Seq: 1, Stream: "events/loadcell/shelf-01/bin-01", Time: at, Body: []byte(`{"kind":"pick","bin":"shelf-01/bin-01","qty":2,"delta_g":-250,"sku":"4006381333931","time":"2023-11-14T22:13:20Z"}`)},
 		{ID: 4, Seq: 1, Stream: "events/scanner/picking-1", Time: at, Body: []byte(`{"kind":"scan","stream":"scanner/picking-1","detail":"4006381333931","time":"2023-11-14T22:13:20Z"}`)},
 	})
-	p.message("shelfgate/v1/s/g/telemetry", tel)
+	enc, err := compress.NewEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.message("shelfgate/v1/s/g/telemetry", enc.Compress(nil, tel)) // compressed batches read the same
 	p.message("shelfgate/v1/s/g/events", ev)
 	p.message("shelfgate/v1/s/g/telemetry", []byte("garbage"))
 	p.message("shelfgate/v1/s/g/status", []byte(`{"state":"online"}`))

@@ -100,7 +100,7 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 		Brokers: brokers, Topics: topics,
 		Username: cfg.Broker.Username, Password: cfg.Broker.Password, TLS: tlsConf,
 		KeepAlive: cfg.Broker.KeepAlive, AckTimeout: cfg.Uplink.AckTimeout,
-		BatchRecords: cfg.Uplink.BatchRecords, Window: cfg.Uplink.Window, ReplayRate: cfg.Uplink.ReplayRate,
+		BatchRecords: cfg.Uplink.BatchRecords, Window: cfg.Uplink.Window, ReplayRate: cfg.Uplink.ReplayRate, Compress: cfg.Uplink.Compress,
 		ConsumerAcks: cfg.Uplink.AckMode == "consumer", ConsumerAckTimeout: cfg.Uplink.ConsumerAckTimeout,
 		Birth: func() map[string]any {
 			b := map[string]any{"version": version, "model": "none", "backlog": ob.Backlog(), "ack_mode": cfg.Uplink.AckMode}

@@ -9,6 +9,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/gateway/compress"
 )
 
 // SubscribeOptions say what to collect and from where.
@@ -36,6 +37,18 @@ type SubscribeOptions struct {
 	Ack bool
 }
 
+// DecodePayload decodes a batch payload, JSON or zstd-compressed.
+func DecodePayload(zstd *compress.Decoder, p []byte) (*gateway.Batch, error) {
+	if compress.IsCompressed(p) {
+		raw, err := zstd.Decompress(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", gateway.ErrBadBatch, err)
+		}
+		p = raw
+	}
+	return gateway.DecodeBatch(p)
+}
+
 // Filters returns the subscription filters for opts (telemetry and events).
 func (o SubscribeOptions) Filters() []string {
 	var fs []string
@@ -56,8 +69,12 @@ func Subscribe(ctx context.Context, c *Collector, o SubscribeOptions) error {
 	for _, f := range o.Filters() {
 		subs[f] = 1
 	}
+	zstd, err := compress.NewDecoder(gateway.MaxBatchBytes)
+	if err != nil {
+		return fmt.Errorf("collect: %w", err)
+	}
 	handle := func(cl paho.Client, m paho.Message) {
-		b, err := gateway.DecodeBatch(m.Payload())
+		b, err := DecodePayload(zstd, m.Payload())
 		if err != nil {
 			c.Reject()
 			if o.OnReject != nil {

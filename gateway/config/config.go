@@ -93,6 +93,7 @@ type Uplink struct {
 	AckTimeout   time.Duration `yaml:"ack_timeout"`
 	FlushTimeout time.Duration `yaml:"flush_timeout"` // how long shutdown tries to deliver the backlog
 	ReplayRate   int           `yaml:"replay_rate"`   // telemetry records/s cap (0 = none) so a fleet's backlog replay does not flood the broker
+	Compress     bool          `yaml:"compress"`      // send batches as zstd frames (for metered links)
 	// AckMode says when a row may leave the outbox: "broker" (at the
 	// broker's PUBACK) or "consumer" (when the cloud consumer confirms it on
 	// .../ack: survives a broker that crashes before persisting).

@@ -16,6 +16,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/gateway/compress"
 )
 
 // Store is what the uplink needs of the outbox.
@@ -53,6 +54,9 @@ type Options struct {
 	// ConsumerAckTimeout is how long a row may stay unconfirmed after its
 	// PUBACK before it is sent again; default 30s.
 	ConsumerAckTimeout time.Duration
+	// Compress sends batches as zstd frames (gateway/compress); consumers
+	// tell them from JSON by the zstd magic number.
+	Compress bool
 	// ReplayRate caps the telemetry lane at this many records/s (0 = no
 	// cap), with a one-second burst, so a fleet reconnecting after an outage
 	// does not flood the broker with its backlogs. Set it above the live
@@ -128,6 +132,7 @@ type Uplink struct {
 	store Store
 	opts  Options
 	log   *slog.Logger
+	zstd  *compress.Encoder // nil unless Options.Compress
 
 	connected   atomic.Bool
 	connects    atomic.Int64
@@ -159,7 +164,15 @@ func New(store Store, opts Options) (*Uplink, error) {
 	if err := gateway.ValidTopicLevel(opts.Topics.Gateway); err != nil {
 		return nil, fmt.Errorf("uplink: gateway: %w", err)
 	}
-	return &Uplink{store: store, opts: opts, log: opts.Logger}, nil
+	u := &Uplink{store: store, opts: opts, log: opts.Logger}
+	if opts.Compress {
+		enc, err := compress.NewEncoder()
+		if err != nil {
+			return nil, fmt.Errorf("uplink: %w", err)
+		}
+		u.zstd = enc
+	}
+	return u, nil
 }
 
 // Stats returns a snapshot of the counters.
@@ -471,6 +484,9 @@ func (u *Uplink) lane(ctx context.Context, c paho.Client, class gateway.Class, w
 			for len(payload) > u.opts.BatchBytes && len(recs) > 1 {
 				recs = recs[:len(recs)/2]
 				payload = gateway.AppendBatch(payload[:0], u.opts.Topics.Site, u.opts.Topics.Gateway, class, time.Now(), recs)
+			}
+			if u.zstd != nil {
+				payload = u.zstd.Compress(make([]byte, 0, len(payload)/4), payload)
 			}
 			lo, hi := recs[0].ID, recs[len(recs)-1].ID
 			if lo <= resendTo {

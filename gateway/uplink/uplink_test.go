@@ -124,6 +124,17 @@ func brokers(t *testing.T) map[string]func(t *testing.T) string {
 	}
 }
 
+func TestDeliversCompressed(t *testing.T) {
+	f := start(t, mqtttest.StartEmbedded(t), Options{Compress: true})
+	produce(t, f.ob, 10, 500, 2)
+	waitFor(t, "compressed batches collected", 15*time.Second, func() bool {
+		return f.col.Audit(false).Received == 5005 && f.ob.Backlog() == 0
+	})
+	if a := f.col.Audit(false); !a.OK() {
+		t.Fatalf("audit %+v", a)
+	}
+}
+
 func TestDeliversEverythingAndDeletesAcked(t *testing.T) {
 	for name, startBroker := range brokers(t) {
 		t.Run(name, func(t *testing.T) {
