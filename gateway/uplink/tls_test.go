@@ -73,7 +73,7 @@ func tlsBroker(t *testing.T, p pki) (tlsURL, plainURL string) {
 	if err := s.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	// Left running until the test binary exits; see mqtttest.StartEmbedded.
 	return "ssl://" + tlsAddr, "tcp://" + plainAddr
 }
 
