@@ -367,6 +367,12 @@ func TestFaultOutageDiskBudget(t *testing.T) {
 			resumed := r.waitDelivering("delivery after the outage", 1000, 30*time.Second)
 			t.Logf("outage ended: 1000 more records collected %s later", resumed.Round(time.Millisecond))
 			time.Sleep(3 * time.Second)
+			// With the link back, acks free the outbox: the gateway must
+			// accept readings again and drain what it held.
+			after, held := outboxTotals(t, r.dbPath)
+			if after <= total {
+				t.Errorf("no reading accepted in the %s after the outage ended (ids assigned stayed at %d, %d rows still held): the gateway did not recover from the full outbox", (resumed + 3*time.Second).Round(time.Second), after, held)
+			}
 			a := r.finish(10000)
 			t.Logf("shed=%d missing=%d", a.Shed, a.Missing)
 		})
