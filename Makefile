@@ -65,6 +65,7 @@ test-short:
 FUZZ_TARGETS := \
 	./gateway:FuzzDecodeBatch \
 	./gateway/compress:FuzzDecompress \
+	./gateway/faultproxy:FuzzSplitter \
 	./gateway/config:FuzzParse \
 	./sensors/calibration:FuzzParse \
 	./sensors/scanner:FuzzParseFrames \

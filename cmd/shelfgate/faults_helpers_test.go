@@ -539,3 +539,17 @@ func mountTmpfs(t *testing.T, size int64) string {
 	})
 	return dir
 }
+
+// knownBugsEnv runs the reproductions of known, unfixed gateway bugs.
+const knownBugsEnv = "SHELFGATE_FAULTS_KNOWN_BUGS"
+
+// knownBug skips a reproduction of a known, unfixed bug unless
+// SHELFGATE_FAULTS_KNOWN_BUGS=1. It is not a passing test: the bug is
+// listed in docs/architecture.md (Known gaps) until it is fixed and this
+// call removed.
+func knownBug(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv(knownBugsEnv) != "1" {
+		t.Skipf("KNOWN BUG, not passing: %s (run with %s=1 to reproduce)", what, knownBugsEnv)
+	}
+}

