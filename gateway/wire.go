@@ -163,3 +163,10 @@ type BatchAck struct {
 	Lo    int64  `json:"lo"`
 	Hi    int64  `json:"hi"`
 }
+
+// StatusLastSeq is the key of the retained status message's map from
+// stream to last committed sequence number. Read before the status's
+// "backlog": when backlog is 0, every sequence number up to it has left the
+// gateway, so a consumer that did not receive one has lost it (loss at a
+// stream's tail, which sequence gaps alone cannot show).
+const StatusLastSeq = "last_seq"

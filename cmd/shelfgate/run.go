@@ -103,7 +103,14 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 		BatchRecords: cfg.Uplink.BatchRecords, Window: cfg.Uplink.Window, ReplayRate: cfg.Uplink.ReplayRate, Compress: cfg.Uplink.Compress,
 		ConsumerAcks: cfg.Uplink.AckMode == "consumer", ConsumerAckTimeout: cfg.Uplink.ConsumerAckTimeout,
 		Birth: func() map[string]any {
+			// last_seq is read before backlog: when backlog is 0, every
+			// sequence number up to last_seq has left the outbox, so a
+			// consumer can tell loss at a stream's tail (gateway.StatusLastSeq).
+			seqs, seqErr := ob.LastSeqs(context.Background())
 			b := map[string]any{"version": version, "model": "none", "backlog": ob.Backlog(), "ack_mode": cfg.Uplink.AckMode}
+			if seqErr == nil {
+				b[gateway.StatusLastSeq] = seqs
+			}
 			if st, err := ob.Stats(context.Background()); err == nil {
 				b["shed_telemetry"], b["shed_events"] = st.ShedTelemetry, st.ShedEvents
 				b["oldest_unsent_s"] = st.OldestAge.Seconds()

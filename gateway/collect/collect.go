@@ -32,6 +32,7 @@ type Collector struct {
 type streamKey struct{ gw, stream string }
 
 type streamState struct {
+	ended     uint64 // last sequence number the gateway reported delivered (status with backlog 0)
 	seqs      Set
 	shed      Set // sequence numbers the gateway reported shed under its disk budget
 	received  int64
@@ -97,6 +98,35 @@ func (c *Collector) noteShed(gw string, body []byte) {
 	st.shed.AddRange(ev.FromSeq, ev.ToSeq)
 }
 
+// Status is the part of a gateway's retained status message the audit uses.
+type Status struct {
+	Site    string            `json:"site"`
+	Gateway string            `json:"gateway"`
+	Backlog *int64            `json:"backlog"`
+	LastSeq map[string]uint64 `json:"last_seq"`
+}
+
+// AddStatus records a gateway status. When its backlog is 0, every stream's
+// sequence numbers up to last_seq have left the gateway: any of them never
+// received is missing, even past the last one received.
+func (c *Collector) AddStatus(st Status) {
+	if st.Backlog == nil || *st.Backlog != 0 || st.Gateway == "" {
+		return
+	}
+	gw := st.Site + "/" + st.Gateway
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for stream, seq := range st.LastSeq {
+		k := streamKey{gw, stream}
+		s := c.streams[k]
+		if s == nil {
+			s = &streamState{}
+			c.streams[k] = s
+		}
+		s.ended = max(s.ended, seq)
+	}
+}
+
 // Reject counts a payload that did not decode.
 func (c *Collector) Reject() {
 	c.mu.Lock()
@@ -160,6 +190,11 @@ func (c *Collector) Audit(fromFirst bool) Audit {
 		// counts as received.
 		accounted := union(st.seqs.Ranges(), st.shed.Ranges())
 		sa.Shed = count(accounted) - count(st.seqs.Ranges())
+		if st.ended > 0 {
+			// The gateway says the stream went this far: a tail never
+			// received is a gap too. A sentinel range past the end closes it.
+			accounted = union(accounted, []Range{{st.ended + 1, st.ended + 1}})
+		}
 		if rs := accounted; len(rs) > 0 {
 			if fromFirst {
 				start = rs[0].Lo
@@ -172,6 +207,7 @@ func (c *Collector) Audit(fromFirst bool) Audit {
 				}
 				next = r.Hi + 1
 			}
+
 		}
 		a.Streams = append(a.Streams, sa)
 		a.Received += sa.Received

@@ -104,3 +104,28 @@ func TestUnion(t *testing.T) {
 		}
 	}
 }
+
+func TestStatusRevealsTailLoss(t *testing.T) {
+	zero, three := int64(0), int64(3)
+	c := New()
+	c.Add(batch(gateway.WireRecord{ID: 1, Stream: "a", Seq: 1}, gateway.WireRecord{ID: 2, Stream: "a", Seq: 2}))
+	// A status taken while rows were still waiting says nothing about the tail.
+	c.AddStatus(Status{Site: "s", Gateway: "g", Backlog: &three, LastSeq: map[string]uint64{"a": 9, "b": 4}})
+	if a := c.Audit(false); !a.OK() || len(a.Streams) != 1 {
+		t.Fatalf("audit after a busy status: %+v", a)
+	}
+	// With backlog 0, a's seqs 3-5 and all of stream b were lost.
+	c.AddStatus(Status{Site: "s", Gateway: "g", Backlog: &zero, LastSeq: map[string]uint64{"a": 5, "b": 4}})
+	a := c.Audit(false)
+	if a.Missing != 3+4 || a.OK() {
+		t.Fatalf("audit %+v", a)
+	}
+	for _, s := range a.Streams {
+		if s.Stream == "a" && (len(s.Gaps) != 1 || s.Gaps[0] != (Range{3, 5}) || s.Last != 2) {
+			t.Errorf("stream a: %+v", s)
+		}
+		if s.Stream == "b" && (s.Missing != 4 || s.Received != 0) {
+			t.Errorf("stream b: %+v", s)
+		}
+	}
+}

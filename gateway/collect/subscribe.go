@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -69,11 +70,26 @@ func Subscribe(ctx context.Context, c *Collector, o SubscribeOptions) error {
 	for _, f := range o.Filters() {
 		subs[f] = 1
 	}
+	// Statuses say where each stream ended (see Collector.AddStatus). A
+	// member of a $share group sees only part of the data, so its audit is
+	// partial anyway and it does not take them.
+	statusFilter := ""
+	if o.Share == "" {
+		statusFilter = strings.TrimSuffix(gateway.SubscriptionFilter(o.Site, o.Gateway, gateway.ClassTelemetry), "telemetry") + "status"
+		subs[statusFilter] = 1
+	}
 	zstd, err := compress.NewDecoder(gateway.MaxBatchBytes)
 	if err != nil {
 		return fmt.Errorf("collect: %w", err)
 	}
 	handle := func(cl paho.Client, m paho.Message) {
+		if strings.HasSuffix(m.Topic(), "/status") {
+			var st Status
+			if len(m.Payload()) <= 1<<20 && json.Unmarshal(m.Payload(), &st) == nil {
+				c.AddStatus(st)
+			}
+			return
+		}
 		b, err := DecodePayload(zstd, m.Payload())
 		if err != nil {
 			c.Reject()

@@ -398,6 +398,25 @@ func (o *Outbox) Ack(ctx context.Context, c gateway.Class, lo, hi int64) error {
 // There is one channel per Outbox; use it from one consumer.
 func (o *Outbox) Notify() <-chan struct{} { return o.notify }
 
+// LastSeqs returns every stream's last committed sequence number.
+func (o *Outbox) LastSeqs(ctx context.Context) (map[gateway.StreamID]uint64, error) {
+	rows, err := o.rdb.QueryContext(ctx, `SELECT name, last_seq FROM streams`)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: last sequences: %w", err)
+	}
+	defer rows.Close()
+	m := map[gateway.StreamID]uint64{}
+	for rows.Next() {
+		var name string
+		var seq uint64
+		if err := rows.Scan(&name, &seq); err != nil {
+			return nil, fmt.Errorf("outbox: last sequences: %w", err)
+		}
+		m[gateway.StreamID(name)] = seq
+	}
+	return m, rows.Err()
+}
+
 // Backlog returns the number of rows waiting for delivery.
 func (o *Outbox) Backlog() int64 { return o.backlog.Load() }
 

@@ -282,14 +282,21 @@ func waitToken(ctx context.Context, tok paho.Token, d time.Duration) bool {
 	}
 }
 
-func (u *Uplink) birth() []byte {
+func (u *Uplink) birth() []byte { return u.status("online", "") }
+
+// status is the retained status body: Birth's fields, then state, reason,
+// gateway, site and time.
+func (u *Uplink) status(state, reason string) []byte {
 	m := map[string]any{}
 	if u.opts.Birth != nil {
 		for k, v := range u.opts.Birth() {
 			m[k] = v
 		}
 	}
-	m["state"] = "online"
+	m["state"] = state
+	if reason != "" {
+		m["reason"] = reason
+	}
 	m["gateway"] = u.opts.Topics.Gateway
 	m["site"] = u.opts.Topics.Site
 	m["time"] = time.Now().UTC().Format(time.RFC3339Nano)
@@ -297,10 +304,10 @@ func (u *Uplink) birth() []byte {
 	return p
 }
 
-// goodbye publishes the retained offline status of a clean shutdown and disconnects.
+// goodbye publishes the retained offline status of a clean shutdown (with
+// Birth's fields as they are now) and disconnects.
 func (u *Uplink) goodbye(c paho.Client) {
-	p, _ := json.Marshal(map[string]any{"state": "offline", "reason": "shutdown", "gateway": u.opts.Topics.Gateway, "site": u.opts.Topics.Site, "time": time.Now().UTC().Format(time.RFC3339Nano)})
-	tok := c.Publish(u.opts.Topics.Status(), 1, true, p)
+	tok := c.Publish(u.opts.Topics.Status(), 1, true, u.status("offline", "shutdown"))
 	tok.WaitTimeout(2 * time.Second)
 	c.Disconnect(250)
 }
