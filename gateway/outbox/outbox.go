@@ -35,7 +35,8 @@ type Options struct {
 	// (path + "-reserve") and deleted when the filesystem is full, so that
 	// the WAL can still be checkpointed and acks and shedding still commit;
 	// it is written back once there is room again. The WAL is checkpointed
-	// before it outgrows half of it. 0 means 8 MiB; negative, no reserve.
+	// before it outgrows half of it. 0 means 8 MiB, or an eighth of a
+	// smaller filesystem (at least 256 KiB); negative, no reserve.
 	ReserveBytes int64
 }
 
@@ -313,6 +314,12 @@ func (o *Outbox) load() error {
 	o.reserveBytes = o.opts.ReserveBytes
 	if o.reserveBytes == 0 {
 		o.reserveBytes = defaultReserveBytes
+		// On a small filesystem (an SD card partition, a tmpfs) a reserve
+		// it cannot hold would never be written, and a full disk would
+		// then wedge the WAL: scale it to an eighth of the filesystem.
+		if total := totalBytes(o.path); total > 0 {
+			o.reserveBytes = max(min(o.reserveBytes, total/8), 256<<10)
+		}
 	}
 	if o.reserveBytes > 0 {
 		// One checkpoint's worth of WAL must fit in the reserve.

@@ -16,3 +16,12 @@ func availBytes(path string) int64 {
 	}
 	return int64(fs.Bavail) * int64(fs.Bsize)
 }
+
+// totalBytes returns the size of the filesystem holding path, or -1 if unknown.
+func totalBytes(path string) int64 {
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Dir(path), &fs); err != nil {
+		return -1
+	}
+	return int64(fs.Blocks) * int64(fs.Bsize)
+}
