@@ -5,8 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,7 +14,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/shelfgate/shelfgate/gateway"
-	"github.com/shelfgate/shelfgate/gateway/outbox"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
 )
 
@@ -61,16 +58,11 @@ func latency(args []string) error {
 	base50, base99 := rec.percentiles()
 
 	// Shelfgate: outbox + uplink.
-	dir, err := os.MkdirTemp("", "shelfbench-lat")
+	ob, closeOutbox, err := tempOutbox("shelfbench-lat")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ob, err := outbox.Open(filepath.Join(dir, "o.db"), outbox.DefaultOptions)
-	if err != nil {
-		return err
-	}
-	defer ob.Close()
+	defer closeOutbox()
 	topics := gateway.Topics{Site: "bench", Gateway: "lat"}
 	rec = newLatencyRecorder(n)
 	sub, err = subscribe(url, topics.Telemetry(), rec.batch)
@@ -78,14 +70,12 @@ func latency(args []string) error {
 		return err
 	}
 	defer sub.Disconnect(0)
-	up, err := uplink.New(ob, uplink.Options{Brokers: []string{url}, Topics: topics})
+	stopUplink, err := runUplink(ob, uplink.Options{Brokers: []string{url}, Topics: topics})
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- up.Run(ctx) }()
+	defer stopUplink()
+	ctx := context.Background()
 	time.Sleep(500 * time.Millisecond) // connected
 	if err := paced(*rate, n, 10, func(rs []gateway.Record) error { return ob.Append(ctx, rs) }); err != nil {
 		return err
@@ -93,8 +83,7 @@ func latency(args []string) error {
 	if err := waitCount(&rec.got, int64(n), 60*time.Second); err != nil {
 		return fmt.Errorf("latency gateway path: %w", err)
 	}
-	cancel()
-	<-done
+	stopUplink()
 	p50, p99 := rec.percentiles()
 	fmt.Printf("FIGURE latency_p50_ms=%.2f unit=ms baseline=%.2f ratio=%.3f\n", p50, base50, p50/base50)
 	fmt.Printf("FIGURE latency_p99_ms=%.2f unit=ms baseline=%.2f ratio=%.3f\n", p99, base99, p99/base99)
@@ -179,16 +168,11 @@ func drain(args []string) error {
 		return err
 	}
 	defer stop()
-	dir, err := os.MkdirTemp("", "shelfbench-drain")
+	ob, closeOutbox, err := tempOutbox("shelfbench-drain")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ob, err := outbox.Open(filepath.Join(dir, "o.db"), outbox.DefaultOptions)
-	if err != nil {
-		return err
-	}
-	defer ob.Close()
+	defer closeOutbox()
 	recs := records(8192, 64)
 	start := time.Now()
 	for left := *n; left > 0; left -= len(recs) {
@@ -203,21 +187,17 @@ func drain(args []string) error {
 	fill := time.Since(start)
 	var got atomic.Int64
 	topics := gateway.Topics{Site: "bench", Gateway: "drain"}
-	recordKey := []byte(`{"id":`)
-	sub, err := subscribe(url, topics.Telemetry(), func(p []byte) { got.Add(int64(bytes.Count(p, recordKey))) })
+	sub, err := subscribe(url, topics.Telemetry(), countRecords(&got))
 	if err != nil {
 		return err
 	}
 	defer sub.Disconnect(0)
-	up, err := uplink.New(ob, uplink.Options{Brokers: []string{url}, Topics: topics, BatchRecords: 1000, Window: 64})
+	start = time.Now()
+	stopUplink, err := runUplink(ob, uplink.Options{Brokers: []string{url}, Topics: topics, BatchRecords: 1000, Window: 64})
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	start = time.Now()
-	go func() { done <- up.Run(ctx) }()
+	defer stopUplink()
 	if err := waitCount(&got, int64(*n), 30*time.Minute); err != nil {
 		return err
 	}
@@ -225,8 +205,7 @@ func drain(args []string) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	el := time.Since(start)
-	cancel()
-	<-done
+	stopUplink()
 	fmt.Printf("FIGURE drain_seconds=%.1f unit=s baseline=%.1f ratio=%.3f\n", el.Seconds(), fill.Seconds(), el.Seconds()/fill.Seconds())
 	fmt.Printf("# drain: %d readings delivered and deleted in %.1f s (%.0f readings/s); baseline = time to ingest them\n", *n, el.Seconds(), float64(*n)/el.Seconds())
 	return nil

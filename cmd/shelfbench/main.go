@@ -221,34 +221,24 @@ func uplinkBench(args []string) error {
 	sub.Disconnect(0)
 
 	// Shelfgate: producers append to the outbox while the uplink delivers.
-	dir, err := os.MkdirTemp("", "shelfbench-uplink")
+	ob, closeOutbox, err := tempOutbox("shelfbench-uplink")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ob, err := outbox.Open(filepath.Join(dir, "outbox.db"), outbox.DefaultOptions)
-	if err != nil {
-		return err
-	}
-	defer ob.Close()
+	defer closeOutbox()
 	var got atomic.Int64
 	topics := gateway.Topics{Site: "bench", Gateway: "gw"}
-	// Count records without a full JSON decode, so the subscriber (sharing
-	// the 2 cores) is not what is measured.
-	recordKey := []byte(`{"id":`)
-	sub, err = subscribe(url, topics.Telemetry(), func(p []byte) { got.Add(int64(bytes.Count(p, recordKey))) })
+	sub, err = subscribe(url, topics.Telemetry(), countRecords(&got))
 	if err != nil {
 		return err
 	}
 	defer sub.Disconnect(0)
-	up, err := uplink.New(ob, uplink.Options{Brokers: []string{url}, Topics: topics, BatchRecords: 1000, Window: 64})
+	ctx := context.Background()
+	stopUplink, err := runUplink(ob, uplink.Options{Brokers: []string{url}, Topics: topics, BatchRecords: 1000, Window: 64})
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	upDone := make(chan error, 1)
-	go func() { upDone <- up.Run(ctx) }()
+	defer stopUplink()
 	recs = records(*n, 64)
 	if *prof != "" {
 		f, err := os.Create(*prof)
@@ -271,10 +261,46 @@ func uplinkBench(args []string) error {
 		time.Sleep(time.Millisecond)
 	}
 	rate := float64(*n) / time.Since(start).Seconds()
-	cancel()
-	<-upDone
+	stopUplink()
 	figure("e2e_readings_per_s", rate, "readings/s", rawRate)
 	return nil
+}
+
+// tempOutbox opens an outbox in a new temporary directory; closeFn closes
+// it and removes the directory.
+func tempOutbox(name string) (ob *outbox.Outbox, closeFn func(), err error) {
+	dir, err := os.MkdirTemp("", name)
+	if err != nil {
+		return nil, nil, err
+	}
+	ob, err = outbox.Open(filepath.Join(dir, "outbox.db"), outbox.DefaultOptions)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return ob, func() { ob.Close(); os.RemoveAll(dir) }, nil
+}
+
+// runUplink starts an uplink delivering ob; stop ends it and waits (it may
+// be called more than once).
+func runUplink(ob *outbox.Outbox, opts uplink.Options) (stop func(), err error) {
+	up, err := uplink.New(ob, opts)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- up.Run(ctx) }()
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-done }) }, nil
+}
+
+// countRecords counts the records of each telemetry payload into got
+// without a full JSON decode, so the subscriber (sharing the 2 cores) is
+// not what is measured.
+func countRecords(got *atomic.Int64) func([]byte) {
+	key := []byte(`{"id":`)
+	return func(p []byte) { got.Add(int64(bytes.Count(p, key))) }
 }
 
 func waitCount(c *atomic.Int64, want int64, d time.Duration) error {
