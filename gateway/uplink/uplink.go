@@ -507,7 +507,6 @@ func (u *Uplink) lane(ctx context.Context, c paho.Client, class gateway.Class, w
 			tok := c.Publish(topic, 1, false, payload)
 			inflight = append(inflight, flight{lo: cursor + 1, hi: hi, n: len(recs), tok: tok, sent: time.Now()})
 			u.inflight.Add(1)
-			_ = lo
 			cursor = hi
 			u.ackedMu.Lock()
 			u.sentMax[class] = max(u.sentMax[class], hi)
