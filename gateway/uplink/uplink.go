@@ -195,7 +195,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 			return nil
 		}
 		url := u.opts.Brokers[attempt%len(u.opts.Brokers)]
-		client, lost, err := u.connect(ctx, url)
+		client, lost, conn, err := u.connect(ctx, url)
 		if err != nil {
 			u.log.Warn("broker connect failed", "broker", url, "err", err, "retry_in", backoff)
 		} else {
@@ -203,7 +203,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 			u.connected.Store(true)
 			u.connects.Add(1)
 			u.log.Info("connected to broker", "broker", url)
-			err = u.session(ctx, client, lost)
+			err = u.session(ctx, client, lost, conn)
 			u.connected.Store(false)
 			if ctx.Err() != nil {
 				u.goodbye(client)
@@ -230,8 +230,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 	}
 }
 
-func (u *Uplink) connect(ctx context.Context, url string) (paho.Client, <-chan struct{}, error) {
+func (u *Uplink) connect(ctx context.Context, url string) (paho.Client, <-chan struct{}, *watchConn, error) {
 	lost := make(chan struct{})
+	slot := new(connSlot)
 	var once sync.Once
 	offline, _ := json.Marshal(map[string]any{"state": "offline", "gateway": u.opts.Topics.Gateway, "site": u.opts.Topics.Site})
 	o := paho.NewClientOptions().
@@ -245,6 +246,7 @@ func (u *Uplink) connect(ctx context.Context, url string) (paho.Client, <-chan s
 		SetPingTimeout(max(u.opts.KeepAlive/2, time.Second)).
 		SetConnectTimeout(u.opts.ConnectTimeout).
 		SetWriteTimeout(u.opts.AckTimeout).
+		SetCustomOpenConnectionFn(dialer(slot)).
 		SetBinaryWill(u.opts.Topics.Status(), offline, 1, true).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			once.Do(func() { close(lost) })
@@ -260,12 +262,17 @@ func (u *Uplink) connect(ctx context.Context, url string) (paho.Client, <-chan s
 	tok := c.Connect()
 	if !waitToken(ctx, tok, u.opts.ConnectTimeout+time.Second) {
 		c.Disconnect(0)
-		return nil, nil, fmt.Errorf("connect to %s: no answer within %s", url, u.opts.ConnectTimeout+time.Second)
+		return nil, nil, nil, fmt.Errorf("connect to %s: no answer within %s", url, u.opts.ConnectTimeout+time.Second)
 	}
 	if err := tok.Error(); err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", url, err)
+		return nil, nil, nil, fmt.Errorf("connect to %s: %w", url, err)
 	}
-	return c, lost, nil
+	conn := slot.p.Load()
+	if conn == nil { // cannot happen: paho connected through dialer
+		c.Disconnect(0)
+		return nil, nil, nil, fmt.Errorf("connect to %s: no connection from the dialer", url)
+	}
+	return c, lost, conn, nil
 }
 
 // waitToken waits for tok up to d or until ctx is done; it reports whether tok completed.
@@ -312,11 +319,12 @@ func (u *Uplink) goodbye(c paho.Client) {
 	c.Disconnect(250)
 }
 
-// session runs the lanes on a connected client until the connection is lost,
-// a publish fails or times out, or ctx is done.
-func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan struct{}) error {
+// session runs the lanes on a connected client until the connection is lost
+// or falls silent (see watch), a publish fails or times out, or ctx is done.
+func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan struct{}, conn *watchConn) error {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	go watch(sctx, conn, u.opts.KeepAlive, cancel)
 	go func() {
 		select {
 		case <-lost:
