@@ -7,6 +7,8 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,8 +91,17 @@ type faultRig struct {
 	gw      *exec.Cmd
 	starts  int
 	peakRSS int64 // kB
-	stopRSS chan struct{}
-	rssDone chan struct{}
+	// peakGoroutines is the highest go_goroutines the gateway's /metrics
+	// reported (metricsAddr), sampled every 500ms: a leak per reconnect or
+	// per restart of a lane would show here.
+	peakGoroutines int
+	// settledGoroutines is the count 3s after the running gateway started
+	// (0 until then); finish compares it with the count at the end.
+	settledGoroutines int
+	startedAt         time.Time
+	metricsAddr       string
+	stopRSS           chan struct{}
+	rssDone           chan struct{}
 }
 
 func newRig(t *testing.T, opts rigOptions) *faultRig {
@@ -139,6 +150,8 @@ func newRig(t *testing.T, opts rigOptions) *faultRig {
 		ackMode = "consumer"
 	}
 	cfg := fmt.Sprintf(faultConfig, gwURL, r.dbPath, opts.MaxBytes, opts.BatchRecords, opts.AckTimeout, ackMode, seed, opts.Speed)
+	r.metricsAddr = freeAddr(t)
+	cfg += fmt.Sprintf("metrics: {listen: %q}\n", r.metricsAddr)
 	if err := os.WriteFile(r.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +195,7 @@ func (r *faultRig) startGateway() {
 	r.mu.Lock()
 	r.gw = cmd
 	r.starts++
+	r.startedAt, r.settledGoroutines = time.Now(), 0
 	r.mu.Unlock()
 }
 
@@ -218,12 +232,13 @@ func (r *faultRig) stopGateway() {
 	}
 }
 
-// sampleRSS records the running gateway's peak VmRSS every 50ms.
+// sampleRSS records the running gateway's peak VmRSS every 50ms and its
+// peak goroutine count (from /metrics) every 500ms.
 func (r *faultRig) sampleRSS() {
 	defer close(r.rssDone)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for {
+	for n := 0; ; n++ {
 		select {
 		case <-r.stopRSS:
 			return
@@ -240,7 +255,58 @@ func (r *faultRig) sampleRSS() {
 			r.peakRSS = max(r.peakRSS, kb)
 			r.mu.Unlock()
 		}
+		if n%10 == 0 {
+			if g, ok := scrapeGoroutines(r.metricsAddr); ok {
+				r.mu.Lock()
+				r.peakGoroutines = max(r.peakGoroutines, g)
+				if r.settledGoroutines == 0 && time.Since(r.startedAt) > 3*time.Second {
+					r.settledGoroutines = g
+				}
+				r.mu.Unlock()
+			}
+		}
 	}
+}
+
+// maxGoroutines bounds the gateway's goroutines in every fault case. The
+// simulated warehouse of faultConfig settles at about 40 (sources and
+// simulators, writer, lanes, paho, metrics) and peaks at 75-115 while a
+// flapping link reconnects; a leak per reconnect, broker kill or re-sent
+// batch would also show in the settled/end comparison of finish.
+const maxGoroutines = 200
+
+// goroutineGrowth is how many more goroutines than it settled at a gateway
+// may have at the end of a case (a reconnect or a batch in progress).
+const goroutineGrowth = 10
+
+// scrapeGoroutines reads go_goroutines from the gateway's /metrics.
+func scrapeGoroutines(addr string) (int, bool) {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+			g, err := strconv.ParseFloat(v, 64)
+			return int(g), err == nil
+		}
+	}
+	return 0, false
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func (r *faultRig) stopSampling() {
@@ -334,6 +400,17 @@ func (r *faultRig) stopCollector(want int) auditTotals {
 // readings, and a peak RSS below 64 MB. It returns the audit.
 func (r *faultRig) finish(minProduced int) auditTotals {
 	r.t.Helper()
+	endGoroutines, _ := scrapeGoroutines(r.metricsAddr)
+	r.mu.Lock()
+	settled := r.settledGoroutines
+	r.mu.Unlock()
+	// Whatever the case did to the last gateway process (reconnects,
+	// broker kills, re-sends), it must end with about the goroutines it
+	// settled at.
+	if settled > 0 && endGoroutines > settled+goroutineGrowth {
+		r.t.Errorf("gateway goroutines grew from %d (3s after start) to %d at the end of the case: a leak", settled, endGoroutines)
+	}
+	r.t.Logf("goroutines: %d 3s after the last start, %d at the end", settled, endGoroutines)
 	r.stopGateway()
 	r.stopSampling()
 	total, backlog := outboxTotals(r.t, r.dbPath)
@@ -343,10 +420,10 @@ func (r *faultRig) finish(minProduced int) auditTotals {
 	a := r.stopCollector(total)
 	collected := countLines(r.t, r.out)
 	r.mu.Lock()
-	peak, starts := r.peakRSS, r.starts
+	peak, starts, gor := r.peakRSS, r.starts, r.peakGoroutines
 	r.mu.Unlock()
-	r.t.Logf("RESULT produced=%d collected=%d received=%d duplicates=%d missing=%d conflicts=%d shed=%d streams=%d gateway_starts=%d peak_rss=%.1fMB",
-		total, collected, a.Received, a.Duplicates, a.Missing, a.Conflicts, a.Shed, a.Streams, starts, float64(peak)/1024)
+	r.t.Logf("RESULT produced=%d collected=%d received=%d duplicates=%d missing=%d conflicts=%d shed=%d streams=%d gateway_starts=%d peak_rss=%.1fMB peak_goroutines=%d",
+		total, collected, a.Received, a.Duplicates, a.Missing, a.Conflicts, a.Shed, a.Streams, starts, float64(peak)/1024, gor)
 	if r.proxy != nil {
 		r.t.Logf("proxy %+v", r.proxy.Stats())
 	}
@@ -376,6 +453,11 @@ func (r *faultRig) finish(minProduced int) auditTotals {
 		r.t.Error("gateway RSS was never sampled")
 	} else if peak >= 64<<10 {
 		r.t.Errorf("gateway peak RSS %.1f MB, want below 64 MB", float64(peak)/1024)
+	}
+	if gor == 0 {
+		r.t.Error("gateway goroutines were never sampled from /metrics")
+	} else if gor > maxGoroutines {
+		r.t.Errorf("gateway peak goroutines %d, want at most %d", gor, maxGoroutines)
 	}
 	return a
 }
