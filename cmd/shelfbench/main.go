@@ -100,32 +100,10 @@ func store(args []string) error {
 	}
 	defer ob.Close()
 	start := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, *producers)
-	for range *producers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				lo := int(next.Add(int64(*batch))) - *batch
-				if lo >= len(recs) {
-					return
-				}
-				if err := ob.Append(context.Background(), recs[lo:min(lo+*batch, len(recs))]); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start)
-	select {
-	case err := <-errs:
+	if err := appendAll(context.Background(), ob, recs, *producers, *batch); err != nil {
 		return err
-	default:
 	}
+	el := time.Since(start)
 	if got := ob.Backlog(); got != int64(*n) {
 		return fmt.Errorf("outbox holds %d rows, want %d", got, *n)
 	}
@@ -183,6 +161,7 @@ func uplinkBench(args []string) error {
 	fs := flag.NewFlagSet("uplink", flag.ExitOnError)
 	n := fs.Int("readings", 300_000, "readings through the gateway path")
 	nRaw := fs.Int("raw", 50_000, "single-reading publishes for the baseline")
+	producers := fs.Int("producers", 8, "concurrent Append callers (a gateway has a source per sensor)")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the gateway path here")
 	fs.Parse(args)
 	url, stop, err := startMosquitto()
@@ -249,10 +228,8 @@ func uplinkBench(args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 	start = time.Now()
-	for lo := 0; lo < len(recs); lo += 1024 {
-		if err := ob.Append(ctx, recs[lo:min(lo+1024, len(recs))]); err != nil {
-			return err
-		}
+	if err := appendAll(ctx, ob, recs, *producers, 1024); err != nil {
+		return err
 	}
 	if err := waitCount(&got, int64(*n), 120*time.Second); err != nil {
 		return fmt.Errorf("gateway path: %w", err)
@@ -264,6 +241,37 @@ func uplinkBench(args []string) error {
 	stopUplink()
 	figure("e2e_readings_per_s", rate, "readings/s", rawRate)
 	return nil
+}
+
+// appendAll appends recs to ob from producers goroutines, batch rows per
+// Append, as a gateway's sources do; it returns the first error.
+func appendAll(ctx context.Context, ob *outbox.Outbox, recs []gateway.Record, producers, batch int) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, producers)
+	for range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				lo := int(next.Add(int64(batch))) - batch
+				if lo >= len(recs) {
+					return
+				}
+				if err := ob.Append(ctx, recs[lo:min(lo+batch, len(recs))]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
 }
 
 // tempOutbox opens an outbox in a new temporary directory; closeFn closes
