@@ -233,19 +233,30 @@ func (o *Outbox) maintain() (more bool) {
 		return false
 	}
 	if wal > walMaxBytes || (wal > 0 && o.maint.vacuumed) || (wal > walTruncateBytes && drained) {
-		if o.checkpoint() {
+		if o.checkpoint(checkpointTruncate) {
 			o.maint.deleted, o.maint.vacuumed = false, false
 		}
 	}
 	return false
 }
 
-// checkpoint copies the WAL into the database and truncates it, which is
-// also when a vacuumed database file shrinks. It reports whether the
-// checkpoint completed (no reader held it back).
-func (o *Outbox) checkpoint() bool {
+// Checkpoint modes (PRAGMA wal_checkpoint).
+const (
+	// checkpointTruncate copies the WAL into the database and truncates it,
+	// which is also when a vacuumed database file shrinks.
+	checkpointTruncate = "TRUNCATE"
+	// checkpointRestart copies the WAL into the database and waits until no
+	// reader uses it, so the next transaction writes the WAL from its start;
+	// the file keeps its size.
+	checkpointRestart = "RESTART"
+)
+
+// checkpoint checkpoints the WAL in mode (checkpointTruncate or
+// checkpointRestart). It reports whether the checkpoint completed (no
+// reader held it back).
+func (o *Outbox) checkpoint(mode string) bool {
 	var busy, log, done int64
-	if err := o.wdb.QueryRow(`PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &log, &done); err != nil {
+	if err := o.wdb.QueryRow(`PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &log, &done); err != nil {
 		return false
 	}
 	return busy == 0

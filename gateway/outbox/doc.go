@@ -26,12 +26,19 @@
 // counted per class in the table shed (cumulative, in Stats).
 //
 // A commit that fails with SQLITE_FULL (the filesystem, or max_page_count,
-// which is set to MaxBytes plus headroom) is retried once after shedding
-// room for it; on a full filesystem the writer first gives up its reserve
-// file (Options.ReserveBytes) so the WAL can be checkpointed, and holds the
-// database at its size until the reserve can be written again. If the retry
-// fails too, Append returns an error wrapping gateway.ErrDiskFull: nothing
-// committed is lost and the caller keeps its rows; acks still apply.
+// which is set to MaxBytes plus headroom) is taken apart: its acks are
+// applied on their own, in as many transactions as it takes for each to
+// fit, then its rows are retried, as they are if the database may have
+// pages for them (acks freed some, or pages are free and it was the WAL
+// that had no room), and then once after shedding room for them. On a full
+// filesystem the writer first gives up its reserve file
+// (Options.ReserveBytes) so the WAL can be checkpointed, and holds the
+// database at its size until the reserve can be written again; meanwhile
+// the WAL cannot count on growing either, so a commit that finds it full
+// waits for readers to leave it and the retry writes it from its start. If
+// the last retry fails too, Append returns an error wrapping
+// gateway.ErrDiskFull: nothing committed is lost and the caller keeps its
+// rows; acks still apply, and are retried until they do.
 //
 // New databases use auto_vacuum=INCREMENTAL: after a drain the writer
 // returns free pages to the filesystem in small steps and truncates the WAL.

@@ -98,8 +98,9 @@ type Stats struct {
 	// ShedNotices counts the EventShed records written since Open (one per
 	// stream and contiguous range of sequence numbers shed).
 	ShedNotices int64
-	// FullCommits counts commits that failed with a full database or
-	// filesystem since Open (each is retried once after shedding).
+	// FullCommits counts transactions that failed with a full database or
+	// filesystem since Open (each is retried: see the package
+	// documentation).
 	FullCommits int64
 	// FullRefused counts rows whose Append failed with gateway.ErrDiskFull
 	// since Open; the caller still holds them.
@@ -178,12 +179,14 @@ type Outbox struct {
 	fullRefused atomic.Int64
 	vacuumed    atomic.Int64
 	maint       maintState // writer only
+	deleteStep  [2]int64   // writer only: rows per delete transaction on the full path, per class (0: deleteStepMax)
 
 	reserveBytes    int64
 	reserved        atomic.Bool // the reserve file is in place
 	reserveReleases atomic.Int64
 	capped          bool      // writer only: max_page_count holds the database at its size after a full filesystem
 	reserveTry      time.Time // writer only: when the reserve was last given up or written
+	walUsual        int64     // bytes of WAL between automatic checkpoints (wal_autocheckpoint pages)
 }
 
 // Open opens or creates the outbox at path and starts its writer.
@@ -327,6 +330,7 @@ func (o *Outbox) load() error {
 		if _, err := o.wdb.Exec(fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d`, ckpt)); err != nil {
 			return fmt.Errorf("outbox: set wal_autocheckpoint: %w", err)
 		}
+		o.walUsual = ckpt * o.pageSize
 		// A full filesystem at start-up is not an error: the reserve is
 		// written back later.
 		ok, _ := o.makeReserve()

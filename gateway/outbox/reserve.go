@@ -19,10 +19,13 @@ const reserveRetry = time.Second
 // fills up, the writer deletes it: the space lets the WAL be checkpointed
 // into the database file, and the WAL regrow to its usual size, while the
 // database stays within the pages it has (see onFull), so acks, shedding
-// and the retried commit still go through. The WAL is checkpointed before
-// it reaches half the reserve's size (wal_autocheckpoint), so that one
-// checkpoint fits. Once there is room again the writer writes the reserve
-// back.
+// and the retried commit still go through. From then on the WAL cannot
+// count on growing: a commit that finds it full restarts it from its start
+// (onFull), and acks are applied in transactions small enough for it
+// (applyAcks). The WAL is
+// checkpointed before it reaches half the reserve's size
+// (wal_autocheckpoint), so that one checkpoint fits. Once there is room
+// again the writer writes the reserve back.
 
 // reservePath is the reserve file of the database at path.
 func reservePath(path string) string { return path + "-reserve" }
@@ -57,48 +60,67 @@ func (o *Outbox) makeReserve() (bool, error) {
 }
 
 // onFull is the writer's response to a commit that found the database or
-// the filesystem full, before it retries. The first time, it gives the
-// reserve's space back to the filesystem, checkpoints the WAL into the
-// database file and truncates it, and then caps the database at the pages
-// it has (max_page_count): from then on rows go into pages freed by
-// shedding, the WAL is checkpointed within the file and reused, and no
-// commit needs more room from the filesystem until the reserve could be
-// written again (restoreReserve).
-func (o *Outbox) onFull() {
-	if o.capped {
-		return
-	}
-	if avail := availBytes(o.path); avail >= 0 && avail >= max(o.reserveBytes, 1<<20) {
-		return // the budget's own max_page_count, not the filesystem
-	}
-	if o.reserved.Load() {
-		if err := os.Remove(reservePath(o.path)); err == nil || errors.Is(err, fs.ErrNotExist) {
-			o.reserved.Store(false)
-			o.reserveReleases.Add(1)
+// the filesystem full, before it retries. On a full filesystem, the first
+// time, it gives the reserve's space back to the filesystem, checkpoints the
+// WAL into the database file and truncates it, and then caps the database at
+// the pages it has (max_page_count): from then on rows go into pages freed
+// by acks and shedding, and no commit needs more room from the filesystem
+// than the WAL file already has, until the reserve could be written again
+// (restoreReserve). The WAL file cannot grow then, so every later time (and
+// on a full filesystem without a reserve) it checkpoints with RESTART,
+// waiting for readers to leave the WAL: the retry then writes the WAL from
+// its start, into blocks the file already has, rather than after frames a
+// reader kept from being checkpointed. Without that, nothing would commit
+// again, so no automatic checkpoint would ever run again either. It reports
+// whether it made room in the WAL (false: the budget's max_page_count is
+// what is full, not the filesystem).
+func (o *Outbox) onFull() (walRoom bool) {
+	if !o.capped {
+		if avail := availBytes(o.path); avail >= 0 && avail >= max(o.reserveBytes, 1<<20) {
+			return false // the budget's own max_page_count, not the filesystem
+		}
+		if o.reserved.Load() {
+			if err := os.Remove(reservePath(o.path)); err == nil || errors.Is(err, fs.ErrNotExist) {
+				o.reserved.Store(false)
+				o.reserveReleases.Add(1)
+			}
+		}
+		if o.reserveBytes > 0 && !o.reserved.Load() {
+			o.checkpoint(checkpointTruncate)
+			var pages int64
+			if err := o.wdb.QueryRow(`PRAGMA page_count`).Scan(&pages); err == nil {
+				if _, err := o.wdb.Exec(fmt.Sprintf(`PRAGMA max_page_count = %d`, pages)); err == nil {
+					o.capped = true
+					o.reserveTry = time.Now()
+					return true
+				}
+			}
 		}
 	}
-	if o.reserveBytes <= 0 || o.reserved.Load() {
-		return // without a reserve, the budget's max_page_count is the only cap
-	}
-	o.checkpoint()
-	var pages int64
-	if err := o.wdb.QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {
-		return
-	}
-	if _, err := o.wdb.Exec(fmt.Sprintf(`PRAGMA max_page_count = %d`, pages)); err == nil {
-		o.capped = true
-		o.reserveTry = time.Now()
-	}
+	o.checkpoint(checkpointRestart)
+	return true
 }
 
 // restoreReserve writes the reserve back, at most every reserveRetry, once
 // it is missing; when that succeeds there is room again, and the cap set by
-// onFull is lifted.
+// onFull is lifted. The room may be held by the WAL file, which is not
+// truncated while the reserve is missing (maintain) and may be larger than
+// it needs to be: after one large transaction, or after readers kept it
+// from being restarted. It is truncated first when the room it gives back
+// holds the reserve and still leaves the WAL twice its usual size (the
+// automatic checkpoint runs after the commit that crossed it).
 func (o *Outbox) restoreReserve() {
 	if o.reserveBytes <= 0 || o.reserved.Load() || time.Since(o.reserveTry) < reserveRetry {
 		return
 	}
 	o.reserveTry = time.Now()
+	if avail := availBytes(o.path); avail >= 0 && avail < o.reserveBytes {
+		fi, err := os.Stat(o.path + "-wal")
+		if err != nil || avail+fi.Size() < o.reserveBytes+2*o.walUsual {
+			return // it would not fit: spare the disk the writes
+		}
+		o.checkpoint(checkpointTruncate)
+	}
 	ok, _ := o.makeReserve()
 	if !ok {
 		return

@@ -36,23 +36,7 @@ func (o *Outbox) writer() {
 		var keep []ackReq
 		err := o.commit(pending, acks, commitNormal)
 		if IsFull(err) {
-			o.fullCommits.Add(1)
-			// Make room by policy and try once more (see onFull for a full
-			// filesystem).
-			o.onFull()
-			err = o.commit(pending, acks, commitAfterFull)
-			if IsFull(err) {
-				o.fullCommits.Add(1)
-				o.fullRefused.Add(int64(rows))
-				// Acks are deletes: they must still go through, and if even
-				// they cannot, they wait for the next commit.
-				if len(acks) > 0 {
-					if aerr := o.commit(nil, acks, commitDeletesOnly); aerr != nil {
-						keep = acks
-					}
-				}
-				err = fmt.Errorf("outbox: %d rows refused: %w: %w", rows, gateway.ErrDiskFull, err)
-			}
+			keep, err = o.commitOnFull(pending, acks, rows)
 		}
 		for _, p := range pending {
 			p.done <- err
@@ -116,17 +100,147 @@ func (o *Outbox) writer() {
 	}
 }
 
+// deleteStepMax is the most rows one of the writer's delete transactions
+// takes on the full path (applyAcks).
+const deleteStepMax = 1024
+
+// commitOnFull is the writer's answer to a commit of pending and acks
+// (rows records in all) that failed with SQLITE_FULL. It makes room
+// (onFull), applies the acks on their own (applyAcks), then retries the
+// pending rows as they are if the database may have pages for them, and
+// once more after shedding room for them (commitAfterFull). It returns the
+// acks that could not be applied yet, for the next commit, and the pending
+// rows' result: nil, or an error wrapping gateway.ErrDiskFull.
+func (o *Outbox) commitOnFull(pending []appendReq, acks []ackReq, rows int) (keep []ackReq, err error) {
+	o.fullCommits.Add(1)
+	walRoom := o.onFull()
+	if len(acks) > 0 {
+		// Deletes must go through on a full disk. A single transaction
+		// holding every ack may need more WAL than a full filesystem has
+		// room for (an ack of events touches one page per event, as events
+		// lie between telemetry rows), and then it never commits; so the
+		// acks go first, on their own and in steps that fit.
+		keep = o.applyAcks(acks)
+	}
+	if len(pending) == 0 {
+		return keep, nil
+	}
+	// What was full may have been the WAL's room on the filesystem, not the
+	// database's pages: if the deletes freed pages, or onFull made room in
+	// the WAL and enough pages are free, the rows may fit as they are, and
+	// nothing need be shed.
+	if len(acks) > 0 || walRoom && o.roomFor(rows) {
+		if err = o.commit(pending, nil, commitNormal); !IsFull(err) {
+			return keep, err
+		}
+		o.fullCommits.Add(1)
+		o.onFull()
+	}
+	if err = o.commit(pending, nil, commitAfterFull); IsFull(err) {
+		o.fullCommits.Add(1)
+		o.fullRefused.Add(int64(rows))
+		err = fmt.Errorf("outbox: %d rows refused: %w: %w", rows, gateway.ErrDiskFull, err)
+	}
+	return keep, err
+}
+
+// applyAcks applies acks on a full disk: all in one transaction if that
+// fits, else oldest first, each in transactions of at most deleteStep rows
+// of its class. A step that fails with SQLITE_FULL is retried after onFull
+// with half as many rows, down to one row; a step that commits lets the
+// next one take twice as many, up to deleteStepMax. It returns the acks, or
+// the parts of them, not applied: those that failed with one row, or with
+// another error.
+func (o *Outbox) applyAcks(acks []ackReq) (keep []ackReq) {
+	switch err := o.commit(nil, acks, commitDeletesOnly); {
+	case err == nil:
+		return nil
+	case !IsFull(err):
+		return acks
+	}
+	o.fullCommits.Add(1)
+	o.onFull()
+	for i, last := 0, false; i < len(acks); {
+		a := acks[i]
+		step := int64(deleteStepMax)
+		if int(a.class) < len(o.deleteStep) && o.deleteStep[a.class] > 0 {
+			step = min(o.deleteStep[a.class], deleteStepMax)
+		}
+		hi, err := o.stepEnd(a, step)
+		if err == nil {
+			err = o.commit(nil, []ackReq{{class: a.class, lo: a.lo, hi: hi}}, commitDeletesOnly)
+		}
+		switch {
+		case err == nil:
+			if int(a.class) < len(o.deleteStep) {
+				o.deleteStep[a.class] = min(2*step, deleteStepMax)
+			}
+			last = false
+			if hi >= a.hi {
+				i++
+			} else {
+				acks[i].lo = hi + 1
+			}
+		case IsFull(err) && !last:
+			o.fullCommits.Add(1)
+			if int(a.class) < len(o.deleteStep) {
+				o.deleteStep[a.class] = max(step/2, 1)
+			}
+			// One row failed: try it once more after onFull, then give up
+			// until the next commit.
+			last = step == 1
+			o.onFull()
+		default:
+			if IsFull(err) {
+				o.fullCommits.Add(1)
+			}
+			return acks[i:]
+		}
+	}
+	return nil
+}
+
+// roomFor reports whether the database's free pages may hold rows more
+// rows of the average size of those it holds.
+func (o *Outbox) roomFor(rows int) bool {
+	var pages, free int64
+	if err := o.wdb.QueryRow(`SELECT page_count, freelist_count FROM pragma_page_count(), pragma_freelist_count()`).Scan(&pages, &free); err != nil || free == 0 {
+		return false
+	}
+	n := o.backlog.Load()
+	if n <= 0 {
+		return true
+	}
+	return free*o.pageSize >= int64(rows)*((pages-free)*o.pageSize/n)
+}
+
+// stepEnd returns the highest id of a step of a: the id of a's step-th row
+// still in the database, or a.hi if a holds fewer rows.
+func (o *Outbox) stepEnd(a ackReq, step int64) (int64, error) {
+	var hi int64
+	// The class is a literal so the planner can use the partial index on
+	// events.
+	err := o.wdb.QueryRow(fmt.Sprintf(`SELECT id FROM outbox WHERE class = %d AND id BETWEEN ? AND ? ORDER BY id LIMIT 1 OFFSET ?`, a.class), a.lo, a.hi, step-1).Scan(&hi)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return a.hi, nil
+	case err != nil:
+		return 0, fmt.Errorf("outbox: delete acked %s ids %d-%d: %w", a.class, a.lo, a.hi, err)
+	}
+	return hi, nil
+}
+
 // commitMode says how a commit makes room.
 type commitMode int
 
 const (
 	// commitNormal inserts, applies acks, then sheds if the budget is exceeded.
 	commitNormal commitMode = iota
-	// commitAfterFull is the retry after SQLITE_FULL: shed first (room for
-	// the pending rows), then insert.
+	// commitAfterFull is the last retry after SQLITE_FULL: shed first (room
+	// for the pending rows), then insert.
 	commitAfterFull
 	// commitDeletesOnly applies acks and nothing else (no shed notices that
-	// would need pages): deletes must work on a full disk.
+	// would need pages): deletes must work on a full disk (applyAcks).
 	commitDeletesOnly
 )
 
