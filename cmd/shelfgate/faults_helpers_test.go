@@ -95,13 +95,13 @@ type faultRig struct {
 	// reported (metricsAddr), sampled every 500ms: a leak per reconnect or
 	// per restart of a lane would show here.
 	peakGoroutines int
-	// settledGoroutines is the count 3s after the running gateway started
-	// (0 until then); finish compares it with the count at the end.
-	settledGoroutines int
-	startedAt         time.Time
-	metricsAddr       string
-	stopRSS           chan struct{}
-	rssDone           chan struct{}
+	// steadyGoroutines is the count when the case first saw the gateway
+	// delivering (its first waitDelivering); finish compares it with the
+	// count at the end.
+	steadyGoroutines int
+	metricsAddr      string
+	stopRSS          chan struct{}
+	rssDone          chan struct{}
 }
 
 func newRig(t *testing.T, opts rigOptions) *faultRig {
@@ -195,7 +195,6 @@ func (r *faultRig) startGateway() {
 	r.mu.Lock()
 	r.gw = cmd
 	r.starts++
-	r.startedAt, r.settledGoroutines = time.Now(), 0
 	r.mu.Unlock()
 }
 
@@ -259,9 +258,6 @@ func (r *faultRig) sampleRSS() {
 			if g, ok := scrapeGoroutines(r.metricsAddr); ok {
 				r.mu.Lock()
 				r.peakGoroutines = max(r.peakGoroutines, g)
-				if r.settledGoroutines == 0 && time.Since(r.startedAt) > 3*time.Second {
-					r.settledGoroutines = g
-				}
 				r.mu.Unlock()
 			}
 		}
@@ -269,13 +265,14 @@ func (r *faultRig) sampleRSS() {
 }
 
 // maxGoroutines bounds the gateway's goroutines in every fault case. The
-// simulated warehouse of faultConfig settles at about 40 (sources and
-// simulators, writer, lanes, paho, metrics) and peaks at 75-115 while a
-// flapping link reconnects; a leak per reconnect, broker kill or re-sent
-// batch would also show in the settled/end comparison of finish.
+// simulated warehouse of faultConfig runs about 40 while delivering
+// (sources and simulators, writer, lanes, paho, metrics) and peaks at
+// 75-115 while a flapping link reconnects; a leak per reconnect, broker
+// kill or re-sent batch would also show in finish's comparison of the
+// count at the end with the count when the case first saw a delivery.
 const maxGoroutines = 200
 
-// goroutineGrowth is how many more goroutines than it settled at a gateway
+// goroutineGrowth is how many more goroutines than when it first delivered a gateway
 // may have at the end of a case (a reconnect or a batch in progress).
 const goroutineGrowth = 10
 
@@ -400,17 +397,18 @@ func (r *faultRig) stopCollector(want int) auditTotals {
 // readings, and a peak RSS below 64 MB. It returns the audit.
 func (r *faultRig) finish(minProduced int) auditTotals {
 	r.t.Helper()
+	// Whatever the case did (reconnects, broker kills, re-sends, a backlog
+	// replayed), a delivering gateway must end with about the goroutines
+	// it had when it first delivered.
+	time.Sleep(time.Second) // let a reconnect or a replay in progress settle
 	endGoroutines, _ := scrapeGoroutines(r.metricsAddr)
 	r.mu.Lock()
-	settled := r.settledGoroutines
+	steady := r.steadyGoroutines
 	r.mu.Unlock()
-	// Whatever the case did to the last gateway process (reconnects,
-	// broker kills, re-sends), it must end with about the goroutines it
-	// settled at.
-	if settled > 0 && endGoroutines > settled+goroutineGrowth {
-		r.t.Errorf("gateway goroutines grew from %d (3s after start) to %d at the end of the case: a leak", settled, endGoroutines)
+	if steady > 0 && endGoroutines > steady+goroutineGrowth {
+		r.t.Errorf("gateway goroutines grew from %d when it first delivered to %d at the end of the case: a leak", steady, endGoroutines)
 	}
-	r.t.Logf("goroutines: %d 3s after the last start, %d at the end", settled, endGoroutines)
+	r.t.Logf("goroutines: %d when first delivering, %d at the end", steady, endGoroutines)
 	r.stopGateway()
 	r.stopSampling()
 	total, backlog := outboxTotals(r.t, r.dbPath)
@@ -472,6 +470,16 @@ func (r *faultRig) waitDelivering(what string, n int, d time.Duration) time.Dura
 	start := time.Now()
 	base := r.collected()
 	waitUntil(r.t, what, d, func() bool { return r.collected() >= base+n })
+	r.mu.Lock()
+	first := r.steadyGoroutines == 0
+	r.mu.Unlock()
+	if first {
+		if g, ok := scrapeGoroutines(r.metricsAddr); ok {
+			r.mu.Lock()
+			r.steadyGoroutines = g
+			r.mu.Unlock()
+		}
+	}
 	return time.Since(start)
 }
 
@@ -620,18 +628,4 @@ func mountTmpfs(t *testing.T, size int64) string {
 		}
 	})
 	return dir
-}
-
-// knownBugsEnv runs the reproductions of known, unfixed gateway bugs.
-const knownBugsEnv = "SHELFGATE_FAULTS_KNOWN_BUGS"
-
-// knownBug skips a reproduction of a known, unfixed bug unless
-// SHELFGATE_FAULTS_KNOWN_BUGS=1. It is not a passing test: the bug is
-// listed in docs/architecture.md (Known gaps) until it is fixed and this
-// call removed.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv(knownBugsEnv) != "1" {
-		t.Skipf("KNOWN BUG, not passing: %s (run with %s=1 to reproduce)", what, knownBugsEnv)
-	}
 }
