@@ -159,7 +159,7 @@ func rawInsert(path string, recs []gateway.Record) (float64, error) {
 // message per reading, with many in flight, to the same broker and subscriber.
 func uplinkBench(args []string) error {
 	fs := flag.NewFlagSet("uplink", flag.ExitOnError)
-	n := fs.Int("readings", 300_000, "readings through the gateway path")
+	n := fs.Int("readings", 1_000_000, "readings through the gateway path")
 	nRaw := fs.Int("raw", 50_000, "single-reading publishes for the baseline")
 	producers := fs.Int("producers", 8, "concurrent Append callers (a gateway has a source per sensor)")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the gateway path here")

@@ -77,7 +77,7 @@ type maintState struct {
 // pragma query per commit, no per-row work.
 func (o *Outbox) budget(st *txState) error {
 	var pages, free int64
-	if err := st.tx.QueryRow(`SELECT page_count, freelist_count FROM pragma_page_count(), pragma_freelist_count()`).Scan(&pages, &free); err != nil {
+	if err := st.tx.Stmt(st.o.pagesStmt).QueryRow().Scan(&pages, &free); err != nil {
 		return fmt.Errorf("outbox: measure size: %w", err)
 	}
 	used := (pages - free) * o.pageSize
