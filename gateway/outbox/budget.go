@@ -61,7 +61,7 @@ type shedRun struct {
 // shedResult is what one commit shed.
 type shedResult struct {
 	rows   [2]int64 // rows shed per class
-	hi     [2]int64 // highest id shed per class: every row of the class at or below it is gone
+	hi     [2]int64 // highest id shed per class: every row of the class at or below it is gone, but notices
 	runs   []shedRun
 	reason string
 }
@@ -93,11 +93,22 @@ func (o *Outbox) budget(st *txState) error {
 
 // shed deletes up to want of the oldest telemetry rows and, if events is
 // set and no telemetry is left, the oldest events, recording per stream the
-// contiguous ranges of sequence numbers deleted.
+// contiguous ranges of sequence numbers deleted. Shed notices themselves
+// (ShedStream) are never shed: they are the only account of what was, and
+// collect would report the rows they cover as missing.
+//
+// Every query starts above shedFloor[c], the highest id shed of the class
+// so far: below it only rows shedding skips (events under telemetry
+// shedding, notices) are left, and a 72 h outage showed scans past them
+// growing to half the writer's time.
 func (o *Outbox) shed(st *txState, want int64, events bool, reason string) error {
 	classes := []gateway.Class{gateway.ClassTelemetry}
 	if events {
 		classes = append(classes, gateway.ClassEvent)
+	}
+	notices := int64(-1) // the stream id of ShedStream, if it exists
+	if s, ok := o.byName[ShedStream]; ok {
+		notices = s.id
 	}
 	for _, c := range classes {
 		if want <= 0 {
@@ -105,10 +116,11 @@ func (o *Outbox) shed(st *txState, want int64, events bool, reason string) error
 		}
 		// The class is a literal so the planner can use the partial index
 		// on events.
+		where := fmt.Sprintf(`class = %d AND id > %d AND stream != %d`, c, o.shedFloor[c], notices)
 		var hi int64
-		err := st.tx.QueryRow(fmt.Sprintf(`SELECT id FROM outbox WHERE class = %d ORDER BY id LIMIT 1 OFFSET ?`, c), want-1).Scan(&hi)
+		err := st.tx.QueryRow(`SELECT id FROM outbox WHERE `+where+` ORDER BY id LIMIT 1 OFFSET ?`, want-1).Scan(&hi)
 		if errors.Is(err, sql.ErrNoRows) {
-			err = st.tx.QueryRow(fmt.Sprintf(`SELECT id FROM outbox WHERE class = %d ORDER BY id DESC LIMIT 1`, c)).Scan(&hi)
+			err = st.tx.QueryRow(`SELECT id FROM outbox WHERE ` + where + ` ORDER BY id DESC LIMIT 1`).Scan(&hi)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue // nothing of this class
 			}
@@ -121,8 +133,8 @@ func (o *Outbox) shed(st *txState, want int64, events bool, reason string) error
 		rows, err := st.tx.Query(fmt.Sprintf(`
 SELECT stream, min(seq), max(seq), count(*) FROM (
 	SELECT stream, seq, seq - row_number() OVER (PARTITION BY stream ORDER BY id) AS g
-	FROM outbox WHERE class = %d AND id <= ?
-) GROUP BY stream, g ORDER BY stream, 2`, c), hi)
+	FROM outbox WHERE %s AND id <= ?
+) GROUP BY stream, g ORDER BY stream, 2`, where), hi)
 		if err != nil {
 			return fmt.Errorf("outbox: shed %s: %w", c, err)
 		}
@@ -142,7 +154,7 @@ SELECT stream, min(seq), max(seq), count(*) FROM (
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("outbox: shed %s: %w", c, err)
 		}
-		res, err := st.tx.Exec(fmt.Sprintf(`DELETE FROM outbox WHERE class = %d AND id <= ?`, c), hi)
+		res, err := st.tx.Exec(`DELETE FROM outbox WHERE `+where+` AND id <= ?`, hi)
 		if err != nil {
 			return fmt.Errorf("outbox: shed %s up to id %d: %w", c, hi, err)
 		}

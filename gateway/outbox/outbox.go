@@ -172,10 +172,13 @@ type Outbox struct {
 	// sixth of the writer's time.
 	// INSERTs of 1..insertRows rows prepared on the writer's driver
 	// connection (rawConn), run without database/sql (see insertBuffered).
-	rawConn   any
-	rawIns    [insertRows + 1]driver.StmtQueryContext
-	nv        []driver.NamedValue
-	seqJSON   []byte
+	rawConn any
+	rawIns  [insertRows + 1]driver.StmtQueryContext
+	nv      []driver.NamedValue
+	seqJSON []byte
+	// shedFloor[c] is the highest id of class c shed since Open (writer
+	// only): every row of the class at or below it is gone, notices aside.
+	shedFloor [2]int64
 	delStmt   *sql.Stmt // DELETE acked rows: lo, hi, class
 	seqStmt   *sql.Stmt // UPDATE streams' last_seq from JSON [[id,seq],...]
 	pagesStmt *sql.Stmt // page_count, freelist_count

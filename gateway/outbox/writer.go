@@ -500,6 +500,7 @@ func (o *Outbox) commit(pending []appendReq, acks []ackReq, mode commitMode) (er
 		t.mu.Unlock()
 		if hi := st.shed.hi[c]; hi > 0 {
 			t.forget(hi)
+			o.shedFloor[c] = max(o.shedFloor[c], hi)
 		}
 	}
 	for _, a := range acks {
