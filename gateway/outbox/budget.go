@@ -173,30 +173,86 @@ SELECT stream, min(seq), max(seq), count(*) FROM (
 	return nil
 }
 
-// shedNotices inserts one EventShed record per shed run into the same
-// transaction and returns them.
+// noticeRow is the newest shed notice written for a stream.
+type noticeRow struct {
+	id       int64
+	seq      uint64
+	from, to uint64
+	n        int64
+	reason   string
+}
+
+// shedNotices reports st's shed runs on ShedStream in the same
+// transaction. A run that continues the stream's newest notice (the next
+// sequence numbers, for the same reason) extends that notice in place
+// while no reader has been handed it, so a long outage leaves one notice
+// per stream rather than one per commit that shed: the 72 h case wrote
+// 17,000 notices in 12 simulated hours, and on an 8 MiB budget they took
+// it over. Otherwise it inserts a new notice. It returns the new notices;
+// st.noticeUpdates holds the extended ones.
 func (o *Outbox) shedNotices(st *txState) ([]gateway.Record, error) {
 	if len(st.shed.runs) == 0 {
 		return nil, nil
 	}
 	now := time.Now()
-	notices := make([]gateway.Record, len(st.shed.runs))
-	for i, r := range st.shed.runs {
+	var notices []gateway.Record
+	for _, r := range st.shed.runs {
 		name := gateway.StreamID(fmt.Sprintf("unknown/%d", r.stream))
 		if v, ok := o.names.Load(r.stream); ok {
 			name = v.(*stream).name
 		}
+		row := noticeRow{from: r.from, to: r.to, n: r.n, reason: st.shed.reason}
+		last, ok := st.lastNotice[r.stream]
+		if !ok {
+			last, ok = o.lastNotice[r.stream]
+		}
+		extend := ok && last.to+1 == r.from && last.reason == row.reason
+		if extend && !st.handLocked {
+			// Held until the commit is published: Read cannot hand the
+			// notice out between this check and then.
+			o.handMu.Lock()
+			st.handLocked = true
+		}
+		extend = extend && last.id > o.handed
+		if extend {
+			row.id, row.seq, row.from, row.n = last.id, last.seq, last.from, last.n+r.n
+		}
 		body, err := json.Marshal(gateway.Event{
-			Kind: gateway.EventShed, Stream: name, FromSeq: r.from, ToSeq: r.to,
-			Quantity: int(r.n), Detail: st.shed.reason, Time: now,
+			Kind: gateway.EventShed, Stream: name, FromSeq: row.from, ToSeq: row.to,
+			Quantity: int(row.n), Detail: row.reason, Time: now,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("outbox: shed notice: %w", err)
 		}
-		notices[i] = gateway.Record{Class: gateway.ClassEvent, Stream: ShedStream, Time: now, Value: float64(r.n), Body: body}
-		if err := st.insert(&notices[i]); err != nil {
+		rec := gateway.Record{Class: gateway.ClassEvent, Stream: ShedStream, Time: now, Value: float64(row.n), Body: body}
+		if extend {
+			res, err := st.tx.Exec(`UPDATE outbox SET body = ?, value = ?, ts = ? WHERE id = ? AND class = 1`, body, rec.Value, now.UnixMicro(), row.id)
+			if err != nil {
+				return nil, fmt.Errorf("outbox: extend shed notice %d: %w", row.id, err)
+			}
+			if k, _ := res.RowsAffected(); k == 1 {
+				rec.ID, rec.Seq = row.id, row.seq
+				st.noticeUpdates = append(st.noticeUpdates, rec)
+				st.lastNotice[r.stream] = row
+				continue
+			}
+			// Gone (delivered after all): report the run on its own.
+			row = noticeRow{from: r.from, to: r.to, n: r.n, reason: st.shed.reason}
+			rec.Value = float64(r.n)
+			if rec.Body, err = json.Marshal(gateway.Event{
+				Kind: gateway.EventShed, Stream: name, FromSeq: r.from, ToSeq: r.to,
+				Quantity: int(r.n), Detail: row.reason, Time: now,
+			}); err != nil {
+				return nil, fmt.Errorf("outbox: shed notice: %w", err)
+			}
+		}
+		notices = append(notices, rec)
+		n := &notices[len(notices)-1]
+		if err := st.insert(n); err != nil {
 			return nil, err
 		}
+		row.id, row.seq = n.ID, n.Seq
+		st.lastNotice[r.stream] = row
 	}
 	if err := st.flush(); err != nil {
 		return nil, err

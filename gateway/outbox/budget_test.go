@@ -318,6 +318,12 @@ func TestBudgetSheds(t *testing.T) {
 			if st.ShedTelemetry == 0 && tc.telemetry > 0 {
 				t.Errorf("nothing shed: %+v", st)
 			}
+			// Nothing was read (handed to an uplink) before the end, so
+			// every stream's contiguous sheds extend one notice; a range
+			// acked in the middle splits a stream's report in two.
+			if most := int64(len(tel) + len(evs)); !tc.ackMiddle && st.ShedNotices > most {
+				t.Errorf("%d shed notices for %d streams: contiguous sheds were not folded into one notice", st.ShedNotices, most)
+			}
 			if got := st.ShedEvents > 0; got != tc.wantShedEvent {
 				t.Errorf("events shed: %d, want some: %v", st.ShedEvents, tc.wantShedEvent)
 			}
@@ -767,5 +773,62 @@ func TestBudgetHardCap(t *testing.T) {
 	}
 	if st.ReserveReleases != 0 {
 		t.Errorf("the budget's own cap gave up the reserve: %+v", st)
+	}
+}
+
+// TestShedNoticeHandedOutIsNeverRewritten: a notice the uplink has read may
+// be in flight, so a later contiguous shed must get a notice of its own
+// instead of extending it (a PUBACK of the old version would delete the
+// only report of the new range).
+func TestShedNoticeHandedOutIsNeverRewritten(t *testing.T) {
+	const budget = 128 << 10
+	o, err := Open(filepath.Join(t.TempDir(), "outbox.db"), Options{MaxBytes: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	ctx := context.Background()
+	tel := []gateway.StreamID{"loadcell/a"}
+	fill := func(until func(Stats) bool) {
+		t.Helper()
+		for range 1000 {
+			if err := o.Append(ctx, telemetry(tel, 500)); err != nil {
+				t.Fatal(err)
+			}
+			if until(stats(t, o)) {
+				return
+			}
+		}
+		t.Fatalf("condition not reached: %+v", stats(t, o))
+	}
+	fill(func(st Stats) bool { return st.ShedNotices == 1 && st.ShedTelemetry > 2000 })
+	// Shed more: still one notice, extended.
+	shed := stats(t, o).ShedTelemetry
+	fill(func(st Stats) bool { return st.ShedTelemetry > shed+2000 })
+	if n := stats(t, o).ShedNotices; n != 1 {
+		t.Fatalf("%d notices after two contiguous sheds, want the first extended", n)
+	}
+	handed, err := o.Read(ctx, gateway.ClassEvent, 0, 10, nil)
+	if err != nil || len(handed) != 1 {
+		t.Fatalf("read notices: %v, %d", err, len(handed))
+	}
+	shed = stats(t, o).ShedTelemetry
+	fill(func(st Stats) bool { return st.ShedTelemetry > shed+2000 })
+	after, err := o.Read(ctx, gateway.ClassEvent, 0, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) < 2 || after[0].ID != handed[0].ID || string(after[0].Body) != string(handed[0].Body) {
+		t.Fatalf("the notice handed out changed or no new one was written:\nhanded %s\nnow    %v", handed[0].Body, after)
+	}
+	var first, second gateway.Event
+	if json.Unmarshal(after[0].Body, &first) != nil || json.Unmarshal(after[1].Body, &second) != nil {
+		t.Fatal("bad notice bodies")
+	}
+	if second.FromSeq != first.ToSeq+1 {
+		t.Errorf("second notice starts at seq %d, first ended at %d: want it to continue", second.FromSeq, first.ToSeq)
+	}
+	if got := stats(t, o).ShedTelemetry; uint64(got) != second.ToSeq {
+		t.Errorf("shed %d rows, notices cover seqs 1-%d", got, second.ToSeq)
 	}
 }

@@ -176,6 +176,13 @@ type Outbox struct {
 	rawIns  [insertRows + 1]driver.StmtQueryContext
 	nv      []driver.NamedValue
 	seqJSON []byte
+	// lastNotice[stream] is the newest shed notice written for a stream
+	// since Open (writer only); shedNotices extends it in place while no
+	// reader has been handed it: handed is the highest event id Read has
+	// returned, and handMu orders Read of events against that rewrite.
+	lastNotice map[int64]noticeRow
+	handMu     sync.Mutex
+	handed     int64
 	// shedFloor[c] is the highest id of class c shed since Open (writer
 	// only): every row of the class at or below it is gone, notices aside.
 	shedFloor [2]int64
@@ -244,7 +251,7 @@ func Open(path string, opts Options) (*Outbox, error) {
 	}
 	rdb.SetMaxOpenConns(2)
 	o := &Outbox{
-		path: path, opts: opts, wdb: wdb, rdb: rdb,
+		path: path, opts: opts, wdb: wdb, rdb: rdb, lastNotice: map[int64]noticeRow{},
 		appends: make(chan appendReq, 1024),
 		acks:    make(chan ackReq, 4096),
 		quit:    make(chan struct{}),
@@ -454,8 +461,18 @@ func (o *Outbox) LastID() int64 { return o.lastID.Load() }
 
 // Read returns up to limit rows of class c with id > after, oldest first,
 // appended to buf[:0].
-func (o *Outbox) Read(ctx context.Context, c gateway.Class, after int64, limit int, buf []gateway.Record) ([]gateway.Record, error) {
+func (o *Outbox) Read(ctx context.Context, c gateway.Class, after int64, limit int, buf []gateway.Record) (out []gateway.Record, err error) {
 	buf = buf[:0]
+	if c == gateway.ClassEvent {
+		// A shed notice handed out is never rewritten (see shedNotices).
+		o.handMu.Lock()
+		defer func() {
+			if len(out) > 0 {
+				o.handed = max(o.handed, out[len(out)-1].ID)
+			}
+			o.handMu.Unlock()
+		}()
+	}
 	if int(c) < len(o.tails) {
 		if out, ok := o.tails[c].read(after, limit, buf); ok {
 			return out, nil

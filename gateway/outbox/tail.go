@@ -40,6 +40,16 @@ func (t *tail) add(r *gateway.Record) {
 	t.n++
 }
 
+// replace overwrites the record with r's id, if the ring holds it (the
+// caller holds t.mu).
+func (t *tail) replace(r *gateway.Record) {
+	size := len(t.ring)
+	i := sort.Search(t.n, func(i int) bool { return t.ring[(t.start+i)%size].ID >= r.ID })
+	if i < t.n && t.ring[(t.start+i)%size].ID == r.ID {
+		t.ring[(t.start+i)%size] = *r
+	}
+}
+
 // read appends up to limit records with id > after to buf and reports
 // whether the tail could answer (after >= floor).
 func (t *tail) read(after int64, limit int, buf []gateway.Record) ([]gateway.Record, bool) {

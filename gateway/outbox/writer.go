@@ -249,14 +249,19 @@ const (
 // txState is one commit's work in progress. Nothing in the Outbox changes
 // until the transaction has committed.
 type txState struct {
-	o      *Outbox
-	tx     *sql.Tx
-	conn   *sql.Conn // the connection tx runs on
-	del    *sql.Stmt
-	seq    *sql.Stmt
-	args   []any
-	n      int // rows buffered in args
-	nextID int64
+	// lastNotice and noticeUpdates: shed notices written or extended in
+	// this transaction (see shedNotices), applied once it commits.
+	lastNotice    map[int64]noticeRow
+	noticeUpdates []gateway.Record
+	handLocked    bool // o.handMu is held until the commit is published
+	o             *Outbox
+	tx            *sql.Tx
+	conn          *sql.Conn // the connection tx runs on
+	del           *sql.Stmt
+	seq           *sql.Stmt
+	args          []any
+	n             int // rows buffered in args
+	nextID        int64
 	// Sequence numbers are assigned on copies so a failed commit leaves the
 	// in-memory state unchanged; streams first seen here are forgotten again.
 	seqs    map[gateway.StreamID]uint64
@@ -391,7 +396,13 @@ func (o *Outbox) commit(pending []appendReq, acks []ackReq, mode commitMode) (er
 		o: o, tx: tx, conn: conn, args: o.args[:0],
 		del: tx.Stmt(o.delStmt), seq: tx.Stmt(o.seqStmt),
 		nextID: o.nextID, seqs: map[gateway.StreamID]uint64{},
+		lastNotice: map[int64]noticeRow{},
 	}
+	defer func() {
+		if st.handLocked {
+			o.handMu.Unlock()
+		}
+	}()
 	defer func() {
 		o.args = st.args[:0]
 		if err != nil {
@@ -496,6 +507,9 @@ func (o *Outbox) commit(pending []appendReq, acks []ackReq, mode commitMode) (er
 			for i := range notices {
 				t.add(&notices[i])
 			}
+			for i := range st.noticeUpdates {
+				t.replace(&st.noticeUpdates[i])
+			}
 		}
 		t.mu.Unlock()
 		if hi := st.shed.hi[c]; hi > 0 {
@@ -507,6 +521,9 @@ func (o *Outbox) commit(pending []appendReq, acks []ackReq, mode commitMode) (er
 		if int(a.class) < len(o.tails) {
 			o.tails[a.class].forget(a.hi)
 		}
+	}
+	for id, n := range st.lastNotice {
+		o.lastNotice[id] = n
 	}
 	o.nextID = st.nextID
 	o.lastID.Store(st.nextID - 1)
