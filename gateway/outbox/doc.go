@@ -22,8 +22,12 @@
 //	gateway.Event{Kind: "shed", Stream: <stream shed from>, FromSeq, ToSeq,
 //	              Quantity: <rows>, Detail: "max_bytes" | "disk_full", Time}
 //
-// so the cloud can tell sequence numbers shed from ones lost. Rows shed are
-// counted per class in the table shed (cumulative, in Stats).
+// so the cloud can tell sequence numbers shed from ones lost. A shed that
+// continues a stream's newest notice (the next sequence numbers, same
+// reason) rewrites that notice in place instead, as long as Read has not
+// handed it out, so an outage leaves about one notice per stream. Notices
+// are never shed themselves. Rows shed are counted per class in the table
+// shed (cumulative, in Stats).
 //
 // A commit that fails with SQLITE_FULL (the filesystem, or max_page_count,
 // which is set to MaxBytes plus headroom) is taken apart: its acks are
