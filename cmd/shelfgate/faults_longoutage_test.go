@@ -160,7 +160,7 @@ func TestFaultLongOutage(t *testing.T) {
 		KeepAlive: cfg.Broker.KeepAlive, AckTimeout: cfg.Uplink.AckTimeout,
 		BatchRecords: cfg.Uplink.BatchRecords, Window: cfg.Uplink.Window, ReplayRate: cfg.Uplink.ReplayRate, Compress: cfg.Uplink.Compress,
 		ConsumerAcks: cfg.Uplink.AckMode == "consumer", ConsumerAckTimeout: cfg.Uplink.ConsumerAckTimeout,
-		Birth:  longOutageBirth(ob, cfg.Uplink.AckMode), // run.go's birth status, copied
+		Birth:  birthStatus(ob, cfg.Uplink.AckMode), // the status run.go gives the uplink
 		Logger: log.With("component", "uplink"),
 	})
 	if err != nil {
@@ -478,23 +478,6 @@ const (
 // max_page_count allows above max_bytes.
 func outboxHeadroom(maxBytes int64) int64 {
 	return min(max(maxBytes/8, 1<<20), 256<<20)
-}
-
-// longOutageBirth is the birth status run.go gives the uplink.
-func longOutageBirth(ob *outbox.Outbox, ackMode string) func() map[string]any {
-	return func() map[string]any {
-		seqs, seqErr := ob.LastSeqs(context.Background())
-		b := map[string]any{"version": version, "model": "none", "backlog": ob.Backlog(), "ack_mode": ackMode}
-		if seqErr == nil {
-			b[gateway.StatusLastSeq] = seqs
-		}
-		if st, err := ob.Stats(context.Background()); err == nil {
-			b["shed_telemetry"], b["shed_events"] = st.ShedTelemetry, st.ShedEvents
-			b["oldest_unsent_s"] = st.OldestAge.Seconds()
-			b["outbox_bytes"], b["outbox_max_bytes"] = st.UsedBytes, st.MaxBytes
-		}
-		return b
-	}
 }
 
 // warehouseFeed is a gateway.Source that emits perBin samples of every bin

@@ -102,22 +102,7 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 		KeepAlive: cfg.Broker.KeepAlive, AckTimeout: cfg.Uplink.AckTimeout,
 		BatchRecords: cfg.Uplink.BatchRecords, Window: cfg.Uplink.Window, ReplayRate: cfg.Uplink.ReplayRate, Compress: cfg.Uplink.Compress,
 		ConsumerAcks: cfg.Uplink.AckMode == "consumer", ConsumerAckTimeout: cfg.Uplink.ConsumerAckTimeout,
-		Birth: func() map[string]any {
-			// last_seq is read before backlog: when backlog is 0, every
-			// sequence number up to last_seq has left the outbox, so a
-			// consumer can tell loss at a stream's tail (gateway.StatusLastSeq).
-			seqs, seqErr := ob.LastSeqs(context.Background())
-			b := map[string]any{"version": version, "model": "none", "backlog": ob.Backlog(), "ack_mode": cfg.Uplink.AckMode}
-			if seqErr == nil {
-				b[gateway.StatusLastSeq] = seqs
-			}
-			if st, err := ob.Stats(context.Background()); err == nil {
-				b["shed_telemetry"], b["shed_events"] = st.ShedTelemetry, st.ShedEvents
-				b["oldest_unsent_s"] = st.OldestAge.Seconds()
-				b["outbox_bytes"], b["outbox_max_bytes"] = st.UsedBytes, st.MaxBytes
-			}
-			return b
-		},
+		Birth:  birthStatus(ob, cfg.Uplink.AckMode),
 		Logger: log.With("component", "uplink"),
 	})
 	if err != nil {
@@ -193,4 +178,25 @@ func tlsConfig(t config.TLS) (*tls.Config, error) {
 		c.Certificates = []tls.Certificate{cert}
 	}
 	return c, nil
+}
+
+// birthStatus returns the fields of the uplink's retained status: version,
+// backlog, ack mode, each stream's last sequence number and the outbox's
+// shed counts and sizes. last_seq is read before backlog: when backlog is
+// 0, every sequence number up to last_seq has left the outbox, so a
+// consumer can tell loss at a stream's tail (gateway.StatusLastSeq).
+func birthStatus(ob *outbox.Outbox, ackMode string) func() map[string]any {
+	return func() map[string]any {
+		seqs, seqErr := ob.LastSeqs(context.Background())
+		b := map[string]any{"version": version, "model": "none", "backlog": ob.Backlog(), "ack_mode": ackMode}
+		if seqErr == nil {
+			b[gateway.StatusLastSeq] = seqs
+		}
+		if st, err := ob.Stats(context.Background()); err == nil {
+			b["shed_telemetry"], b["shed_events"] = st.ShedTelemetry, st.ShedEvents
+			b["oldest_unsent_s"] = st.OldestAge.Seconds()
+			b["outbox_bytes"], b["outbox_max_bytes"] = st.UsedBytes, st.MaxBytes
+		}
+		return b
+	}
 }
