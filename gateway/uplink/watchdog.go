@@ -33,20 +33,22 @@ import (
 // Write call).
 type watchConn struct {
 	net.Conn
-	lastRead atomic.Int64 // unix nanoseconds
+	// lastRead is when the broker last sent anything, as time since base:
+	// the monotonic clock, so an NTP step on a Pi without a real-time
+	// clock is not taken for silence.
+	base     time.Time
+	lastRead atomic.Int64
 	wmu      sync.Mutex
 }
 
 func newWatchConn(c net.Conn) *watchConn {
-	w := &watchConn{Conn: c}
-	w.lastRead.Store(time.Now().UnixNano())
-	return w
+	return &watchConn{Conn: c, base: time.Now()}
 }
 
 func (c *watchConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
-		c.lastRead.Store(time.Now().UnixNano())
+		c.lastRead.Store(int64(time.Since(c.base)))
 	}
 	return n, err
 }
@@ -57,9 +59,18 @@ func (c *watchConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// SetWriteDeadline is serialised with writes too: paho sets one around
+// every packet, and a websocket connection's deadline is not safe against
+// a concurrent write (the watchdog's PINGREQ).
+func (c *watchConn) SetWriteDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
+}
+
 // silence is how long the broker has sent nothing.
 func (c *watchConn) silence(now time.Time) time.Duration {
-	return now.Sub(time.Unix(0, c.lastRead.Load()))
+	return now.Sub(c.base) - time.Duration(c.lastRead.Load())
 }
 
 // pingreq is an MQTT PINGREQ packet.
@@ -86,7 +97,8 @@ type connSlot struct{ p atomic.Pointer[watchConn] }
 
 // dialer returns paho's connection function: the same schemes paho dials
 // itself (tcp, mqtt; ssl, tls, mqtts, mqtt+ssl, tcps with options.TLSConfig;
-// a SOCKS proxy from all_proxy), wrapped in a watchConn left in slot.
+// ws, wss through paho's own websocket dialer; a SOCKS proxy from
+// all_proxy), wrapped in a watchConn left in slot.
 func dialer(slot *connSlot) paho.OpenConnectionFunc {
 	return func(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
 		d := &net.Dialer{Timeout: o.ConnectTimeout}
@@ -95,6 +107,16 @@ func dialer(slot *connSlot) paho.OpenConnectionFunc {
 			err error
 		)
 		switch uri.Scheme {
+		case "ws", "wss":
+			// paho's websocket conn sends each Write as one message, so
+			// the watchdog's PINGREQ still goes between packets.
+			dial := *uri
+			dial.User = nil
+			var tlsc *tls.Config
+			if uri.Scheme == "wss" {
+				tlsc = o.TLSConfig
+			}
+			c, err = paho.NewWebsocket(dial.String(), tlsc, o.ConnectTimeout, o.HTTPHeaders, o.WebsocketOptions)
 		case "tcp", "mqtt":
 			c, err = proxy.FromEnvironmentUsing(d).Dial("tcp", uri.Host)
 		case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
@@ -137,16 +159,26 @@ func dialer(slot *connSlot) paho.OpenConnectionFunc {
 // 1.125 x keepalive, asking it for a PINGRESP after keepalive/2 of silence.
 func watch(ctx context.Context, c *watchConn, keepalive time.Duration, end func(error)) {
 	probeAfter, deadAfter := keepalive/2, keepalive+keepalive/8
-	t := time.NewTicker(max(keepalive/8, 10*time.Millisecond))
+	tick := max(keepalive/8, 10*time.Millisecond)
+	t := time.NewTicker(tick)
 	defer t.Stop()
-	var probed time.Time
+	var probed, last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			s := c.silence(now)
+			stalled := !last.IsZero() && now.Sub(last) > 2*tick
+			last = now
 			switch {
+			case stalled:
+				// This process did not run for a while (suspend, swap,
+				// starvation): bytes may be waiting unread. Ask, and judge
+				// at the next tick.
+				if c.ping() {
+					probed = now
+				}
 			case s >= deadAfter:
 				end(fmt.Errorf("broker silent for %s (keepalive %s): link dead", s.Round(time.Millisecond), keepalive))
 				c.Close() // paho's reader fails and it lets go of the connection

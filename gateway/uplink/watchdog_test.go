@@ -3,11 +3,17 @@ package uplink
 import (
 	"bytes"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/shelfgate/shelfgate/gateway/collect"
 	"github.com/shelfgate/shelfgate/gateway/faultproxy"
 	"github.com/shelfgate/shelfgate/gateway/mqtttest"
 )
@@ -100,4 +106,50 @@ func lastLine(text, s string) string {
 		}
 	}
 	return ""
+}
+
+// TestDeliversOverWebsocket: the uplink dials brokers itself (for the
+// watchdog), so every scheme the config accepts must still work; ws://
+// through a mochi websocket listener, collected over TCP.
+func TestDeliversOverWebsocket(t *testing.T) {
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	tcpAddr, wsAddr := free(), free()
+	s := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
+	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []listeners.Listener{
+		listeners.NewTCP(listeners.Config{ID: "tcp", Address: tcpAddr}),
+		listeners.NewWebsocket(listeners.Config{ID: "ws", Address: wsAddr}),
+	} {
+		if err := s.AddListener(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go s.Serve() // left running to process exit, as mqtttest does (mochi's Close races)
+	for _, a := range []string{tcpAddr, wsAddr} {
+		if err := mqtttest.WaitListening(a, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := rig{
+		collectURL: "tcp://" + tcpAddr,
+		collect:    collect.SubscribeOptions{Persistent: true},
+		opts:       Options{Brokers: []string{"ws://" + wsAddr}, KeepAlive: time.Second},
+	}.start(t)
+	produce(t, f.ob, 5, 200, 1)
+	waitFor(t, "rows delivered over websocket", 15*time.Second, func() bool {
+		return f.col.Audit(false).Received == 5*201 && f.ob.Backlog() == 0
+	})
+	time.Sleep(2 * time.Second) // two keepalives idle: the watchdog's pings go through too
+	if st := f.u.Stats(); st.Connects != 1 || !st.Connected {
+		t.Errorf("websocket session: connects = %d, connected = %v; want one session throughout", st.Connects, st.Connected)
+	}
 }
