@@ -201,63 +201,70 @@ func (o *Outbox) shedNotices(st *txState) ([]gateway.Record, error) {
 		if v, ok := o.names.Load(r.stream); ok {
 			name = v.(*stream).name
 		}
-		row := noticeRow{from: r.from, to: r.to, n: r.n, reason: st.shed.reason}
+		own := noticeRow{from: r.from, to: r.to, n: r.n, reason: st.shed.reason}
 		last, ok := st.lastNotice[r.stream]
 		if !ok {
 			last, ok = o.lastNotice[r.stream]
 		}
-		extend := ok && last.to+1 == r.from && last.reason == row.reason
-		if extend && !st.handLocked {
-			// Held until the commit is published: Read cannot hand the
-			// notice out between this check and then.
-			o.handMu.Lock()
-			st.handLocked = true
+		if ok && last.to+1 == r.from && last.reason == own.reason {
+			if !st.handLocked {
+				// Held until the commit is published: Read cannot hand
+				// the notice out between this check and then.
+				o.handMu.Lock()
+				st.handLocked = true
+			}
+			if last.id > o.handed {
+				row := last
+				row.to, row.n = r.to, last.n+r.n
+				rec, err := noticeRecord(name, row, now)
+				if err != nil {
+					return nil, err
+				}
+				// A notice of this transaction may still be buffered.
+				if err := st.flush(); err != nil {
+					return nil, err
+				}
+				res, err := st.tx.Exec(`UPDATE outbox SET body = ?, value = ?, ts = ? WHERE id = ? AND class = 1`, rec.Body, rec.Value, now.UnixMicro(), row.id)
+				if err != nil {
+					return nil, fmt.Errorf("outbox: extend shed notice %d: %w", row.id, err)
+				}
+				if k, _ := res.RowsAffected(); k == 1 {
+					rec.ID, rec.Seq = row.id, row.seq
+					st.noticeUpdates = append(st.noticeUpdates, rec)
+					st.lastNotice[r.stream] = row
+					continue
+				}
+				// Gone (delivered after all): the run gets its own notice.
+			}
 		}
-		extend = extend && last.id > o.handed
-		if extend {
-			row.id, row.seq, row.from, row.n = last.id, last.seq, last.from, last.n+r.n
-		}
-		body, err := json.Marshal(gateway.Event{
-			Kind: gateway.EventShed, Stream: name, FromSeq: row.from, ToSeq: row.to,
-			Quantity: int(row.n), Detail: row.reason, Time: now,
-		})
+		rec, err := noticeRecord(name, own, now)
 		if err != nil {
-			return nil, fmt.Errorf("outbox: shed notice: %w", err)
-		}
-		rec := gateway.Record{Class: gateway.ClassEvent, Stream: ShedStream, Time: now, Value: float64(row.n), Body: body}
-		if extend {
-			res, err := st.tx.Exec(`UPDATE outbox SET body = ?, value = ?, ts = ? WHERE id = ? AND class = 1`, body, rec.Value, now.UnixMicro(), row.id)
-			if err != nil {
-				return nil, fmt.Errorf("outbox: extend shed notice %d: %w", row.id, err)
-			}
-			if k, _ := res.RowsAffected(); k == 1 {
-				rec.ID, rec.Seq = row.id, row.seq
-				st.noticeUpdates = append(st.noticeUpdates, rec)
-				st.lastNotice[r.stream] = row
-				continue
-			}
-			// Gone (delivered after all): report the run on its own.
-			row = noticeRow{from: r.from, to: r.to, n: r.n, reason: st.shed.reason}
-			rec.Value = float64(r.n)
-			if rec.Body, err = json.Marshal(gateway.Event{
-				Kind: gateway.EventShed, Stream: name, FromSeq: r.from, ToSeq: r.to,
-				Quantity: int(r.n), Detail: row.reason, Time: now,
-			}); err != nil {
-				return nil, fmt.Errorf("outbox: shed notice: %w", err)
-			}
+			return nil, err
 		}
 		notices = append(notices, rec)
 		n := &notices[len(notices)-1]
 		if err := st.insert(n); err != nil {
 			return nil, err
 		}
-		row.id, row.seq = n.ID, n.Seq
-		st.lastNotice[r.stream] = row
+		own.id, own.seq = n.ID, n.Seq
+		st.lastNotice[r.stream] = own
 	}
 	if err := st.flush(); err != nil {
 		return nil, err
 	}
 	return notices, nil
+}
+
+// noticeRecord is the ShedStream record reporting row of stream name.
+func noticeRecord(name gateway.StreamID, row noticeRow, now time.Time) (gateway.Record, error) {
+	body, err := json.Marshal(gateway.Event{
+		Kind: gateway.EventShed, Stream: name, FromSeq: row.from, ToSeq: row.to,
+		Quantity: int(row.n), Detail: row.reason, Time: now,
+	})
+	if err != nil {
+		return gateway.Record{}, fmt.Errorf("outbox: shed notice: %w", err)
+	}
+	return gateway.Record{Class: gateway.ClassEvent, Stream: ShedStream, Time: now, Value: float64(row.n), Body: body}, nil
 }
 
 // maintain runs one step of housekeeping in the writer: an incremental
