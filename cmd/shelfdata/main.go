@@ -2,8 +2,12 @@
 // from warehouse scenarios with fixed seeds (firmware-sim/dataset, windows
 // cut by model/features) and writes it as a dataset file or CSV:
 //
-//	shelfdata -o windows.sgds [-duration 6h] [-idle 0.5] [-idle-seed 1]
+//	shelfdata -o windows.sgds [-plates] [-duration 6h] [-idle 0.5] [-idle-seed 1]
 //	          [-seed N] [-samples N] [-pre N] [SCENARIO.yaml ...]
+//
+// -plates cuts 4-cell plate windows labelled by facing ("facing<i>", "none")
+// from the scenario's plates (the simulator's default plates when the
+// scenario has none) instead of one-cell bin windows.
 //
 // Without scenario files it uses the simulator's default scenario. Several
 // scenarios are merged into one dataset (their windows must agree). -seed
@@ -34,7 +38,7 @@ import (
 
 var errUsage = errors.New("usage")
 
-const usage = "shelfdata -o OUT(.sgds|.csv) [-duration D] [-idle F] [-idle-seed N] [-seed N] [-samples N] [-pre N] [SCENARIO.yaml ...]"
+const usage = "shelfdata -o OUT(.sgds|.csv) [-plates] [-duration D] [-idle F] [-idle-seed N] [-seed N] [-samples N] [-pre N] [SCENARIO.yaml ...]"
 
 func main() {
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
@@ -65,6 +69,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Int64("seed", 0, "replace every scenario's seed (0: keep)")
 	samples := fs.Int("samples", 0, "window length in samples (0: 3 s at the scenario's rate)")
 	pre := fs.Int("pre", -1, "window samples before the visit (-1: 0.5 s at the scenario's rate)")
+	plates := fs.Bool("plates", false, "cut 4-cell plate windows labelled by facing (the scenario's plates: section, or the default plates)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -89,6 +94,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 			cfg.Seed = *seed
 		}
 		win := features.DefaultWindow(cfg.SampleRate)
+		if *plates {
+			win.Cells = 4
+			if cfg.Plates.Count == 0 {
+				cfg.Plates = warehouse.DefaultPlateConfig()
+			}
+		}
 		if *samples != 0 {
 			win.Samples = *samples
 		}
@@ -98,7 +109,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err := win.Validate(); err != nil {
 			return fmt.Errorf("%w: %s: %v", errUsage, name, err)
 		}
-		d, err := simdata.Build(simdata.Options{Name: name, Config: cfg, Duration: *duration, Window: win, Idle: *idle, Seed: *idleSeed})
+		var d *features.Dataset
+		var err error
+		if *plates {
+			d, err = simdata.BuildPlates(simdata.PlateOptions{Name: name, Config: cfg, Duration: *duration, Window: win, Idle: *idle, Seed: *idleSeed})
+		} else {
+			d, err = simdata.Build(simdata.Options{Name: name, Config: cfg, Duration: *duration, Window: win, Idle: *idle, Seed: *idleSeed})
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}

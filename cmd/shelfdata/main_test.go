@@ -74,3 +74,23 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("10 Hz and 80 Hz windows merged: exit %d %s", code, stderr.String())
 	}
 }
+
+func TestPlateWindows(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "p.sgds")
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"-plates", "-duration", "30m", "-o", out}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d, err := features.ReadDataset(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, err := d.Window(); err != nil || w.Cells != 4 || d.Features() != 120 || d.Labels[len(d.Labels)-1] != "none" || d.Counts()["facing0"] == 0 {
+		t.Fatalf("window %v (%v), %d features, labels %v", w, err, d.Features(), d.Labels)
+	}
+}

@@ -2,7 +2,9 @@
 // from warehouse scenarios: the simulator side of model training. It cuts
 // windows with model/features, the same code the gateway serves with, and
 // returns a features.Dataset that model/train fits and features'
-// file format stores.
+// file format stores. Build cuts one-cell bin windows labelled by units
+// moved ("pick2", "put1", "idle"); BuildPlates cuts 4-cell plate windows
+// labelled by the facing the units moved on ("facing0"…, "none").
 //
 // Everything is a function of the options: the scenario's seed fixes
 // samples and labels, Options.Seed fixes where idle windows fall, so the
