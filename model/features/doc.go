@@ -35,6 +35,16 @@
 //
 // Feature names are "s<i>" for one cell and "c<c>_s<i>" for several.
 //
+// # Serving
+//
+// A Ring keeps the last samples of a stream's cells; the classifier pushes
+// every lockstep sample, remembers the anchor its change detector reports,
+// and once Ring.Ready(anchor) (Samples−Pre samples after it) calls
+// Ring.Extract, which equals Window.Extract on the retained samples, then
+// standardizes with the model's Scaler (its input Mean and Std).
+// Window.CheckNames refuses a model whose feature names belong to another
+// window. Neither Push nor Extract allocates.
+//
 // # Scaler
 //
 // Scaler is sklearn's StandardScaler: per feature the mean and the population
