@@ -1,5 +1,6 @@
 # Makefile fragment for the int8 model engine; the top-level Makefile
-# includes it. Targets: bench-model, test-arm64, fuzz-model.
+# includes it. Targets: bench-model, test-arm64, fuzz-model, eval-model,
+# eval-windows, eval-plates.
 
 GO ?= go
 MODEL_PKGS := ./model/...
@@ -11,7 +12,7 @@ QEMU_ARM ?= qemu-arm-static
 
 MODEL_MK := $(lastword $(MAKEFILE_LIST))
 
-.PHONY: bench-model test-arm64 fuzz-model eval-model model-arm64-equal
+.PHONY: bench-model test-arm64 fuzz-model eval-model model-arm64-equal eval-windows eval-plates
 
 # FIGURE lines for the reference shape (1000 → 500 ReLU → 100 softmax, one
 # core): int8 latency beside gonum float32 and the portable Go kernel,
@@ -99,3 +100,36 @@ eval-model:
 	$(MODEL_EVAL_DIR)/modelctl train -q -hidden 500 -epochs 8 -seed 1 -o $(MODEL_EVAL_DIR)/float.json $(MODEL_EVAL_DIR)/train.csv
 	$(MODEL_EVAL_DIR)/modelctl quantize -f $(MODEL_EVAL_DIR)/float.json -observer percentile -percentile 99.99 -name synthetic100 -eval $(MODEL_EVAL_DIR)/test.csv -o $(MODEL_EVAL_DIR)/model.sgm $(MODEL_EVAL_DIR)/train.csv
 	$(MODEL_EVAL_DIR)/modelctl eval -m $(MODEL_EVAL_DIR)/model.sgm -f $(MODEL_EVAL_DIR)/float.json $(MODEL_EVAL_DIR)/test.csv
+
+MODEL_WINDOWS_DIR ?= $(CURDIR)/tmp/model-windows
+MODEL_WINDOWS_SCENARIOS ?= configs/scenarios/corner-shop.yaml configs/scenarios/cold-room.yaml
+
+# The shelf's own data: labelled load-cell windows (model/features) built by
+# cmd/shelfdata from the 10 Hz scenarios, training with the scenario files'
+# seeds and evaluation with another seed (unseen samples and visits); float
+# MLP 30 → 64 → classes, quantization, eval. Every step has a fixed seed,
+# so model.sgm is the same file on every run.
+eval-windows:
+	@mkdir -p $(MODEL_WINDOWS_DIR)
+	$(GO) build -o $(MODEL_WINDOWS_DIR)/modelctl ./model/internal/modelctl
+	$(GO) run ./cmd/shelfdata -duration 12h -idle-seed 1 -o $(MODEL_WINDOWS_DIR)/train.sgds $(MODEL_WINDOWS_SCENARIOS)
+	$(GO) run ./cmd/shelfdata -duration 6h -seed 1001 -idle-seed 2 -o $(MODEL_WINDOWS_DIR)/test.sgds $(MODEL_WINDOWS_SCENARIOS)
+	$(MODEL_WINDOWS_DIR)/modelctl train -q -hidden 64 -epochs 60 -seed 1 -o $(MODEL_WINDOWS_DIR)/float.json $(MODEL_WINDOWS_DIR)/train.sgds
+	$(MODEL_WINDOWS_DIR)/modelctl quantize -f $(MODEL_WINDOWS_DIR)/float.json -name windows10hz -eval $(MODEL_WINDOWS_DIR)/test.sgds -o $(MODEL_WINDOWS_DIR)/model.sgm $(MODEL_WINDOWS_DIR)/train.sgds
+	$(MODEL_WINDOWS_DIR)/modelctl eval -m $(MODEL_WINDOWS_DIR)/model.sgm -f $(MODEL_WINDOWS_DIR)/float.json $(MODEL_WINDOWS_DIR)/test.sgds
+
+MODEL_PLATES_DIR ?= $(CURDIR)/tmp/model-plates
+
+# Plates (firmware-sim/warehouse default plates: four cells, four facings,
+# light items, leaning, adjacent visits, vibration): 4-cell windows labelled
+# by facing or "none", training on 12 h with seed 1, evaluation on 4 h of
+# another seed's plates (other SKUs at the same positions); float MLP
+# 120 → 64 → 5, percentile calibration, eval. Reproducible like eval-windows.
+eval-plates:
+	@mkdir -p $(MODEL_PLATES_DIR)
+	$(GO) build -o $(MODEL_PLATES_DIR)/modelctl ./model/internal/modelctl
+	$(GO) run ./cmd/shelfdata -plates -duration 12h -seed 1 -idle-seed 1 -o $(MODEL_PLATES_DIR)/train.sgds
+	$(GO) run ./cmd/shelfdata -plates -duration 4h -seed 99 -idle-seed 5 -o $(MODEL_PLATES_DIR)/test.sgds
+	$(MODEL_PLATES_DIR)/modelctl train -q -hidden 64 -epochs 60 -seed 1 -o $(MODEL_PLATES_DIR)/float.json $(MODEL_PLATES_DIR)/train.sgds
+	$(MODEL_PLATES_DIR)/modelctl quantize -f $(MODEL_PLATES_DIR)/float.json -observer percentile -percentile 99.99 -name plates -eval $(MODEL_PLATES_DIR)/test.sgds -o $(MODEL_PLATES_DIR)/model.sgm $(MODEL_PLATES_DIR)/train.sgds
+	$(MODEL_PLATES_DIR)/modelctl eval -m $(MODEL_PLATES_DIR)/model.sgm -f $(MODEL_PLATES_DIR)/float.json $(MODEL_PLATES_DIR)/test.sgds

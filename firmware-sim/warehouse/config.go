@@ -28,6 +28,10 @@ type Config struct {
 	PutProbability     float64 `yaml:"put_probability"`        // share of visits that restock
 	ScanProbability    float64 `yaml:"scan_probability"`       // chance a visit comes with a barcode scan
 	SKUs               []SKU   `yaml:"skus"`                   // optional; default catalogue generated from Seed
+
+	// Plates adds shelf plates on four load cells (none by default); bins
+	// are the same with or without them.
+	Plates PlateConfig `yaml:"plates"`
 }
 
 // DefaultConfig returns demo defaults: 2 shelves × 4 bins at 10 Hz in real
@@ -111,5 +115,6 @@ func (c Config) Validate() error {
 			bad(fmt.Sprintf("skus[%d].unit_grams", i), s.UnitGrams, fmt.Sprintf("must be between %d and %d", minUnitGrams, maxUnitGrams))
 		}
 	}
+	c.Plates.validate(bad)
 	return errors.Join(errs...)
 }

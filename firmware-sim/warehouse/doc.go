@@ -26,6 +26,24 @@
 // (2^23 counts span ±AVDD/256, so the rated load gives
 // 2^31·sensitivity counts regardless of the excitation voltage).
 //
+// Plates (Config.Plates, none by default): a rigid plate of WidthMM ×
+// DepthMM on four HX711 cells at its corners (front-left, front-right,
+// back-left, back-right), carrying Facings SKU lanes at known positions
+// (Facing.XMM, YMM). A load at (x, y) splits over the cells by the bilinear
+// shares of Plate.Share, so the tare, every facing's stock and every unit
+// taken or placed at its facing load each corner by position. Each unit
+// has its own weight within ±UnitSpread of the facing's nominal; a share of
+// facings hold 10–30 g items. Visits press with the hand along the lane,
+// sometimes lean on the front edge, and sometimes coincide with a visit on
+// the neighbouring plate; forklift bursts (Bursts) shake every plate; each
+// cell sees its share of the plate's temperature cycle plus a slow zero
+// drift. PlateLabels is the ground truth per visit: plate, facing, SKU,
+// action, units, grams, position, start and settle times. Plates are
+// generated in one-minute epochs from their own seeded streams, each visit
+// settling inside its epoch, with stock checkpoints, so any sample of any
+// cell is a pure function of Config and k like a bin's, and bins are the
+// same with or without plates (TestBinsUnchangedByPlates pins them).
+//
 // This package must not import gateway or sensors: firmware-sim replaces
 // the hardware and never depends on the code under test.
 package warehouse

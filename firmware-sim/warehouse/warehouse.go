@@ -103,6 +103,7 @@ type Warehouse struct {
 	period time.Duration
 	bins   []Bin
 	state  []*binState
+	plates *plateSim // nil without plates
 }
 
 // New validates cfg and builds the scenario.
@@ -128,6 +129,9 @@ func New(cfg Config) (*Warehouse, error) {
 	for i := range w.bins {
 		w.bins[i] = newBin(rng, i, cfg.BinsPerShelf, skus[i%len(skus)])
 		w.state[i] = newBinState(cfg, i, w.bins[i], rng)
+	}
+	if cfg.Plates.Count > 0 {
+		w.plates = newPlateSim(cfg) // its own random streams: bins are unchanged
 	}
 	return w, nil
 }

@@ -18,8 +18,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	simdata "github.com/shelfgate/shelfgate/firmware-sim/dataset"
 	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
 	"github.com/shelfgate/shelfgate/model"
+	"github.com/shelfgate/shelfgate/model/features"
 	"github.com/shelfgate/shelfgate/model/quantize"
 	"github.com/shelfgate/shelfgate/model/train"
 )
@@ -73,13 +75,36 @@ func writeFile(path string, data []byte) error {
 	return os.Rename(tmp, path)
 }
 
+// readDataset reads a CSV or, when it starts with the dataset file magic, a
+// features dataset file (as shelfdata writes it). labels, when given, fix
+// the class numbering.
 func readDataset(path string, labels []string, stdin io.Reader) (*train.Dataset, error) {
 	f, err := openIn(path, stdin)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return train.ReadCSV(bufio.NewReader(f), labels)
+	br := bufio.NewReader(f)
+	if magic, _ := br.Peek(len(features.DatasetMagic)); string(magic) != features.DatasetMagic {
+		return train.ReadCSV(br, labels)
+	}
+	d, err := features.ReadDataset(br)
+	if err != nil || len(labels) == 0 {
+		return d, err
+	}
+	index := map[string]int{}
+	for i, l := range labels {
+		index[l] = i
+	}
+	for i, y := range d.Y {
+		c, ok := index[d.Labels[y]]
+		if !ok {
+			return nil, fmt.Errorf("%s: row %d: unknown label %q: %w", path, i, d.Labels[y], features.ErrData)
+		}
+		d.Y[i] = c
+	}
+	d.Labels = append([]string(nil), labels...)
+	return d, nil
 }
 
 func loadModel(path string, trusted []string) (*model.Model, error) {
@@ -188,14 +213,14 @@ func writeDataset(d *train.Dataset, path string, stdout io.Writer) error {
 func cmdWindows(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("windows", stderr)
 	cfg := warehouse.DefaultConfig()
-	o := train.WindowOptions{}
+	o := simdata.Options{}
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "simulator seed (samples and labels)")
 	fs.IntVar(&cfg.Shelves, "shelves", cfg.Shelves, "shelves")
 	fs.IntVar(&cfg.BinsPerShelf, "bins", cfg.BinsPerShelf, "bins per shelf")
 	fs.Float64Var(&cfg.NoiseGrams, "noise", cfg.NoiseGrams, "load-cell noise, grams")
 	fs.Float64Var(&cfg.PicksPerBinPerHour, "visits", cfg.PicksPerBinPerHour, "visits per bin per hour")
 	fs.DurationVar(&o.Duration, "duration", 6*time.Hour, "virtual time per bin")
-	fs.IntVar(&o.Samples, "samples", 30, "window length in samples")
+	samples := fs.Int("samples", 30, "window length in samples (0.5 s of them before the visit)")
 	fs.Float64Var(&o.Idle, "idle", 0.5, "idle windows per visit")
 	fs.Uint64Var(&o.Seed, "idle-seed", 1, "seed for placing idle windows")
 	out := fs.String("o", "-", "output CSV (- for stdout)")
@@ -206,7 +231,12 @@ func cmdWindows(_ context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("windows: %v: %w", err, ErrUsage)
 	}
-	d, err := train.Windows(o)
+	o.Window = features.DefaultWindow(cfg.SampleRate)
+	o.Window.Samples = *samples
+	if err := o.Window.Validate(); err != nil {
+		return fmt.Errorf("windows: -samples %d: %v: %w", *samples, err, ErrUsage)
+	}
+	d, err := simdata.Build(o)
 	if err != nil {
 		return err
 	}

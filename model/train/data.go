@@ -1,138 +1,23 @@
 package train
 
 import (
-	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
-	"strconv"
-	"strings"
+
+	"github.com/shelfgate/shelfgate/model/features"
 )
 
-// Dataset is a set of labelled feature rows.
-type Dataset struct {
-	X      [][]float32
-	Y      []int
-	Names  []string // feature names
-	Labels []string // class labels, indexed by Y
-}
+// Dataset is the labelled feature rows Fit trains on: features.Dataset,
+// read from a dataset file (features.ReadDataset), a CSV (ReadCSV) or made
+// by Synthetic. The dataset builder in firmware-sim/dataset produces the
+// shelf's labelled windows.
+type Dataset = features.Dataset
 
-// Features is the number of features per row.
-func (d *Dataset) Features() int {
-	if len(d.X) == 0 {
-		return len(d.Names)
-	}
-	return len(d.X[0])
-}
-
-// ReadCSV reads rows "feature…, label". A first row whose feature fields
-// are not all numbers is taken as a header of feature names. Labels are
-// strings; classes are numbered in order of first appearance unless
-// labels is given, in which case it fixes the numbering and unknown labels
-// are an error.
+// ReadCSV reads rows "feature…, label" (see features.ReadCSV).
 func ReadCSV(r io.Reader, labels []string) (*Dataset, error) {
-	cr := csv.NewReader(r)
-	cr.TrimLeadingSpace = true
-	cr.ReuseRecord = true
-	cr.FieldsPerRecord = -1
-	d := &Dataset{Labels: append([]string(nil), labels...)}
-	index := map[string]int{}
-	for i, l := range labels {
-		index[l] = i
-	}
-	fixed := len(labels) > 0
-	line := 0
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		line++
-		if err != nil {
-			return nil, fmt.Errorf("train: csv: %w", err)
-		}
-		if len(rec) < 2 {
-			return nil, fmt.Errorf("train: csv line %d: %d fields, need features and a label: %w", line, len(rec), ErrData)
-		}
-		feats := rec[:len(rec)-1]
-		if line == 1 {
-			if _, err := strconv.ParseFloat(strings.TrimSpace(feats[0]), 32); err != nil {
-				for _, f := range feats {
-					d.Names = append(d.Names, strings.TrimSpace(f))
-				}
-				continue
-			}
-		}
-		if n := d.Features(); (len(d.X) > 0 || len(d.Names) > 0) && len(feats) != n {
-			return nil, fmt.Errorf("train: csv line %d: %d features, earlier rows have %d: %w", line, len(feats), n, ErrData)
-		}
-		x := make([]float32, len(feats))
-		for i, f := range feats {
-			v, err := strconv.ParseFloat(strings.TrimSpace(f), 32)
-			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, fmt.Errorf("train: csv line %d field %d: %q is not a finite number: %w", line, i+1, f, ErrData)
-			}
-			x[i] = float32(v)
-		}
-		lab := strings.TrimSpace(rec[len(rec)-1])
-		c, ok := index[lab]
-		if !ok {
-			if fixed {
-				return nil, fmt.Errorf("train: csv line %d: unknown label %q: %w", line, lab, ErrData)
-			}
-			c = len(d.Labels)
-			index[lab] = c
-			d.Labels = append(d.Labels, lab)
-		}
-		d.X = append(d.X, x)
-		d.Y = append(d.Y, c)
-	}
-	if len(d.X) == 0 {
-		return nil, fmt.Errorf("train: csv: no rows: %w", ErrData)
-	}
-	if len(d.Names) == 0 {
-		for i := 0; i < d.Features(); i++ {
-			d.Names = append(d.Names, fmt.Sprintf("f%d", i))
-		}
-	}
-	return d, nil
-}
-
-// WriteCSV writes the dataset with a header row.
-func (d *Dataset) WriteCSV(w io.Writer) error {
-	cw := csv.NewWriter(w)
-	cw.Write(append(append([]string(nil), d.Names...), "label"))
-	rec := make([]string, d.Features()+1)
-	for i, x := range d.X {
-		for j, v := range x {
-			rec[j] = strconv.FormatFloat(float64(v), 'g', -1, 32)
-		}
-		rec[len(x)] = d.Labels[d.Y[i]]
-		cw.Write(rec)
-	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return fmt.Errorf("train: write csv: %w", err)
-	}
-	return nil
-}
-
-// Split shuffles the rows with seed and returns the first (1−frac) and the
-// remaining frac of them.
-func (d *Dataset) Split(frac float64, seed uint64) (a, b *Dataset) {
-	idx := rand.New(rand.NewPCG(seed, 0x5eed)).Perm(len(d.X))
-	n := len(idx) - int(math.Round(frac*float64(len(idx))))
-	pick := func(ix []int) *Dataset {
-		s := &Dataset{Names: d.Names, Labels: d.Labels}
-		for _, i := range ix {
-			s.X = append(s.X, d.X[i])
-			s.Y = append(s.Y, d.Y[i])
-		}
-		return s
-	}
-	return pick(idx[:n]), pick(idx[n:])
+	return features.ReadCSV(r, labels)
 }
 
 // SyntheticOptions shapes a synthetic classification problem.

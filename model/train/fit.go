@@ -7,6 +7,8 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/shelfgate/shelfgate/model/features"
 )
 
 // Optimizer names.
@@ -56,6 +58,9 @@ type Result struct {
 // training part of d; the weights returned are those of the epoch with the
 // lowest validation loss.
 func Fit(d *Dataset, c Config) (*MLP, Result, error) {
+	if err := d.Validate(); err != nil {
+		return nil, Result{}, fmt.Errorf("train: %w", err)
+	}
 	if len(d.X) < 2 || len(d.Labels) < 2 {
 		return nil, Result{}, fmt.Errorf("train: need at least 2 rows and 2 classes, have %d and %d: %w", len(d.X), len(d.Labels), ErrData)
 	}
@@ -73,7 +78,9 @@ func Fit(d *Dataset, c Config) (*MLP, Result, error) {
 	sizes := append(append([]int{d.Features()}, c.Hidden...), len(d.Labels))
 	m := NewMLP(rng, sizes...)
 	m.Names, m.Labels = d.Names, d.Labels
-	fitScaler(m, trainSet)
+	if err := fitScaler(m, trainSet); err != nil {
+		return nil, Result{}, err
+	}
 
 	t := newTrainer(m, c)
 	best := cloneWeights(m)
@@ -116,24 +123,17 @@ func Fit(d *Dataset, c Config) (*MLP, Result, error) {
 	return m, res, nil
 }
 
-func fitScaler(m *MLP, d *Dataset) {
-	n := float64(len(d.X))
-	for j := range m.Mean {
-		var s, s2 float64
-		for _, x := range d.X {
-			s += float64(x[j])
-		}
-		mean := s / n
-		for _, x := range d.X {
-			dv := float64(x[j]) - mean
-			s2 += dv * dv
-		}
-		std := math.Sqrt(s2 / n)
-		if std == 0 {
-			std = 1 // as StandardScaler does for constant features
-		}
-		m.Mean[j], m.Std[j] = float32(mean), float32(std)
+// fitScaler sets m's standardization from the rows of d.
+func fitScaler(m *MLP, d *Dataset) error {
+	s, err := features.FitScaler(d.X)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
 	}
+	if s.Len() != len(m.Mean) {
+		return fmt.Errorf("train: %d features in the data, %d in the model: %w", s.Len(), len(m.Mean), ErrData)
+	}
+	m.Mean, m.Std = s.Mean, s.Std
+	return nil
 }
 
 type weights struct{ W, B [][]float32 }

@@ -2,12 +2,13 @@
 // classifiers: ReLU hidden layers, a softmax output with cross-entropy loss,
 // mini-batch SGD with momentum or Adam, weight decay and early stopping on a
 // validation split, all deterministic for a given seed. The trained MLP keeps
-// its StandardScaler statistics so callers pass raw features.
+// its StandardScaler statistics (features.Scaler) so callers pass raw
+// features. Training data is a features.Dataset; the package never drives a
+// simulator (firmware-sim/dataset builds shelf datasets).
 package train
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -15,10 +16,13 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/shelfgate/shelfgate/model/features"
 )
 
-// ErrData reports unusable training data.
-var ErrData = errors.New("bad data")
+// ErrData reports unusable training data; it is features.ErrData, so a
+// bad dataset file or CSV and a bad Fit argument match the same sentinel.
+var ErrData = features.ErrData
 
 // MLP is a float32 multilayer perceptron y = f(Wx + b) per layer, ReLU on
 // hidden layers, softmax on the output.
@@ -59,12 +63,11 @@ func (m *MLP) Layers() int { return len(m.W) }
 // Classes is the output size.
 func (m *MLP) Classes() int { return m.Sizes[len(m.Sizes)-1] }
 
+// Scaler returns the MLP's standardization as a features.Scaler.
+func (m *MLP) Scaler() features.Scaler { return features.Scaler{Mean: m.Mean, Std: m.Std} }
+
 // Standardize writes (x − mean)/std into dst.
-func (m *MLP) Standardize(dst, x []float32) {
-	for i, v := range x {
-		dst[i] = (v - m.Mean[i]) / m.Std[i]
-	}
-}
+func (m *MLP) Standardize(dst, x []float32) { m.Scaler().Transform(dst, x) }
 
 // Forward runs raw features through the network. It returns the
 // standardized input and every layer's output (post-activation for hidden
