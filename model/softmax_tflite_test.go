@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"math"
-	"math/big"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -19,7 +18,7 @@ import (
 // the published algorithm, written separately from fixedpoint.go and kept
 // deliberately literal: gemmlowp's FixedPoint<int32, IntegerBits> is a value
 // with its integer-bit count, each operator follows fixedpoint.h
-// (SaturatingRoundingDoublingHighMul with a big.Int product and truncating
+// (SaturatingRoundingDoublingHighMul with its int64 product and truncating
 // division, RoundingDivideByPOT with its mask/threshold form, Rescale,
 // ExactMulByPot, exp_on_negative_values with its barrel shifter,
 // one_over_one_plus_x_for_x_in_0_1), and the row loop follows TFLite's
@@ -36,17 +35,17 @@ type gfp struct {
 }
 
 func gSRDHM(a, b int32) int32 {
-	if a == b && a == math.MinInt32 {
+	overflow := a == b && a == math.MinInt32
+	ab := int64(a) * int64(b)
+	nudge := int64(1 << 30)
+	if ab < 0 {
+		nudge = 1 - (1 << 30)
+	}
+	high := int32((ab + nudge) / (1 << 31)) // C++ integer division truncates toward zero, as Go's does
+	if overflow {
 		return math.MaxInt32
 	}
-	ab := new(big.Int).Mul(big.NewInt(int64(a)), big.NewInt(int64(b)))
-	nudge := big.NewInt(1 << 30)
-	if ab.Sign() < 0 {
-		nudge = big.NewInt(1 - (1 << 30))
-	}
-	ab.Add(ab, nudge)
-	ab.Quo(ab, big.NewInt(1<<31)) // C++ division truncates toward zero, as Quo does
-	return int32(ab.Int64())
+	return high
 }
 
 func gRoundingDivideByPOT(x int32, exponent int) int32 {
@@ -154,8 +153,8 @@ func gExpOnNegativeValues(a gfp) gfp {
 func gOneOverOnePlusXForXIn01(a gfp) gfp { return gOneOverOnePlusX(a, false) }
 
 // gOneOverOnePlusX is one_over_one_plus_x_for_x_in_0_1; halving selects
-// the final step the engine had before issue 10 (x>>1, then ·4), used only
-// to pick test rows that tell the two apart.
+// the final step the engine had before issue 10 (x>>1, then ·4), so that
+// TestSoftmaxIssue10Row can show the transcription reproduces the bug too.
 func gOneOverOnePlusX(a gfp, halving bool) gfp {
 	halfDenominator := gRoundingHalfSum(a, gOne(0))
 	constant48Over17 := gfp{1515870810, 2}
@@ -251,6 +250,9 @@ func TestSoftmaxIssue10Row(t *testing.T) {
 	SoftmaxReference(got, r.in, r.mult, r.shift, r.diffMin)
 	if !slices.Equal(got, want) {
 		t.Fatalf("SoftmaxReference %v, published algorithm %v (the halving bug gave %v…)", got, want, r.brokenEnginePrefx)
+	}
+	if old := softmaxRow(r.in, r.mult, r.shift, r.diffMin, true); !slices.Equal(old[:4], r.brokenEnginePrefx) {
+		t.Fatalf("transcription with the old halving gives %v, the old engine gave %v…", old, r.brokenEnginePrefx)
 	}
 	tab := newSoftmaxTable(r.mult, r.shift, r.diffMin)
 	tab.apply(got, r.in)
@@ -349,8 +351,11 @@ func TestSoftmaxTFLiteVectors(t *testing.T) {
 # The first row is issue 10's; its first four outputs equal a TFLite
 # reference run's (-45 -52 -52 -107). Regenerate: go test ./model -run
 # TestSoftmaxTFLiteVectors -update
-# Rows 11-16 of each parameter set are rows on which the engine's old
-# halving step (x>>1, then ·4) in one_over_one_plus_x gave another answer.
+# Only the first row tells the engine's old halving step (x>>1, then ·4) in
+# one_over_one_plus_x apart: the reciprocal then differs by 2 in 2^31 and
+# must sit on a rounding boundary, which a search of 350,000 small rows
+# never hit; TestOneOverOnePlusXMatchesTranscription checks the primitive
+# itself on 200,000 inputs.
 # Each line: input_multiplier input_left_shift diff_min | inputs | outputs
 `)
 		rng := rand.New(rand.NewPCG(2026, 10))
@@ -362,14 +367,6 @@ func TestSoftmaxTFLiteVectors(t *testing.T) {
 			rows = append(rows, []int8{0}, []int8{5, 5, 5, 5}, []int8{127, -128}, []int8{-128, -128, -128})
 			for len(rows) < 10 {
 				rows = append(rows, randomSoftmaxRow(rng, []int{3, 8, 10, 33, 100}[rng.IntN(5)]))
-			}
-			// Rows on which the old halving step gives another answer.
-			for tries := 0; len(rows) < 16 && tries < 200000; tries++ {
-				r := randomSoftmaxRow(rng, 2+rng.IntN(12))
-				m, s, d := int32(c[0]), int(c[1]), int32(c[2])
-				if !slices.Equal(softmaxRow(r, m, s, d, false), softmaxRow(r, m, s, d, true)) {
-					rows = append(rows, r)
-				}
 			}
 			for _, r := range rows {
 				out := tfliteSoftmaxInt8(r, int32(c[0]), int(c[1]), int32(c[2]))
