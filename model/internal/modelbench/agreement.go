@@ -28,9 +28,8 @@ type agreementSet struct {
 
 // calibration is one way of choosing the activation ranges.
 type calibration struct {
-	name  string
-	opts  func(o *quantize.Options)
-	isDef bool
+	name string
+	opts func(o *quantize.Options)
 }
 
 const calibRows = 2000
@@ -46,7 +45,7 @@ func calibrations() []calibration {
 		{name: "p99.99", opts: func(o *quantize.Options) { o.NewObserver = pct(99.99) }},
 		{name: "p99.999", opts: func(o *quantize.Options) { o.NewObserver = pct(99.999) }},
 		{name: "p99.99+minmax-logits", opts: func(o *quantize.Options) { o.NewObserver, o.NewLogitObserver = pct(99.99), minmax }},
-		{name: "default", opts: func(o *quantize.Options) {}, isDef: true},
+		{name: "default", opts: func(o *quantize.Options) {}},
 	}
 }
 
