@@ -196,7 +196,11 @@ func oneOverOnePlusXForXIn01(a int32) int32 {
 		oneMinus := f2One - halfDenominatorTimesX
 		x = x + saturatingRoundingMultiplyByPOT(SaturatingRoundingDoublingHighMul(x, oneMinus), 2)
 	}
-	return saturatingRoundingMultiplyByPOT(x>>1, 2)
+	// Rescale<0>(ExactMulByPot<-1>(x)): ExactMulByPot reinterprets the raw
+	// value of the F2 x as an F1 (no arithmetic), and Rescale from 1 to 0
+	// integer bits is SaturatingRoundingMultiplyByPOT<1>. Halving first
+	// (x>>1 then ·4) would drop x's low bit.
+	return saturatingRoundingMultiplyByPOT(x, 1)
 }
 
 // getReciprocal is TFLite's GetReciprocal.

@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
@@ -28,6 +29,12 @@ const (
 
 	// DefaultMaxSize bounds the size of a model file.
 	DefaultMaxSize = 64 << 20
+	// DefaultMaxMACs bounds the multiply-accumulates one inference of a
+	// file may declare (the reference 1000 → 500 → 100 MLP needs 550,000).
+	DefaultMaxMACs = 1 << 26
+	// DefaultMaxGoldenMACs bounds the work of checking a file's golden
+	// vectors at load: vectors × MACs per inference.
+	DefaultMaxGoldenMACs = 1 << 29
 
 	maxLayers  = 64
 	maxUnits   = 1 << 20 // per layer dimension and feature count
@@ -45,24 +52,75 @@ type DecodeOptions struct {
 	TrustedKeys []ed25519.PublicKey
 	// SkipGolden skips running the embedded golden vectors.
 	SkipGolden bool
+	// Kernel names the kernel that checks the golden vectors; empty means
+	// DefaultKernel.
+	Kernel string
+	// MaxMACs bounds the multiply-accumulates per inference the file may
+	// declare; 0 means DefaultMaxMACs.
+	MaxMACs int64
+	// MaxGoldenMACs bounds golden vectors × MACs per inference; 0 means
+	// DefaultMaxGoldenMACs. Both budgets are checked on the layer and
+	// vector counts before any parameter is allocated.
+	MaxGoldenMACs int64
+}
+
+func (o DecodeOptions) budgets() (macs, golden int64) {
+	macs, golden = o.MaxMACs, o.MaxGoldenMACs
+	if macs <= 0 {
+		macs = DefaultMaxMACs
+	}
+	if golden <= 0 {
+		golden = DefaultMaxGoldenMACs
+	}
+	return macs, golden
 }
 
 // Load reads a whole model file from r and decodes it.
 func Load(r io.Reader, opts DecodeOptions) (*Model, error) {
+	return LoadContext(context.Background(), r, opts)
+}
+
+// LoadContext is Load that stops with ctx's error when ctx is done, while
+// reading or between golden vectors.
+func LoadContext(ctx context.Context, r io.Reader, opts DecodeOptions) (*Model, error) {
 	max := opts.MaxSize
 	if max <= 0 {
 		max = DefaultMaxSize
 	}
-	data, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	data, err := io.ReadAll(io.LimitReader(ctxReader{ctx, r}, int64(max)+1))
 	if err != nil {
 		return nil, fmt.Errorf("model: read: %w", err)
 	}
-	return Decode(data, opts)
+	return DecodeContext(ctx, data, opts)
+}
+
+// ctxReader fails reads once its context is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // Decode parses and verifies a model file: size, header, digest, signature,
-// structure, consistency of every precomputed parameter, and golden vectors.
+// structure, compute budget, consistency of every precomputed parameter,
+// and golden vectors.
 func Decode(data []byte, opts DecodeOptions) (*Model, error) {
+	return DecodeContext(context.Background(), data, opts)
+}
+
+// DecodeContext is Decode that stops with ctx's error (wrapped) when ctx is
+// done; golden vectors are checked one at a time, and each costs at most
+// the MACs budget, so cancellation takes effect within one inference.
+func DecodeContext(ctx context.Context, data []byte, opts DecodeOptions) (*Model, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("model: decode: %w", err)
+	}
 	max := opts.MaxSize
 	if max <= 0 {
 		max = DefaultMaxSize
@@ -127,7 +185,13 @@ func Decode(data []byte, opts DecodeOptions) (*Model, error) {
 			return nil, fmt.Errorf("model: key %x: %w", pub, ErrUntrustedKey)
 		}
 	}
-	m, err := decodeBody(body)
+	macs, golden := opts.budgets()
+	// A dry pass walks the body without allocating, so a file over the
+	// compute budget is rejected before any parameter is allocated.
+	if _, err := decodeBody(body, bodyLimits{dry: true, maxMACs: macs, maxGoldenMACs: golden}); err != nil {
+		return nil, err
+	}
+	m, err := decodeBody(body, bodyLimits{maxMACs: macs, maxGoldenMACs: golden})
 	if err != nil {
 		return nil, err
 	}
@@ -137,9 +201,16 @@ func Decode(data []byte, opts DecodeOptions) (*Model, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("model: decode: %w", err)
+	}
 	m.compile()
 	if !opts.SkipGolden {
-		if err := m.checkGolden(); err != nil {
+		var kopts []SessionOption
+		if opts.Kernel != "" {
+			kopts = append(kopts, WithKernel(opts.Kernel))
+		}
+		if err := m.checkGolden(ctx, kopts...); err != nil {
 			return nil, err
 		}
 	}
@@ -265,6 +336,15 @@ type decoder struct {
 	b   []byte
 	off int
 	err error
+	bodyLimits
+	macs int64 // multiply-accumulates per inference of the layers so far
+}
+
+// bodyLimits are the compute budgets of decodeBody; in a dry pass the
+// decoder checks every count, size and budget but allocates nothing.
+type bodyLimits struct {
+	dry                    bool
+	maxMACs, maxGoldenMACs int64
 }
 
 func (d *decoder) take(n int, what string) []byte {
@@ -351,12 +431,16 @@ func (d *decoder) str(what string) string {
 		d.fail(what, "string of %d bytes exceeds %d", n, maxString)
 		return ""
 	}
-	return string(d.take(n, what))
+	p := d.take(n, what)
+	if d.dry {
+		return ""
+	}
+	return string(p)
 }
 
 func (d *decoder) i8s(n int, what string) []int8 {
 	p := d.take(n, what)
-	if p == nil {
+	if p == nil || d.dry {
 		return nil
 	}
 	v := make([]int8, n)
@@ -368,7 +452,7 @@ func (d *decoder) i8s(n int, what string) []int8 {
 
 func (d *decoder) i32s(n int, what string) []int32 {
 	p := d.take(4*n, what)
-	if p == nil {
+	if p == nil || d.dry {
 		return nil
 	}
 	v := make([]int32, n)
@@ -380,7 +464,7 @@ func (d *decoder) i32s(n int, what string) []int32 {
 
 func (d *decoder) f32s(n int, what string) []float32 {
 	p := d.take(4*n, what)
-	if p == nil {
+	if p == nil || d.dry {
 		return nil
 	}
 	v := make([]float32, n)
@@ -394,8 +478,8 @@ func (d *decoder) quant(what string) Quant {
 	return Quant{Scale: d.f32(what + " scale"), Zero: int8(d.u8(what + " zero point"))}
 }
 
-func decodeBody(body []byte) (*Model, error) {
-	d := &decoder{b: body}
+func decodeBody(body []byte, lim bodyLimits) (*Model, error) {
+	d := &decoder{b: body, bodyLimits: lim}
 	m := &Model{}
 	m.Version = d.u64("model version")
 	if d.err == nil && m.Version > maxVersion {
@@ -408,14 +492,20 @@ func decodeBody(body []byte) (*Model, error) {
 	}
 	nf := d.count("feature count", maxUnits, 2+4+4)
 	for i := 0; i < nf && d.err == nil; i++ {
-		m.Input.Names = append(m.Input.Names, d.str(fmt.Sprintf("feature %d name", i)))
+		name := d.str(fmt.Sprintf("feature %d name", i))
+		if !d.dry {
+			m.Input.Names = append(m.Input.Names, name)
+		}
 	}
 	m.Input.Mean = d.f32s(nf, "feature means")
 	m.Input.Std = d.f32s(nf, "feature standard deviations")
 	m.Input.Quant = d.quant("input")
 	nl := d.count("label count", maxUnits, 2)
 	for i := 0; i < nl && d.err == nil; i++ {
-		m.Output.Labels = append(m.Output.Labels, d.str(fmt.Sprintf("label %d", i)))
+		label := d.str(fmt.Sprintf("label %d", i))
+		if !d.dry {
+			m.Output.Labels = append(m.Output.Labels, label)
+		}
 	}
 	layers := int(d.u16("layer count"))
 	if d.err == nil && layers > maxLayers {
@@ -432,12 +522,18 @@ func decodeBody(body []byte) (*Model, error) {
 	if len(m.Layers) > 0 {
 		nc = m.Layers[len(m.Layers)-1].Out
 	}
+	if d.err == nil && ng > 0 && d.macs > d.maxGoldenMACs/int64(ng) {
+		d.err = fmt.Errorf("model: %d golden vectors × %d multiply-accumulates each exceed the load budget of %d: %w", ng, d.macs, d.maxGoldenMACs, ErrTooLarge)
+	}
 	d.check("golden vectors", ng, maxGolden, 4*nf+nc)
 	for i := 0; i < ng && d.err == nil; i++ {
-		m.Golden = append(m.Golden, Golden{
+		g := Golden{
 			Input:  d.f32s(nf, fmt.Sprintf("golden %d input", i)),
 			Output: d.i8s(nc, fmt.Sprintf("golden %d output", i)),
-		})
+		}
+		if !d.dry {
+			m.Golden = append(m.Golden, g)
+		}
 	}
 	if d.err == nil && d.off != len(body) {
 		d.fail("end of body", "%d unread bytes", len(body)-d.off)
@@ -470,6 +566,19 @@ func (d *decoder) layer(i int) Layer {
 		ch, patch := l.channels(), l.patch()
 		if d.err == nil && int64(l.Kernel)*int64(l.InCh) > maxUnits {
 			d.err = fmt.Errorf("model: %s: kernel %d × %d input channels exceeds %d: %w", p, l.Kernel, l.InCh, maxUnits, ErrTooLarge)
+		}
+		if d.err == nil {
+			// Every factor is at most maxUnits = 2^20 and patch too, so
+			// positions·channels·patch < 2^60 fits an int64.
+			pos := int64(1)
+			if l.Kind == Conv1D {
+				pos = int64(l.Positions())
+			}
+			macs := pos * int64(ch) * int64(patch)
+			if macs > d.maxMACs-d.macs {
+				d.err = fmt.Errorf("model: %s: %d multiply-accumulates per inference bring the model to %d, over the budget of %d: %w", p, macs, d.macs+macs, d.maxMACs, ErrTooLarge)
+			}
+			d.macs += macs
 		}
 		if d.err == nil && int64(ch)*int64(patch) > maxUnits*64 {
 			d.err = fmt.Errorf("model: %s: %d×%d weights exceed the limit of %d: %w", p, ch, patch, maxUnits*64, ErrTooLarge)

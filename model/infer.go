@@ -109,7 +109,7 @@ func WithKernel(name string) SessionOption {
 	return func(s *Session) error {
 		k, ok := kernel.Lookup(name)
 		if !ok {
-			return fmt.Errorf("model: kernel %q is not available on this CPU (have %v)", name, Kernels())
+			return fmt.Errorf("model: kernel %q: this CPU has %v: %w", name, Kernels(), ErrKernel)
 		}
 		s.k = k
 		return nil
@@ -127,11 +127,21 @@ func Kernels() []string {
 	return names
 }
 
-// DefaultKernel is the kernel sessions use unless told otherwise.
-func DefaultKernel() string { return kernel.Best().Name }
+// DefaultKernel is the kernel sessions use unless told otherwise: the one
+// SHELFGATE_KERNEL names, else the fastest. A SHELFGATE_KERNEL naming no
+// supported kernel is an error wrapping ErrKernel.
+func DefaultKernel() (string, error) {
+	k, err := kernel.Best()
+	if err != nil {
+		return "", fmt.Errorf("model: %v: %w", err, ErrKernel)
+	}
+	return k.Name, nil
+}
 
-// NewSession returns a session with its own buffers. It panics only if an
-// option fails; use NewSessionWith to get the error.
+// NewSession returns a session with its own buffers. It panics if the
+// kernel cannot be chosen (SHELFGATE_KERNEL naming no supported kernel; a
+// model that loaded with golden vectors has already passed that check);
+// use NewSessionWith to get the error.
 func (m *Model) NewSession() *Session {
 	s, err := m.NewSessionWith()
 	if err != nil {
@@ -140,13 +150,21 @@ func (m *Model) NewSession() *Session {
 	return s
 }
 
-// NewSessionWith returns a session configured by opts.
+// NewSessionWith returns a session configured by opts. Without WithKernel
+// it runs DefaultKernel and fails as DefaultKernel does.
 func (m *Model) NewSessionWith(opts ...SessionOption) (*Session, error) {
-	s := &Session{m: m, k: kernel.Best()}
+	s := &Session{m: m}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
 		}
+	}
+	if s.k.MatVec == nil {
+		k, err := kernel.Best()
+		if err != nil {
+			return nil, fmt.Errorf("model: %v: %w", err, ErrKernel)
+		}
+		s.k = k
 	}
 	// Kernels read whole Align blocks; a Conv1D patch may end up to Align
 	// values past its layer's input, so every buffer has that much slack.

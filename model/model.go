@@ -17,6 +17,7 @@
 package model
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -35,6 +36,9 @@ var (
 	ErrUnsigned       = errors.New("unsigned model")
 	ErrUntrustedKey   = errors.New("signed by an untrusted key")
 	ErrInput          = errors.New("bad input")
+	// ErrKernel reports a kernel that is not available on this CPU, named
+	// by WithKernel or by the SHELFGATE_KERNEL environment variable.
+	ErrKernel = errors.New("kernel not available")
 )
 
 // LayerKind names a layer type.
@@ -203,16 +207,47 @@ func effectiveScale(in, w, out float32) float64 {
 // SoftmaxOutput is the fixed output quantization of int8 softmax.
 var SoftmaxOutput = Quant{Scale: 1.0 / 256, Zero: -128}
 
-// NewModel validates m, compiles its plan and checks its golden vectors.
+// NewModel validates m, checks it against the default compute budgets
+// (DefaultMaxMACs, DefaultMaxGoldenMACs), compiles its plan and checks its
+// golden vectors.
 func NewModel(m *Model) (*Model, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
+	if err := m.checkBudget(DefaultMaxMACs, DefaultMaxGoldenMACs); err != nil {
+		return nil, err
+	}
 	m.compile()
-	if err := m.checkGolden(); err != nil {
+	if err := m.checkGolden(context.Background()); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// MACs is the number of multiply-accumulates of one inference.
+func (m *Model) MACs() int64 {
+	var n int64
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		switch l.Kind {
+		case FullyConnected:
+			n += int64(l.In) * int64(l.Out)
+		case Conv1D:
+			n += int64(l.Positions()) * int64(l.OutCh) * int64(l.Kernel) * int64(l.InCh)
+		}
+	}
+	return n
+}
+
+func (m *Model) checkBudget(maxMACs, maxGoldenMACs int64) error {
+	n := m.MACs()
+	if n > maxMACs {
+		return fmt.Errorf("model: %d multiply-accumulates per inference, over the budget of %d: %w", n, maxMACs, ErrTooLarge)
+	}
+	if g := int64(len(m.Golden)); g > 0 && n > maxGoldenMACs/g {
+		return fmt.Errorf("model: %d golden vectors × %d multiply-accumulates each exceed the load budget of %d: %w", g, n, maxGoldenMACs, ErrTooLarge)
+	}
+	return nil
 }
 
 func finite(f float32) bool { return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0) }
@@ -236,6 +271,13 @@ func (m *Model) validate() error {
 	if !finite(m.Input.Quant.Scale) || m.Input.Quant.Scale <= 0 {
 		return fmt.Errorf("model: input: scale %v: %w", m.Input.Quant.Scale, ErrInconsistent)
 	}
+	for i, sd := range m.Input.Std {
+		// The quantizer multiplies by float32(1/(std·scale)); an infinite
+		// factor would turn a feature equal to its mean into NaN.
+		if k := float32(1 / (float64(sd) * float64(m.Input.Quant.Scale))); !finite(k) {
+			return fmt.Errorf("model: input: feature %d: 1/(std %v × scale %v) overflows float32: %w", i, sd, m.Input.Quant.Scale, ErrInconsistent)
+		}
+	}
 	if len(m.Layers) == 0 {
 		return fmt.Errorf("model: no layers: %w", ErrInconsistent)
 	}
@@ -253,6 +295,11 @@ func (m *Model) validate() error {
 	for i, g := range m.Golden {
 		if len(g.Input) != nf || len(g.Output) != prevN {
 			return fmt.Errorf("model: golden %d: %d inputs and %d outputs, want %d and %d: %w", i, len(g.Input), len(g.Output), nf, prevN, ErrInconsistent)
+		}
+		for j, x := range g.Input {
+			if x != x {
+				return fmt.Errorf("model: golden %d: input %d is NaN: %w", i, j, ErrInconsistent)
+			}
 		}
 	}
 	return nil
@@ -328,15 +375,23 @@ func (l *Layer) validate(in int, q Quant, r Rounding) error {
 	return nil
 }
 
-func (m *Model) checkGolden() error {
+func (m *Model) checkGolden(ctx context.Context, opts ...SessionOption) error {
 	if len(m.Golden) == 0 {
 		return nil
 	}
-	s := m.NewSession()
+	s, err := m.NewSessionWith(opts...)
+	if err != nil {
+		return err
+	}
 	for i, g := range m.Golden {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("model: golden %d of %d: %w", i, len(m.Golden), err)
+		}
 		out, err := s.Infer(g.Input)
 		if err != nil {
-			return fmt.Errorf("model: golden %d: %w", i, err)
+			// validate rules out inputs the engine refuses; this is a
+			// file the engine cannot check, never the caller's input.
+			return fmt.Errorf("model: golden %d: %v: %w", i, err, ErrInconsistent)
 		}
 		got := out.Last()
 		for j := range got {

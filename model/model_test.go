@@ -647,10 +647,16 @@ func FuzzDecode(f *testing.F) {
 	signed, _ := Encode(m, priv)
 	f.Add(signed)
 	f.Add([]byte(Magic))
+	f.Add(rawFile(nanGoldenBody()))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Decode(data, DecodeOptions{MaxSize: 1 << 20})
 		if err != nil {
-			return
+			for _, e := range []error{ErrTruncated, ErrCorrupt, ErrChecksum, ErrTooLarge, ErrVersion, ErrInconsistent, ErrGoldenMismatch, ErrBadSignature} {
+				if errors.Is(err, e) {
+					return
+				}
+			}
+			t.Fatalf("error without a documented sentinel: %v", err)
 		}
 		// Whatever decodes must run and re-encode to an equivalent file.
 		s := m.NewSession()
@@ -672,6 +678,7 @@ func FuzzDecodeBody(f *testing.F) {
 	f.Add(encodeBody(m))
 	f.Add(encodeBody(randomModel(rng, SingleRounding, 3, 2)))
 	f.Add(encodeBody(randomConvModel(rng, DoubleRounding, 8, 2, 3, 3, 2, 3)))
+	f.Add(nanGoldenBody())
 	f.Fuzz(func(t *testing.T, body []byte) {
 		m, err := Decode(rawFile(body), DecodeOptions{MaxSize: 1 << 20})
 		if err != nil {

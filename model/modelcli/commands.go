@@ -59,6 +59,23 @@ func parse(fs *flag.FlagSet, args []string, nargs int, argsUsage string) error {
 	return nil
 }
 
+// cancellable runs fn, which cannot be interrupted (model/train takes no
+// context), and returns early with ctx's error when ctx is done first; fn
+// then finishes in the background, and the command's process exits.
+func cancellable(ctx context.Context, fn func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func openIn(path string, stdin io.Reader) (io.ReadCloser, error) {
 	if path == "-" {
 		return io.NopCloser(stdin), nil
@@ -107,13 +124,19 @@ func readDataset(path string, labels []string, stdin io.Reader) (*train.Dataset,
 	return d, nil
 }
 
-func loadModel(path string, trusted []string) (*model.Model, error) {
+func loadModel(ctx context.Context, path string, trusted []string) (*model.Model, error) {
+	return loadModelWith(ctx, path, trusted, "")
+}
+
+// loadModelWith loads with kernel (when not empty) checking the golden
+// vectors.
+func loadModelWith(ctx context.Context, path string, trusted []string, kernel string) (*model.Model, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	opts := model.DecodeOptions{}
+	opts := model.DecodeOptions{Kernel: kernel}
 	for _, k := range trusted {
 		b, err := hex.DecodeString(strings.TrimSpace(k))
 		if err != nil || len(b) != ed25519.PublicKeySize {
@@ -121,7 +144,7 @@ func loadModel(path string, trusted []string) (*model.Model, error) {
 		}
 		opts.TrustedKeys = append(opts.TrustedKeys, b)
 	}
-	m, err := model.Load(f, opts)
+	m, err := model.LoadContext(ctx, f, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -177,7 +200,7 @@ func parseInts(s string) ([]int, error) {
 	return out, nil
 }
 
-func cmdSynth(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+func cmdSynth(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("synth", stderr)
 	o := train.SyntheticOptions{}
 	fs.IntVar(&o.Samples, "samples", 10000, "rows")
@@ -194,7 +217,11 @@ func cmdSynth(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if o.Samples <= 0 || o.Features <= 0 || o.Classes < 2 {
 		return fmt.Errorf("synth: samples, features must be positive and classes ≥ 2: %w", ErrUsage)
 	}
-	return writeDataset(train.Synthetic(o), *out, stdout)
+	var d *train.Dataset
+	if err := cancellable(ctx, func() error { d = train.Synthetic(o); return nil }); err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	return writeDataset(d, *out, stdout)
 }
 
 // writeDataset writes d as CSV to path, or to stdout for "-".
@@ -210,7 +237,7 @@ func writeDataset(d *train.Dataset, path string, stdout io.Writer) error {
 	return writeFile(path, b.Bytes())
 }
 
-func cmdWindows(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+func cmdWindows(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("windows", stderr)
 	cfg := warehouse.DefaultConfig()
 	o := simdata.Options{}
@@ -236,9 +263,10 @@ func cmdWindows(_ context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err := o.Window.Validate(); err != nil {
 		return fmt.Errorf("windows: -samples %d: %v: %w", *samples, err, ErrUsage)
 	}
-	d, err := simdata.Build(o)
+	var d *train.Dataset
+	err := cancellable(ctx, func() (err error) { d, err = simdata.Build(o); return err })
 	if err != nil {
-		return err
+		return fmt.Errorf("windows: %w", err)
 	}
 	fmt.Fprintf(stderr, "%d windows of %d samples, classes %v\n", len(d.X), d.Features(), d.Labels)
 	return writeDataset(d, *out, stdout)
@@ -282,9 +310,10 @@ func cmdTrain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			fmt.Fprintf(stderr, "epoch %3d  train loss %.4f  val loss %.4f  val acc %.4f%s\n", s.Epoch, s.TrainLoss, s.ValLoss, s.ValAcc, mark)
 		}
 	}
-	m, res, err := train.Fit(d, c)
-	if err != nil {
-		return err
+	var m *train.MLP
+	var res train.Result
+	if err := cancellable(ctx, func() (err error) { m, res, err = train.Fit(d, c); return err }); err != nil {
+		return fmt.Errorf("train: %w", err)
 	}
 	var b bytes.Buffer
 	if err := m.Save(&b); err != nil {
@@ -297,12 +326,12 @@ func cmdTrain(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	return ctx.Err()
 }
 
-func cmdQuantize(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func cmdQuantize(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("quantize", stderr)
 	var o quantize.Options
 	floatPath := fs.String("f", "model.float.json", "float model from train")
-	observer := fs.String("observer", "minmax", "calibration observer: minmax or percentile")
-	pct := fs.Float64("percentile", 99.99, "percentile for -observer percentile")
+	observer := fs.String("observer", "percentile", "calibration observer: percentile (the default, chosen by measured int8/float agreement) or minmax")
+	pct := fs.Float64("percentile", quantize.DefaultPercentile, "percentile for -observer percentile")
 	rounding := fs.String("rounding", "double", "requantization rounding: double (TFLite default) or single")
 	name := fs.String("name", "", "model name")
 	version := fs.Uint64("version", 1, "model version (monotonic)")
@@ -326,6 +355,7 @@ func cmdQuantize(_ context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	switch *observer {
 	case "minmax":
+		o.NewObserver = func() quantize.Observer { return &quantize.MinMax{} }
 	case "percentile":
 		p := *pct
 		if p <= 50 || p > 100 {
@@ -344,7 +374,7 @@ func cmdQuantize(_ context.Context, args []string, stdin io.Reader, stdout, stde
 		return fmt.Errorf("quantize: %w", err)
 	}
 	calib := d.X[:min(*rows, len(d.X))]
-	q, err := quantize.Quantize(f, calib, o)
+	q, err := quantize.QuantizeContext(ctx, f, calib, o)
 	if err != nil {
 		return err
 	}
@@ -368,9 +398,9 @@ func cmdQuantize(_ context.Context, args []string, stdin io.Reader, stdout, stde
 		if err != nil {
 			return fmt.Errorf("quantize: -eval: %w", err)
 		}
-		rep, err := quantize.Compare(f, q, d)
+		rep, err := quantize.CompareContext(ctx, f, q, d)
 		if err != nil {
-			return err
+			return fmt.Errorf("quantize: -eval: %w", err)
 		}
 		fmt.Fprintf(stdout, "held-out %d rows: float accuracy %.2f%%, int8 accuracy %.2f%%, drop %.2f points, top-1 agreement %.2f%%\n",
 			rep.Rows, 100*rep.FloatAcc, 100*rep.Int8Acc, 100*(rep.FloatAcc-rep.Int8Acc), 100*rep.Agreement)
@@ -378,7 +408,7 @@ func cmdQuantize(_ context.Context, args []string, stdin io.Reader, stdout, stde
 	return nil
 }
 
-func cmdEval(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func cmdEval(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("eval", stderr)
 	modelPath := fs.String("m", "model.sgm", "int8 model")
 	floatPath := fs.String("f", "", "float model, to report float accuracy and agreement")
@@ -387,7 +417,7 @@ func cmdEval(_ context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err := parse(fs, args, 1, "test.csv"); err != nil {
 		return err
 	}
-	q, err := loadModel(*modelPath, nil)
+	q, err := loadModel(ctx, *modelPath, nil)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
@@ -401,12 +431,12 @@ func cmdEval(_ context.Context, args []string, stdin io.Reader, stdout, stderr i
 		if err != nil {
 			return fmt.Errorf("eval: %w", err)
 		}
-		if rep, err = quantize.Compare(f, q, d); err != nil {
-			return err
+		if rep, err = quantize.CompareContext(ctx, f, q, d); err != nil {
+			return fmt.Errorf("eval: %w", err)
 		}
 	} else {
-		if rep, err = quantize.Compare(nil, q, d); err != nil {
-			return err
+		if rep, err = quantize.CompareContext(ctx, nil, q, d); err != nil {
+			return fmt.Errorf("eval: %w", err)
 		}
 	}
 	if *asJSON {
@@ -445,7 +475,7 @@ func printConfusion(w io.Writer, c [][]int, labels []string) {
 	tw.Flush()
 }
 
-func cmdBench(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("bench", stderr)
 	kernel := fs.String("kernel", "", "kernel to use (default: fastest; see inspect)")
 	dur := fs.Duration("time", 2*time.Second, "how long to run")
@@ -453,12 +483,14 @@ func cmdBench(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err := parse(fs, args, 1, "model.sgm"); err != nil {
 		return err
 	}
-	m, err := loadModel(fs.Arg(0), nil)
+	m, err := loadModelWith(ctx, fs.Arg(0), nil, *kernel)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	if *kernel == "" {
-		*kernel = model.DefaultKernel()
+		if *kernel, err = model.DefaultKernel(); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
 	}
 	s, err := m.NewSessionWith(model.WithKernel(*kernel))
 	if err != nil {
@@ -477,6 +509,9 @@ func cmdBench(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	n := 0
 	start := time.Now()
 	for time.Since(start) < *dur {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
 		for i := 0; i < 16; i++ {
 			if err := s.InferBatch(dst, classes, feats); err != nil {
 				return err

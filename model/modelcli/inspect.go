@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -16,7 +17,7 @@ import (
 	"github.com/shelfgate/shelfgate/model"
 )
 
-func cmdInspect(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+func cmdInspect(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("inspect", stderr)
 	asJSON := fs.Bool("json", false, "dump every parameter as JSON")
 	var trusted listFlag
@@ -24,7 +25,11 @@ func cmdInspect(_ context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err := parse(fs, args, 1, "model.sgm"); err != nil {
 		return err
 	}
-	m, err := loadModel(fs.Arg(0), trusted)
+	m, err := loadModel(ctx, fs.Arg(0), trusted)
+	if err != nil {
+		return fmt.Errorf("inspect: %w", err)
+	}
+	def, err := model.DefaultKernel()
 	if err != nil {
 		return fmt.Errorf("inspect: %w", err)
 	}
@@ -42,7 +47,7 @@ func cmdInspect(_ context.Context, args []string, _ io.Reader, stdout, stderr io
 	default:
 		fmt.Fprintln(w, "signature none")
 	}
-	fmt.Fprintf(w, "rounding  %v\nkernels   %v (default %s)\n", m.Rounding, model.Kernels(), model.DefaultKernel())
+	fmt.Fprintf(w, "rounding  %v\nkernels   %v (default %s)\n", m.Rounding, model.Kernels(), def)
 	fmt.Fprintf(w, "input     %d features, standardized, quantized scale %g zero point %d\n", m.Features(), m.Input.Quant.Scale, m.Input.Quant.Zero)
 	labels := m.Output.Labels
 	if len(labels) > 12 {
@@ -65,7 +70,7 @@ func cmdInspect(_ context.Context, args []string, _ io.Reader, stdout, stderr io
 			fmt.Fprintf(w, " beta %g multiplier %d left shift %d diff_min %d\n", l.Beta, l.SMMult, l.SMShift, l.SMDiffMn)
 		}
 	}
-	fmt.Fprintf(w, "params    %d\ngolden    %d vectors, all reproduced at load\n", params, len(m.Golden))
+	fmt.Fprintf(w, "params    %d\nmacs      %d per inference\ngolden    %d vectors, all reproduced at load\n", params, m.MACs(), len(m.Golden))
 	return nil
 }
 
@@ -159,30 +164,36 @@ type runResult struct {
 	Label  string    `json:"label,omitempty"`
 }
 
-func cmdRun(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
 	quantized := fs.Bool("quantized", false, "rows are already-quantized int8 inputs")
-	kernel := fs.String("kernel", "", "kernel to use (default: fastest)")
+	kernel := fs.String("kernel", "", "kernel to use (default: $SHELFGATE_KERNEL, else the fastest)")
 	if err := parse(fs, args, 1, "model.sgm"); err != nil {
 		return err
-	}
-	m, err := loadModel(fs.Arg(0), nil)
-	if err != nil {
-		return fmt.Errorf("run: %w", err)
 	}
 	var opts []model.SessionOption
 	if *kernel != "" {
 		opts = append(opts, model.WithKernel(*kernel))
 	}
+	m, err := loadModelWith(ctx, fs.Arg(0), nil, *kernel)
+	if err != nil {
+		if errors.Is(err, model.ErrKernel) && *kernel != "" {
+			return fmt.Errorf("run: -kernel: %w: %w", err, ErrUsage)
+		}
+		return fmt.Errorf("run: %w", err)
+	}
 	s, err := m.NewSessionWith(opts...)
 	if err != nil {
-		return fmt.Errorf("run: %v: %w", err, ErrUsage)
+		if *kernel != "" {
+			return fmt.Errorf("run: -kernel: %w: %w", err, ErrUsage)
+		}
+		return fmt.Errorf("run: %w", err)
 	}
 	enc := json.NewEncoder(stdout)
 	last := m.Layers[len(m.Layers)-1]
 	q := make([]int8, m.Features())
 	row := 0
-	return readRows(stdin, m.Features(), func(line int, vals []float64) error {
+	err = readRows(ctx, stdin, m.Features(), m.Output.Labels, func(line int, vals []float64) error {
 		var out model.Output
 		var err error
 		if *quantized {
@@ -214,27 +225,85 @@ func cmdRun(_ context.Context, args []string, stdin io.Reader, stdout, stderr io
 		row++
 		return enc.Encode(r)
 	})
+	if err != nil {
+		return err
+	}
+	if row == 0 {
+		return fmt.Errorf("run: no feature rows in the input: %w", model.ErrInput)
+	}
+	return nil
 }
 
 // readRows reads feature rows as CSV or JSON lines (an array of numbers,
-// or an object with a "features" array), one row per line; a first CSV
-// line that is not numeric is skipped as a header. A trailing label column
-// (one more field than features) is ignored.
-func readRows(r io.Reader, n int, fn func(line int, vals []float64) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	line := 0
-	for sc.Scan() {
+// or an object with a "features" array), one row per line, and calls fn
+// for each. Every row must have exactly n values. A CSV row may carry one
+// more field, a label column, only when that last field is one of the
+// model's labels (or, for a model without labels, not a number); n+1
+// numbers are an error, since an index column or a stray value would shift
+// or drop a feature. The first CSV line is skipped as a header only when it
+// has n or n+1 fields and its first field is not a number. Each error names
+// the line and the field count or value. When ctx is done, readRows returns
+// its error without waiting for the reader.
+func readRows(ctx context.Context, r io.Reader, n int, labels []string, fn func(line int, vals []float64) error) error {
+	type scanned struct {
+		text string
+		err  error
+		eof  bool
+	}
+	lines := make(chan scanned)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		for sc.Scan() {
+			select {
+			case lines <- scanned{text: sc.Text()}:
+			case <-stop:
+				return
+			}
+		}
+		select {
+		case lines <- scanned{err: sc.Err(), eof: true}:
+		case <-stop:
+		}
+	}()
+	isLabel := func(f string) bool {
+		if len(labels) == 0 {
+			_, err := strconv.ParseFloat(f, 64)
+			return err != nil
+		}
+		return slices.Contains(labels, f)
+	}
+	line, seen := 0, false
+	for {
+		var sl scanned
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("run: after line %d: %w", line, ctx.Err())
+		case sl = <-lines:
+		}
+		if sl.eof {
+			if sl.err != nil {
+				return fmt.Errorf("run: read after line %d: %w", line, sl.err)
+			}
+			return nil
+		}
 		line++
-		text := strings.TrimSpace(sc.Text())
+		text := strings.TrimSpace(sl.text)
 		if text == "" {
 			continue
 		}
+		first := !seen
+		seen = true
 		var vals []float64
 		switch text[0] {
 		case '[':
 			if err := json.Unmarshal([]byte(text), &vals); err != nil {
 				return fmt.Errorf("run: line %d: %v: %w", line, err, model.ErrInput)
+			}
+			if len(vals) != n {
+				return fmt.Errorf("run: line %d: JSON array of %d values, model takes %d features: %w", line, len(vals), n, model.ErrInput)
 			}
 		case '{':
 			var obj struct {
@@ -244,42 +313,50 @@ func readRows(r io.Reader, n int, fn func(line int, vals []float64) error) error
 				return fmt.Errorf("run: line %d: %v: %w", line, err, model.ErrInput)
 			}
 			vals = obj.Features
+			if len(vals) != n {
+				return fmt.Errorf("run: line %d: \"features\" has %d values, model takes %d: %w", line, len(vals), n, model.ErrInput)
+			}
 		default:
-			rec, err := csv.NewReader(strings.NewReader(text)).Read()
+			cr := csv.NewReader(strings.NewReader(text))
+			cr.FieldsPerRecord = -1
+			rec, err := cr.Read()
 			if err != nil {
 				return fmt.Errorf("run: line %d: %v: %w", line, err, model.ErrInput)
 			}
-			header := false
+			for i := range rec {
+				rec[i] = strings.TrimSpace(rec[i])
+			}
+			if len(rec) != n && len(rec) != n+1 {
+				hint := ""
+				if len(rec) == 1 {
+					for _, sep := range []string{";", "\t", " "} {
+						if strings.Contains(rec[0], sep) {
+							hint = fmt.Sprintf("; fields are separated by commas, this line uses %q", sep)
+							break
+						}
+					}
+				}
+				return fmt.Errorf("run: line %d: %d fields, model takes %d features (plus an optional label column)%s: %w", line, len(rec), n, hint, model.ErrInput)
+			}
+			if _, err := strconv.ParseFloat(rec[0], 64); err != nil && first {
+				continue // a header: n or n+1 names
+			}
+			if len(rec) == n+1 {
+				if !isLabel(rec[n]) {
+					return fmt.Errorf("run: line %d: %d fields, model takes %d features; the last field %q is not a label of the model (an index or extra column?): %w", line, len(rec), n, rec[n], model.ErrInput)
+				}
+				rec = rec[:n]
+			}
 			for i, f := range rec {
-				v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+				v, err := strconv.ParseFloat(f, 64)
 				if err != nil {
-					if i == len(rec)-1 && len(rec) == n+1 {
-						break // a label column
-					}
-					if line == 1 && i == 0 {
-						header = true
-						break
-					}
 					return fmt.Errorf("run: line %d field %d: %q is not a number: %w", line, i+1, f, model.ErrInput)
 				}
 				vals = append(vals, v)
 			}
-			if header {
-				continue
-			}
-		}
-		if len(vals) == n+1 {
-			vals = vals[:n]
-		}
-		if len(vals) != n {
-			return fmt.Errorf("run: line %d: %d values, model takes %d features: %w", line, len(vals), n, model.ErrInput)
 		}
 		if err := fn(line, vals); err != nil {
 			return err
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("run: read: %w", err)
-	}
-	return nil
 }

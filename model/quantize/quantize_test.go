@@ -2,6 +2,7 @@ package quantize
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math"
 	"testing"
@@ -119,5 +120,63 @@ func TestLogitWindowNarrowsLogitScale(t *testing.T) {
 	}
 	if narrow.Layers[2].Input != ln {
 		t.Fatal("softmax input does not follow the narrowed logits")
+	}
+}
+
+func TestDefaultCalibrationAndLogitObserver(t *testing.T) {
+	d := train.Synthetic(train.SyntheticOptions{Samples: 800, Features: 12, Classes: 4, Seed: 10})
+	c := train.DefaultConfig()
+	c.Hidden, c.Epochs = []int{16}, 8
+	f, _, err := train.Fit(d, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := Quantize(f, d.X, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pct, err := Quantize(f, d.X, Options{NewObserver: func() Observer { return &Percentile{P: DefaultPercentile} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mm, err := Quantize(f, d.X, Options{NewObserver: func() Observer { return &MinMax{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Input.Quant != pct.Input.Quant || def.Layers[0].Output != pct.Layers[0].Output {
+		t.Fatalf("default calibration %+v is not the %g percentile's %+v", def.Input.Quant, DefaultPercentile, pct.Input.Quant)
+	}
+	if def.Input.Quant == mm.Input.Quant {
+		t.Fatal("default and min-max calibration agree; the test cannot tell them apart")
+	}
+	// A min-max logit observer changes the logits only.
+	mixed, err := Quantize(f, d.X, Options{NewLogitObserver: func() Observer { return &MinMax{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mixed.Input.Quant != def.Input.Quant || mixed.Layers[1].Output != mm.Layers[1].Output {
+		t.Fatalf("logit observer: input %+v (default %+v), logits %+v (min-max %+v)", mixed.Input.Quant, def.Input.Quant, mixed.Layers[1].Output, mm.Layers[1].Output)
+	}
+}
+
+func TestQuantizeAndCompareStopWhenCancelled(t *testing.T) {
+	d := train.Synthetic(train.SyntheticOptions{Samples: 300, Features: 8, Classes: 3, Seed: 11})
+	c := train.DefaultConfig()
+	c.Hidden, c.Epochs = []int{8}, 3
+	f, _, err := train.Fit(d, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := QuantizeContext(ctx, f, d.X, Options{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("QuantizeContext: %v", err)
+	}
+	q, err := Quantize(f, d.X, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CompareContext(ctx, f, q, d); !errors.Is(err, context.Canceled) {
+		t.Fatalf("CompareContext: %v", err)
 	}
 }

@@ -21,6 +21,7 @@
 package kernel
 
 import (
+	"fmt"
 	"math"
 	"os"
 )
@@ -73,14 +74,31 @@ func Lookup(name string) (Kernel, bool) {
 	return Kernel{}, false
 }
 
-// Best returns the kernel to use: the one named by SHELFGATE_KERNEL when
-// that names a supported kernel, else the fastest supported one.
-func Best() Kernel {
-	if name := os.Getenv("SHELFGATE_KERNEL"); name != "" {
-		if k, ok := Lookup(name); ok {
-			return k
+// EnvVar names the environment variable that overrides the kernel choice.
+const EnvVar = "SHELFGATE_KERNEL"
+
+// Best returns the kernel to use: the one named by SHELFGATE_KERNEL when it
+// is set, else the fastest supported one. A SHELFGATE_KERNEL that names no
+// supported kernel is an error, never a silent fallback.
+func Best() (Kernel, error) {
+	if name := os.Getenv(EnvVar); name != "" {
+		k, ok := Lookup(name)
+		if !ok {
+			var have []string
+			for _, k := range All() {
+				if k.Supported {
+					have = append(have, k.Name)
+				}
+			}
+			return Kernel{}, fmt.Errorf("%s=%q names no kernel this CPU supports (have %v)", EnvVar, name, have)
 		}
+		return k, nil
 	}
+	return Fastest(), nil
+}
+
+// Fastest is the fastest kernel this CPU supports.
+func Fastest() Kernel {
 	best := Generic
 	for _, k := range archKernels() {
 		if k.Supported {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -122,12 +123,17 @@ func TestKernelRejectsBadArguments(t *testing.T) {
 
 func TestBestHonoursEnvironment(t *testing.T) {
 	t.Setenv("SHELFGATE_KERNEL", "generic")
-	if got := Best().Name; got != "generic" {
-		t.Fatalf("Best() = %s with SHELFGATE_KERNEL=generic", got)
+	if got, err := Best(); err != nil || got.Name != "generic" {
+		t.Fatalf("Best() = %s, %v with SHELFGATE_KERNEL=generic", got.Name, err)
 	}
+	t.Setenv("SHELFGATE_KERNEL", "")
+	if got, err := Best(); err != nil || got.Name != Fastest().Name {
+		t.Fatalf("Best() = %s, %v without SHELFGATE_KERNEL; fastest is %s", got.Name, err, Fastest().Name)
+	}
+	// An unknown name is an error naming the value, not a silent fallback.
 	t.Setenv("SHELFGATE_KERNEL", "no-such-kernel")
-	if got := Best(); !got.Supported {
-		t.Fatalf("Best() = unsupported kernel %s", got.Name)
+	if got, err := Best(); err == nil || !strings.Contains(err.Error(), `"no-such-kernel"`) || !strings.Contains(err.Error(), "generic") {
+		t.Fatalf("Best() = %s, %v with SHELFGATE_KERNEL=no-such-kernel", got.Name, err)
 	}
 }
 

@@ -3,6 +3,9 @@
 // of the same shape with gonum BLAS and beside the portable Go kernel, all
 // in the same run, and prints FIGURE lines for make bench-model. It first
 // checks that every kernel gives bit-identical outputs.
+//
+// With -agreement it instead measures, for each calibration method, the
+// int8/float top-1 agreement on several data sets (see agreement.go).
 package main
 
 import (
@@ -35,8 +38,19 @@ func main() {
 	asmMix := flag.String("asm-mix", "", "instead of timing, report the inner-loop instruction mix of this arm64 .s file against matvec_amd64.s")
 	saveModel := flag.String("save-model", "", "instead of timing, write the reference-shape model to this file")
 	digest := flag.String("digest", "", "instead of timing, print a SHA-256 of every kernel's outputs of this model file on fixed inputs")
+	agreement := flag.Bool("agreement", false, "instead of timing, measure int8/float top-1 agreement of every calibration on several data sets")
+	agreementCache := flag.String("agreement-cache", "", "directory to keep the trained float models of -agreement between runs")
+	agreementEpochs := flag.Int("agreement-epochs", 8, "maximum training epochs per data set for -agreement")
+	agreementRows := flag.Int("agreement-rows", 10000, "test rows per data set for -agreement")
 	testing.Init()
 	flag.Parse()
+	if *agreement {
+		if err := runAgreement(*agreementCache, *agreementEpochs, *agreementRows); err != nil {
+			fmt.Fprintln(os.Stderr, "modelbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *saveModel != "" || *digest != "" {
 		var err error
 		if *saveModel != "" {
@@ -184,10 +198,14 @@ func run() error {
 			return fmt.Errorf("kernel %s differs from %s", k, model.Kernels()[0])
 		}
 	}
-	fmt.Printf("# kernels %v agree bit for bit on %d rows; default %s; GOMAXPROCS=1 %s/%s\n", model.Kernels(), len(rows), model.DefaultKernel(), runtime.GOOS, runtime.GOARCH)
+	def, err := model.DefaultKernel()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("# kernels %v agree bit for bit on %d rows; default %s; GOMAXPROCS=1 %s/%s\n", model.Kernels(), len(rows), def, runtime.GOOS, runtime.GOARCH)
 
 	x := rows[0]
-	fast, _ := q.NewSessionWith(model.WithKernel(model.DefaultKernel()))
+	fast, _ := q.NewSessionWith(model.WithKernel(def))
 	generic, _ := q.NewSessionWith(model.WithKernel("generic"))
 	fl := newFloatNet(f, batch)
 
