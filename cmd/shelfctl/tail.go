@@ -15,8 +15,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/shelfgate/shelfgate/gateway"
-	"github.com/shelfgate/shelfgate/gateway/collect"
 	"github.com/shelfgate/shelfgate/gateway/compress"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
 func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -36,8 +36,8 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if g == "" {
 		g = "+"
 	}
-	base := gateway.TopicRoot + "/" + s + "/" + g
-	zstd, err := compress.NewDecoder(gateway.MaxBatchBytes)
+	base := shelfv1.TopicRoot + "/" + s + "/" + g
+	zstd, err := compress.NewDecoder(shelfv1.MaxBatchBytes)
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ type printer struct {
 type readingAgg struct {
 	n      int
 	lo, hi int64
-	last   map[string]gateway.WireRecord
+	last   map[string]shelfv1.WireRecord
 }
 
 func (p *printer) flush() {
@@ -135,7 +135,7 @@ func (p *printer) message(topic string, payload []byte) {
 	case "cmd":
 		fmt.Fprintf(w, "%s %s REPLY %s %s\n", now, who, strings.Join(parts[5:], "/"), payload)
 	case "telemetry", "events":
-		b, err := collect.DecodePayload(p.zstd, payload)
+		b, err := shelfv1.DecodePayload(p.zstd, payload)
 		if err != nil {
 			fmt.Fprintf(w, "%s %s BAD %s: %v\n", now, who, parts[4], err)
 			return
@@ -156,7 +156,7 @@ func (p *printer) message(topic string, payload []byte) {
 		}
 		a := p.agg[who]
 		if a == nil {
-			a = &readingAgg{last: map[string]gateway.WireRecord{}}
+			a = &readingAgg{last: map[string]shelfv1.WireRecord{}}
 			p.agg[who] = a
 		}
 		for _, r := range b.Records {

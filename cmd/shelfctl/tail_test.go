@@ -7,21 +7,22 @@ import (
 
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/compress"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
 func TestTailPrinter(t *testing.T) {
 	var out strings.Builder
-	zstd, err := compress.NewDecoder(gateway.MaxBatchBytes)
+	zstd, err := compress.NewDecoder(shelfv1.MaxBatchBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &printer{w: &out, agg: map[string]*readingAgg{}, zstd: zstd}
 	at := time.Unix(1700000000, 0)
-	tel := gateway.AppendBatch(nil, "s", "g", gateway.ClassTelemetry, at, []gateway.Record{
+	tel := shelfv1.AppendBatch(nil, "s", "g", gateway.BatchRef{Class: gateway.ClassTelemetry}, at, []gateway.Record{
 		{ID: 1, Seq: 1, Stream: "loadcell/shelf-01/bin-01", Time: at, Value: 100, Unit: "g"},
 		{ID: 2, Seq: 2, Stream: "loadcell/shelf-01/bin-01", Time: at, Value: 101.25, Unit: "g"},
 	})
-	ev := gateway.AppendBatch(nil, "s", "g", gateway.ClassEvent, at, []gateway.Record{
+	ev := shelfv1.AppendBatch(nil, "s", "g", gateway.BatchRef{Class: gateway.ClassEvent}, at, []gateway.Record{
 		{ID: 3, Seq: 1, Stream: "events/loadcell/shelf-01/bin-01", Time: at, Body: []byte(`{"kind":"pick","bin":"shelf-01/bin-01","qty":2,"delta_g":-250,"sku":"4006381333931","time":"2023-11-14T22:13:20Z"}`)},
 		{ID: 4, Seq: 1, Stream: "events/scanner/picking-1", Time: at, Body: []byte(`{"kind":"scan","stream":"scanner/picking-1","detail":"4006381333931","time":"2023-11-14T22:13:20Z"}`)},
 	})

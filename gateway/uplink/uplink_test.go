@@ -15,17 +15,31 @@ import (
 
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/collect"
+	"github.com/shelfgate/shelfgate/gateway/downlink"
 	"github.com/shelfgate/shelfgate/gateway/mqtttest"
 	"github.com/shelfgate/shelfgate/gateway/outbox"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
-var topics = gateway.Topics{Site: "site-1", Gateway: "gw-1"}
+var topics = shelfv1.Topics{Site: "site-1", Gateway: "gw-1"}
 
 type fixture struct {
-	ob   *outbox.Outbox
-	col  *collect.Collector
-	u    *Uplink
-	stop func() error // stops the uplink and returns Run's error; idempotent
+	ob     *outbox.Outbox
+	col    *collect.Collector
+	u      *Uplink
+	router *downlink.Router // the uplink's Downlink; with ConsumerAcks it has an ack handler
+	stop   func() error     // stops the uplink and returns Run's error; idempotent
+}
+
+// ackHandler is the consumer-ack handler as cmd/shelfgate registers it.
+func ackHandler(u func() *Uplink) downlink.Handler {
+	return downlink.HandlerFunc(func(ctx context.Context, m downlink.Message) error {
+		ref, err := shelfv1.DecodeAck(m.Payload)
+		if err != nil {
+			return downlink.Reject(downlink.ReasonMalformed, err)
+		}
+		return u().Confirm(ctx, ref)
+	})
 }
 
 // rig is a test setup: an outbox, a collector subscribed to collectURL, and
@@ -65,6 +79,15 @@ func (r rig) start(t *testing.T) *fixture {
 		opts.Brokers = []string{r.collectURL}
 	}
 	opts.Topics = topics
+	if opts.Downlink == nil {
+		f.router = downlink.New(nil)
+		if opts.ConsumerAcks {
+			if err := f.router.Handle(topics.Ack(), ackHandler(func() *Uplink { return f.u }), downlink.Options{Name: "acks", QueueLen: 1024, MaxPayload: shelfv1.MaxAckBytes}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		opts.Downlink = f.router
+	}
 	if opts.BackoffMin == 0 {
 		opts.BackoffMin, opts.BackoffMax = 50*time.Millisecond, 500*time.Millisecond
 	}
@@ -233,44 +256,6 @@ func TestStatusBirthAndShutdown(t *testing.T) {
 	}
 	if s["reason"] != "shutdown" {
 		t.Fatalf("shutdown status = %v", s)
-	}
-}
-
-func TestCommands(t *testing.T) {
-	url := mqtttest.StartEmbedded(t)
-	start(t, url, Options{})
-	replies := make(chan Reply, 8)
-	sub := subscriber(t, url, topics.Reply("+"), func(m paho.Message) {
-		var r Reply
-		json.Unmarshal(m.Payload(), &r)
-		replies <- r
-	})
-	defer sub.Disconnect(0)
-	for _, tc := range []struct {
-		cmd, payload string
-		want         Reply
-	}{
-		{"ping", `{"id":"r1"}`, Reply{ID: "r1", OK: true, Result: "pong"}},
-		{"reboot", `{"id":"r2"}`, Reply{ID: "r2", Error: `unknown command "reboot"`}},
-		{"ping", `not json`, Reply{Error: `payload is not a JSON object with an "id"`}},
-	} {
-		// The uplink may still be subscribing: repeat until answered.
-		var got Reply
-		waitFor(t, "reply to "+tc.cmd, 10*time.Second, func() bool {
-			sub.Publish(topics.Base()+"/cmd/"+tc.cmd, 1, false, tc.payload).Wait()
-			select {
-			case got = <-replies:
-				return true
-			case <-time.After(200 * time.Millisecond):
-				return false
-			}
-		})
-		if got.ID != tc.want.ID || got.OK != tc.want.OK || got.Error != tc.want.Error || fmt.Sprint(got.Result) != fmt.Sprint(tc.want.Result) && tc.want.Result != nil {
-			t.Errorf("%s %s: reply %+v, want %+v", tc.cmd, tc.payload, got, tc.want)
-		}
-		for len(replies) > 0 {
-			<-replies
-		}
 	}
 }
 
