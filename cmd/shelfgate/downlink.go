@@ -10,6 +10,7 @@ import (
 
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/downlink"
+	"github.com/shelfgate/shelfgate/gateway/outbox"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
 	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
@@ -45,8 +46,9 @@ type publisher interface {
 }
 
 var (
-	_ confirmer = (*uplink.Uplink)(nil)
-	_ publisher = (*uplink.Uplink)(nil)
+	_ commandStore = (*outbox.Outbox)(nil)
+	_ confirmer    = (*uplink.Uplink)(nil)
+	_ publisher    = (*uplink.Uplink)(nil)
 )
 
 // commandFunc runs one command with its args (nil when none). Its result

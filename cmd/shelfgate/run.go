@@ -99,17 +99,24 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 	}
 	topics := shelfv1.Topics{Site: cfg.Gateway.Site, Gateway: cfg.Gateway.ID}
 	router := downlink.New(log.With("component", "downlink"))
+	batchKey, err := ob.Secret(ctx) // batch tags that consumer acks must echo, stable across restarts
+	if err != nil {
+		return err
+	}
+	birth := birthStatus(ob, cfg.Uplink.AckMode)
 	up, err := uplink.New(ob, uplink.Options{
 		Brokers: brokers, Topics: topics,
 		Username: cfg.Broker.Username, Password: cfg.Broker.Password, TLS: tlsConf,
 		KeepAlive: cfg.Broker.KeepAlive, AckTimeout: cfg.Uplink.AckTimeout,
 		BatchRecords: cfg.Uplink.BatchRecords, Window: cfg.Uplink.Window, ReplayRate: cfg.Uplink.ReplayRate, Compress: cfg.Uplink.Compress,
 		ConsumerAcks: cfg.Uplink.AckMode == "consumer", ConsumerAckTimeout: cfg.Uplink.ConsumerAckTimeout,
-		Birth:    birthStatus(ob, cfg.Uplink.AckMode),
-		Downlink: router,
-		Logger:   log.With("component", "uplink"),
+		Birth: birth, BatchKey: batchKey, Downlink: router,
+		Logger: log.With("component", "uplink"),
 	})
 	if err != nil {
+		return err
+	}
+	if err := registerDownlink(router, topics, ob, up, builtinCommands(birth), cfg.Uplink.AckMode == "consumer", log.With("component", "downlink")); err != nil {
 		return err
 	}
 
