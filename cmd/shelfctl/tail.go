@@ -144,7 +144,11 @@ func (p *printer) message(topic string, payload []byte) {
 			for _, r := range b.Records {
 				var ev gateway.Event
 				json.Unmarshal(r.Event, &ev)
-				fmt.Fprintf(w, "%s %s EVENT %-9s %s id=%d seq=%d\n", now, who, strings.ToUpper(string(ev.Kind)), describeEvent(ev), r.ID, r.Seq)
+				desc := describeEvent(ev)
+				if ev.Kind == gateway.EventCommandReply {
+					desc = describeReply(r.Event)
+				}
+				fmt.Fprintf(w, "%s %s EVENT %-9s %s id=%d seq=%d\n", now, who, strings.ToUpper(string(ev.Kind)), desc, r.ID, r.Seq)
 			}
 			return
 		}
@@ -168,6 +172,18 @@ func (p *printer) message(topic string, payload []byte) {
 			a.last[r.Stream] = r
 		}
 	}
+}
+
+// describeReply is the human part of a command_reply event line.
+func describeReply(body []byte) string {
+	r, err := shelfv1.DecodeReply(body)
+	if err != nil {
+		return err.Error()
+	}
+	if !r.OK {
+		return fmt.Sprintf("cmd=%s req=%s error=%q", r.Name, r.ID, r.Error)
+	}
+	return fmt.Sprintf("cmd=%s req=%s ok result=%s", r.Name, r.ID, r.Result)
 }
 
 // describeEvent is the human part of an event line.
