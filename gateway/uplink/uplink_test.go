@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -365,5 +366,46 @@ func TestConsumerAcksKeepRowsUntilConfirmed(t *testing.T) {
 	}
 	if u.Stats().Rewinds == 0 {
 		t.Fatalf("stats %+v", u.Stats())
+	}
+}
+
+// TestRunJoinsItsGoroutines: once Run returned, no goroutine the uplink
+// started (session watchers, lanes, status refresher, downlink handlers)
+// is left, after sessions ended both by a broker loss and by shutdown.
+func TestRunJoinsItsGoroutines(t *testing.T) {
+	m := mqtttest.StartMosquitto(t)
+	router := downlink.New(nil)
+	if err := router.Handle(topics.Base()+"/x/#", downlink.HandlerFunc(func(ctx context.Context, _ downlink.Message) error {
+		<-ctx.Done()                       // a handler that only stops when told to,
+		time.Sleep(200 * time.Millisecond) // and takes its time: Run must wait for it
+		return nil
+	}), downlink.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	f := rig{collectURL: m.URL, opts: Options{Downlink: router, KeepAlive: 2 * time.Second}}.start(t)
+	produce(t, f.ob, 4, 100, 1)
+	waitFor(t, "delivery", 15*time.Second, func() bool { return f.col.Audit(false).Received == 404 })
+	pub := subscriber(t, m.URL, topics.Base()+"/nothing", func(paho.Message) {})
+	waitFor(t, "the handler busy", 10*time.Second, func() bool {
+		pub.Publish(topics.Base()+"/x/y", 1, false, "hi").Wait()
+		return router.Stats()[0].Received > 0
+	})
+	m.Kill() // one session ends by losing the broker
+	m.Start()
+	waitFor(t, "a second session", 30*time.Second, func() bool { return f.u.Stats().Connects >= 2 && f.u.Stats().Connected })
+	if err := f.stop(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, g := range strings.Split(stacks, "\n\n") {
+		// Any frame in the uplink's or the router's non-test code.
+		for _, line := range strings.Split(g, "\n") {
+			line = strings.TrimSpace(line)
+			if (strings.Contains(line, "/gateway/uplink/") || strings.Contains(line, "/gateway/downlink/")) && !strings.Contains(line, "_test.go") {
+				t.Errorf("goroutine left after Run returned:\n%s", g)
+				break
+			}
+		}
 	}
 }
