@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -595,4 +596,118 @@ func TestCommandFlood(t *testing.T) {
 		return rep.noID == len(malformed)
 	})
 	t.Logf("answered %d, rejected queue_full %d, malformed %d", answered, full, len(malformed))
+}
+
+// TestMosquittoACLExample runs mosquitto with configs/mosquitto.acl.example:
+// a gateway can publish only its own data and read only its own commands and
+// acks; only the collector can ack and only the operator can command.
+func TestMosquittoACLExample(t *testing.T) {
+	bin, err := exec.LookPath("mosquitto_passwd")
+	if err != nil {
+		mqtttest.FindMosquitto(t) // skips (or fails under REQUIRE_MOSQUITTO=1) like the broker
+		t.Skip("mosquitto_passwd not found")
+	}
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "passwd")
+	for i, user := range []string{"gw-1", "gw-2", "collector", "operator", "intruder"} {
+		args := []string{"-b", pw, user, "pw-" + user}
+		if i == 0 {
+			args = append([]string{"-c"}, args...)
+		}
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+		}
+	}
+	acl := filepath.Join(mqtttest.ModuleRoot(t), "configs", "mosquitto.acl.example")
+	m := mqtttest.StartMosquittoWith(t, "allow_anonymous false\npassword_file "+pw+"\nacl_file "+acl)
+	login := func(user string) paho.Client {
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(m.URL).SetClientID(user + "-" + t.Name()).SetUsername(user).SetPassword("pw-" + user))
+		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect as %s: %v", user, tok.Error())
+		}
+		t.Cleanup(func() { c.Disconnect(0) })
+		return c
+	}
+	gw1, gw2, col, op, intruder := login("gw-1"), login("gw-2"), login("collector"), login("operator"), login("intruder")
+	gw1Topics := shelfv1.Topics{Site: "s1", Gateway: "gw-1"}
+	gw2Topics := shelfv1.Topics{Site: "s1", Gateway: "gw-2"}
+
+	// got collects what a client receives on a filter.
+	type inbox struct {
+		mu  sync.Mutex
+		got []string
+	}
+	listen := func(c paho.Client, filter string) *inbox {
+		in := &inbox{}
+		if tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+			in.mu.Lock()
+			in.got = append(in.got, string(m.Payload()))
+			in.mu.Unlock()
+		}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribe %s: %v", filter, tok.Error())
+		}
+		return in
+	}
+	publish := func(c paho.Client, topic, payload string) {
+		if tok := c.Publish(topic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", topic, tok.Error())
+		}
+	}
+	// check publishes the denied messages, then an allowed one; once the
+	// allowed one arrived, the denied ones would have too.
+	check := func(what string, in *inbox, denied func(), allowed func(), want string) {
+		t.Helper()
+		denied()
+		allowed()
+		dlWait(t, what, 10*time.Second, func() bool {
+			in.mu.Lock()
+			defer in.mu.Unlock()
+			return slices.Contains(in.got, want)
+		})
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		if len(in.got) != 1 {
+			t.Errorf("%s: received %q, want only %q", what, in.got, want)
+		}
+	}
+
+	tel := listen(col, "shelfgate/v1/+/+/telemetry")
+	check("telemetry only from its gateway", tel,
+		func() {
+			publish(gw1, gw2Topics.Telemetry(), "gw-1 posing as gw-2")
+			publish(intruder, gw1Topics.Telemetry(), "intruder")
+		},
+		func() { publish(gw1, gw1Topics.Telemetry(), "gw-1 own") }, "gw-1 own")
+
+	acks := listen(gw1, gw1Topics.Ack())
+	check("acks only from the collector", acks,
+		func() {
+			publish(intruder, gw1Topics.Ack(), "intruder ack")
+			publish(gw2, gw1Topics.Ack(), "gw-2 ack")
+			publish(op, gw1Topics.Ack(), "operator ack")
+		},
+		func() { publish(col, gw1Topics.Ack(), "collector ack") }, "collector ack")
+
+	cmds := listen(gw1, gw1Topics.Commands())
+	check("commands only from the operator", cmds,
+		func() {
+			publish(intruder, gw1Topics.Base()+"/cmd/ping", "intruder cmd")
+			publish(col, gw1Topics.Base()+"/cmd/ping", "collector cmd")
+		},
+		func() { publish(op, gw1Topics.Base()+"/cmd/ping", "operator cmd") }, "operator cmd")
+
+	// A gateway cannot read another's acks.
+	spy := listen(gw1, gw2Topics.Ack())
+	theirs := listen(gw2, gw2Topics.Ack())
+	publish(col, gw2Topics.Ack(), "for gw-2")
+	dlWait(t, "gw-2's ack", 10*time.Second, func() bool {
+		theirs.mu.Lock()
+		defer theirs.mu.Unlock()
+		return len(theirs.got) == 1
+	})
+	spy.mu.Lock()
+	defer spy.mu.Unlock()
+	if len(spy.got) != 0 {
+		t.Errorf("gw-1 read gw-2's acks: %q", spy.got)
+	}
 }
