@@ -8,6 +8,7 @@ import (
 	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/compress"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
 // compressBench measures what zstd saves on realistic batches (readings
@@ -44,7 +45,7 @@ func compressBench(args []string) error {
 	for b := range *batches {
 		fill(b)
 		start := time.Now()
-		buf = gateway.AppendBatch(buf[:0], "site", "gw", gateway.ClassTelemetry, t0, recs)
+		buf = shelfv1.AppendBatch(buf[:0], "site", "gw", gateway.BatchRef{Class: gateway.ClassTelemetry}, t0, recs)
 		mid := time.Now()
 		out = enc.Compress(out[:0], buf)
 		end := time.Now()

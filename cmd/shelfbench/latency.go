@@ -15,6 +15,7 @@ import (
 
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
 // latency measures sample-to-subscriber latency at a steady rate: readings
@@ -46,7 +47,7 @@ func latency(args []string) error {
 	}
 	paced(*rate, n, 10, func(rs []gateway.Record) error {
 		for i := range rs {
-			pub.Publish("bench/lat-raw", 1, false, gateway.AppendBatch(nil, "b", "raw", gateway.ClassTelemetry, time.Now(), rs[i:i+1]))
+			pub.Publish("bench/lat-raw", 1, false, shelfv1.AppendBatch(nil, "b", "raw", gateway.BatchRef{Class: gateway.ClassTelemetry}, time.Now(), rs[i:i+1]))
 		}
 		return nil
 	})
@@ -63,7 +64,7 @@ func latency(args []string) error {
 		return err
 	}
 	defer closeOutbox()
-	topics := gateway.Topics{Site: "bench", Gateway: "lat"}
+	topics := shelfv1.Topics{Site: "bench", Gateway: "lat"}
 	rec = newLatencyRecorder(n)
 	sub, err = subscribe(url, topics.Telemetry(), rec.batch)
 	if err != nil {
@@ -186,7 +187,7 @@ func drain(args []string) error {
 	}
 	fill := time.Since(start)
 	var got atomic.Int64
-	topics := gateway.Topics{Site: "bench", Gateway: "drain"}
+	topics := shelfv1.Topics{Site: "bench", Gateway: "drain"}
 	sub, err := subscribe(url, topics.Telemetry(), countRecords(&got))
 	if err != nil {
 		return err

@@ -33,6 +33,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/outbox"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
 func main() {
@@ -184,7 +185,7 @@ func uplinkBench(args []string) error {
 	start := time.Now()
 	toks := make([]paho.Token, 0, *nRaw)
 	for i := range recs {
-		p := gateway.AppendBatch(nil, "bench", "raw", gateway.ClassTelemetry, time.Now(), recs[i:i+1])
+		p := shelfv1.AppendBatch(nil, "bench", "raw", gateway.BatchRef{Class: gateway.ClassTelemetry}, time.Now(), recs[i:i+1])
 		toks = append(toks, pub.Publish("bench/raw", 1, false, p))
 	}
 	for _, t := range toks {
@@ -206,7 +207,7 @@ func uplinkBench(args []string) error {
 	}
 	defer closeOutbox()
 	var got atomic.Int64
-	topics := gateway.Topics{Site: "bench", Gateway: "gw"}
+	topics := shelfv1.Topics{Site: "bench", Gateway: "gw"}
 	sub, err = subscribe(url, topics.Telemetry(), countRecords(&got))
 	if err != nil {
 		return err

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/collect"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
 // collectedRecord is one line of collect's output file.
@@ -78,7 +78,7 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	opts := collect.SubscribeOptions{
 		Broker: *url, ClientID: id, Persistent: *clientID != "", Site: *site, Gateway: *gw, Share: *share, Ack: *ack,
 		Username: os.Getenv("SHELFGATE_BROKER_USERNAME"), Password: os.Getenv("SHELFGATE_BROKER_PASSWORD"),
-		OnBatch: func(b *gateway.Batch, fresh []gateway.WireRecord) {
+		OnBatch: func(b *shelfv1.Batch, fresh []shelfv1.WireRecord) {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, r := range fresh {

@@ -15,8 +15,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/shelfgate/shelfgate/gateway"
-	"github.com/shelfgate/shelfgate/gateway/collect"
 	"github.com/shelfgate/shelfgate/gateway/compress"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
 func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -36,8 +36,8 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if g == "" {
 		g = "+"
 	}
-	base := gateway.TopicRoot + "/" + s + "/" + g
-	zstd, err := compress.NewDecoder(gateway.MaxBatchBytes)
+	base := shelfv1.TopicRoot + "/" + s + "/" + g
+	zstd, err := compress.NewDecoder(shelfv1.MaxBatchBytes)
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ type printer struct {
 type readingAgg struct {
 	n      int
 	lo, hi int64
-	last   map[string]gateway.WireRecord
+	last   map[string]shelfv1.WireRecord
 }
 
 func (p *printer) flush() {
@@ -135,7 +135,7 @@ func (p *printer) message(topic string, payload []byte) {
 	case "cmd":
 		fmt.Fprintf(w, "%s %s REPLY %s %s\n", now, who, strings.Join(parts[5:], "/"), payload)
 	case "telemetry", "events":
-		b, err := collect.DecodePayload(p.zstd, payload)
+		b, err := shelfv1.DecodePayload(p.zstd, payload)
 		if err != nil {
 			fmt.Fprintf(w, "%s %s BAD %s: %v\n", now, who, parts[4], err)
 			return
@@ -144,7 +144,11 @@ func (p *printer) message(topic string, payload []byte) {
 			for _, r := range b.Records {
 				var ev gateway.Event
 				json.Unmarshal(r.Event, &ev)
-				fmt.Fprintf(w, "%s %s EVENT %-9s %s id=%d seq=%d\n", now, who, strings.ToUpper(string(ev.Kind)), describeEvent(ev), r.ID, r.Seq)
+				desc := describeEvent(ev)
+				if ev.Kind == gateway.EventCommandReply {
+					desc = describeReply(r.Event)
+				}
+				fmt.Fprintf(w, "%s %s EVENT %-9s %s id=%d seq=%d\n", now, who, strings.ToUpper(string(ev.Kind)), desc, r.ID, r.Seq)
 			}
 			return
 		}
@@ -156,7 +160,7 @@ func (p *printer) message(topic string, payload []byte) {
 		}
 		a := p.agg[who]
 		if a == nil {
-			a = &readingAgg{last: map[string]gateway.WireRecord{}}
+			a = &readingAgg{last: map[string]shelfv1.WireRecord{}}
 			p.agg[who] = a
 		}
 		for _, r := range b.Records {
@@ -168,6 +172,18 @@ func (p *printer) message(topic string, payload []byte) {
 			a.last[r.Stream] = r
 		}
 	}
+}
+
+// describeReply is the human part of a command_reply event line.
+func describeReply(body []byte) string {
+	r, err := shelfv1.DecodeReply(body)
+	if err != nil {
+		return err.Error()
+	}
+	if !r.OK {
+		return fmt.Sprintf("cmd=%s req=%s error=%q", r.Name, r.ID, r.Error)
+	}
+	return fmt.Sprintf("cmd=%s req=%s ok result=%s", r.Name, r.ID, r.Result)
 }
 
 // describeEvent is the human part of an event line.

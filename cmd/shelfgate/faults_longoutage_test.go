@@ -29,6 +29,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway/outbox"
 	"github.com/shelfgate/shelfgate/gateway/shelf"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
 // Knobs of TestFaultLongOutage. The defaults are the case as run by the
@@ -154,7 +155,7 @@ func TestFaultLongOutage(t *testing.T) {
 			ob.Close()
 		}
 	})
-	topics := gateway.Topics{Site: cfg.Gateway.Site, Gateway: cfg.Gateway.ID}
+	topics := shelfv1.Topics{Site: cfg.Gateway.Site, Gateway: cfg.Gateway.ID}
 	up, err := uplink.New(ob, uplink.Options{
 		Brokers: cfg.Broker.URLs, Topics: topics,
 		KeepAlive: cfg.Broker.KeepAlive, AckTimeout: cfg.Uplink.AckTimeout,
@@ -633,7 +634,7 @@ type collectCounts struct {
 	noticeQty int64   // rows they report shed
 }
 
-func (c *collectCounts) add(b *gateway.Batch, fresh []gateway.WireRecord) {
+func (c *collectCounts) add(b *shelfv1.Batch, fresh []shelfv1.WireRecord) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if b.Class == gateway.ClassTelemetry.String() {

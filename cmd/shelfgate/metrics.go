@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/gateway/downlink"
 	"github.com/shelfgate/shelfgate/gateway/metrics"
 	"github.com/shelfgate/shelfgate/gateway/outbox"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
@@ -13,7 +14,7 @@ import (
 )
 
 // newMetrics exposes the components' counters to Prometheus.
-func newMetrics(gw *gateway.Gateway, ob *outbox.Outbox, up *uplink.Uplink, sources []gateway.Source, log *slog.Logger) *metrics.Server {
+func newMetrics(gw *gateway.Gateway, ob *outbox.Outbox, up *uplink.Uplink, dl *downlink.Router, sources []gateway.Source, log *slog.Logger) *metrics.Server {
 	ms := metrics.New(func() error {
 		if !up.Stats().Connected {
 			return errors.New("broker not connected")
@@ -61,8 +62,26 @@ func newMetrics(gw *gateway.Gateway, ob *outbox.Outbox, up *uplink.Uplink, sourc
 	ms.Counter("uplink_records_delivered_total", "Records acknowledged by the broker (re-sends included).", func() float64 { return f(up.Stats().Delivered) })
 	ms.Counter("uplink_records_resent_total", "Records sent again after a connection loss.", func() float64 { return f(up.Stats().Resent) })
 	ms.Gauge("uplink_inflight_messages", "Messages awaiting PUBACK.", func() float64 { return f(up.Stats().InFlight) })
-	ms.Counter("uplink_commands_total", "Downlink commands received.", func() float64 { return f(up.Stats().CommandsIn) })
-	ms.Counter("uplink_commands_rejected_total", "Downlink commands dropped or malformed.", func() float64 { return f(up.Stats().CommandsBad) })
+	// Until the labelled collectors land: one pair per downlink handler
+	// (commands, acks), rejections summed over reasons.
+	for _, h := range dl.Stats() {
+		handler := func() downlink.HandlerStats {
+			for _, s := range dl.Stats() {
+				if s.Filter == h.Filter {
+					return s
+				}
+			}
+			return downlink.HandlerStats{}
+		}
+		ms.Counter("downlink_"+h.Name+"_received_total", "Downlink messages for the "+h.Name+" handler.", func() float64 { return f(handler().Received) })
+		ms.Counter("downlink_"+h.Name+"_rejected_total", "Downlink messages the "+h.Name+" handler rejected (oversize, queue full, malformed, forged, ...; by reason in the log).", func() float64 {
+			var n int64
+			for _, v := range handler().Rejected {
+				n += v
+			}
+			return f(n)
+		})
+	}
 	for _, s := range sources {
 		if lc, ok := s.(*loadcell.Source); ok {
 			ms.Counter("loadcell_timeouts_total", "HX711 conversions not ready in time.", func() float64 { return f(lc.Stats().Timeouts) })

@@ -15,9 +15,11 @@ import (
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/broker"
 	"github.com/shelfgate/shelfgate/gateway/config"
+	"github.com/shelfgate/shelfgate/gateway/downlink"
 	"github.com/shelfgate/shelfgate/gateway/outbox"
 	"github.com/shelfgate/shelfgate/gateway/shelf"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
 func loadConfig(path string) (*config.Config, error) {
@@ -95,17 +97,26 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	topics := gateway.Topics{Site: cfg.Gateway.Site, Gateway: cfg.Gateway.ID}
+	topics := shelfv1.Topics{Site: cfg.Gateway.Site, Gateway: cfg.Gateway.ID}
+	router := downlink.New(log.With("component", "downlink"))
+	batchKey, err := ob.Secret(ctx) // batch tags that consumer acks must echo, stable across restarts
+	if err != nil {
+		return err
+	}
+	birth := birthStatus(ob, cfg.Uplink.AckMode)
 	up, err := uplink.New(ob, uplink.Options{
 		Brokers: brokers, Topics: topics,
 		Username: cfg.Broker.Username, Password: cfg.Broker.Password, TLS: tlsConf,
 		KeepAlive: cfg.Broker.KeepAlive, AckTimeout: cfg.Uplink.AckTimeout,
 		BatchRecords: cfg.Uplink.BatchRecords, Window: cfg.Uplink.Window, ReplayRate: cfg.Uplink.ReplayRate, Compress: cfg.Uplink.Compress,
 		ConsumerAcks: cfg.Uplink.AckMode == "consumer", ConsumerAckTimeout: cfg.Uplink.ConsumerAckTimeout,
-		Birth:  birthStatus(ob, cfg.Uplink.AckMode),
+		Birth: birth, BatchKey: batchKey, Downlink: router,
 		Logger: log.With("component", "uplink"),
 	})
 	if err != nil {
+		return err
+	}
+	if err := registerDownlink(router, topics, ob, up, builtinCommands(birth), cfg.Uplink.AckMode == "consumer", log.With("component", "downlink")); err != nil {
 		return err
 	}
 
@@ -115,7 +126,7 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 	}
 	gw.Sources, gw.Outbox, gw.Uplink, gw.Classifier = sources, ob, up, det
 	if cfg.Metrics.Listen != "" {
-		ms := newMetrics(gw, ob, up, sources, log)
+		ms := newMetrics(gw, ob, up, router, sources, log)
 		mctx, stopMetrics := context.WithCancel(context.Background())
 		defer stopMetrics()
 		l, err := net.Listen("tcp", cfg.Metrics.Listen)
@@ -184,13 +195,13 @@ func tlsConfig(t config.TLS) (*tls.Config, error) {
 // backlog, ack mode, each stream's last sequence number and the outbox's
 // shed counts and sizes. last_seq is read before backlog: when backlog is
 // 0, every sequence number up to last_seq has left the outbox, so a
-// consumer can tell loss at a stream's tail (gateway.StatusLastSeq).
+// consumer can tell loss at a stream's tail (shelfv1.StatusLastSeq).
 func birthStatus(ob *outbox.Outbox, ackMode string) func() map[string]any {
 	return func() map[string]any {
 		seqs, seqErr := ob.LastSeqs(context.Background())
 		b := map[string]any{"version": version, "model": "none", "backlog": ob.Backlog(), "ack_mode": ackMode}
 		if seqErr == nil {
-			b[gateway.StatusLastSeq] = seqs
+			b[shelfv1.StatusLastSeq] = seqs
 		}
 		if st, err := ob.Stats(context.Background()); err == nil {
 			b["shed_telemetry"], b["shed_events"] = st.ShedTelemetry, st.ShedEvents

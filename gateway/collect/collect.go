@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
 // Collector deduplicates and audits. It is safe for concurrent use.
@@ -46,7 +47,7 @@ func New() *Collector {
 }
 
 // Add records one decoded batch and returns the records seen for the first time.
-func (c *Collector) Add(b *gateway.Batch) []gateway.WireRecord {
+func (c *Collector) Add(b *shelfv1.Batch) []shelfv1.WireRecord {
 	gw := b.Site + "/" + b.Gateway
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
 func TestSetMatchesMap(t *testing.T) {
@@ -32,18 +32,18 @@ func TestSetMatchesMap(t *testing.T) {
 	}
 }
 
-func batch(recs ...gateway.WireRecord) *gateway.Batch {
-	return &gateway.Batch{Version: 1, Site: "s", Gateway: "g", Class: "telemetry", Records: recs}
+func batch(recs ...shelfv1.WireRecord) *shelfv1.Batch {
+	return &shelfv1.Batch{Version: 1, Site: "s", Gateway: "g", Class: "telemetry", Records: recs}
 }
 
 func TestAuditFindsGapsDuplicatesAndConflicts(t *testing.T) {
 	c := New()
-	c.Add(batch(gateway.WireRecord{ID: 1, Stream: "a", Seq: 1}, gateway.WireRecord{ID: 2, Stream: "a", Seq: 2}, gateway.WireRecord{ID: 3, Stream: "b", Seq: 1}))
-	fresh := c.Add(batch(gateway.WireRecord{ID: 2, Stream: "a", Seq: 2}, gateway.WireRecord{ID: 6, Stream: "a", Seq: 5}))
+	c.Add(batch(shelfv1.WireRecord{ID: 1, Stream: "a", Seq: 1}, shelfv1.WireRecord{ID: 2, Stream: "a", Seq: 2}, shelfv1.WireRecord{ID: 3, Stream: "b", Seq: 1}))
+	fresh := c.Add(batch(shelfv1.WireRecord{ID: 2, Stream: "a", Seq: 2}, shelfv1.WireRecord{ID: 6, Stream: "a", Seq: 5}))
 	if len(fresh) != 1 || fresh[0].ID != 6 {
 		t.Fatalf("fresh = %+v, want only id 6", fresh)
 	}
-	c.Add(batch(gateway.WireRecord{ID: 7, Stream: "b", Seq: 1})) // same seq, new id: conflict
+	c.Add(batch(shelfv1.WireRecord{ID: 7, Stream: "b", Seq: 1})) // same seq, new id: conflict
 	a := c.Audit(false)
 	var out strings.Builder
 	a.Write(&out)
@@ -61,7 +61,7 @@ AUDIT total streams=2 received=4 duplicates=1 conflicts=1 missing=2 shed=0 rejec
 
 func TestAuditFromFirst(t *testing.T) {
 	c := New()
-	c.Add(batch(gateway.WireRecord{ID: 10, Stream: "a", Seq: 10}, gateway.WireRecord{ID: 11, Stream: "a", Seq: 11}))
+	c.Add(batch(shelfv1.WireRecord{ID: 10, Stream: "a", Seq: 10}, shelfv1.WireRecord{ID: 11, Stream: "a", Seq: 11}))
 	if a := c.Audit(true); !a.OK() {
 		t.Errorf("late start counted as gap: %+v", a)
 	}
@@ -73,8 +73,8 @@ func TestAuditFromFirst(t *testing.T) {
 func TestShedNoticesAreNotMissing(t *testing.T) {
 	c := New()
 	// Seq 2 was in flight when it was shed: it arrived, so it is not shed.
-	c.Add(batch(gateway.WireRecord{ID: 1, Stream: "a", Seq: 1}, gateway.WireRecord{ID: 2, Stream: "a", Seq: 2}, gateway.WireRecord{ID: 9, Stream: "a", Seq: 9}))
-	c.Add(&gateway.Batch{Version: 1, Site: "s", Gateway: "g", Class: "event", Records: []gateway.WireRecord{
+	c.Add(batch(shelfv1.WireRecord{ID: 1, Stream: "a", Seq: 1}, shelfv1.WireRecord{ID: 2, Stream: "a", Seq: 2}, shelfv1.WireRecord{ID: 9, Stream: "a", Seq: 9}))
+	c.Add(&shelfv1.Batch{Version: 1, Site: "s", Gateway: "g", Class: "event", Records: []shelfv1.WireRecord{
 		{ID: 10, Stream: "events/shed", Seq: 1, Event: []byte(`{"kind":"shed","stream":"a","from_seq":2,"to_seq":6,"qty":5,"time":"2026-01-01T00:00:00Z"}`)},
 	}})
 	a := c.Audit(false)
@@ -108,7 +108,7 @@ func TestUnion(t *testing.T) {
 func TestStatusRevealsTailLoss(t *testing.T) {
 	zero, three := int64(0), int64(3)
 	c := New()
-	c.Add(batch(gateway.WireRecord{ID: 1, Stream: "a", Seq: 1}, gateway.WireRecord{ID: 2, Stream: "a", Seq: 2}))
+	c.Add(batch(shelfv1.WireRecord{ID: 1, Stream: "a", Seq: 1}, shelfv1.WireRecord{ID: 2, Stream: "a", Seq: 2}))
 	// A status taken while rows were still waiting says nothing about the tail.
 	c.AddStatus(Status{Site: "s", Gateway: "g", Backlog: &three, LastSeq: map[string]uint64{"a": 9, "b": 4}})
 	if a := c.Audit(false); !a.OK() || len(a.Streams) != 1 {

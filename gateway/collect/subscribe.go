@@ -11,6 +11,7 @@ import (
 
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/compress"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
 // SubscribeOptions say what to collect and from where.
@@ -27,34 +28,23 @@ type SubscribeOptions struct {
 	Persistent bool
 	// OnBatch is called, in arrival order, with each batch and its records
 	// seen for the first time. It runs before the PUBACK is sent.
-	OnBatch func(b *gateway.Batch, fresh []gateway.WireRecord)
+	OnBatch func(b *shelfv1.Batch, fresh []shelfv1.WireRecord)
 	// OnReject is called with payloads that are not valid batches.
 	OnReject func(topic string, err error)
 	// OnSubscribed is called each time the subscriptions are in place.
 	OnSubscribed func()
-	// Ack confirms each batch to its gateway on .../ack (gateway.BatchAck)
-	// after OnBatch returned, for gateways that keep rows until the
-	// consumer has them. OnBatch must have stored the batch durably.
+	// Ack confirms each batch to its gateway on .../ack (shelfv1.Ack,
+	// echoing the batch's lo, hi and tag) after OnBatch returned, for
+	// gateways that keep rows until the consumer has them. OnBatch must have
+	// stored the batch durably. Batches without a tag are not acked.
 	Ack bool
-}
-
-// DecodePayload decodes a batch payload, JSON or zstd-compressed.
-func DecodePayload(zstd *compress.Decoder, p []byte) (*gateway.Batch, error) {
-	if compress.IsCompressed(p) {
-		raw, err := zstd.Decompress(p)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", gateway.ErrBadBatch, err)
-		}
-		p = raw
-	}
-	return gateway.DecodeBatch(p)
 }
 
 // Filters returns the subscription filters for opts (telemetry and events).
 func (o SubscribeOptions) Filters() []string {
 	var fs []string
 	for _, c := range []gateway.Class{gateway.ClassTelemetry, gateway.ClassEvent} {
-		f := gateway.SubscriptionFilter(o.Site, o.Gateway, c)
+		f := shelfv1.SubscriptionFilter(o.Site, o.Gateway, c)
 		if o.Share != "" {
 			f = "$share/" + o.Share + "/" + f
 		}
@@ -75,10 +65,10 @@ func Subscribe(ctx context.Context, c *Collector, o SubscribeOptions) error {
 	// partial anyway and it does not take them.
 	statusFilter := ""
 	if o.Share == "" {
-		statusFilter = strings.TrimSuffix(gateway.SubscriptionFilter(o.Site, o.Gateway, gateway.ClassTelemetry), "telemetry") + "status"
+		statusFilter = strings.TrimSuffix(shelfv1.SubscriptionFilter(o.Site, o.Gateway, gateway.ClassTelemetry), "telemetry") + "status"
 		subs[statusFilter] = 1
 	}
-	zstd, err := compress.NewDecoder(gateway.MaxBatchBytes)
+	zstd, err := compress.NewDecoder(shelfv1.MaxBatchBytes)
 	if err != nil {
 		return fmt.Errorf("collect: %w", err)
 	}
@@ -90,7 +80,7 @@ func Subscribe(ctx context.Context, c *Collector, o SubscribeOptions) error {
 			}
 			return
 		}
-		b, err := DecodePayload(zstd, m.Payload())
+		b, err := shelfv1.DecodePayload(zstd, m.Payload())
 		if err != nil {
 			c.Reject()
 			if o.OnReject != nil {
@@ -102,10 +92,9 @@ func Subscribe(ctx context.Context, c *Collector, o SubscribeOptions) error {
 		if o.OnBatch != nil {
 			o.OnBatch(b, fresh)
 		}
-		if o.Ack && len(b.Records) > 0 {
-			p, _ := json.Marshal(gateway.BatchAck{Class: b.Class, Lo: b.Records[0].ID, Hi: b.Records[len(b.Records)-1].ID})
+		if ref, ok := b.Ref(); o.Ack && ok {
 			// Not waited on: a lost ack only means the gateway sends again.
-			cl.Publish(gateway.Topics{Site: b.Site, Gateway: b.Gateway}.Ack(), 1, false, p)
+			cl.Publish(shelfv1.Topics{Site: b.Site, Gateway: b.Gateway}.Ack(), 1, false, shelfv1.AppendAck(nil, ref))
 		}
 	}
 	opts := paho.NewClientOptions().AddBroker(o.Broker).SetClientID(o.ClientID).

@@ -9,6 +9,7 @@ import (
 
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/mqtttest"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
 // TestSharedSubscriptionSplitsFleet runs two collectors in one $share group
@@ -40,8 +41,8 @@ func TestSharedSubscriptionSplitsFleet(t *testing.T) {
 			id++
 			recs[i] = gateway.Record{ID: id, Seq: uint64(b/2*per + i + 1), Stream: "loadcell/x", Time: time.Now(), Value: 1}
 		}
-		topic := gateway.Topics{Site: "s", Gateway: gw}.Telemetry()
-		if tok := pub.Publish(topic, 1, false, gateway.AppendBatch(nil, "s", gw, gateway.ClassTelemetry, time.Now(), recs)); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		topic := shelfv1.Topics{Site: "s", Gateway: gw}.Telemetry()
+		if tok := pub.Publish(topic, 1, false, shelfv1.AppendBatch(nil, "s", gw, gateway.BatchRef{Class: gateway.ClassTelemetry}, time.Now(), recs)); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			t.Fatal(tok.Error())
 		}
 	}
@@ -62,8 +63,8 @@ func TestSharedSubscriptionSplitsFleet(t *testing.T) {
 		for k, st := range c.streams {
 			for _, r := range st.seqs.Ranges() {
 				for q := r.Lo; q <= r.Hi; q++ {
-					merged.Add(&gateway.Batch{Version: 1, Site: "s", Gateway: k.gw[len("s/"):], Class: "telemetry",
-						Records: []gateway.WireRecord{{ID: int64(q), Stream: k.stream, Seq: q}}})
+					merged.Add(&shelfv1.Batch{Version: 1, Site: "s", Gateway: k.gw[len("s/"):], Class: "telemetry",
+						Records: []shelfv1.WireRecord{{ID: int64(q), Stream: k.stream, Seq: q}}})
 				}
 			}
 		}

@@ -89,6 +89,14 @@ func FreePort(t testing.TB) int {
 // it when the test ends.
 func StartMosquitto(t testing.TB) *Mosquitto {
 	t.Helper()
+	return StartMosquittoWith(t, "")
+}
+
+// StartMosquittoWith is StartMosquitto with extra configuration lines
+// appended to the test configuration (later lines win), e.g.
+// "allow_anonymous false\npassword_file ...\nacl_file ...".
+func StartMosquittoWith(t testing.TB, extra string) *Mosquitto {
+	t.Helper()
 	m := &Mosquitto{t: t, bin: FindMosquitto(t), dir: t.TempDir(), Port: FreePort(t)}
 	m.Addr = "127.0.0.1:" + strconv.Itoa(m.Port)
 	m.URL = "tcp://" + m.Addr
@@ -97,7 +105,7 @@ func StartMosquitto(t testing.TB) *Mosquitto {
 		t.Fatal(err)
 	}
 	m.conf = filepath.Join(m.dir, "mosquitto.conf")
-	conf := fmt.Sprintf("%s\nlistener %d 127.0.0.1\npersistence_location %s/\n", base, m.Port, m.dir)
+	conf := fmt.Sprintf("%s\nlistener %d 127.0.0.1\npersistence_location %s/\n%s\n", base, m.Port, m.dir, extra)
 	if os.Geteuid() == 0 {
 		// As root mosquitto would switch to the mosquitto user, which cannot
 		// write into the test's private temporary directory.

@@ -44,6 +44,16 @@
 // gateway.ErrDiskFull: nothing committed is lost and the caller keeps its
 // rows; acks still apply, and are retried until they do.
 //
+// # Commands and the secret
+//
+// RecordCommand stores a downlink command's request id and result in the
+// same transaction as the reply events it appends, so a command replayed
+// after a reconnect or a restart is answered with the recorded result and
+// not run twice (CommandResult looks one up). The table keeps the newest
+// 10,000 ids and forgets ids older than 30 days. Secret returns 32 random
+// bytes made once per database (table meta), which the uplink uses to MAC
+// the batch ids it sends so that forged acks can be told apart.
+//
 // New databases use auto_vacuum=INCREMENTAL: after a drain the writer
 // returns free pages to the filesystem in small steps and truncates the WAL.
 package outbox

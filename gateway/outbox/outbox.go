@@ -67,6 +67,16 @@ CREATE TABLE IF NOT EXISTS shed (
 	class INTEGER PRIMARY KEY,
 	rows  INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS commands (
+	n      INTEGER PRIMARY KEY,
+	id     TEXT    NOT NULL UNIQUE,
+	at     INTEGER NOT NULL,
+	result BLOB    NOT NULL
+);
 `
 
 // insertRows is how many rows one multi-row INSERT statement carries.
@@ -132,6 +142,7 @@ type stream struct {
 
 type appendReq struct {
 	recs []gateway.Record
+	cmd  *cmdReq // RecordCommand: recs are appended only if cmd.id is new
 	done chan error
 }
 
@@ -208,6 +219,9 @@ type Outbox struct {
 	capped          bool      // writer only: max_page_count holds the database at its size after a full filesystem
 	reserveTry      time.Time // writer only: when the reserve was last given up or written
 	walUsual        int64     // bytes of WAL between automatic checkpoints (wal_autocheckpoint pages)
+
+	secretMu sync.Mutex
+	secret   []byte // Secret, once read or made
 }
 
 // Open opens or creates the outbox at path and starts its writer.
@@ -392,25 +406,31 @@ func (o *Outbox) Append(ctx context.Context, recs []gateway.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	return o.enqueue(ctx, appendReq{recs: recs})
+}
+
+// enqueue hands r to the writer and waits for its commit.
+func (o *Outbox) enqueue(ctx context.Context, r appendReq) error {
 	if p := o.werr.Load(); p != nil {
 		return *p
 	}
-	done := make(chan error, 1)
+	r.done = make(chan error, 1)
 	o.closeMu.RLock()
 	if o.closed {
 		o.closeMu.RUnlock()
 		return gateway.ErrClosed
 	}
 	select {
-	case o.appends <- appendReq{recs: recs, done: done}:
+	case o.appends <- r:
 		o.closeMu.RUnlock()
 	case <-ctx.Done():
 		o.closeMu.RUnlock()
 		return ctx.Err()
 	}
-	// Once queued, the writer owns recs until it answers; waiting here
-	// regardless of ctx keeps the caller from reusing the slice under it.
-	return <-done
+	// Once queued, the writer owns the request until it answers; waiting
+	// here regardless of ctx keeps the caller from reusing the slice under
+	// it.
+	return <-r.done
 }
 
 // Ack deletes the rows of class c with lo <= id <= hi, after their delivery

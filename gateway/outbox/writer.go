@@ -381,6 +381,11 @@ func (st *txState) flush() error {
 	return nil
 }
 
+// commit runs one transaction: the acks' deletes, for commitAfterFull a
+// shed making room, the pending rows (and commands), the budget's shedding,
+// shed notices, stream sequences and shed counts; once it has committed it
+// publishes the result to the Outbox's in-memory state (publish). A failed
+// commit changes nothing in memory.
 func (o *Outbox) commit(pending []appendReq, acks []ackReq, mode commitMode) (err error) {
 	ctx := context.Background()
 	conn, err := o.wdb.Conn(ctx)
@@ -407,47 +412,19 @@ func (o *Outbox) commit(pending []appendReq, acks []ackReq, mode commitMode) (er
 		o.args = st.args[:0]
 		if err != nil {
 			tx.Rollback()
-			for _, name := range st.created {
-				if s, ok := o.byName[name]; ok {
-					delete(o.byName, name)
-					o.names.Delete(s.id)
-				}
-			}
+			o.forgetCreated(st)
 		}
 	}()
 	// Deletes first: on a full database the pages they free take the rows.
-	for _, a := range acks {
-		res, err := st.del.Exec(a.lo, a.hi, int64(a.class))
-		if err != nil {
-			return fmt.Errorf("outbox: delete acked %s ids %d-%d: %w", a.class, a.lo, a.hi, err)
-		}
-		k, _ := res.RowsAffected()
-		if int(a.class) < len(st.deleted) {
-			st.deleted[a.class] += k
-		}
+	if err := st.deleteAcked(acks); err != nil {
+		return err
 	}
 	if mode == commitAfterFull {
-		// Room for the pending rows: events only when the rows coming in
-		// are events too, since telemetry is always shed first.
-		rows, hasTelemetry := 0, false
-		for _, p := range pending {
-			rows += len(p.recs)
-			for i := range p.recs {
-				hasTelemetry = hasTelemetry || p.recs[i].Class == gateway.ClassTelemetry
-			}
-		}
-		if err := o.shed(st, max(shedMinRows, 2*int64(rows)), !hasTelemetry, reasonFull); err != nil {
+		if err := o.shedForPending(st, pending); err != nil {
 			return err
 		}
 	}
-	for _, p := range pending {
-		for i := range p.recs {
-			if err := st.insert(&p.recs[i]); err != nil {
-				return err
-			}
-		}
-	}
-	if err := st.flush(); err != nil {
+	if err := st.insertPending(pending); err != nil {
 		return err
 	}
 	if o.opts.MaxBytes > 0 && mode != commitDeletesOnly {
@@ -459,69 +436,123 @@ func (o *Outbox) commit(pending []appendReq, acks []ackReq, mode commitMode) (er
 	if err != nil {
 		return err
 	}
-	if len(st.seqs) > 0 {
-		// Every stream's new last_seq in one statement: [[id,seq],...].
-		js := append(o.seqJSON[:0], '[')
-		for name, seq := range st.seqs {
-			js = append(js, '[')
-			js = strconv.AppendInt(js, o.byName[name].id, 10)
-			js = append(js, ',')
-			js = strconv.AppendUint(js, seq, 10)
-			js = append(js, ']', ',')
-		}
-		js[len(js)-1] = ']'
-		o.seqJSON = js
-		if _, err := st.seq.Exec(string(js)); err != nil {
-			return fmt.Errorf("outbox: update stream sequences: %w", err)
-		}
+	if err := o.writeSequences(st); err != nil {
+		return err
 	}
-	for c, k := range st.shed.rows {
-		if k == 0 {
-			continue
-		}
-		if _, err := tx.Exec(`INSERT INTO shed(class, rows) VALUES (?, ?) ON CONFLICT(class) DO UPDATE SET rows = rows + excluded.rows`, c, k); err != nil {
-			return fmt.Errorf("outbox: count shed rows: %w", err)
-		}
+	if err := st.countShed(); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("outbox: commit: %w", err)
 	}
+	o.publish(st, pending, acks, notices)
+	return nil
+}
+
+// forgetCreated drops the streams a failed transaction registered.
+func (o *Outbox) forgetCreated(st *txState) {
+	for _, name := range st.created {
+		if s, ok := o.byName[name]; ok {
+			delete(o.byName, name)
+			o.names.Delete(s.id)
+		}
+	}
+}
+
+// deleteAcked deletes the acked rows, counting them per class.
+func (st *txState) deleteAcked(acks []ackReq) error {
+	for _, a := range acks {
+		res, err := st.del.Exec(a.lo, a.hi, int64(a.class))
+		if err != nil {
+			return fmt.Errorf("outbox: delete acked %s ids %d-%d: %w", a.class, a.lo, a.hi, err)
+		}
+		k, _ := res.RowsAffected()
+		if int(a.class) < len(st.deleted) {
+			st.deleted[a.class] += k
+		}
+	}
+	return nil
+}
+
+// shedForPending sheds room for the pending rows on the last retry after
+// SQLITE_FULL: events only when the rows coming in are events too, since
+// telemetry is always shed first.
+func (o *Outbox) shedForPending(st *txState, pending []appendReq) error {
+	rows, hasTelemetry := 0, false
+	for _, p := range pending {
+		rows += len(p.recs)
+		for i := range p.recs {
+			hasTelemetry = hasTelemetry || p.recs[i].Class == gateway.ClassTelemetry
+		}
+	}
+	return o.shed(st, max(shedMinRows, 2*int64(rows)), !hasTelemetry, reasonFull)
+}
+
+// insertPending inserts the pending rows; a command's rows only if its id
+// is new (recordCommand).
+func (st *txState) insertPending(pending []appendReq) error {
+	for _, p := range pending {
+		if p.cmd != nil {
+			fresh, err := st.recordCommand(p.cmd)
+			if err != nil {
+				return err
+			}
+			if !fresh {
+				continue
+			}
+		}
+		for i := range p.recs {
+			if err := st.insert(&p.recs[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return st.flush()
+}
+
+// writeSequences stores every touched stream's new last_seq in one
+// statement: [[id,seq],...].
+func (o *Outbox) writeSequences(st *txState) error {
+	if len(st.seqs) == 0 {
+		return nil
+	}
+	js := append(o.seqJSON[:0], '[')
+	for name, seq := range st.seqs {
+		js = append(js, '[')
+		js = strconv.AppendInt(js, o.byName[name].id, 10)
+		js = append(js, ',')
+		js = strconv.AppendUint(js, seq, 10)
+		js = append(js, ']', ',')
+	}
+	js[len(js)-1] = ']'
+	o.seqJSON = js
+	if _, err := st.seq.Exec(string(js)); err != nil {
+		return fmt.Errorf("outbox: update stream sequences: %w", err)
+	}
+	return nil
+}
+
+// countShed adds the rows shed in this transaction to the table shed.
+func (st *txState) countShed() error {
+	for c, k := range st.shed.rows {
+		if k == 0 {
+			continue
+		}
+		if _, err := st.tx.Exec(`INSERT INTO shed(class, rows) VALUES (?, ?) ON CONFLICT(class) DO UPDATE SET rows = rows + excluded.rows`, c, k); err != nil {
+			return fmt.Errorf("outbox: count shed rows: %w", err)
+		}
+	}
+	return nil
+}
+
+// publish applies a committed transaction to the Outbox's in-memory state:
+// stream sequences, the tails, shed floors and notices, ids and counters,
+// and wakes the reader.
+func (o *Outbox) publish(st *txState, pending []appendReq, acks []ackReq, notices []gateway.Record) {
 	for name, seq := range st.seqs {
 		o.byName[name].seq = seq
 	}
-	// Publish the committed rows to the tails before lastID moves, so a
-	// reader that sees the new lastID finds them. Rows shed or acked leave
-	// the tails: every row of a class with id <= hi is gone from the
-	// database, so raising the floor to hi keeps "every committed row above
-	// the floor is in the ring" true.
-	for c, t := range o.tails {
-		t.mu.Lock()
-		for _, p := range pending {
-			for i := range p.recs {
-				if r := &p.recs[i]; int(r.Class) == c {
-					t.add(r)
-				}
-			}
-		}
-		if c == int(gateway.ClassEvent) {
-			for i := range notices {
-				t.add(&notices[i])
-			}
-			for i := range st.noticeUpdates {
-				t.replace(&st.noticeUpdates[i])
-			}
-		}
-		t.mu.Unlock()
-		if hi := st.shed.hi[c]; hi > 0 {
-			t.forget(hi)
-			o.shedFloor[c] = max(o.shedFloor[c], hi)
-		}
-	}
-	for _, a := range acks {
-		if int(a.class) < len(o.tails) {
-			o.tails[a.class].forget(a.hi)
-		}
-	}
+	o.publishTails(st, pending, acks, notices)
 	for id, n := range st.lastNotice {
 		o.lastNotice[id] = n
 	}
@@ -547,7 +578,45 @@ func (o *Outbox) commit(pending []appendReq, acks []ackReq, mode commitMode) (er
 		default:
 		}
 	}
-	return nil
+}
+
+// publishTails adds the committed rows to the tails before lastID moves, so
+// a reader that sees the new lastID finds them. Rows shed or acked leave
+// the tails: every row of a class with id <= hi is gone from the database,
+// so raising the floor to hi keeps "every committed row above the floor is
+// in the ring" true.
+func (o *Outbox) publishTails(st *txState, pending []appendReq, acks []ackReq, notices []gateway.Record) {
+	for c, t := range o.tails {
+		t.mu.Lock()
+		for _, p := range pending {
+			if p.cmd != nil && p.cmd.dup {
+				continue // nothing of it was inserted
+			}
+			for i := range p.recs {
+				if r := &p.recs[i]; int(r.Class) == c {
+					t.add(r)
+				}
+			}
+		}
+		if c == int(gateway.ClassEvent) {
+			for i := range notices {
+				t.add(&notices[i])
+			}
+			for i := range st.noticeUpdates {
+				t.replace(&st.noticeUpdates[i])
+			}
+		}
+		t.mu.Unlock()
+		if hi := st.shed.hi[c]; hi > 0 {
+			t.forget(hi)
+			o.shedFloor[c] = max(o.shedFloor[c], hi)
+		}
+	}
+	for _, a := range acks {
+		if int(a.class) < len(o.tails) {
+			o.tails[a.class].forget(a.hi)
+		}
+	}
 }
 
 // streamFor returns the stream row for name, creating it inside tx when new

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,17 +16,31 @@ import (
 
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/collect"
+	"github.com/shelfgate/shelfgate/gateway/downlink"
 	"github.com/shelfgate/shelfgate/gateway/mqtttest"
 	"github.com/shelfgate/shelfgate/gateway/outbox"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
-var topics = gateway.Topics{Site: "site-1", Gateway: "gw-1"}
+var topics = shelfv1.Topics{Site: "site-1", Gateway: "gw-1"}
 
 type fixture struct {
-	ob   *outbox.Outbox
-	col  *collect.Collector
-	u    *Uplink
-	stop func() error // stops the uplink and returns Run's error; idempotent
+	ob     *outbox.Outbox
+	col    *collect.Collector
+	u      *Uplink
+	router *downlink.Router // the uplink's Downlink; with ConsumerAcks it has an ack handler
+	stop   func() error     // stops the uplink and returns Run's error; idempotent
+}
+
+// ackHandler is the consumer-ack handler as cmd/shelfgate registers it.
+func ackHandler(u func() *Uplink) downlink.Handler {
+	return downlink.HandlerFunc(func(ctx context.Context, m downlink.Message) error {
+		ref, err := shelfv1.DecodeAck(m.Payload)
+		if err != nil {
+			return downlink.Reject(downlink.ReasonMalformed, err)
+		}
+		return u().Confirm(ctx, ref)
+	})
 }
 
 // rig is a test setup: an outbox, a collector subscribed to collectURL, and
@@ -65,6 +80,15 @@ func (r rig) start(t *testing.T) *fixture {
 		opts.Brokers = []string{r.collectURL}
 	}
 	opts.Topics = topics
+	if opts.Downlink == nil {
+		f.router = downlink.New(nil)
+		if opts.ConsumerAcks {
+			if err := f.router.Handle(topics.Ack(), ackHandler(func() *Uplink { return f.u }), downlink.Options{Name: "acks", QueueLen: 1024, MaxPayload: shelfv1.MaxAckBytes}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		opts.Downlink = f.router
+	}
 	if opts.BackoffMin == 0 {
 		opts.BackoffMin, opts.BackoffMax = 50*time.Millisecond, 500*time.Millisecond
 	}
@@ -236,44 +260,6 @@ func TestStatusBirthAndShutdown(t *testing.T) {
 	}
 }
 
-func TestCommands(t *testing.T) {
-	url := mqtttest.StartEmbedded(t)
-	start(t, url, Options{})
-	replies := make(chan Reply, 8)
-	sub := subscriber(t, url, topics.Reply("+"), func(m paho.Message) {
-		var r Reply
-		json.Unmarshal(m.Payload(), &r)
-		replies <- r
-	})
-	defer sub.Disconnect(0)
-	for _, tc := range []struct {
-		cmd, payload string
-		want         Reply
-	}{
-		{"ping", `{"id":"r1"}`, Reply{ID: "r1", OK: true, Result: "pong"}},
-		{"reboot", `{"id":"r2"}`, Reply{ID: "r2", Error: `unknown command "reboot"`}},
-		{"ping", `not json`, Reply{Error: `payload is not a JSON object with an "id"`}},
-	} {
-		// The uplink may still be subscribing: repeat until answered.
-		var got Reply
-		waitFor(t, "reply to "+tc.cmd, 10*time.Second, func() bool {
-			sub.Publish(topics.Base()+"/cmd/"+tc.cmd, 1, false, tc.payload).Wait()
-			select {
-			case got = <-replies:
-				return true
-			case <-time.After(200 * time.Millisecond):
-				return false
-			}
-		})
-		if got.ID != tc.want.ID || got.OK != tc.want.OK || got.Error != tc.want.Error || fmt.Sprint(got.Result) != fmt.Sprint(tc.want.Result) && tc.want.Result != nil {
-			t.Errorf("%s %s: reply %+v, want %+v", tc.cmd, tc.payload, got, tc.want)
-		}
-		for len(replies) > 0 {
-			<-replies
-		}
-	}
-}
-
 func subscriber(t *testing.T, url, filter string, h func(paho.Message)) paho.Client {
 	t.Helper()
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("sub-" + t.Name()))
@@ -380,5 +366,46 @@ func TestConsumerAcksKeepRowsUntilConfirmed(t *testing.T) {
 	}
 	if u.Stats().Rewinds == 0 {
 		t.Fatalf("stats %+v", u.Stats())
+	}
+}
+
+// TestRunJoinsItsGoroutines: once Run returned, no goroutine the uplink
+// started (session watchers, lanes, status refresher, downlink handlers)
+// is left, after sessions ended both by a broker loss and by shutdown.
+func TestRunJoinsItsGoroutines(t *testing.T) {
+	m := mqtttest.StartMosquitto(t)
+	router := downlink.New(nil)
+	if err := router.Handle(topics.Base()+"/x/#", downlink.HandlerFunc(func(ctx context.Context, _ downlink.Message) error {
+		<-ctx.Done()                       // a handler that only stops when told to,
+		time.Sleep(200 * time.Millisecond) // and takes its time: Run must wait for it
+		return nil
+	}), downlink.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	f := rig{collectURL: m.URL, opts: Options{Downlink: router, KeepAlive: 2 * time.Second}}.start(t)
+	produce(t, f.ob, 4, 100, 1)
+	waitFor(t, "delivery", 15*time.Second, func() bool { return f.col.Audit(false).Received == 404 })
+	pub := subscriber(t, m.URL, topics.Base()+"/nothing", func(paho.Message) {})
+	waitFor(t, "the handler busy", 10*time.Second, func() bool {
+		pub.Publish(topics.Base()+"/x/y", 1, false, "hi").Wait()
+		return router.Stats()[0].Received > 0
+	})
+	m.Kill() // one session ends by losing the broker
+	m.Start()
+	waitFor(t, "a second session", 30*time.Second, func() bool { return f.u.Stats().Connects >= 2 && f.u.Stats().Connected })
+	if err := f.stop(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, g := range strings.Split(stacks, "\n\n") {
+		// Any frame in the uplink's or the router's non-test code.
+		for _, line := range strings.Split(g, "\n") {
+			line = strings.TrimSpace(line)
+			if (strings.Contains(line, "/gateway/uplink/") || strings.Contains(line, "/gateway/downlink/")) && !strings.Contains(line, "_test.go") {
+				t.Errorf("goroutine left after Run returned:\n%s", g)
+				break
+			}
+		}
 	}
 }

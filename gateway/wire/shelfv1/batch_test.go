@@ -1,20 +1,22 @@
-package gateway
+package shelfv1
 
 import (
 	"errors"
 	"math"
 	"testing"
 	"time"
+
+	"github.com/shelfgate/shelfgate/gateway"
 )
 
 func TestAppendBatchRoundTrip(t *testing.T) {
 	at := time.UnixMicro(1_700_000_000_123_456)
-	recs := []Record{
+	recs := []gateway.Record{
 		{ID: 1, Seq: 1, Stream: "loadcell/shelf-01/bin-01", Time: at, Value: 1234.5, Unit: "g"},
-		{ID: 2, Seq: 7, Stream: "odd \"stream\"\n\x01é", Time: at, Value: math.NaN(), Quality: QualitySaturated},
+		{ID: 2, Seq: 7, Stream: "odd \"stream\"\n\x01é", Time: at, Value: math.NaN(), Quality: gateway.QualitySaturated},
 		{ID: 9, Seq: 3, Stream: "events/shelf-01/bin-01", Time: at, Body: []byte(`{"kind":"pick","qty":2}`)},
 	}
-	p := AppendBatch(nil, "site-a", "gw-1", ClassTelemetry, time.UnixMilli(42), recs)
+	p := AppendBatch(nil, "site-a", "gw-1", gateway.BatchRef{Class: gateway.ClassTelemetry}, time.UnixMilli(42), recs)
 	b, err := DecodeBatch(p)
 	if err != nil {
 		t.Fatalf("DecodeBatch(%s): %v", p, err)
@@ -46,6 +48,8 @@ func TestDecodeBatchRejects(t *testing.T) {
 		{"zero id", `{"v":1,"class":"telemetry","records":[{"id":0,"s":"a","q":1}]}`},
 		{"zero seq", `{"v":1,"class":"telemetry","records":[{"id":1,"s":"a","q":0}]}`},
 		{"no stream", `{"v":1,"class":"telemetry","records":[{"id":1,"q":1}]}`},
+		{"tag without range", `{"v":1,"class":"telemetry","batch":"x","records":[]}`},
+		{"tag with hi below lo", `{"v":1,"class":"telemetry","lo":5,"hi":4,"batch":"x","records":[]}`},
 		{"truncated", `{"v":1,"class":"telemetry","records":[{"id":1,`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,6 +63,7 @@ func TestDecodeBatchRejects(t *testing.T) {
 func FuzzDecodeBatch(f *testing.F) {
 	f.Add([]byte(`{"v":1,"site":"s","gw":"g","class":"telemetry","sent":1,"records":[{"id":1,"s":"a","q":1,"t":1,"v":1}]}`))
 	f.Add([]byte(`{"v":1,"class":"event","records":[{"id":1,"s":"a","q":1,"e":{"kind":"pick"}}]}`))
+	f.Add([]byte(`{"v":1,"class":"event","lo":1,"hi":3,"batch":"abc","records":[{"id":3,"s":"a","q":1}]}`))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		b, err := DecodeBatch(p)
 		if err != nil {
@@ -68,15 +73,13 @@ func FuzzDecodeBatch(f *testing.F) {
 			return
 		}
 		// A decoded batch re-encodes and decodes to the same records.
-		recs := make([]Record, len(b.Records))
+		recs := make([]gateway.Record, len(b.Records))
 		for i, w := range b.Records {
-			recs[i] = Record{ID: w.ID, Seq: w.Seq, Stream: StreamID(w.Stream), Time: time.UnixMicro(w.Time), Value: w.Value, Unit: w.Unit, Quality: Quality(w.Quality), Body: w.Event}
+			recs[i] = gateway.Record{ID: w.ID, Seq: w.Seq, Stream: gateway.StreamID(w.Stream), Time: time.UnixMicro(w.Time), Value: w.Value, Unit: w.Unit, Quality: gateway.Quality(w.Quality), Body: w.Event}
 		}
-		class := ClassTelemetry
-		if b.Class == "event" {
-			class = ClassEvent
-		}
-		b2, err := DecodeBatch(AppendBatch(nil, b.Site, b.Gateway, class, time.UnixMilli(b.Sent), recs))
+		class, _ := ParseClass(b.Class)
+		ref := gateway.BatchRef{Class: class, Lo: b.Lo, Hi: b.Hi, Tag: b.Tag}
+		b2, err := DecodeBatch(AppendBatch(nil, b.Site, b.Gateway, ref, time.UnixMilli(b.Sent), recs))
 		if err != nil {
 			t.Fatalf("re-encoded batch does not decode: %v", err)
 		}
@@ -84,7 +87,7 @@ func FuzzDecodeBatch(f *testing.F) {
 			t.Fatalf("re-encoded %d records, got %d", len(b.Records), len(b2.Records))
 		}
 		for i := range b.Records {
-			if b.Records[i].ID != b2.Records[i].ID || b.Records[i].Seq != b2.Records[i].Seq {
+			if b.Records[i].ID != b2.Records[i].ID || b.Records[i].Seq != b2.Records[i].Seq || b.Lo != b2.Lo || b.Hi != b2.Hi || b.Tag != b2.Tag {
 				t.Fatalf("record %d changed: %+v -> %+v", i, b.Records[i], b2.Records[i])
 			}
 		}

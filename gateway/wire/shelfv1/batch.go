@@ -1,4 +1,4 @@
-package gateway
+package shelfv1
 
 import (
 	"bytes"
@@ -9,31 +9,61 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/shelfgate/shelfgate/gateway"
 )
 
-// WireVersion is the version of the batch wire format.
-const WireVersion = 1
+// Version is the version of the batch wire format ("v").
+const Version = 1
 
 // MaxBatchBytes bounds the size of a batch a consumer accepts.
 const MaxBatchBytes = 4 << 20
 
 // ErrBadBatch is returned by DecodeBatch for a payload that is not a valid batch.
-var ErrBadBatch = errors.New("gateway: bad batch")
+var ErrBadBatch = errors.New("shelfv1: bad batch")
 
 // Batch is one MQTT message on the telemetry or events topic. Records are
 // ordered by id; within a stream, sequence numbers increase.
 //
 //	{"v":1,"site":"s","gw":"g","class":"telemetry","sent":1700000000000,
+//	 "lo":1,"hi":500,"batch":"3q2-7wAAAAAAAAAAAAAAAA",
 //	 "records":[{"id":1,"s":"loadcell/shelf-01/bin-01","q":1,"t":1700000000000000,"v":1234.5,"u":"g"}, ...]}
 //
-// t is Unix microseconds; f (quality flags) and e (event body) are omitted when empty.
+// t is Unix microseconds; f (quality flags) and e (event body) are omitted
+// when empty. lo, hi and batch name the batch for consumer acknowledgements
+// (see Ack): a consumer echoes them to confirm it stored the batch. They are
+// omitted when the gateway does not tag batches.
 type Batch struct {
 	Version int          `json:"v"`
 	Site    string       `json:"site"`
 	Gateway string       `json:"gw"`
 	Class   string       `json:"class"`
 	Sent    int64        `json:"sent"`
+	Lo      int64        `json:"lo,omitempty"`
+	Hi      int64        `json:"hi,omitempty"`
+	Tag     string       `json:"batch,omitempty"`
 	Records []WireRecord `json:"records"`
+}
+
+// Ref returns the batch's reference for a consumer acknowledgement, and
+// false when the batch carries none.
+func (b *Batch) Ref() (gateway.BatchRef, bool) {
+	c, ok := ParseClass(b.Class)
+	if !ok || b.Tag == "" || b.Lo <= 0 || b.Hi < b.Lo {
+		return gateway.BatchRef{}, false
+	}
+	return gateway.BatchRef{Class: c, Lo: b.Lo, Hi: b.Hi, Tag: b.Tag}, true
+}
+
+// ParseClass maps a wire class name ("telemetry", "event") to its Class.
+func ParseClass(s string) (gateway.Class, bool) {
+	switch s {
+	case "telemetry":
+		return gateway.ClassTelemetry, true
+	case "event":
+		return gateway.ClassEvent, true
+	}
+	return 0, false
 }
 
 // WireRecord is one record in a Batch.
@@ -48,17 +78,26 @@ type WireRecord struct {
 	Event   json.RawMessage `json:"e,omitempty"`
 }
 
-// AppendBatch appends the wire form of recs (all of one class) to buf.
-// It allocates nothing beyond growing buf.
-func AppendBatch(buf []byte, site, gw string, class Class, sent time.Time, recs []Record) []byte {
+// AppendBatch appends the wire form of recs (all of ref.Class) to buf;
+// ref's Lo, Hi and Tag are written when Tag is set. It allocates nothing
+// beyond growing buf.
+func AppendBatch(buf []byte, site, gw string, ref gateway.BatchRef, sent time.Time, recs []gateway.Record) []byte {
 	buf = append(buf, `{"v":1,"site":`...)
 	buf = appendString(buf, site)
 	buf = append(buf, `,"gw":`...)
 	buf = appendString(buf, gw)
 	buf = append(buf, `,"class":"`...)
-	buf = append(buf, class.String()...)
+	buf = append(buf, ref.Class.String()...)
 	buf = append(buf, `","sent":`...)
 	buf = strconv.AppendInt(buf, sent.UnixMilli(), 10)
+	if ref.Tag != "" {
+		buf = append(buf, `,"lo":`...)
+		buf = strconv.AppendInt(buf, ref.Lo, 10)
+		buf = append(buf, `,"hi":`...)
+		buf = strconv.AppendInt(buf, ref.Hi, 10)
+		buf = append(buf, `,"batch":`...)
+		buf = appendString(buf, ref.Tag)
+	}
 	buf = append(buf, `,"records":[`...)
 	for i := range recs {
 		r := &recs[i]
@@ -140,11 +179,14 @@ func DecodeBatch(p []byte) (*Batch, error) {
 	if err := dec.Decode(&b); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadBatch, err)
 	}
-	if b.Version != WireVersion {
-		return nil, fmt.Errorf("%w: version %d, want %d", ErrBadBatch, b.Version, WireVersion)
+	if b.Version != Version {
+		return nil, fmt.Errorf("%w: version %d, want %d", ErrBadBatch, b.Version, Version)
 	}
-	if b.Class != ClassTelemetry.String() && b.Class != ClassEvent.String() {
+	if _, ok := ParseClass(b.Class); !ok {
 		return nil, fmt.Errorf("%w: class %q", ErrBadBatch, b.Class)
+	}
+	if b.Tag != "" && (b.Lo <= 0 || b.Hi < b.Lo) {
+		return nil, fmt.Errorf("%w: batch %q with lo %d, hi %d", ErrBadBatch, b.Tag, b.Lo, b.Hi)
 	}
 	for i, r := range b.Records {
 		if r.ID <= 0 || r.Seq == 0 || r.Stream == "" {
@@ -153,20 +195,3 @@ func DecodeBatch(p []byte) (*Batch, error) {
 	}
 	return &b, nil
 }
-
-// BatchAck is the JSON body a cloud consumer publishes on
-// shelfgate/v1/<site>/<gateway>/ack once it has durably stored a batch, for
-// gateways that keep rows until the consumer confirms them: every record of
-// Class ("telemetry" or "event") with Lo <= id <= Hi.
-type BatchAck struct {
-	Class string `json:"class"`
-	Lo    int64  `json:"lo"`
-	Hi    int64  `json:"hi"`
-}
-
-// StatusLastSeq is the key of the retained status message's map from
-// stream to last committed sequence number. Read before the status's
-// "backlog": when backlog is 0, every sequence number up to it has left the
-// gateway, so a consumer that did not receive one has lost it (loss at a
-// stream's tail, which sequence gaps alone cannot show).
-const StatusLastSeq = "last_seq"
