@@ -21,7 +21,7 @@ import (
 )
 
 func loadConfig(path string) (*config.Config, error) {
-	cfg, err := config.Load(path)
+	cfg, err := config.Load(path, checkSensors, checkSimulation)
 	if err != nil {
 		return nil, fmt.Errorf("%w:\n%v", errConfig, err)
 	}
@@ -44,12 +44,12 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 	log.Info("starting", "version", version)
 
 	// Sensors first: a missing pin or bus fails before anything is touched.
-	gw := &gateway.Gateway{Logger: log, FlushTimeout: cfg.Uplink.FlushTimeout}
-	sources, bins, closeSensors, err := buildSources(cfg, gw)
+	// They get the gateway only when it runs, complete.
+	sensors, err := buildSources(cfg)
 	if err != nil {
 		return err
 	}
-	defer closeSensors()
+	defer sensors.close()
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -109,13 +109,16 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 		return err
 	}
 
-	det, err := shelf.New(shelf.Config{Bins: bins, WindowSamples: windowFor(cfg)})
+	classifiers, err := classifierChain(sensors)
 	if err != nil {
 		return err
 	}
-	gw.Sources, gw.Outbox, gw.Uplink, gw.Classifier = sources, ob, up, det
+	gw := &gateway.Gateway{
+		Sources: sensors.sources(), Outbox: ob, Uplink: up, Classifiers: classifiers,
+		Logger: log, FlushTimeout: cfg.Uplink.FlushTimeout,
+	}
 	if cfg.Metrics.Listen != "" {
-		ms := newMetrics(gw, ob, up, sources, log)
+		ms := newMetrics(gw, ob, up, sensors, log)
 		mctx, stopMetrics := context.WithCancel(context.Background())
 		defer stopMetrics()
 		l, err := net.Listen("tcp", cfg.Metrics.Listen)
@@ -143,12 +146,19 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 	return err
 }
 
-// windowFor sizes the settle window to about half a second of samples.
-func windowFor(cfg *config.Config) int {
-	if cfg.Simulation != nil && cfg.Simulation.Warehouse.SampleRate >= 80 {
-		return 40
+// classifierChain is the gateway's classifier chain, in order: the
+// settled-weight detector over the load cells' bins (when there are any).
+// Later links (the int8 model, scan/weight fusion) go after it.
+func classifierChain(ss *sensorSet) ([]gateway.Classifier, error) {
+	var chain []gateway.Classifier
+	if bins := ss.bins(); len(bins) > 0 {
+		det, err := shelf.New(shelf.Config{Bins: bins, WindowSamples: ss.window})
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, det)
 	}
-	return 0 // the detector's default, right for 10 samples/s
+	return chain, nil
 }
 
 // tlsConfig builds the client TLS configuration: the system roots or the
