@@ -128,3 +128,24 @@ func TestSimulationBuildsThroughKinds(t *testing.T) {
 		t.Fatalf("%d bins, %d sources", len(ss.bins()), len(ss.sources()))
 	}
 }
+
+// FuzzSensorKinds feeds configuration files through the parser and the
+// sensor kinds' and simulation's checks: whatever the file, they report
+// problems and never panic.
+func FuzzSensorKinds(f *testing.F) {
+	for _, p := range []string{"../../configs/demo.yaml", "../../configs/shelfgate.example.yaml", "testdata/hardware.yaml"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("sensors: [{name: a, type: scanner, baud: x}, {name: b, type: ds18b20, address: -1}]\nsimulation: {warehouse: {skus: [{code: 1, bogus: 2}]}}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := config.Parse(strings.NewReader(string(data)))
+		if err != nil {
+			return
+		}
+		_ = cfg.Validate(checkSensors, checkSimulation)
+	})
+}

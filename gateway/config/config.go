@@ -591,10 +591,17 @@ func (c *Config) decodeStrict(n *yaml.Node, path string, v any, allowed ...strin
 }
 
 // unknownKeys reports the keys of mapping n that t (a struct, or a pointer
-// to one) has no yaml field for, descending into nested structs.
+// to one) has no yaml field for, descending into nested structs and lists
+// of structs.
 func (c *Config) unknownKeys(n *yaml.Node, t reflect.Type, path string, allowed []string, es *Errors) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode {
+		for i, e := range n.Content {
+			c.unknownKeys(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), nil, es)
+		}
+		return
 	}
 	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
 		return

@@ -269,6 +269,19 @@ func TestDecodeSimulation(t *testing.T) {
 	if err == nil || err.Error() != "5: simulation.radar: unknown key \"radar\"\n4: simulation.warehouse.speed: \"fast\" is text, want a number" {
 		t.Fatalf("err = %v", err)
 	}
+	// Lists of structs are checked too.
+	type whSKUs struct {
+		SKUs []struct {
+			Code string `yaml:"code"`
+		} `yaml:"skus"`
+	}
+	c, _ = Parse(strings.NewReader(base + "simulation:\n  warehouse:\n    skus:\n      - {code: \"1\", weight: 2}\n"))
+	err = c.DecodeSimulation(&struct {
+		Warehouse whSKUs `yaml:"warehouse"`
+	}{})
+	if err == nil || err.Error() != `6: simulation.warehouse.skus[0].weight: unknown key "weight"` {
+		t.Fatalf("err = %v", err)
+	}
 	// "simulation:" with nothing after it is no simulation.
 	c, _ = Parse(strings.NewReader(base + "simulation:\n"))
 	if c.Simulation != nil {

@@ -269,7 +269,7 @@ func TestFaultString(t *testing.T) {
 	}
 }
 
-// failing is an Emitter and EventEmitter whose Emit fails after ok calls.
+// failing is an Emitter whose Emit fails after ok calls.
 type failing struct {
 	sink
 	ok    int
