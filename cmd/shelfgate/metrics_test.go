@@ -31,9 +31,9 @@ type fakeUplink struct{ st uplink.Stats }
 
 func (f fakeUplink) Stats() uplink.Stats { return f.st }
 
-// serveMetrics serves ms on a free port until the test ends and returns a
+// scrapeServer serves ms on a free port until the test ends and returns a
 // function that scrapes /metrics.
-func serveMetrics(t *testing.T, ms interface {
+func scrapeServer(t *testing.T, ms interface {
 	Serve(context.Context, net.Listener) error
 }) func() string {
 	t.Helper()
@@ -89,7 +89,7 @@ func TestPerBinMetricsFindTheBrokenCell(t *testing.T) {
 	}
 	defer ob.Close()
 	gw := &gateway.Gateway{Sources: ss.sources(), Outbox: ob}
-	scrape := serveMetrics(t, newMetrics(gw, ob, fakeUplink{}, ss, nil))
+	scrape := scrapeServer(t, newMetrics(gw, ob, fakeUplink{}, ss, nil))
 
 	// Break the second bin's HX711: it never signals data-ready.
 	b.hx711["shelf-01/bin-02"].InjectFault(hx711sim.FaultNotReady)
