@@ -135,7 +135,10 @@ type Source interface {
 // never concurrently for the same stream, and the calls of one stream come
 // in the order the stream's source emitted them. A classifier that keeps
 // state across streams (fusion) guards it itself; one that keeps per-stream
-// state needs no lock beyond that.
+// state needs no lock beyond that. What a classifier derives is committed
+// in the same transaction as the input that led to it, under that input's
+// stream lock; a fusing classifier that emits on another stream than its
+// input's orders those events itself (e.g. by their Time).
 type Classifier interface {
 	Observe(r Reading) []Event
 	ObserveEvent(ev Event) []Event
