@@ -192,5 +192,3 @@ func downlinkCollector(r downlinkStats) metrics.Collector {
 		return nil
 	})
 }
-
-var _ = downlinkCollector // plugged in by the coordinator with the downlink router

@@ -149,3 +149,38 @@ func grep(body, prefix string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+type fakeRouter []HandlerRejections
+
+func (f fakeRouter) Stats() []HandlerRejections { return f }
+
+// The downlink router's per-handler counts come out labelled by handler and
+// reason, next to the other collectors.
+func TestDownlinkCollector(t *testing.T) {
+	ms := newMetrics(&gateway.Gateway{}, fakeOutbox{}, fakeUplink{}, &sensorSet{}, nil)
+	ms.Register("downlink", downlinkCollector(fakeRouter{
+		{Handler: "acks", Received: 24, Rejected: map[string]int64{"unknown batch": 20, "malformed": 4}},
+		{Handler: "commands", Received: 3},
+	}))
+	body := scrapeServer(t, ms)()
+	for series, want := range map[string]float64{
+		`shelfgate_downlink_messages_total{handler="acks"}`:                        24,
+		`shelfgate_downlink_rejected_total{handler="acks",reason="unknown batch"}`: 20,
+		`shelfgate_downlink_rejected_total{handler="acks",reason="malformed"}`:     4,
+		`shelfgate_downlink_messages_total{handler="commands"}`:                    3,
+		`shelfgate_scrape_collector_success{collector="downlink"}`:                 1,
+		`shelfgate_outbox_shed_rows_total{class="telemetry"}`:                      7,
+		`shelfgate_scrape_collector_success{collector="outbox"}`:                   1,
+	} {
+		if v := value(body, series); v != want {
+			t.Errorf("%s = %v, want %v", series, v, want)
+		}
+	}
+}
+
+// fakeOutbox reports fixed Stats.
+type fakeOutbox struct{}
+
+func (fakeOutbox) Stats(context.Context) (outbox.Stats, error) {
+	return outbox.Stats{ShedTelemetry: 7}, nil
+}
