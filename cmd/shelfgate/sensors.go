@@ -26,8 +26,7 @@ import (
 // sensorKind is one row of the wiring table: a kind of sensor the
 // configuration file can name in a sensor's type.
 type sensorKind struct {
-	typ  string // the value of the sensor's type key
-	what string // a few words for messages and docs
+	typ string // the value of the sensor's type key
 	// new returns a configuration holding the kind's defaults; the
 	// sensor's YAML entry is decoded onto it (strictly: see
 	// config.DecodeSensor).
@@ -68,11 +67,11 @@ type sensor struct {
 // checks, construction and metrics) and one row below.
 func sensorKinds() []sensorKind {
 	return []sensorKind{
-		{typ: "hx711", what: "load cell (HX711)", new: newHX711Config},
-		{typ: "scanner", what: "barcode scanner (USB-CDC serial or evdev)", new: newScannerConfig},
-		{typ: "mfrc522", what: "RFID reader (MFRC522)", new: newMFRC522Config},
-		{typ: "bme280", what: "temperature, pressure and humidity (BME280)", new: newBME280Config},
-		{typ: "ds18b20", what: "temperature (DS18B20)", new: newDS18B20Config},
+		{typ: "hx711", new: newHX711Config},     // load cell under a bin (the default type)
+		{typ: "scanner", new: newScannerConfig}, // barcode scanner, USB-CDC serial or evdev
+		{typ: "mfrc522", new: newMFRC522Config}, // RFID reader on SPI
+		{typ: "bme280", new: newBME280Config},   // temperature, pressure, humidity on I2C
+		{typ: "ds18b20", new: newDS18B20Config}, // temperature on 1-wire
 	}
 }
 
