@@ -193,25 +193,42 @@ func (g *Gateway) emit(ctx context.Context, n int, stream func(int) StreamID, ea
 	if len(g.Classifiers) == 0 {
 		return g.commit(ctx, seq(n), each)
 	}
-	var groups map[StreamID][]int
 	first := stream(0)
-	for i := 1; i < n; i++ {
-		if s := stream(i); s != first || groups != nil {
-			if groups == nil {
-				groups = map[StreamID][]int{first: seq(i)}
-			}
-			groups[s] = append(groups[s], i)
-		}
+	one := true
+	for i := 1; i < n && one; i++ {
+		one = stream(i) == first
 	}
-	if groups == nil { // one stream: the common case of one source, one stream
+	if one { // the common case: one source, one stream
 		return g.commitLocked(ctx, first, seq(n), each)
 	}
-	errs := make(chan error, len(groups))
-	for s, idx := range groups {
-		go func() { errs <- g.commitLocked(ctx, s, idx, each) }()
+	// Group the indexes by stream, in order, in one backing array.
+	count := map[StreamID]int{}
+	var order []StreamID
+	for i := range n {
+		s := stream(i)
+		if count[s] == 0 {
+			order = append(order, s)
+		}
+		count[s]++
 	}
-	var err error
-	for range groups {
+	backing := make([]int, 0, n)
+	groups := make([][]int, len(order))
+	at := map[StreamID]int{}
+	for j, s := range order {
+		at[s] = j
+		groups[j] = backing[len(backing) : len(backing) : len(backing)+count[s]]
+		backing = backing[:len(backing)+count[s]]
+	}
+	for i := range n {
+		j := at[stream(i)]
+		groups[j] = append(groups[j], i)
+	}
+	errs := make(chan error, len(groups))
+	for j, idx := range groups[1:] {
+		go func() { errs <- g.commitLocked(ctx, order[j+1], idx, each) }()
+	}
+	err := g.commitLocked(ctx, order[0], groups[0], each) // this goroutine takes the first
+	for range groups[1:] {
 		if e := <-errs; e != nil && err == nil {
 			err = e
 		}

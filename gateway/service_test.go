@@ -319,3 +319,41 @@ func TestRunNeedsOutbox(t *testing.T) {
 		t.Fatal("Run without an outbox succeeded")
 	}
 }
+
+// nopOutbox accepts everything and keeps nothing.
+type nopOutbox struct{}
+
+func (nopOutbox) Append(context.Context, []Record) error { return nil }
+func (nopOutbox) Backlog() int64                         { return 0 }
+
+// nopClassifier derives nothing.
+type nopClassifier struct{}
+
+func (nopClassifier) Observe(Reading) []Event    { return nil }
+func (nopClassifier) ObserveEvent(Event) []Event { return nil }
+
+// BenchmarkEmit measures the gateway's own cost per Emit of 1024 readings:
+// without classifiers (one Append), and with a chain, the readings on one
+// stream or spread over 8 (8 groups classified and appended concurrently).
+func BenchmarkEmit(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		chain   []Classifier
+		streams int
+	}{{"no-chain", nil, 8}, {"chain-1-stream", []Classifier{nopClassifier{}}, 1}, {"chain-8-streams", []Classifier{nopClassifier{}}, 8}} {
+		b.Run(bc.name, func(b *testing.B) {
+			rs := make([]Reading, 1024)
+			for i := range rs {
+				rs[i] = Reading{Stream: StreamID(fmt.Sprintf("loadcell/bin-%d", i%bc.streams)), Value: float64(i)}
+			}
+			g := &Gateway{Outbox: nopOutbox{}, Classifiers: bc.chain}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := g.Emit(context.Background(), rs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(rs)), "ns/reading")
+		})
+	}
+}
