@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,7 +83,14 @@ func envSensor(name string, c env.Channel, interval time.Duration) (*sensor, err
 	if err != nil {
 		return nil, err
 	}
-	return &sensor{source: src, collect: func(ch chan<- prometheus.Metric) { collectEnv(ch, src, name) }}, nil
+	return &sensor{
+		source:  src,
+		collect: func(ch chan<- prometheus.Metric) { collectEnv(ch, src, name) },
+		report: func(w io.Writer) {
+			st := src.Stats()
+			fmt.Fprintf(w, "     %s: %d reads, %d failed, %d out of range\n", name, st.Samples, st.Errors, st.OutOfRange)
+		},
+	}, nil
 }
 
 // The environmental sensors' metrics, labelled sensor.

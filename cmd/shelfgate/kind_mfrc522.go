@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"periph.io/x/devices/v3/mfrc522"
@@ -50,7 +51,14 @@ func (c *mfrc522Config) open(name string, b buses, _ sensorEnv) (*sensor, error)
 	if err != nil {
 		return nil, err
 	}
-	return &sensor{source: src, collect: func(ch chan<- prometheus.Metric) { collectRFID(ch, src, name) }}, nil
+	return &sensor{
+		source:  src,
+		collect: func(ch chan<- prometheus.Metric) { collectRFID(ch, src, name) },
+		report: func(w io.Writer) {
+			st := src.Stats()
+			fmt.Fprintf(w, "     %s: %d polls, %d tags, %d failed polls\n", src.Stream(), st.Polls, st.Reads, st.Errors)
+		},
+	}, nil
 }
 
 // The RFID readers' metrics, labelled sensor.

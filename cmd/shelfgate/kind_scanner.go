@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"io"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shelfgate/shelfgate/sensors/scanner"
@@ -47,7 +50,14 @@ func (c *scannerConfig) open(name string, _ buses, _ sensorEnv) (*sensor, error)
 	if err != nil {
 		return nil, err
 	}
-	return &sensor{source: src, collect: func(ch chan<- prometheus.Metric) { collectScanner(ch, src, name) }}, nil
+	return &sensor{
+		source:  src,
+		collect: func(ch chan<- prometheus.Metric) { collectScanner(ch, src, name) },
+		report: func(w io.Writer) {
+			st := src.Stats()
+			fmt.Fprintf(w, "     %s: %d opens, %d failed opens, %d bytes, %d scans, %d frames rejected\n", src.Stream(), st.Opens, st.OpenErrors, st.Bytes, st.Scans, st.RejectedTotal())
+		},
+	}, nil
 }
 
 // The scanners' metrics, labelled sensor.
