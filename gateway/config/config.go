@@ -6,6 +6,12 @@
 //
 //	configs/x.yaml:14: sensors[2].pins.clk: "GPIO99" is not a pin name (GPIO0-GPIO27)
 //
+// Sensor entries and the simulation section are kept undecoded: their
+// owners (cmd/shelfgate's sensor kinds and simulation) decode them with
+// DecodeSensor and DecodeSimulation, just as strictly, and add their checks
+// to Load and Validate, so every problem still comes with file, line and
+// field path and this package depends on no sensor or simulator.
+//
 // Environment variables override the broker connection settings, so secrets
 // need not be written in the file: SHELFGATE_BROKER_URLS (comma-separated),
 // SHELFGATE_BROKER_USERNAME, SHELFGATE_BROKER_PASSWORD.
