@@ -106,27 +106,40 @@ var (
 	ErrDiskFull = errors.New("gateway: outbox full")
 )
 
-// Emitter accepts readings from a Source. Emit returns once the readings are
-// accepted (durable); it must not retain rs after it returns.
+// Emitter is the one path from a source into the gateway: readings and the
+// events a source reports itself (a scan, a tag read, a sensor fault) both
+// go through it, and both pass the gateway's classifier chain. Each call
+// returns once what it was given is accepted (durable); it must not retain
+// its argument after it returns. A source calls it from one goroutine per
+// stream, in the order its observations happened.
 type Emitter interface {
 	Emit(ctx context.Context, rs []Reading) error
-}
-
-// EventEmitter accepts events that a source reports itself (a scan, an RFID
-// read, a sensor fault). The Emitter handed to Source.Run also implements
-// it in the gateway; a source checks with a type assertion.
-type EventEmitter interface {
 	EmitEvents(ctx context.Context, evs []Event) error
 }
 
-// Source produces readings until ctx is cancelled or it fails.
+// Source produces readings and events until ctx is cancelled or it fails.
+// It is handed the Emitter only when it runs, by a Gateway that is already
+// complete (outbox, uplink and classifiers in place).
 type Source interface {
 	Name() string
 	Run(ctx context.Context, emit Emitter) error
 }
 
-// Classifier turns readings into warehouse events. It is called from one
-// goroutine; implementations need not be safe for concurrent use.
+// Classifier is one link of the gateway's ordered classifier chain. It sees
+// every reading (Observe) and every event (ObserveEvent): the events
+// sources report and those earlier links derived, so a later link can fuse
+// them (a scan with the weight change that follows it). What it returns is
+// committed and shown to the links after it.
+//
+// The gateway calls a classifier concurrently for different streams but
+// never concurrently for the same stream, and the calls of one stream come
+// in the order the stream's source emitted them. A classifier that keeps
+// state across streams (fusion) guards it itself; one that keeps per-stream
+// state needs no lock beyond that. What a classifier derives is committed
+// in the same transaction as the input that led to it, under that input's
+// stream lock; a fusing classifier that emits on another stream than its
+// input's orders those events itself (e.g. by their Time).
 type Classifier interface {
 	Observe(r Reading) []Event
+	ObserveEvent(ev Event) []Event
 }

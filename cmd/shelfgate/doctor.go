@@ -23,15 +23,17 @@ import (
 // probeTime is how long doctor runs each sensor.
 const probeTime = 3 * time.Second
 
-// counter is an Emitter and EventEmitter that only counts.
-type counter struct{ readings, events atomic.Int64 }
+// countingEmitter is a gateway.Emitter that only counts.
+type countingEmitter struct{ readings, events atomic.Int64 }
 
-func (c *counter) Emit(_ context.Context, rs []gateway.Reading) error {
+var _ gateway.Emitter = (*countingEmitter)(nil)
+
+func (c *countingEmitter) Emit(_ context.Context, rs []gateway.Reading) error {
 	c.readings.Add(int64(len(rs)))
 	return nil
 }
 
-func (c *counter) EmitEvents(_ context.Context, evs []gateway.Event) error {
+func (c *countingEmitter) EmitEvents(_ context.Context, evs []gateway.Event) error {
 	c.events.Add(int64(len(evs)))
 	return nil
 }
@@ -73,67 +75,97 @@ func doctor(ctx context.Context, cfg *config.Config, w io.Writer) error {
 	fmt.Fprintf(w, "GPIO pins: %d %s\n", len(pins), list(pins))
 	fmt.Fprintf(w, "I2C buses: %s\nSPI ports: %s\n1-wire buses: %s\n", list(i2cs), list(spis), list(ows))
 
-	type probe struct {
-		name string
-		srcs func(sink *counter) ([]gateway.Source, func(), error)
-	}
-	var probes []probe
-	if cfg.Simulation != nil {
-		probes = append(probes, probe{"simulation", func(sink *counter) ([]gateway.Source, func(), error) {
-			srcs, _, closeAll, err := simulatedSources(cfg.Simulation, sink)
-			return srcs, closeAll, err
-		}})
-	}
-	for i, s := range cfg.Sensors {
-		probes = append(probes, probe{fmt.Sprintf("sensors[%d] %s (%s)", i, s.Name, s.Type), func(sink *counter) ([]gateway.Source, func(), error) {
-			srcs, _, closeAll, err := hardwareSources([]config.Sensor{s}, cfg.CalibrationFile, sink)
-			return srcs, closeAll, err
-		}})
+	probes, err := doctorProbes(cfg)
+	if err != nil {
+		return err
 	}
 	bad := 0
 	for _, p := range probes {
-		sink := &counter{} // scans and tag reads arrive here
-		srcs, closeAll, err := p.srcs(sink)
-		if err != nil {
-			bad++
-			fmt.Fprintf(w, "FAIL %s: %v\n", p.name, err)
-			continue
-		}
-		// The sources of one probe run together (a simulated scanner needs
-		// its feeder), each with its own counter.
-		counters := make([]*counter, len(srcs))
-		errs := make([]error, len(srcs))
-		pctx, cancel := context.WithTimeout(ctx, probeTime)
-		var wg sync.WaitGroup
-		for i, src := range srcs {
-			counters[i] = &counter{}
-			wg.Add(1)
-			go func() { defer wg.Done(); errs[i] = src.Run(pctx, counters[i]) }()
-		}
-		wg.Wait()
-		cancel()
-		for i, src := range srcs {
-			c, runErr := counters[i], errs[i]
-			status := "OK  "
-			if runErr != nil {
-				status = "FAIL"
-				bad++
-			}
-			fmt.Fprintf(w, "%s %s: source %s: %d readings, %d events in %s", status, p.name, src.Name(), c.readings.Load(), c.events.Load(), probeTime)
-			if runErr != nil {
-				fmt.Fprintf(w, ": %v", runErr)
-			}
-			fmt.Fprintln(w)
-		}
-		if n := sink.events.Load(); n > 0 {
-			fmt.Fprintf(w, "     %s: %d scans and tag reads\n", p.name, n)
-		}
-		closeAll()
+		bad += p.run(ctx, w)
 	}
 	if bad > 0 {
 		return fmt.Errorf("%d of %d checks failed", bad, len(probes))
 	}
 	return nil
+}
+
+// probe builds a set of sensors (one configured sensor, or the whole
+// simulation, whose sources need their feeders) for doctor to try.
+type probe struct {
+	name  string
+	build func() (*sensorSet, error)
+}
+
+// doctorProbes lists what doctor tries: the simulation, and every
+// configured sensor on its own, built through the sensor kinds.
+func doctorProbes(cfg *config.Config) ([]probe, error) {
+	var probes []probe
+	if sc, err := decodeSimulation(cfg); err != nil {
+		return nil, err
+	} else if sc != nil {
+		probes = append(probes, probe{"simulation", func() (*sensorSet, error) { return buildSimulation(sc) }})
+	}
+	specs, es := decodeSensors(cfg, sensorKinds())
+	if len(es) > 0 {
+		return nil, es
+	}
+	env := sensorEnv{calibrationFile: cfg.CalibrationFile}
+	for i, sp := range specs {
+		probes = append(probes, probe{fmt.Sprintf("sensors[%d] %s (%s)", i, sp.name, sp.typ), func() (*sensorSet, error) {
+			b, err := newHostBuses()
+			if err != nil {
+				return nil, err
+			}
+			return buildSensors([]sensorSpec{sp}, b, env)
+		}})
+	}
+	return probes, nil
+}
+
+// run builds the probe's sensors, runs them together for probeTime, each
+// with its own counter, and reports; it returns the number of failures.
+func (p probe) run(ctx context.Context, w io.Writer) (bad int) {
+	ss, err := p.build()
+	if err != nil {
+		fmt.Fprintf(w, "FAIL %s: %v\n", p.name, err)
+		return 1
+	}
+	defer ss.close()
+	srcs := ss.sources()
+	counters := make([]*countingEmitter, len(srcs))
+	errs := make([]error, len(srcs))
+	pctx, cancel := context.WithTimeout(ctx, probeTime)
+	var wg sync.WaitGroup
+	for i, src := range srcs {
+		counters[i] = &countingEmitter{}
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = src.Run(pctx, counters[i]) }()
+	}
+	wg.Wait()
+	cancel()
+	for i, src := range srcs[:len(ss.sensors)] { // the feeders emit nothing
+		c, runErr := counters[i], errs[i]
+		status := "OK  "
+		if runErr != nil {
+			status = "FAIL"
+			bad++
+		}
+		fmt.Fprintf(w, "%s %s: source %s: %d readings, %d events in %s", status, p.name, src.Name(), c.readings.Load(), c.events.Load(), probeTime)
+		if runErr != nil {
+			fmt.Fprintf(w, ": %v", runErr)
+		}
+		fmt.Fprintln(w)
+		if r := ss.sensors[i].report; r != nil {
+			r(w)
+		}
+	}
+	for i := len(ss.sensors); i < len(srcs); i++ {
+		if errs[i] != nil {
+			bad++
+			fmt.Fprintf(w, "FAIL %s: %s: %v\n", p.name, srcs[i].Name(), errs[i])
+		}
+	}
+	return bad
 }
 
 func list(s []string) string {

@@ -317,12 +317,15 @@ func TestForgedAcksDeleteNothing(t *testing.T) {
 				}
 			}
 			// And /metrics shows them.
-			ms := newMetrics(&gateway.Gateway{}, g.ob, g.up, g.router, nil, slog.New(slog.DiscardHandler))
+			ms := newMetrics(&gateway.Gateway{}, g.ob, g.up, g.router, &sensorSet{}, slog.New(slog.DiscardHandler))
 			rec := httptest.NewRecorder()
 			ms.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 			body, _ := io.ReadAll(rec.Body)
-			if !strings.Contains(string(body), "shelfgate_downlink_acks_rejected_total 11") {
-				t.Errorf("/metrics lacks 11 rejected acks:\n%s", grepLines(string(body), "downlink"))
+			for reason, n := range wantRej {
+				series := fmt.Sprintf(`shelfgate_downlink_rejected_total{handler="acks",reason=%q} %d`, reason, n)
+				if !strings.Contains(string(body), series) {
+					t.Errorf("/metrics lacks %s:\n%s", series, grepLines(string(body), "downlink"))
+				}
 			}
 		})
 	}

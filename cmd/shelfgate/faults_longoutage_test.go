@@ -127,11 +127,15 @@ func TestFaultLongOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Simulation.Warehouse.SampleRate = longOutageSampleRate
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(checkSensors, checkSimulation); err != nil {
 		t.Fatal(err)
 	}
-	wh, err := warehouse.New(cfg.Simulation.Warehouse)
+	sc, err := decodeSimulation(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Warehouse.SampleRate = longOutageSampleRate
+	wh, err := warehouse.New(sc.Warehouse)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +175,7 @@ func TestFaultLongOutage(t *testing.T) {
 	for _, b := range wh.Bins() {
 		bins = append(bins, shelf.Bin{Stream: gateway.StreamID("loadcell/" + b.ID), ID: b.ID, SKU: b.SKU, UnitGrams: b.UnitGrams, LowStockUnits: max(1, b.Capacity/10), InitialUnits: b.InitialUnits})
 	}
-	det, err := shelf.New(shelf.Config{Bins: bins, WindowSamples: windowFor(cfg)})
+	det, err := shelf.New(shelf.Config{Bins: bins, WindowSamples: detectorWindow(sc.Warehouse.SampleRate)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +183,7 @@ func TestFaultLongOutage(t *testing.T) {
 	start := time.Now().Truncate(time.Second).Add(-time.Duration(hours * float64(time.Hour)))
 	feed := &warehouseFeed{wh: wh, start: start, perBin: perBin, done: make(chan struct{})}
 	gw := &gateway.Gateway{Logger: log, FlushTimeout: cfg.Uplink.FlushTimeout,
-		Sources: []gateway.Source{feed}, Outbox: rec, Uplink: up, Classifier: det}
+		Sources: []gateway.Source{feed}, Outbox: rec, Uplink: up, Classifiers: []gateway.Classifier{det}}
 
 	// The collector: subscribed (persistent session) before the outage.
 	col := collect.New()

@@ -68,7 +68,8 @@ func TestDoctor(t *testing.T) {
 	if code := Main([]string{"doctor", "--config", "../../configs/demo.yaml"}, &out, &errOut); code != 0 {
 		t.Fatalf("doctor on the demo: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
-	for _, want := range []string{"periph drivers loaded:", "OK   simulation: source simulated-loadcells:", "OK   simulation: source picking-1:", "OK   simulation: source dock-1:", "OK   simulation: source env:"} {
+	for _, want := range []string{"periph drivers loaded:", "OK   simulation: source cell-shelf-01/bin-01:", "OK   simulation: source cell-shelf-02/bin-04:", "OK   simulation: source picking-1:", "OK   simulation: source dock-1:", "OK   simulation: source coldroom-1:",
+		"loadcell/shelf-01/bin-01: healthy"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out.String())
 		}
@@ -79,7 +80,7 @@ func TestDoctor(t *testing.T) {
 	if code := Main([]string{"doctor", "--config", "testdata/hardware.yaml"}, &out, &errOut); code != 1 {
 		t.Fatalf("doctor on missing hardware: exit %d, want 1\n%s%s", code, out.String(), errOut.String())
 	}
-	if !strings.Contains(out.String(), "FAIL sensors[0] bin1 (hx711): sensors[0] (bin1): pin GPIO5 does not exist on this host") {
+	if !strings.Contains(out.String(), "FAIL sensors[0] bin1 (hx711): sensor bin1 (hx711): pin GPIO5 does not exist on this host") {
 		t.Errorf("doctor output:\n%s", out.String())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway/broker"
 	"github.com/shelfgate/shelfgate/gateway/config"
 	"github.com/shelfgate/shelfgate/gateway/downlink"
+	"github.com/shelfgate/shelfgate/gateway/metrics"
 	"github.com/shelfgate/shelfgate/gateway/outbox"
 	"github.com/shelfgate/shelfgate/gateway/shelf"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
@@ -23,7 +24,7 @@ import (
 )
 
 func loadConfig(path string) (*config.Config, error) {
-	cfg, err := config.Load(path)
+	cfg, err := config.Load(path, checkSensors, checkSimulation)
 	if err != nil {
 		return nil, fmt.Errorf("%w:\n%v", errConfig, err)
 	}
@@ -46,39 +47,20 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 	log.Info("starting", "version", version)
 
 	// Sensors first: a missing pin or bus fails before anything is touched.
-	gw := &gateway.Gateway{Logger: log, FlushTimeout: cfg.Uplink.FlushTimeout}
-	sources, bins, closeSensors, err := buildSources(cfg, gw)
+	// They get the gateway only when it runs, complete.
+	sensors, err := buildSources(cfg)
 	if err != nil {
 		return err
 	}
-	defer closeSensors()
+	defer sensors.close()
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	brokers := append([]string(nil), cfg.Broker.URLs...)
-	if cfg.UsesEmbeddedBroker() {
-		// The broker's own info logs (hooks, listeners) are noise here.
-		blog := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("component", "broker")
-		b, err := broker.New(cfg.Broker.EmbeddedAddr, blog)
-		if err != nil {
-			return fmt.Errorf("embedded broker (broker.embedded_addr %s; is another broker running there?): %w", cfg.Broker.EmbeddedAddr, err)
-		}
-		bctx, stopBroker := context.WithCancel(context.Background())
-		defer stopBroker() // after the uplink said goodbye
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := b.Run(bctx); err != nil {
-				log.Error("embedded broker", "err", err)
-			}
-		}()
-		for i, u := range brokers {
-			if u == config.Embedded {
-				brokers[i] = b.URL()
-			}
-		}
-		log.Info("embedded broker listening", "url", b.URL())
+	brokers, stopBroker, err := startEmbeddedBroker(cfg, stderr, log, &wg)
+	if err != nil {
+		return err
 	}
+	defer stopBroker() // after the uplink said goodbye
 
 	ob, err := outbox.Open(cfg.Outbox.Path, outbox.Options{MaxBatchRows: cfg.Outbox.CommitRows, MaxDelay: cfg.Outbox.CommitInterval, MaxBytes: int64(cfg.Outbox.MaxBytes)})
 	if err != nil {
@@ -120,27 +102,20 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 		return err
 	}
 
-	det, err := shelf.New(shelf.Config{Bins: bins, WindowSamples: windowFor(cfg)})
+	classifiers, err := classifierChain(sensors)
 	if err != nil {
 		return err
 	}
-	gw.Sources, gw.Outbox, gw.Uplink, gw.Classifier = sources, ob, up, det
+	gw := &gateway.Gateway{
+		Sources: sensors.sources(), Outbox: ob, Uplink: up, Classifiers: classifiers,
+		Logger: log, FlushTimeout: cfg.Uplink.FlushTimeout,
+	}
 	if cfg.Metrics.Listen != "" {
-		ms := newMetrics(gw, ob, up, router, sources, log)
-		mctx, stopMetrics := context.WithCancel(context.Background())
-		defer stopMetrics()
-		l, err := net.Listen("tcp", cfg.Metrics.Listen)
+		stopMetrics, err := serveMetrics(cfg.Metrics.Listen, newMetrics(gw, ob, up, router, sensors, log), log, &wg)
 		if err != nil {
-			return fmt.Errorf("metrics.listen %s: %w", cfg.Metrics.Listen, err)
+			return err
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := ms.Serve(mctx, l); err != nil {
-				log.Error("metrics", "err", err)
-			}
-		}()
-		log.Info("metrics listening", "addr", l.Addr().String())
+		defer stopMetrics()
 	}
 	start := time.Now()
 	err = gw.RunWithFlush(ctx, flushCtx)
@@ -154,12 +129,69 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 	return err
 }
 
-// windowFor sizes the settle window to about half a second of samples.
-func windowFor(cfg *config.Config) int {
-	if cfg.Simulation != nil && cfg.Simulation.Warehouse.SampleRate >= 80 {
-		return 40
+// startEmbeddedBroker starts the in-process broker when the broker list
+// names it, and returns the broker list with its URL in place and a
+// function that stops it (its goroutine is counted in wg).
+func startEmbeddedBroker(cfg *config.Config, stderr io.Writer, log *slog.Logger, wg *sync.WaitGroup) (brokers []string, stop func(), err error) {
+	brokers = append([]string(nil), cfg.Broker.URLs...)
+	if !cfg.UsesEmbeddedBroker() {
+		return brokers, func() {}, nil
 	}
-	return 0 // the detector's default, right for 10 samples/s
+	// The broker's own info logs (hooks, listeners) are noise here.
+	blog := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("component", "broker")
+	b, err := broker.New(cfg.Broker.EmbeddedAddr, blog)
+	if err != nil {
+		return nil, nil, fmt.Errorf("embedded broker (broker.embedded_addr %s; is another broker running there?): %w", cfg.Broker.EmbeddedAddr, err)
+	}
+	bctx, stopBroker := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := b.Run(bctx); err != nil {
+			log.Error("embedded broker", "err", err)
+		}
+	}()
+	for i, u := range brokers {
+		if u == config.Embedded {
+			brokers[i] = b.URL()
+		}
+	}
+	log.Info("embedded broker listening", "url", b.URL())
+	return brokers, stopBroker, nil
+}
+
+// serveMetrics serves ms on addr (its goroutine counted in wg) until the
+// returned function is called.
+func serveMetrics(addr string, ms *metrics.Server, log *slog.Logger, wg *sync.WaitGroup) (stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen %s: %w", addr, err)
+	}
+	mctx, stopMetrics := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := ms.Serve(mctx, l); err != nil {
+			log.Error("metrics", "err", err)
+		}
+	}()
+	log.Info("metrics listening", "addr", l.Addr().String())
+	return stopMetrics, nil
+}
+
+// classifierChain is the gateway's classifier chain, in order: the
+// settled-weight detector over the load cells' bins (when there are any).
+// Later links (the int8 model, scan/weight fusion) go after it.
+func classifierChain(ss *sensorSet) ([]gateway.Classifier, error) {
+	var chain []gateway.Classifier
+	if bins := ss.bins(); len(bins) > 0 {
+		det, err := shelf.New(shelf.Config{Bins: bins, WindowSamples: ss.window})
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, det)
+	}
+	return chain, nil
 }
 
 // tlsConfig builds the client TLS configuration: the system roots or the

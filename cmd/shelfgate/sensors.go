@@ -1,228 +1,303 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"os"
-	"time"
+	"io"
+	"slices"
+	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpioreg"
+	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/i2c/i2creg"
 	"periph.io/x/conn/v3/onewire"
 	"periph.io/x/conn/v3/onewire/onewirereg"
+	"periph.io/x/conn/v3/spi"
 	"periph.io/x/conn/v3/spi/spireg"
-	"periph.io/x/devices/v3/bmxx80"
-	"periph.io/x/devices/v3/ds18b20"
-	"periph.io/x/devices/v3/hx711"
-	"periph.io/x/devices/v3/mfrc522"
 	"periph.io/x/host/v3"
 
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/config"
 	"github.com/shelfgate/shelfgate/gateway/shelf"
-	"github.com/shelfgate/shelfgate/sensors/calibration"
-	"github.com/shelfgate/shelfgate/sensors/env"
-	"github.com/shelfgate/shelfgate/sensors/loadcell"
-	"github.com/shelfgate/shelfgate/sensors/rfid"
-	"github.com/shelfgate/shelfgate/sensors/scanner"
 )
 
-// eventSink turns scans and tag reads into events committed by the gateway.
-type eventSink struct{ ee gateway.EventEmitter }
-
-func (s eventSink) Scan(ctx context.Context, sc scanner.Scan) error {
-	return s.ee.EmitEvents(ctx, []gateway.Event{{Kind: gateway.EventScan, Stream: sc.Stream, Detail: sc.Code, Time: sc.Time}})
+// sensorKind is one row of the wiring table: a kind of sensor the
+// configuration file can name in a sensor's type.
+type sensorKind struct {
+	typ string // the value of the sensor's type key
+	// new returns a configuration holding the kind's defaults; the
+	// sensor's YAML entry is decoded onto it (strictly: see
+	// config.DecodeSensor).
+	new func() sensorConfig
 }
 
-func (s eventSink) Tag(ctx context.Context, t rfid.Tag) error {
-	return s.ee.EmitEvents(ctx, []gateway.Event{{Kind: gateway.EventTag, Stream: t.Stream, Detail: t.UID, Time: t.Time}})
+// sensorConfig is one sensor's typed configuration. Each kind implements it
+// in its kind_*.go file, next to its metrics.
+type sensorConfig interface {
+	// check reports every problem by field path relative to the entry
+	// ("pins.clk"); env says what the rest of the file provides.
+	check(env sensorEnv, report func(field, format string, args ...any))
+	// open builds the sensor named name on b: the host's pins and buses, or
+	// the simulators'. It is the only place a kind touches hardware.
+	open(name string, b buses, env sensorEnv) (*sensor, error)
 }
 
-// buildSources returns every configured source, the detector's bins and a
-// function that releases buses and simulators. ee receives scans and tag reads.
-func buildSources(cfg *config.Config, ee gateway.EventEmitter) ([]gateway.Source, []shelf.Bin, func(), error) {
-	if cfg.Simulation != nil {
-		return simulatedSources(cfg.Simulation, ee)
+// sensorEnv is what a sensor's configuration may depend on outside its entry.
+type sensorEnv struct {
+	calibrationFile string // load cells without inline calibration look here
+}
+
+// sensor is what a kind builds from one configured sensor.
+type sensor struct {
+	name   string
+	kind   string
+	source gateway.Source
+	bins   []shelf.Bin // what the detector watches (load cells)
+	// collect sends one snapshot of the sensor's counters, labelled with
+	// its sensor name (and bin): see metrics.go.
+	collect func(ch chan<- prometheus.Metric)
+	// report writes the sensor's state for doctor after the probe; may be nil.
+	report func(w io.Writer)
+}
+
+// sensorKinds is the wiring table. Adding a kind of sensor is one package
+// under sensors/ (the driver), one kind_*.go file here (its configuration,
+// checks, construction and metrics) and one row below.
+func sensorKinds() []sensorKind {
+	return []sensorKind{
+		{typ: "hx711", new: newHX711Config},     // load cell under a bin (the default type)
+		{typ: "scanner", new: newScannerConfig}, // barcode scanner, USB-CDC serial or evdev
+		{typ: "mfrc522", new: newMFRC522Config}, // RFID reader on SPI
+		{typ: "bme280", new: newBME280Config},   // temperature, pressure, humidity on I2C
+		{typ: "ds18b20", new: newDS18B20Config}, // temperature on 1-wire
 	}
-	return hardwareSources(cfg.Sensors, cfg.CalibrationFile, ee)
 }
 
-// loadModes maps the config's HX711 mode names to loadcell modes.
-var loadModes = map[string]loadcell.Mode{"A128": loadcell.ModeA128, "A64": loadcell.ModeA64, "B32": loadcell.ModeB32}
+// sensorSpec is a sensor to build: from the configuration file or made up
+// by the simulation.
+type sensorSpec struct {
+	name string
+	typ  string
+	conf sensorConfig
+}
 
-// calibrateFromFile fills in channels that have no inline calibration
-// (CountsPerGram 0) from the calibration file.
-func calibrateFromFile(path string, cells []loadcell.Channel) ([]loadcell.Channel, error) {
-	var missing []loadcell.Channel
-	var idx []int
-	for i, c := range cells {
-		if c.CountsPerGram == 0 {
-			missing, idx = append(missing, c), append(idx, i)
+// kindOf finds typ in kinds.
+func kindOf(kinds []sensorKind, typ string) (sensorKind, bool) {
+	i := slices.IndexFunc(kinds, func(k sensorKind) bool { return k.typ == typ })
+	if i < 0 {
+		return sensorKind{}, false
+	}
+	return kinds[i], true
+}
+
+// decodeSensors decodes and checks every sensor of cfg through kinds. The
+// problems name file, line and field path.
+func decodeSensors(cfg *config.Config, kinds []sensorKind) ([]sensorSpec, config.Errors) {
+	var es config.Errors
+	var specs []sensorSpec
+	env := sensorEnv{calibrationFile: cfg.CalibrationFile}
+	for i, s := range cfg.Sensors {
+		path := fmt.Sprintf("sensors[%d]", i)
+		k, ok := kindOf(kinds, s.Type)
+		if !ok {
+			var types []string
+			for _, k := range kinds {
+				types = append(types, k.typ)
+			}
+			es = append(es, cfg.Errorf(path+".type", "%q is not a sensor type (%s)", s.Type, strings.Join(types, ", ")))
+			continue
 		}
+		conf := k.new()
+		if err := cfg.DecodeSensor(i, conf); err != nil {
+			var des config.Errors
+			if errors.As(err, &des) {
+				es = append(es, des...)
+			} else {
+				es = append(es, cfg.Errorf(path, "%v", err))
+			}
+			continue
+		}
+		conf.check(env, func(field, format string, args ...any) {
+			es = append(es, cfg.Errorf(path+"."+field, format, args...))
+		})
+		specs = append(specs, sensorSpec{name: s.Name, typ: s.Type, conf: conf})
 	}
-	if len(missing) == 0 {
-		return cells, nil
-	}
-	if path == "" {
-		return nil, fmt.Errorf("load cell %s has no calibration and no calibration_file is set", missing[0].Stream)
-	}
-	r, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("calibration_file: %w", err)
-	}
-	defer r.Close()
-	f, err := calibration.Parse(r)
-	if err != nil {
-		return nil, fmt.Errorf("calibration_file %s: %w", path, err)
-	}
-	got, err := loadcell.Calibrated(f, missing)
-	if err != nil {
-		return nil, fmt.Errorf("calibration_file %s: %w", path, err)
-	}
-	for j, i := range idx {
-		cells[i] = got[j]
-	}
-	return cells, nil
+	return specs, es
 }
 
-// hardwareSources opens the configured sensors on the Raspberry Pi's buses.
-// A missing pin or bus is an error naming the sensor and the pin or bus.
-func hardwareSources(sensors []config.Sensor, calFile string, ee gateway.EventEmitter) (srcs []gateway.Source, bins []shelf.Bin, closeAll func(), err error) {
-	var closers []func() error
-	closeAll = func() {
-		for _, c := range closers {
-			c()
-		}
+// checkSensors is the config.Check of the sensor kinds.
+func checkSensors(cfg *config.Config) config.Errors {
+	_, es := decodeSensors(cfg, sensorKinds())
+	return es
+}
+
+// sensorSet is everything built from the configured sensors.
+type sensorSet struct {
+	sensors []*sensor
+	extra   []gateway.Source // sources that are no sensor (the simulation's feeders)
+	window  int              // detector window in samples; 0 = its default
+	close   func()           // releases buses and simulators
+}
+
+// sources returns every source to run.
+func (ss *sensorSet) sources() []gateway.Source {
+	var srcs []gateway.Source
+	for _, s := range ss.sensors {
+		srcs = append(srcs, s.source)
 	}
+	return append(srcs, ss.extra...)
+}
+
+// bins returns what the detector watches.
+func (ss *sensorSet) bins() []shelf.Bin {
+	var bins []shelf.Bin
+	for _, s := range ss.sensors {
+		bins = append(bins, s.bins...)
+	}
+	return bins
+}
+
+// buildSensors opens every spec on b: the one build path for hardware and
+// simulation. On error what was opened is released.
+func buildSensors(specs []sensorSpec, b buses, env sensorEnv) (ss *sensorSet, err error) {
+	ss = &sensorSet{close: b.close}
 	defer func() {
 		if err != nil {
-			closeAll()
+			b.close()
 		}
 	}()
+	for _, sp := range specs {
+		s, err := sp.conf.open(sp.name, b, env)
+		if err != nil {
+			return nil, fmt.Errorf("sensor %s (%s): %w", sp.name, sp.typ, err)
+		}
+		s.name, s.kind = sp.name, sp.typ
+		ss.sensors = append(ss.sensors, s)
+	}
+	return ss, nil
+}
+
+// buildSources builds what cfg configures: the simulation (on its
+// simulators) or the sensors (on this host's pins and buses).
+func buildSources(cfg *config.Config) (*sensorSet, error) {
+	if cfg.Simulation != nil {
+		sc, err := decodeSimulation(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return buildSimulation(sc)
+	}
+	specs, es := decodeSensors(cfg, sensorKinds())
+	if len(es) > 0 {
+		return nil, es
+	}
+	if len(specs) == 0 {
+		return nil, errors.New("no sensors configured")
+	}
+	b, err := newHostBuses()
+	if err != nil {
+		return nil, err
+	}
+	return buildSensors(specs, b, sensorEnv{calibrationFile: cfg.CalibrationFile})
+}
+
+// buses is what opens pins and buses: this host's (periph) or the
+// simulators'. Hardware and simulation differ only here.
+type buses interface {
+	pinOut(name string) (gpio.PinOut, error)
+	pinIn(name string) (gpio.PinIn, error)
+	spi(name string) (spi.Port, error)
+	i2c(name string) (i2c.Bus, error)
+	onewire(name string) (onewire.Bus, error)
+	// close releases every bus opened.
+	close()
+}
+
+// hostBuses opens the Raspberry Pi's pins and buses through periph's
+// registries.
+type hostBuses struct {
+	closers []func() error
+}
+
+var _ buses = (*hostBuses)(nil)
+
+func newHostBuses() (*hostBuses, error) {
 	if _, err := host.Init(); err != nil {
-		return nil, nil, closeAll, fmt.Errorf("periph host init: %w", err)
+		return nil, fmt.Errorf("periph host init: %w", err)
 	}
-	pin := func(i int, s config.Sensor, name string) (gpio.PinIO, error) {
-		p := gpioreg.ByName(name)
-		if p == nil {
-			return nil, fmt.Errorf("sensors[%d] (%s): pin %s does not exist on this host (no GPIO driver loaded? run on the Pi as a user in the gpio group)", i, s.Name, name)
-		}
-		return p, nil
+	return &hostBuses{}, nil
+}
+
+func (h *hostBuses) pin(name string) (gpio.PinIO, error) {
+	p := gpioreg.ByName(name)
+	if p == nil {
+		return nil, fmt.Errorf("pin %s does not exist on this host (no GPIO driver loaded? run on the Pi as a user in the gpio group)", name)
 	}
-	var cells []loadcell.Channel
-	var envs []env.Channel
-	for i, s := range sensors {
-		switch s.Type {
-		case config.TypeHX711:
-			clk, err := pin(i, s, s.Pins.Clk)
-			if err != nil {
-				return nil, nil, closeAll, err
-			}
-			data, err := pin(i, s, s.Pins.Data)
-			if err != nil {
-				return nil, nil, closeAll, err
-			}
-			dev, err := hx711.New(clk, data)
-			if err != nil {
-				return nil, nil, closeAll, fmt.Errorf("sensors[%d] (%s): hx711 on %s/%s: %w", i, s.Name, s.Pins.Clk, s.Pins.Data, err)
-			}
-			stream := gateway.StreamID("loadcell/" + s.Bin)
-			ch := loadcell.Channel{Stream: stream, ADC: dev, Mode: loadModes[s.Mode], Bin: s.Bin}
-			if s.Calibration != nil {
-				ch.Offset, ch.CountsPerGram = s.Calibration.Offset, s.Calibration.CountsPerGram
-			}
-			cells = append(cells, ch)
-			bins = append(bins, shelf.Bin{Stream: stream, ID: s.Bin, SKU: s.SKU, UnitGrams: s.UnitGrams, LowStockUnits: s.LowStock})
-		case config.TypeScanner:
-			suffix, err := scanner.ParseSuffix(s.Suffix)
-			if err != nil {
-				return nil, nil, closeAll, fmt.Errorf("sensors[%d] (%s): %w", i, s.Name, err)
-			}
-			open := scanner.Serial(s.Port, s.Baud)
-			if s.Input != "" {
-				open = scanner.Evdev(s.Input, 0, true)
-			}
-			src, err := scanner.New(s.Name, open, eventSink{ee}, scanner.Options{Suffix: suffix})
-			if err != nil {
-				return nil, nil, closeAll, fmt.Errorf("sensors[%d] (%s): %w", i, s.Name, err)
-			}
-			srcs = append(srcs, src)
-		case config.TypeMFRC522:
-			port, err := spireg.Open(s.SPI)
-			if err != nil {
-				return nil, nil, closeAll, fmt.Errorf("sensors[%d] (%s): SPI port %q: %w", i, s.Name, s.SPI, err)
-			}
-			closers = append(closers, port.Close)
-			rst, err := pin(i, s, s.Pins.Rst)
-			if err != nil {
-				return nil, nil, closeAll, err
-			}
-			irq, err := pin(i, s, s.Pins.IRQ)
-			if err != nil {
-				return nil, nil, closeAll, err
-			}
-			dev, err := mfrc522.NewSPI(port, rst, irq)
-			if err != nil {
-				return nil, nil, closeAll, fmt.Errorf("sensors[%d] (%s): mfrc522 on %s: %w", i, s.Name, s.SPI, err)
-			}
-			src, err := rfid.New(s.Name, rfid.FromDev(dev), eventSink{ee}, rfid.Options{})
-			if err != nil {
-				return nil, nil, closeAll, fmt.Errorf("sensors[%d] (%s): %w", i, s.Name, err)
-			}
-			srcs = append(srcs, src)
-		case config.TypeBME280:
-			bus, err := i2creg.Open(s.I2C)
-			if err != nil {
-				return nil, nil, closeAll, fmt.Errorf("sensors[%d] (%s): I2C bus %q: %w", i, s.Name, s.I2C, err)
-			}
-			closers = append(closers, bus.Close)
-			dev, err := bmxx80.NewI2C(bus, uint16(s.Address), &bmxx80.DefaultOpts)
-			if err != nil {
-				return nil, nil, closeAll, fmt.Errorf("sensors[%d] (%s): bme280 at %#x on I2C %q: %w", i, s.Name, s.Address, s.I2C, err)
-			}
-			envs = append(envs, env.Channel{Name: s.Name, Kind: env.BME280, Sensor: dev})
-		case config.TypeDS18B20:
-			bus, err := onewirereg.Open(s.OneWire)
-			if err != nil {
-				return nil, nil, closeAll, fmt.Errorf("sensors[%d] (%s): 1-wire bus %q: %w", i, s.Name, s.OneWire, err)
-			}
-			closers = append(closers, bus.Close)
-			dev, err := ds18b20.New(bus, onewire.Address(s.Address), 10)
-			if err != nil {
-				return nil, nil, closeAll, fmt.Errorf("sensors[%d] (%s): ds18b20 %#x: %w", i, s.Name, s.Address, err)
-			}
-			envs = append(envs, env.Channel{Name: s.Name, Kind: env.DS18B20, Sensor: dev})
-		default:
-			return nil, nil, closeAll, fmt.Errorf("sensors[%d] (%s): unknown type %q", i, s.Name, s.Type)
+	return p, nil
+}
+
+func (h *hostBuses) pinOut(name string) (gpio.PinOut, error) { return h.pin(name) }
+func (h *hostBuses) pinIn(name string) (gpio.PinIn, error)   { return h.pin(name) }
+
+func (h *hostBuses) spi(name string) (spi.Port, error) {
+	p, err := spireg.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("SPI port %q: %w", name, err)
+	}
+	h.closers = append(h.closers, p.Close)
+	return p, nil
+}
+
+func (h *hostBuses) i2c(name string) (i2c.Bus, error) {
+	b, err := i2creg.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("I2C bus %q: %w", name, err)
+	}
+	h.closers = append(h.closers, b.Close)
+	return b, nil
+}
+
+func (h *hostBuses) onewire(name string) (onewire.Bus, error) {
+	b, err := onewirereg.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("1-wire bus %q: %w", name, err)
+	}
+	h.closers = append(h.closers, b.Close)
+	return b, nil
+}
+
+func (h *hostBuses) close() {
+	for _, c := range h.closers {
+		c()
+	}
+	h.closers = nil
+}
+
+// pinName checks a Raspberry Pi GPIO name (BCM numbering, GPIO0-GPIO27).
+func pinName(s string) error {
+	if s == "" {
+		return errors.New("is empty")
+	}
+	var n int
+	if _, err := fmt.Sscanf(s, "GPIO%d", &n); err != nil || fmt.Sprintf("GPIO%d", n) != s || n < 0 || n > 27 {
+		return fmt.Errorf("%q is not a pin name (GPIO0-GPIO27)", s)
+	}
+	return nil
+}
+
+// checkPins checks named pins and that no two share a GPIO; keys are in
+// the order they are reported (e.g. "clk", "data").
+func checkPins(report func(field, format string, args ...any), keys []string, vals []string) {
+	seen := map[string]string{}
+	for i, k := range keys {
+		if err := pinName(vals[i]); err != nil {
+			report("pins."+k, "%v", err)
+		} else if other, dup := seen[vals[i]]; dup {
+			report("pins."+k, "%s is already used for %s", vals[i], other)
+		} else {
+			seen[vals[i]] = k
 		}
 	}
-	if len(cells) > 0 {
-		if cells, err = calibrateFromFile(calFile, cells); err != nil {
-			return nil, nil, closeAll, err
-		}
-		src, err := loadcell.New("loadcells", cells, loadcell.Options{})
-		if err != nil {
-			return nil, nil, closeAll, err
-		}
-		srcs = append(srcs, src)
-	}
-	if len(envs) > 0 {
-		interval := 10 * time.Second
-		for _, s := range sensors {
-			if (s.Type == config.TypeBME280 || s.Type == config.TypeDS18B20) && s.Interval < interval {
-				interval = s.Interval
-			}
-		}
-		src, err := env.New("env", envs, env.Options{Interval: interval})
-		if err != nil {
-			return nil, nil, closeAll, err
-		}
-		srcs = append(srcs, src)
-	}
-	if len(srcs) == 0 {
-		return nil, nil, closeAll, errors.New("no sensors configured")
-	}
-	return srcs, bins, closeAll, nil
 }

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
-	"periph.io/x/devices/v3/bmxx80"
-	"periph.io/x/devices/v3/hx711"
-	"periph.io/x/devices/v3/mfrc522"
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/i2c"
+	"periph.io/x/conn/v3/onewire"
+	"periph.io/x/conn/v3/spi"
 
 	"github.com/shelfgate/shelfgate/firmware-sim/envsim"
 	"github.com/shelfgate/shelfgate/firmware-sim/hx711sim"
@@ -17,84 +20,179 @@ import (
 	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/config"
-	"github.com/shelfgate/shelfgate/gateway/shelf"
-	"github.com/shelfgate/shelfgate/sensors/env"
-	"github.com/shelfgate/shelfgate/sensors/loadcell"
-	"github.com/shelfgate/shelfgate/sensors/rfid"
-	"github.com/shelfgate/shelfgate/sensors/scanner"
 )
 
-// simulatedSources puts a bus-level simulator where each piece of hardware
-// would be and reads it through the same sensor packages and periph drivers:
-// an hx711sim under every bin of the simulated warehouse, and optionally a
-// scannersim pty typing the warehouse's scans, an rfidsim at the dock and an
-// envsim BME280 in a cold room.
-func simulatedSources(sc *config.Simulation, ee gateway.EventEmitter) ([]gateway.Source, []shelf.Bin, func(), error) {
-	var closers []func()
-	closeAll := func() {
-		for _, c := range closers {
-			c()
+// simConfig is the simulation section of the configuration file: it
+// replaces the hardware with the simulated warehouse, a load cell under
+// every bin, and optionally a barcode scanner (typing the warehouse's scans
+// into a pseudo-terminal), an RFID reader at the dock and a cold-room
+// BME280, each behind its bus-level simulator and read through the same
+// sensor kinds, sensor packages and periph drivers as real hardware.
+type simConfig struct {
+	Warehouse warehouse.Config `yaml:"warehouse"`
+	Scanner   bool             `yaml:"scanner"`
+	RFID      bool             `yaml:"rfid"`
+	Env       bool             `yaml:"env"`
+}
+
+// decodeSimulation decodes cfg's simulation section onto the warehouse's
+// defaults; nil when there is none.
+func decodeSimulation(cfg *config.Config) (*simConfig, error) {
+	if cfg.Simulation == nil {
+		return nil, nil
+	}
+	sc := &simConfig{Warehouse: warehouse.DefaultConfig()}
+	if err := cfg.DecodeSimulation(sc); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+// checkSimulation is the config.Check of the simulation section.
+func checkSimulation(cfg *config.Config) config.Errors {
+	sc, err := decodeSimulation(cfg)
+	var es config.Errors
+	if errors.As(err, &es) {
+		return es
+	}
+	if err != nil {
+		return config.Errors{cfg.Errorf("simulation", "%v", err)}
+	}
+	if sc != nil {
+		if err := sc.Warehouse.Validate(); err != nil {
+			return config.Errors{cfg.Errorf("simulation.warehouse", "%s", strings.TrimPrefix(err.Error(), "warehouse: "))}
 		}
 	}
-	fail := func(err error) ([]gateway.Source, []shelf.Bin, func(), error) {
-		closeAll()
-		return nil, nil, func() {}, err
+	return nil
+}
+
+// simBuses are the simulators' pins and buses, by name: what the sensor
+// kinds open instead of the host's.
+type simBuses struct {
+	pinsOut map[string]gpio.PinOut
+	pinsIn  map[string]gpio.PinIn
+	spis    map[string]spi.Port
+	i2cs    map[string]i2c.Bus
+	closers []func()
+	hx711   map[string]*hx711sim.Sim // by bin, for fault injection in tests
+}
+
+var _ buses = (*simBuses)(nil)
+
+func newSimBuses() *simBuses {
+	return &simBuses{pinsOut: map[string]gpio.PinOut{}, pinsIn: map[string]gpio.PinIn{}, spis: map[string]spi.Port{}, i2cs: map[string]i2c.Bus{}, hx711: map[string]*hx711sim.Sim{}}
+}
+
+func (s *simBuses) pinOut(name string) (gpio.PinOut, error) {
+	if p, ok := s.pinsOut[name]; ok {
+		return p, nil
 	}
+	return nil, fmt.Errorf("simulation has no output pin %s", name)
+}
+
+func (s *simBuses) pinIn(name string) (gpio.PinIn, error) {
+	if p, ok := s.pinsIn[name]; ok {
+		return p, nil
+	}
+	return nil, fmt.Errorf("simulation has no input pin %s", name)
+}
+
+func (s *simBuses) spi(name string) (spi.Port, error) {
+	if p, ok := s.spis[name]; ok {
+		return p, nil
+	}
+	return nil, fmt.Errorf("simulation has no SPI port %q", name)
+}
+
+func (s *simBuses) i2c(name string) (i2c.Bus, error) {
+	if b, ok := s.i2cs[name]; ok {
+		return b, nil
+	}
+	return nil, fmt.Errorf("simulation has no I2C bus %q", name)
+}
+
+func (s *simBuses) onewire(name string) (onewire.Bus, error) {
+	return nil, fmt.Errorf("simulation has no 1-wire bus %q", name)
+}
+
+func (s *simBuses) close() {
+	for _, c := range s.closers {
+		c()
+	}
+	s.closers = nil
+}
+
+// buildSimulation puts a bus-level simulator where each piece of hardware
+// would be, describes the sensors on them as the configuration file would,
+// and builds them through the same sensor kinds as real hardware
+// (buildSensors): an hx711sim under every bin of the simulated warehouse,
+// and optionally a scannersim pty typing the warehouse's scans, an rfidsim
+// at the dock and an envsim BME280 in a cold room.
+func buildSimulation(sc *simConfig) (*sensorSet, error) {
+	b, specs, extra, err := simulators(sc)
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	ss, err := buildSensors(specs, b, sensorEnv{})
+	if err != nil {
+		return nil, err
+	}
+	ss.extra, ss.window = extra, detectorWindow(sc.Warehouse.SampleRate)
+	return ss, nil
+}
+
+// detectorWindow sizes the detector's settle window to about half a second
+// of samples at rate; 0 is the detector's default, right for 10 samples/s.
+func detectorWindow(rate float64) int {
+	if rate >= 80 {
+		return 40
+	}
+	return 0
+}
+
+// simulators creates the simulators on b and returns the sensors on them
+// and the feeders that drive them.
+func simulators(sc *simConfig) (b *simBuses, specs []sensorSpec, extra []gateway.Source, err error) {
+	b = newSimBuses()
 	wc := sc.Warehouse
 	wh, err := warehouse.New(wc)
 	if err != nil {
-		return fail(fmt.Errorf("simulation.warehouse: %w", err))
+		return b, nil, nil, fmt.Errorf("simulation.warehouse: %w", err)
 	}
-	var chans []loadcell.Channel
-	var bins []shelf.Bin
-	for _, b := range wh.Bins() {
+	for _, bin := range wh.Bins() {
 		opts := hx711sim.DefaultOpts
-		opts.Name = "hx711sim-" + b.ID
+		opts.Name = "hx711sim-" + bin.ID
 		opts.Rate = int(wc.SampleRate)
 		opts.SpeedUp = wc.Speed
-		sim, err := hx711sim.New(hx711sim.Bin(wh, b.Index), &opts)
+		sim, err := hx711sim.New(hx711sim.Bin(wh, bin.Index), &opts)
 		if err != nil {
-			return fail(fmt.Errorf("simulated cell %s: %w", b.ID, err))
+			return b, nil, nil, fmt.Errorf("simulated cell %s: %w", bin.ID, err)
 		}
-		dev, err := hx711.New(sim.CLK(), sim.DOUT())
-		if err != nil {
-			return fail(fmt.Errorf("hx711 on simulated cell %s: %w", b.ID, err))
-		}
-		stream := gateway.StreamID("loadcell/" + b.ID)
-		chans = append(chans, loadcell.Channel{Stream: stream, ADC: dev, Offset: b.OffsetCounts, CountsPerGram: b.CountsPerGram})
-		bins = append(bins, shelf.Bin{Stream: stream, ID: b.ID, SKU: b.SKU, UnitGrams: b.UnitGrams, LowStockUnits: max(1, b.Capacity/10), InitialUnits: b.InitialUnits})
+		pins := hx711Pins{Clk: opts.Name + ".PD_SCK", Data: opts.Name + ".DOUT"}
+		b.pinsOut[pins.Clk], b.pinsIn[pins.Data], b.hx711[bin.ID] = sim.CLK(), sim.DOUT(), sim
+		specs = append(specs, sensorSpec{name: "cell-" + bin.ID, typ: "hx711", conf: &hx711Config{
+			Bin: bin.ID, SKU: bin.SKU, UnitGrams: bin.UnitGrams, LowStock: max(1, bin.Capacity/10), InitialUnits: bin.InitialUnits,
+			Calibration: &hx711Calibration{Offset: bin.OffsetCounts, CountsPerGram: bin.CountsPerGram},
+			Mode:        "A128", Pins: pins,
+		}})
 	}
-	cells, err := loadcell.New("simulated-loadcells", chans, loadcell.Options{})
-	if err != nil {
-		return fail(err)
-	}
-	srcs := []gateway.Source{cells}
-
 	if sc.Scanner {
 		opts := scannersim.DefaultOpts
 		opts.Suffix = scannersim.CR
 		sim, err := scannersim.New(&opts)
 		if err != nil {
-			return fail(fmt.Errorf("simulated scanner: %w", err))
+			return b, nil, nil, fmt.Errorf("simulated scanner: %w", err)
 		}
-		closers = append(closers, func() { sim.Close() })
-		src, err := scanner.New("picking-1", scanner.Serial(sim.Path(), 9600), eventSink{ee}, scanner.Options{Suffix: scanner.SuffixCR})
-		if err != nil {
-			return fail(err)
-		}
-		srcs = append(srcs, src, &scanFeeder{wh: wh, sim: sim, speed: wc.Speed})
+		b.closers = append(b.closers, func() { sim.Close() })
+		specs = append(specs, sensorSpec{name: "picking-1", typ: "scanner", conf: &scannerConfig{Port: sim.Path(), Baud: 9600, Suffix: "CR"}})
+		extra = append(extra, &scanFeeder{wh: wh, sim: sim, speed: wc.Speed})
 	}
 	if sc.RFID {
 		sim := rfidsim.New(nil)
-		dev, err := mfrc522.NewSPI(sim, sim.Reset(), sim.IRQ())
-		if err != nil {
-			return fail(fmt.Errorf("mfrc522 on simulated reader: %w", err))
-		}
-		src, err := rfid.New("dock-1", rfid.FromDev(dev), eventSink{ee}, rfid.Options{})
-		if err != nil {
-			return fail(err)
-		}
-		srcs = append(srcs, src, &toteFeeder{sim: sim, speed: wc.Speed})
+		b.spis["rfidsim"], b.pinsOut["rfidsim.RST"], b.pinsIn["rfidsim.IRQ"] = sim, sim.Reset(), sim.IRQ()
+		specs = append(specs, sensorSpec{name: "dock-1", typ: "mfrc522", conf: &mfrc522Config{SPI: "rfidsim", Pins: mfrc522Pins{Rst: "rfidsim.RST", IRQ: "rfidsim.IRQ"}}})
+		extra = append(extra, &toteFeeder{sim: sim, speed: wc.Speed})
 	}
 	if sc.Env {
 		// A cold room at 4 °C breathing ±1.5 °C over an hour of simulated time.
@@ -103,19 +201,12 @@ func simulatedSources(sc *config.Simulation, ee gateway.EventEmitter) ([]gateway
 		}
 		bus, err := envsim.New(profile, &envsim.Opts{Addr: 0x76, SpeedUp: wc.Speed, NVM: envsim.DefaultOpts.NVM})
 		if err != nil {
-			return fail(fmt.Errorf("simulated BME280: %w", err))
+			return b, nil, nil, fmt.Errorf("simulated BME280: %w", err)
 		}
-		dev, err := bmxx80.NewI2C(bus, 0x76, &bmxx80.DefaultOpts)
-		if err != nil {
-			return fail(fmt.Errorf("bme280 on simulated bus: %w", err))
-		}
-		src, err := env.New("env", []env.Channel{{Name: "coldroom-1", Kind: env.BME280, Sensor: dev}}, env.Options{Interval: 2 * time.Second})
-		if err != nil {
-			return fail(err)
-		}
-		srcs = append(srcs, src)
+		b.i2cs["envsim"] = bus
+		specs = append(specs, sensorSpec{name: "coldroom-1", typ: "bme280", conf: &bme280Config{I2C: "envsim", Address: 0x76, Interval: 2 * time.Second}})
 	}
-	return srcs, bins, closeAll, nil
+	return b, specs, extra, nil
 }
 
 // scanFeeder types the warehouse's scans into the simulated scanner as

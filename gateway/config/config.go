@@ -6,6 +6,12 @@
 //
 //	configs/x.yaml:14: sensors[2].pins.clk: "GPIO99" is not a pin name (GPIO0-GPIO27)
 //
+// Sensor entries and the simulation section are kept undecoded: their
+// owners (cmd/shelfgate's sensor kinds and simulation) decode them with
+// DecodeSensor and DecodeSimulation, just as strictly, and add their checks
+// to Load and Validate, so every problem still comes with file, line and
+// field path and this package depends on no sensor or simulator.
+//
 // Environment variables override the broker connection settings, so secrets
 // need not be written in the file: SHELFGATE_BROKER_URLS (comma-separated),
 // SHELFGATE_BROKER_USERNAME, SHELFGATE_BROKER_PASSWORD.
@@ -20,6 +26,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -27,7 +34,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
 	"github.com/shelfgate/shelfgate/gateway"
 )
 
@@ -44,10 +50,13 @@ type Config struct {
 	// CalibrationFile holds load-cell calibrations written by `shelfctl
 	// calibrate`; hx711 sensors without an inline calibration are looked up
 	// in it by bin (and mode).
-	CalibrationFile string      `yaml:"calibration_file"`
-	Simulation      *Simulation `yaml:"simulation"`
-	Metrics         Metrics     `yaml:"metrics"`
-	Log             Log         `yaml:"log"`
+	CalibrationFile string `yaml:"calibration_file"`
+	// Simulation replaces the hardware with simulators. Its content is
+	// decoded by the program that runs the simulation (DecodeSimulation),
+	// so this package does not depend on the simulators; nil when absent.
+	Simulation *Section `yaml:"simulation"`
+	Metrics    Metrics  `yaml:"metrics"`
+	Log        Log      `yaml:"log"`
 
 	root *yaml.Node // for line numbers; nil for Default()
 	file string
@@ -101,69 +110,40 @@ type Uplink struct {
 	ConsumerAckTimeout time.Duration `yaml:"consumer_ack_timeout"` // re-send rows unconfirmed this long after sending
 }
 
-// Sensor types.
-const (
-	TypeHX711   = "hx711"   // load cell: pins.clk, pins.data, bin, unit_grams, calibration
-	TypeScanner = "scanner" // barcode scanner: port (USB-CDC serial) or input (evdev keyboard wedge)
-	TypeMFRC522 = "mfrc522" // RFID reader: spi, pins.rst, pins.irq
-	TypeBME280  = "bme280"  // temperature/pressure/humidity: i2c, address
-	TypeDS18B20 = "ds18b20" // temperature: onewire, address
-)
+// TypeHX711 is the sensor type of an entry without a type.
+const TypeHX711 = "hx711"
 
-// Sensor is one physical (or simulated) sensor.
+// Sensor is one entry of the sensors list: its name and type, and the rest
+// of the entry kept undecoded. Each sensor kind owns its typed
+// configuration; the program that knows the kinds decodes the entry with
+// DecodeSensor.
 type Sensor struct {
 	Name string `yaml:"name"`
-	Type string `yaml:"type"` // hx711 (default), scanner, mfrc522, bme280, ds18b20
+	Type string `yaml:"type"` // default hx711
 
-	// hx711
-	Bin         string       `yaml:"bin"` // e.g. shelf-01/bin-03
-	SKU         string       `yaml:"sku"`
-	UnitGrams   float64      `yaml:"unit_grams"`
-	LowStock    int          `yaml:"low_stock"`
-	Calibration *Calibration `yaml:"calibration"`
-	Mode        string       `yaml:"mode"` // HX711 input and gain: A128 (default), A64 or B32
-	Pins        Pins         `yaml:"pins"`
-
-	// scanner
-	Port   string `yaml:"port"`   // /dev/ttyACM0 or /dev/serial/by-id/...
-	Baud   int    `yaml:"baud"`   // default 9600
-	Suffix string `yaml:"suffix"` // CR (default), LF or CRLF
-	Input  string `yaml:"input"`  // /dev/input/by-id/...-event-kbd (instead of port)
-
-	// mfrc522
-	SPI string `yaml:"spi"` // periph SPI port name, e.g. SPI0.0
-
-	// bme280, ds18b20
-	I2C      string        `yaml:"i2c"`      // periph I2C bus name, "" = first
-	OneWire  string        `yaml:"onewire"`  // periph 1-wire bus name, "" = first
-	Address  uint64        `yaml:"address"`  // I2C address (0x76/0x77) or 1-wire ROM code
-	Interval time.Duration `yaml:"interval"` // sampling interval, default 10s
+	node *yaml.Node
 }
 
-// Pins are GPIO pin names (Raspberry Pi BCM numbering, GPIO0-GPIO27).
-type Pins struct {
-	Clk  string `yaml:"clk"`
-	Data string `yaml:"data"`
-	Rst  string `yaml:"rst"`
-	IRQ  string `yaml:"irq"`
+// Section is a part of the file kept undecoded for its owner to decode.
+type Section struct{ node *yaml.Node }
+
+// UnmarshalYAML keeps the section's node.
+func (s *Section) UnmarshalYAML(n *yaml.Node) error {
+	s.node = n
+	return nil
 }
 
-// Calibration converts raw HX711 codes to grams: grams = (code - Offset) / CountsPerGram.
-type Calibration struct {
-	Offset        int32   `yaml:"offset"`
-	CountsPerGram float64 `yaml:"counts_per_gram"`
-}
-
-// Simulation replaces the hardware with the simulated warehouse: a load
-// cell under every bin, and optionally a barcode scanner (typing the
-// warehouse's scans into a pseudo-terminal), an RFID reader at the dock and
-// a cold-room BME280, each behind its bus-level simulator and read through
-// the same sensor packages and periph drivers as real hardware.
-type Simulation struct {
-	Warehouse warehouse.Config `yaml:"warehouse"`
-	Scanner   bool             `yaml:"scanner"`
-	RFID      bool             `yaml:"rfid"`
-	Env       bool             `yaml:"env"`
+// UnmarshalYAML keeps the entry's node for DecodeSensor.
+func (s *Sensor) UnmarshalYAML(n *yaml.Node) error {
+	var head struct {
+		Name string `yaml:"name"`
+		Type string `yaml:"type"`
+	}
+	if err := n.Decode(&head); err != nil {
+		return err
+	}
+	s.Name, s.Type, s.node = head.Name, head.Type, n
+	return nil
 }
 
 // Metrics configures the Prometheus endpoint (/metrics, /healthz, /readyz).
@@ -177,96 +157,83 @@ type Log struct {
 	Format string `yaml:"format"` // text or json
 }
 
-// Default returns a configuration that runs the simulated demo against the
-// embedded broker with an outbox in the working directory.
+// Default returns a configuration that runs the simulated demo (with the
+// simulation's own defaults) against the embedded broker with an outbox in
+// the working directory.
 func Default() *Config {
-	wh := warehouse.DefaultConfig()
 	c := &Config{
 		Gateway:    Gateway{ID: "gw-01", Site: "demo"},
 		Broker:     Broker{URLs: []string{Embedded}},
 		Outbox:     Outbox{Path: "shelfgate-outbox.db"},
-		Simulation: &Simulation{Warehouse: wh},
+		Simulation: &Section{node: &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}},
 	}
 	c.fill()
 	return c
 }
+
+// Defaults of the configuration file. This is the one place they are
+// written down: cmd/shelfgate passes every value to the outbox and the
+// uplink explicitly, so their own zero-value defaults never apply to the
+// daemon. Sensor kinds own their defaults (see DecodeSensor).
+const (
+	DefaultEmbeddedAddr       = "127.0.0.1:1883"
+	DefaultKeepAlive          = 10 * time.Second
+	DefaultMaxBytes           = ByteSize(1 << 30)
+	DefaultCommitInterval     = 5 * time.Millisecond
+	DefaultCommitRows         = 8192
+	DefaultBatchRecords       = 500
+	DefaultWindow             = 32
+	DefaultAckTimeout         = 20 * time.Second
+	DefaultAckMode            = "broker"
+	DefaultConsumerAckTimeout = 30 * time.Second
+	DefaultFlushTimeout       = 5 * time.Second
+	DefaultLogLevel           = "info"
+	DefaultLogFormat          = "text"
+)
 
 // fill sets defaults for fields left empty.
 func (c *Config) fill() {
 	if len(c.Broker.URLs) == 0 {
 		c.Broker.URLs = []string{Embedded}
 	}
-	if c.Broker.EmbeddedAddr == "" {
-		c.Broker.EmbeddedAddr = "127.0.0.1:1883"
-	}
-	if c.Broker.KeepAlive == 0 {
-		c.Broker.KeepAlive = 10 * time.Second
-	}
-	if c.Outbox.MaxBytes == 0 {
-		c.Outbox.MaxBytes = 1 << 30
-	}
-	if c.Outbox.CommitInterval == 0 {
-		c.Outbox.CommitInterval = 5 * time.Millisecond
-	}
-	if c.Outbox.CommitRows == 0 {
-		c.Outbox.CommitRows = 8192
-	}
-	if c.Uplink.BatchRecords == 0 {
-		c.Uplink.BatchRecords = 500
-	}
-	if c.Uplink.Window == 0 {
-		c.Uplink.Window = 32
-	}
-	if c.Uplink.AckTimeout == 0 {
-		c.Uplink.AckTimeout = 20 * time.Second
-	}
-	if c.Uplink.AckMode == "" {
-		c.Uplink.AckMode = "broker"
-	}
-	if c.Uplink.ConsumerAckTimeout == 0 {
-		c.Uplink.ConsumerAckTimeout = 30 * time.Second
-	}
-	if c.Uplink.FlushTimeout == 0 {
-		c.Uplink.FlushTimeout = 5 * time.Second
-	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "text"
-	}
+	setDefault(&c.Broker.EmbeddedAddr, DefaultEmbeddedAddr)
+	setDefault(&c.Broker.KeepAlive, DefaultKeepAlive)
+	setDefault(&c.Outbox.MaxBytes, DefaultMaxBytes)
+	setDefault(&c.Outbox.CommitInterval, DefaultCommitInterval)
+	setDefault(&c.Outbox.CommitRows, DefaultCommitRows)
+	setDefault(&c.Uplink.BatchRecords, DefaultBatchRecords)
+	setDefault(&c.Uplink.Window, DefaultWindow)
+	setDefault(&c.Uplink.AckTimeout, DefaultAckTimeout)
+	setDefault(&c.Uplink.AckMode, DefaultAckMode)
+	setDefault(&c.Uplink.ConsumerAckTimeout, DefaultConsumerAckTimeout)
+	setDefault(&c.Uplink.FlushTimeout, DefaultFlushTimeout)
+	setDefault(&c.Log.Level, DefaultLogLevel)
+	setDefault(&c.Log.Format, DefaultLogFormat)
 	for i := range c.Sensors {
-		s := &c.Sensors[i]
-		if s.Type == "" {
-			s.Type = TypeHX711
-		}
-		switch s.Type {
-		case TypeHX711:
-			if s.Mode == "" {
-				s.Mode = "A128"
-			}
-		case TypeScanner:
-			if s.Baud == 0 {
-				s.Baud = 9600
-			}
-			if s.Suffix == "" {
-				s.Suffix = "CR"
-			}
-		case TypeBME280:
-			if s.Address == 0 {
-				s.Address = 0x76
-			}
-			fallthrough
-		case TypeDS18B20:
-			if s.Interval == 0 {
-				s.Interval = 10 * time.Second
-			}
-		}
+		setDefault(&c.Sensors[i].Type, TypeHX711)
+	}
+	if c.Simulation != nil && (c.Simulation.node == nil || c.Simulation.node.Tag == "!!null") {
+		c.Simulation = nil // "simulation:" with nothing after it
 	}
 }
 
-// Load reads, parses, applies the environment and validates the file at path.
-func Load(path string) (*Config, error) {
+// setDefault sets *field to def when it is the zero value.
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}
+
+// Check is a validation added by the caller: the checks of the sensor
+// kinds and of the simulation, which this package does not know. It
+// reports problems with c.Errorf, so they name the file, line and field path.
+type Check func(c *Config) Errors
+
+// Load reads, parses, applies the environment and validates the file at
+// path, running checks after the built-in validation; every problem found
+// is reported at once.
+func Load(path string, checks ...Check) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -280,11 +247,14 @@ func Load(path string) (*Config, error) {
 	if err := c.ApplyEnv(os.LookupEnv); err != nil {
 		return nil, prefixFile(path, err)
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.Validate(checks...); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
+
+// File returns the path the configuration was loaded from ("" if parsed).
+func (c *Config) File() string { return c.file }
 
 func prefixFile(path string, err error) error {
 	var es Errors
@@ -430,189 +400,245 @@ func (es Errors) Error() string {
 	return strings.Join(s, "\n")
 }
 
-// Validate checks every field and returns Errors listing all problems.
-func (c *Config) Validate() error {
-	var es Errors
-	add := func(path, format string, args ...any) {
-		es = append(es, Error{File: c.file, Line: c.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+// Errorf returns the problem at field path (e.g. "sensors[2].pins.clk"),
+// with the file and the line of the field (or its nearest parent present).
+func (c *Config) Errorf(path, format string, args ...any) Error {
+	return Error{File: c.file, Line: c.line(path), Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+// problems collects Errors during validation.
+type problems struct {
+	c  *Config
+	es Errors
+}
+
+func (p *problems) add(path, format string, args ...any) {
+	p.es = append(p.es, p.c.Errorf(path, format, args...))
+}
+
+// Validate checks every field, then runs checks, and returns Errors listing
+// all problems.
+func (c *Config) Validate(checks ...Check) error {
+	p := &problems{c: c}
+	c.validateGateway(p)
+	c.validateBroker(p)
+	c.validateOutbox(p)
+	c.validateUplink(p)
+	c.validateSensors(p)
+	c.validateRest(p)
+	for _, check := range checks {
+		p.es = append(p.es, check(c)...)
 	}
+	if len(p.es) == 0 {
+		return nil
+	}
+	return p.es
+}
+
+func (c *Config) validateGateway(p *problems) {
 	if err := gateway.ValidTopicLevel(c.Gateway.ID); err != nil {
-		add("gateway.id", "%v", err)
+		p.add("gateway.id", "%v", err)
 	}
 	if err := gateway.ValidTopicLevel(c.Gateway.Site); err != nil {
-		add("gateway.site", "%v", err)
+		p.add("gateway.site", "%v", err)
 	}
+}
+
+func (c *Config) validateBroker(p *problems) {
 	for i, u := range c.Broker.URLs {
 		if err := checkBrokerURL(u); err != nil {
-			add(fmt.Sprintf("broker.urls[%d]", i), "%q %v", u, err)
+			p.add(fmt.Sprintf("broker.urls[%d]", i), "%q %v", u, err)
 		}
 	}
 	if c.usesEmbedded() {
 		if _, _, err := net.SplitHostPort(c.Broker.EmbeddedAddr); err != nil {
-			add("broker.embedded_addr", "%q is not host:port", c.Broker.EmbeddedAddr)
+			p.add("broker.embedded_addr", "%q is not host:port", c.Broker.EmbeddedAddr)
 		}
 	}
 	if c.Broker.KeepAlive < time.Second || c.Broker.KeepAlive > time.Hour {
-		add("broker.keepalive", "%s must be between 1s and 1h", c.Broker.KeepAlive)
+		p.add("broker.keepalive", "%s must be between 1s and 1h", c.Broker.KeepAlive)
 	}
 	t := c.Broker.TLS
 	if (t.CertFile == "") != (t.KeyFile == "") {
-		add("broker.tls", "cert_file and key_file go together (mutual TLS needs both)")
+		p.add("broker.tls", "cert_file and key_file go together (mutual TLS needs both)")
 	}
 	for _, f := range []struct{ path, file string }{{"broker.tls.ca_file", t.CAFile}, {"broker.tls.cert_file", t.CertFile}, {"broker.tls.key_file", t.KeyFile}} {
 		if f.file != "" {
 			if _, err := os.Stat(f.file); err != nil {
-				add(f.path, "%q: %v", f.file, errors.Unwrap(err))
+				p.add(f.path, "%q: %v", f.file, errors.Unwrap(err))
 			}
 		}
 	}
+}
+
+func (c *Config) validateOutbox(p *problems) {
 	if c.Outbox.Path == "" {
-		add("outbox.path", "is empty")
+		p.add("outbox.path", "is empty")
 	} else if dir := filepath.Dir(c.Outbox.Path); dir != "." {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			add("outbox.path", "directory %q does not exist", dir)
+			p.add("outbox.path", "directory %q does not exist", dir)
 		}
 	}
 	if c.Outbox.MaxBytes < 1<<20 {
-		add("outbox.max_bytes", "%s is below the minimum of 1MiB", c.Outbox.MaxBytes)
+		p.add("outbox.max_bytes", "%s is below the minimum of 1MiB", c.Outbox.MaxBytes)
 	}
 	if c.Outbox.CommitInterval < 100*time.Microsecond || c.Outbox.CommitInterval > 10*time.Second {
-		add("outbox.commit_interval", "%s must be between 100µs and 10s", c.Outbox.CommitInterval)
+		p.add("outbox.commit_interval", "%s must be between 100µs and 10s", c.Outbox.CommitInterval)
 	}
 	if c.Outbox.CommitRows < 1 || c.Outbox.CommitRows > 1<<20 {
-		add("outbox.commit_rows", "%d must be between 1 and 1048576", c.Outbox.CommitRows)
+		p.add("outbox.commit_rows", "%d must be between 1 and 1048576", c.Outbox.CommitRows)
 	}
-	if c.Uplink.BatchRecords < 1 || c.Uplink.BatchRecords > 10000 {
-		add("uplink.batch_records", "%d must be between 1 and 10000", c.Uplink.BatchRecords)
+}
+
+func (c *Config) validateUplink(p *problems) {
+	u := c.Uplink
+	if u.BatchRecords < 1 || u.BatchRecords > 10000 {
+		p.add("uplink.batch_records", "%d must be between 1 and 10000", u.BatchRecords)
 	}
-	if c.Uplink.Window < 1 || c.Uplink.Window > 1000 {
-		add("uplink.window", "%d must be between 1 and 1000", c.Uplink.Window)
+	if u.Window < 1 || u.Window > 1000 {
+		p.add("uplink.window", "%d must be between 1 and 1000", u.Window)
 	}
-	if c.Uplink.AckTimeout < time.Second {
-		add("uplink.ack_timeout", "%s is below 1s", c.Uplink.AckTimeout)
+	if u.AckTimeout < time.Second {
+		p.add("uplink.ack_timeout", "%s is below 1s", u.AckTimeout)
 	}
-	if c.Uplink.AckMode != "broker" && c.Uplink.AckMode != "consumer" {
-		add("uplink.ack_mode", "%q is not broker or consumer", c.Uplink.AckMode)
+	if u.AckMode != "broker" && u.AckMode != "consumer" {
+		p.add("uplink.ack_mode", "%q is not broker or consumer", u.AckMode)
 	}
-	if c.Uplink.ConsumerAckTimeout < time.Second {
-		add("uplink.consumer_ack_timeout", "%s is below 1s", c.Uplink.ConsumerAckTimeout)
+	if u.ConsumerAckTimeout < time.Second {
+		p.add("uplink.consumer_ack_timeout", "%s is below 1s", u.ConsumerAckTimeout)
 	}
-	if c.Uplink.ReplayRate < 0 {
-		add("uplink.replay_rate", "%d is negative (0 means no cap)", c.Uplink.ReplayRate)
+	if u.ReplayRate < 0 {
+		p.add("uplink.replay_rate", "%d is negative (0 means no cap)", u.ReplayRate)
 	}
-	if c.Uplink.FlushTimeout < 0 {
-		add("uplink.flush_timeout", "%s is negative", c.Uplink.FlushTimeout)
+	if u.FlushTimeout < 0 {
+		p.add("uplink.flush_timeout", "%s is negative", u.FlushTimeout)
 	}
+}
+
+// validateSensors checks what every sensor entry has: a unique name. Types
+// and everything else are checked by the sensor kinds (a Check).
+func (c *Config) validateSensors(p *problems) {
 	names := map[string]int{}
 	for i, s := range c.Sensors {
-		p := fmt.Sprintf("sensors[%d]", i)
+		path := fmt.Sprintf("sensors[%d]", i)
 		if s.Name == "" {
-			add(p+".name", "is empty")
+			p.add(path+".name", "is empty")
 		} else if j, dup := names[s.Name]; dup {
-			add(p+".name", "%q is already used by sensors[%d]", s.Name, j)
+			p.add(path+".name", "%q is already used by sensors[%d]", s.Name, j)
 		} else {
 			names[s.Name] = i
 		}
-		pins := func(keys ...string) {
-			vals := map[string]string{"clk": s.Pins.Clk, "data": s.Pins.Data, "rst": s.Pins.Rst, "irq": s.Pins.IRQ}
-			seen := map[string]string{}
-			for _, k := range keys {
-				if err := checkPin(vals[k]); err != nil {
-					add(p+".pins."+k, "%v", err)
-				} else if other, dup := seen[vals[k]]; dup {
-					add(p+".pins."+k, "%s is already used for %s", vals[k], other)
-				} else {
-					seen[vals[k]] = k
-				}
-			}
-		}
-		switch s.Type {
-		case TypeHX711:
-			pins("clk", "data")
-			if s.UnitGrams <= 0 {
-				add(p+".unit_grams", "%v must be above 0", s.UnitGrams)
-			}
-			if s.Calibration == nil && c.CalibrationFile == "" {
-				add(p+".calibration", "is missing; run 'shelfctl calibrate' to measure offset and counts_per_gram (or set calibration_file)")
-			} else if s.Calibration != nil && s.Calibration.CountsPerGram == 0 {
-				add(p+".calibration.counts_per_gram", "must not be 0")
-			}
-			if s.Bin == "" {
-				add(p+".bin", "is empty")
-			}
-			switch s.Mode {
-			case "A128", "A64", "B32":
-			default:
-				add(p+".mode", "%q is not A128, A64 or B32", s.Mode)
-			}
-		case TypeScanner:
-			switch {
-			case s.Port == "" && s.Input == "":
-				add(p+".port", "is empty: set port (USB-CDC serial, e.g. /dev/ttyACM0) or input (evdev keyboard wedge)")
-			case s.Port != "" && s.Input != "":
-				add(p+".input", "set either port or input, not both")
-			}
-			if s.Baud < 300 || s.Baud > 4000000 {
-				add(p+".baud", "%d must be between 300 and 4000000", s.Baud)
-			}
-			switch s.Suffix {
-			case "CR", "LF", "CRLF":
-			default:
-				add(p+".suffix", "%q is not CR, LF or CRLF", s.Suffix)
-			}
-		case TypeMFRC522:
-			if s.SPI == "" {
-				add(p+".spi", "is empty (e.g. SPI0.0)")
-			}
-			pins("rst", "irq")
-		case TypeBME280:
-			if s.Address != 0x76 && s.Address != 0x77 {
-				add(p+".address", "%#x is not a BME280 address (0x76 or 0x77)", s.Address)
-			}
-		case TypeDS18B20:
-			if s.Address == 0 {
-				add(p+".address", "is missing: the sensor's 64-bit 1-wire ROM code, e.g. 0x28ff4c6a8016032e")
-			} else if s.Address&0xff != 0x28 && s.Address>>56 != 0x28 {
-				add(p+".address", "%#x is not a DS18B20 ROM code (family 0x28)", s.Address)
-			}
-		default:
-			add(p+".type", "%q is not a sensor type (hx711, scanner, mfrc522, bme280, ds18b20)", s.Type)
-		}
-		if (s.Type == TypeBME280 || s.Type == TypeDS18B20) && (s.Interval < time.Second || s.Interval > time.Hour) {
-			add(p+".interval", "%s must be between 1s and 1h", s.Interval)
-		}
 	}
+	if c.Simulation == nil && len(c.Sensors) == 0 {
+		p.add("sensors", "no sensors and no simulation: nothing to read")
+	}
+}
+
+func (c *Config) validateRest(p *problems) {
 	if c.CalibrationFile != "" {
 		if _, err := os.Stat(c.CalibrationFile); err != nil {
-			add("calibration_file", "%q: %v", c.CalibrationFile, errors.Unwrap(err))
+			p.add("calibration_file", "%q: %v", c.CalibrationFile, errors.Unwrap(err))
 		}
-	}
-	if c.Simulation != nil {
-		if err := c.Simulation.Warehouse.Validate(); err != nil {
-			add("simulation.warehouse", "%s", strings.TrimPrefix(err.Error(), "warehouse: "))
-		}
-	} else if len(c.Sensors) == 0 {
-		add("sensors", "no sensors and no simulation: nothing to read")
 	}
 	if c.Metrics.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
-			add("metrics.listen", "%q is not host:port (e.g. 127.0.0.1:9464)", c.Metrics.Listen)
+			p.add("metrics.listen", "%q is not host:port (e.g. 127.0.0.1:9464)", c.Metrics.Listen)
 		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+		p.add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
 	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		add("log.format", "%q is not text or json", c.Log.Format)
+		p.add("log.format", "%q is not text or json", c.Log.Format)
+	}
+}
+
+// DecodeSensor decodes sensors[i] strictly onto v, a pointer to the
+// kind's configuration struct (holding its defaults): a key v has no field
+// for (other than name and type) and a value of the wrong type are Errors
+// with their line and field path.
+func (c *Config) DecodeSensor(i int, v any) error {
+	n := c.Sensors[i].node
+	if n == nil {
+		return nil // built in code, not parsed
+	}
+	return c.decodeStrict(n, fmt.Sprintf("sensors[%d]", i), v, "name", "type")
+}
+
+// DecodeSimulation decodes the simulation section strictly onto v, as
+// DecodeSensor does. It does nothing when there is no simulation section.
+func (c *Config) DecodeSimulation(v any) error {
+	if c.Simulation == nil {
+		return nil
+	}
+	return c.decodeStrict(c.Simulation.node, "simulation", v)
+}
+
+func (c *Config) decodeStrict(n *yaml.Node, path string, v any, allowed ...string) error {
+	var es Errors
+	c.unknownKeys(n, reflect.TypeOf(v), path, allowed, &es)
+	if err := n.Decode(v); err != nil {
+		var yes Errors
+		if errors.As(yamlErrors(err, c.root), &yes) {
+			for _, e := range yes {
+				e.File = c.file
+				es = append(es, e)
+			}
+		}
 	}
 	if len(es) == 0 {
 		return nil
 	}
 	return es
+}
+
+// unknownKeys reports the keys of mapping n that t (a struct, or a pointer
+// to one) has no yaml field for, descending into nested structs and lists
+// of structs.
+func (c *Config) unknownKeys(n *yaml.Node, t reflect.Type, path string, allowed []string, es *Errors) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode {
+		for i, e := range n.Content {
+			c.unknownKeys(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), nil, es)
+		}
+		return
+	}
+	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
+		return
+	}
+	fields := map[string]reflect.Type{}
+	for _, a := range allowed {
+		fields[a] = nil
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = f.Type
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		ft, ok := fields[k.Value]
+		p := path + "." + k.Value
+		if !ok {
+			*es = append(*es, Error{File: c.file, Line: k.Line, Path: p, Msg: fmt.Sprintf("unknown key %q", k.Value)})
+			continue
+		}
+		if ft != nil {
+			c.unknownKeys(n.Content[i+1], ft, p, nil, es)
+		}
+	}
 }
 
 func (c *Config) usesEmbedded() bool {

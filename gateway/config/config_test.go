@@ -2,11 +2,11 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 const good = `
@@ -34,7 +34,7 @@ func TestParseGood(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Outbox.MaxBytes != 64<<20 || c.Broker.KeepAlive != 10*time.Second || c.Sensors[0].Type != "hx711" {
+	if c.Outbox.MaxBytes != 64<<20 || c.Broker.KeepAlive != DefaultKeepAlive || c.Sensors[0].Type != "hx711" || c.Sensors[0].Name != "a" {
 		t.Errorf("parsed %+v", c)
 	}
 }
@@ -48,22 +48,20 @@ func TestErrors(t *testing.T) {
 	}{
 		{"missing field", strings.Replace(good, "  id: gw-1\n", "", 1),
 			"2: gateway.id: is empty"},
-		{"wrong type", strings.Replace(good, "unit_grams: 10", "unit_grams: heavy", 1),
-			`13: sensors[0].unit_grams: "heavy" is text, want a number`},
+		{"wrong type", strings.Replace(good, "  max_bytes: 64MiB\n", "  max_bytes: 64MiB\n  commit_rows: lots\n", 1),
+			`10: outbox.commit_rows: "lots" is text, want a whole number`},
 		{"unknown key", strings.Replace(good, "  site: s1\n", "  site: s1\n  color: blue\n", 1),
 			`5: gateway.color: unknown key "color"`},
 		{"bad broker url", strings.Replace(good, "tcp://127.0.0.1:1883", "http://broker:1883", 1),
 			`6: broker.urls[0]: "http://broker:1883" has scheme "http"; use tcp://, ssl:// or mqtts:// (or "embedded")`},
 		{"bad port", strings.Replace(good, "tcp://127.0.0.1:1883", "tcp://broker:99999", 1),
 			`6: broker.urls[0]: "tcp://broker:99999" has port "99999" out of range 1-65535`},
-		{"bad pin", strings.Replace(good, "clk: GPIO5", "clk: GPIO99", 1),
-			`14: sensors[0].pins.clk: "GPIO99" is not a pin name (GPIO0-GPIO27)`},
+		{"duplicate sensor", good + "  - {name: a, type: scanner, port: /dev/ttyACM0}\n",
+			`16: sensors[1].name: "a" is already used by sensors[0]`},
 		{"bad size", strings.Replace(good, "64MiB", "lots", 1),
 			`9: outbox.max_bytes: "lots" is not a size (e.g. 512MiB, 2GiB)`},
 		{"bad gateway id", strings.Replace(good, "id: gw-1", "id: gw/1", 1),
 			`3: gateway.id: "gw/1" has '/' at byte 2; use letters, digits, '-', '_' or '.'`},
-		{"no calibration", strings.Replace(good, "    calibration: {offset: 100, counts_per_gram: 200}\n", "", 1),
-			"11: sensors[0].calibration: is missing; run 'shelfctl calibrate' to measure offset and counts_per_gram (or set calibration_file)"},
 		{"not yaml", "gateway: [", "1: did not find expected node content"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,7 +81,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {
-	y := strings.NewReplacer("id: gw-1", "id: \"\"", "clk: GPIO5", "clk: GPIO6", "unit_grams: 10", "unit_grams: 0").Replace(good)
+	y := strings.NewReplacer("id: gw-1", "id: \"\"", "64MiB", "1KiB").Replace(good) + "log: {level: loud}\n"
 	c, err := Parse(strings.NewReader(y))
 	if err != nil {
 		t.Fatal(err)
@@ -186,37 +184,110 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func TestSensorTypes(t *testing.T) {
-	base := "gateway: {id: g, site: s}\nbroker: {urls: [embedded]}\noutbox: {path: o.db}\nsensors:\n"
-	for _, tc := range []struct{ name, sensor, want string }{
-		{"scanner serial", "  - {name: a, type: scanner, port: /dev/ttyACM0}", ""},
-		{"scanner evdev", "  - {name: a, type: scanner, input: /dev/input/event3, suffix: LF}", ""},
-		{"scanner none", "  - {name: a, type: scanner}", "sensors[0].port: is empty: set port (USB-CDC serial, e.g. /dev/ttyACM0) or input (evdev keyboard wedge)"},
-		{"scanner suffix", "  - {name: a, type: scanner, port: /dev/x, suffix: TAB}", `sensors[0].suffix: "TAB" is not CR, LF or CRLF`},
-		{"rfid", "  - {name: a, type: mfrc522, spi: SPI0.0, pins: {rst: GPIO25, irq: GPIO24}}", ""},
-		{"rfid same pin", "  - {name: a, type: mfrc522, spi: SPI0.0, pins: {rst: GPIO25, irq: GPIO25}}", "sensors[0].pins.irq: GPIO25 is already used for rst"},
-		{"bme280", "  - {name: a, type: bme280, i2c: '1', address: 0x77}", ""},
-		{"bme280 address", "  - {name: a, type: bme280, address: 0x40}", "sensors[0].address: 0x40 is not a BME280 address (0x76 or 0x77)"},
-		{"ds18b20", "  - {name: a, type: ds18b20, address: 0x28ff4c6a8016032e, interval: 30s}", ""},
-		{"ds18b20 no address", "  - {name: a, type: ds18b20}", "sensors[0].address: is missing: the sensor's 64-bit 1-wire ROM code, e.g. 0x28ff4c6a8016032e"},
-		{"unknown", "  - {name: a, type: lidar}", `sensors[0].type: "lidar" is not a sensor type (hx711, scanner, mfrc522, bme280, ds18b20)`},
+// hx711Conf stands for a sensor kind's typed configuration.
+type hx711Conf struct {
+	Bin       string  `yaml:"bin"`
+	UnitGrams float64 `yaml:"unit_grams"`
+	Pins      struct {
+		Clk  string `yaml:"clk"`
+		Data string `yaml:"data"`
+	} `yaml:"pins"`
+	Calibration *struct {
+		Offset        int32   `yaml:"offset"`
+		CountsPerGram float64 `yaml:"counts_per_gram"`
+	} `yaml:"calibration"`
+}
+
+// DecodeSensor decodes strictly and names file, line and field path of
+// unknown keys (nested too) and wrong types; Load runs the caller's checks
+// with the built-in ones and reports them together.
+func TestDecodeSensorAndChecks(t *testing.T) {
+	dir := t.TempDir()
+	write := func(y string) string {
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	decodeAll := func(c *Config) Errors {
+		var es Errors
+		for i := range c.Sensors {
+			var v hx711Conf
+			if err := c.DecodeSensor(i, &v); err != nil {
+				es = append(es, err.(Errors)...)
+			} else if v.UnitGrams <= 0 {
+				es = append(es, c.Errorf(fmt.Sprintf("sensors[%d].unit_grams", i), "%v must be above 0", v.UnitGrams))
+			}
+		}
+		return es
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"good", good, ""},
+		{"wrong type", strings.Replace(good, "unit_grams: 10", "unit_grams: heavy", 1),
+			`c.yaml:13: sensors[0].unit_grams: "heavy" is text, want a number`},
+		{"unknown key", strings.Replace(good, "unit_grams: 10", "unit_gram: 10", 1),
+			`c.yaml:13: sensors[0].unit_gram: unknown key "unit_gram"`},
+		{"unknown nested key", strings.Replace(good, "clk: GPIO5", "clock: GPIO5", 1),
+			`c.yaml:14: sensors[0].pins.clock: unknown key "clock"`},
+		{"check and built-in together", strings.Replace(strings.Replace(good, "unit_grams: 10", "unit_grams: -1", 1), "id: gw-1", "id: \"\"", 1),
+			"c.yaml:3: gateway.id: is empty\nc.yaml:13: sensors[0].unit_grams: -1 must be above 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Parse(strings.NewReader(base + tc.sensor + "\n"))
-			if err == nil {
-				err = c.Validate()
-			}
+			_, err := Load(write(tc.yaml), decodeAll)
 			got := ""
 			if err != nil {
-				var es Errors
-				if !errors.As(err, &es) || len(es) != 1 {
-					t.Fatalf("errors: %v", err)
-				}
-				got = es[0].Path + ": " + es[0].Msg
+				got = strings.ReplaceAll(err.Error(), dir+"/", "")
 			}
 			if got != tc.want {
-				t.Fatalf("got %q, want %q", got, tc.want)
+				t.Fatalf("got\n%s\nwant\n%s", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestDecodeSimulation(t *testing.T) {
+	type wh struct {
+		Seed  int64   `yaml:"seed"`
+		Speed float64 `yaml:"speed"`
+	}
+	type sim struct {
+		Warehouse wh   `yaml:"warehouse"`
+		Scanner   bool `yaml:"scanner"`
+	}
+	base := "gateway: {id: g, site: s}\noutbox: {path: o.db}\n"
+	c, err := Parse(strings.NewReader(base + "simulation:\n  warehouse: {seed: 7}\n  scanner: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := sim{Warehouse: wh{Speed: 1}} // defaults survive
+	if err := c.DecodeSimulation(&v); err != nil || v.Warehouse.Seed != 7 || v.Warehouse.Speed != 1 || !v.Scanner {
+		t.Fatalf("decoded %+v, %v", v, err)
+	}
+	c, _ = Parse(strings.NewReader(base + "simulation:\n  warehouse: {seed: 7, speed: fast}\n  radar: true\n"))
+	err = c.DecodeSimulation(&sim{})
+	if err == nil || err.Error() != "5: simulation.radar: unknown key \"radar\"\n4: simulation.warehouse.speed: \"fast\" is text, want a number" {
+		t.Fatalf("err = %v", err)
+	}
+	// Lists of structs are checked too.
+	type whSKUs struct {
+		SKUs []struct {
+			Code string `yaml:"code"`
+		} `yaml:"skus"`
+	}
+	c, _ = Parse(strings.NewReader(base + "simulation:\n  warehouse:\n    skus:\n      - {code: \"1\", weight: 2}\n"))
+	err = c.DecodeSimulation(&struct {
+		Warehouse whSKUs `yaml:"warehouse"`
+	}{})
+	if err == nil || err.Error() != `6: simulation.warehouse.skus[0].weight: unknown key "weight"` {
+		t.Fatalf("err = %v", err)
+	}
+	// "simulation:" with nothing after it is no simulation.
+	c, _ = Parse(strings.NewReader(base + "simulation:\n"))
+	if c.Simulation != nil {
+		t.Fatal("empty simulation section kept")
+	}
+	if Default().Simulation == nil {
+		t.Fatal("Default has no simulation")
 	}
 }

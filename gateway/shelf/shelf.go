@@ -108,8 +108,9 @@ type binState struct {
 	low      bool // stock is at or below LowStockUnits
 }
 
-// Detector is a settled-weight-change event detector. It is not safe for
-// concurrent use (see gateway.Classifier).
+// Detector is a settled-weight-change event detector. Its state is per bin
+// and its maps are fixed at New, so it may observe different streams
+// concurrently, never one stream concurrently (see gateway.Classifier).
 type Detector struct {
 	bins     []binState
 	byStream map[gateway.StreamID]int
@@ -222,6 +223,10 @@ func (d *Detector) Stock(binID string) (units int, ok bool) {
 	}
 	return d.bins[i].stock, true
 }
+
+// ObserveEvent implements gateway.Classifier; the detector derives nothing
+// from events.
+func (d *Detector) ObserveEvent(gateway.Event) []gateway.Event { return nil }
 
 // Observe takes one reading and returns the events it completes, or nil.
 // Readings of unknown streams are ignored.

@@ -23,6 +23,8 @@ type chanEmitter struct {
 	err error
 }
 
+func (c *chanEmitter) EmitEvents(context.Context, []gateway.Event) error { return c.err }
+
 func newEmitter() *chanEmitter { return &chanEmitter{ch: make(chan gateway.Reading, 10000)} }
 
 func (c *chanEmitter) Emit(_ context.Context, rs []gateway.Reading) error {

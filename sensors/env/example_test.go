@@ -22,6 +22,8 @@ func (p printOnce) Emit(_ context.Context, rs []gateway.Reading) error {
 	return nil
 }
 
+func (p printOnce) EmitEvents(context.Context, []gateway.Event) error { return nil }
+
 func Example() {
 	// On a Raspberry Pi: i2creg.Open("") instead of the simulator.
 	bus, err := envsim.New(envsim.Constant(envsim.Env{TempC: 4.5, PressurePa: 101325, HumidityRH: 80}), nil)

@@ -94,8 +94,8 @@
 // in-range codes for saturated. On entering a fault the channel emits one
 // gateway.Event{Kind: gateway.EventSensorFault, Stream: <channel stream>,
 // Detail: "timeout" | "pin_error" | "stuck" | "saturated"}, and on leaving it
-// one with Detail "recovered:<fault>", if the Emitter given to Run also
-// implements gateway.EventEmitter. Events follow the readings sampled before
+// one with Detail "recovered:<fault>", through the Emitter given to Run.
+// Events follow the readings sampled before
 // them. A faulty channel keeps being read (after an error or while stuck,
 // with Options.Backoff between reads) so it recovers by itself.
 //

@@ -15,7 +15,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway"
 )
 
-// sink is a hand-written gateway.Emitter and gateway.EventEmitter.
+// sink is a hand-written gateway.Emitter.
 type sink struct {
 	mu  sync.Mutex
 	rs  []gateway.Reading
@@ -23,8 +23,7 @@ type sink struct {
 }
 
 var (
-	_ gateway.Emitter      = (*sink)(nil)
-	_ gateway.EventEmitter = (*sink)(nil)
+	_ gateway.Emitter = (*sink)(nil)
 )
 
 func (s *sink) Emit(_ context.Context, rs []gateway.Reading) error {
@@ -270,7 +269,7 @@ func TestFaultString(t *testing.T) {
 	}
 }
 
-// failing is an Emitter and EventEmitter whose Emit fails after ok calls.
+// failing is an Emitter whose Emit fails after ok calls.
 type failing struct {
 	sink
 	ok    int

@@ -283,19 +283,14 @@ func (s *Source) Health() []ChannelHealth {
 // returns the emit error (nil after ctx ended). Readings already taken when
 // ctx ends are still emitted (with a fresh context) so nothing sampled is
 // dropped on a clean shutdown; a sample the spike filter still holds is
-// dropped. If emit also implements gateway.EventEmitter, fault and recovery
-// events go to it (see the package documentation); otherwise they are only
-// visible through Health and Stats.
+// dropped. Fault and recovery events go to emit too, after the readings
+// sampled before them (see the package documentation).
 func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 	// Samplers stop when ctx ends or when emitting fails.
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	out := make(chan gateway.Reading, s.opts.Buffer)
-	var evc chan gateway.Event
-	evEmit, _ := emit.(gateway.EventEmitter)
-	if evEmit != nil {
-		evc = make(chan gateway.Event, 64)
-	}
+	evc := make(chan gateway.Event, 64)
 	var wg sync.WaitGroup
 	for _, c := range s.cells {
 		wg.Add(1)
@@ -307,9 +302,7 @@ func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 	go func() {
 		wg.Wait()
 		close(out)
-		if evc != nil {
-			close(evc)
-		}
+		close(evc)
 	}()
 
 	batch := make([]gateway.Reading, 0, 1024)
@@ -384,7 +377,7 @@ func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 				}
 			}
 			if emitErr == nil {
-				if err := evEmit.EmitEvents(ectx(), evs); err != nil {
+				if err := emit.EmitEvents(ectx(), evs); err != nil {
 					emitErr = err
 					stop()
 				}

@@ -26,6 +26,8 @@ func (c *collector) Emit(_ context.Context, rs []gateway.Reading) error {
 	return nil
 }
 
+func (c *collector) EmitEvents(context.Context, []gateway.Event) error { return nil }
+
 func (c *collector) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -8,16 +8,22 @@ import (
 	"periph.io/x/devices/v3/mfrc522"
 
 	"github.com/shelfgate/shelfgate/firmware-sim/rfidsim"
+	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/sensors/rfid"
 )
 
-// firstTag stops the example after the first presentation.
+// firstTag is a gateway.Emitter that prints the first tag event and stops
+// the example; in shelfgate the Gateway is the Emitter.
 type firstTag struct {
 	cancel context.CancelFunc
 }
 
-func (f firstTag) Tag(_ context.Context, t rfid.Tag) error {
-	fmt.Println(t.Stream, t.UID)
+func (f firstTag) Emit(context.Context, []gateway.Reading) error { return nil }
+
+func (f firstTag) EmitEvents(_ context.Context, evs []gateway.Event) error {
+	for _, ev := range evs {
+		fmt.Println(ev.Stream, ev.Kind, ev.Detail)
+	}
 	f.cancel()
 	return nil
 }
@@ -30,8 +36,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	src, err := rfid.New("dock-1", rfid.FromDev(dev), firstTag{cancel}, rfid.Options{Timeout: 20 * time.Millisecond})
+	src, err := rfid.New("dock-1", rfid.FromDev(dev), rfid.Options{Timeout: 20 * time.Millisecond})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -40,8 +45,10 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(src.Run(ctx, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fmt.Println(src.Run(ctx, firstTag{cancel}))
 	// Output:
-	// rfid/dock-1 04A22B9C
+	// rfid/dock-1 tag 04A22B9C
 	// <nil>
 }

@@ -25,9 +25,10 @@
 // # Tags and the gateway
 //
 // A UID is a byte string a gateway.Reading's float Value cannot carry, so
-// a Source hands Tags (stream "rfid/<name>", UID as upper-case hex) to the
-// TagSink given to New, as package scanner does with scans; Run's Emitter
-// is not used. The package never logs; problems are counted (see Stats).
+// a Source emits each presentation as a gateway.EventTag event (stream
+// "rfid/<name>", UID as upper-case hex in Detail) through the Emitter
+// given to Run, as package scanner does with scans. The package never logs;
+// problems are counted (see Stats).
 package rfid
 
 import (
@@ -95,9 +96,10 @@ type Tag struct {
 	UID    string // upper-case hex, 8 or 14 digits
 }
 
-// TagSink accepts tags. Tag returns once the tag is accepted.
-type TagSink interface {
-	Tag(ctx context.Context, t Tag) error
+// Event returns the tag as the gateway event a Source emits: kind tag on
+// the reader's stream, the UID as Detail.
+func (t Tag) Event() gateway.Event {
+	return gateway.Event{Kind: gateway.EventTag, Stream: t.Stream, Detail: t.UID, Time: t.Time}
 }
 
 // Options tune a Source. Zero values take defaults.
@@ -112,14 +114,14 @@ type Options struct {
 	AbsentPolls int
 	// Now stamps tags; default time.Now.
 	Now func() time.Time
-	// Buffer is how many tags may wait for the sink; default 64.
+	// Buffer is how many tags may wait for the gateway; default 64.
 	Buffer int
 }
 
 // Stats count what a Source has seen.
 type Stats struct {
 	Polls  int64 // ReadUID calls
-	Reads  int64 // presentations: tags handed to the sink
+	Reads  int64 // presentations: tags emitted
 	Held   int64 // polls that saw the tag already presented
 	Empty  int64 // polls with no tag in the field
 	Errors int64 // failed polls: bus errors, bad answers, ErrNoReader
@@ -130,7 +132,6 @@ type Source struct {
 	name   string
 	stream gateway.StreamID
 	r      Reader
-	sink   TagSink
 	opts   Options
 
 	polls, reads, held, empty, errs atomic.Int64
@@ -138,17 +139,14 @@ type Source struct {
 
 var _ gateway.Source = (*Source)(nil)
 
-// New returns a Source named name (stream "rfid/<name>") polling r and
-// handing each presentation to sink.
-func New(name string, r Reader, sink TagSink, opts Options) (*Source, error) {
+// New returns a Source named name (stream "rfid/<name>") polling r; Run
+// emits each presentation as an event.
+func New(name string, r Reader, opts Options) (*Source, error) {
 	if name == "" {
 		return nil, errors.New("rfid: empty name")
 	}
 	if r == nil {
 		return nil, fmt.Errorf("rfid: %s: no reader", name)
-	}
-	if sink == nil {
-		return nil, fmt.Errorf("rfid: %s: no tag sink", name)
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 50 * time.Millisecond
@@ -165,7 +163,7 @@ func New(name string, r Reader, sink TagSink, opts Options) (*Source, error) {
 	if opts.Buffer <= 0 {
 		opts.Buffer = 64
 	}
-	return &Source{name: name, stream: gateway.StreamID("rfid/" + name), r: r, sink: sink, opts: opts}, nil
+	return &Source{name: name, stream: gateway.StreamID("rfid/" + name), r: r, opts: opts}, nil
 }
 
 // Name implements gateway.Source.
@@ -179,10 +177,10 @@ func (s *Source) Stats() Stats {
 	return Stats{Polls: s.polls.Load(), Reads: s.reads.Load(), Held: s.held.Load(), Empty: s.empty.Load(), Errors: s.errs.Load()}
 }
 
-// Run polls the reader until ctx is done or the sink fails. Tags go to the
-// sink from a separate goroutine; tags read before ctx ends are still
-// handed over (with a fresh context). emit is not used (see the package doc).
-func (s *Source) Run(ctx context.Context, _ gateway.Emitter) error {
+// Run polls the reader until ctx is done or emitting fails. Tags go to emit
+// as gateway.EventTag events (see Tag.Event) from a separate goroutine;
+// tags read before ctx ends are still emitted (with a fresh context).
+func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	out := make(chan Tag, s.opts.Buffer)
@@ -197,7 +195,7 @@ func (s *Source) Run(ctx context.Context, _ gateway.Emitter) error {
 			if ctx.Err() != nil {
 				sctx = context.Background()
 			}
-			if err := s.sink.Tag(sctx, t); err != nil {
+			if err := emit.EmitEvents(sctx, []gateway.Event{t.Event()}); err != nil {
 				first = err
 				cancel()
 			}

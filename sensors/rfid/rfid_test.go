@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"periph.io/x/devices/v3/mfrc522"
 
 	"github.com/shelfgate/shelfgate/firmware-sim/rfidsim"
+	"github.com/shelfgate/shelfgate/gateway"
 )
 
 type chanSink struct {
@@ -20,11 +22,23 @@ type chanSink struct {
 	err error
 }
 
-func (s *chanSink) Tag(_ context.Context, t Tag) error {
+var _ gateway.Emitter = (*chanSink)(nil)
+
+func (s *chanSink) Emit(context.Context, []gateway.Reading) error {
+	return errors.New("a tag reader emitted readings")
+}
+
+// EmitEvents hands the tag events it is given to the test as Tags.
+func (s *chanSink) EmitEvents(_ context.Context, evs []gateway.Event) error {
 	if s.err != nil {
 		return s.err
 	}
-	s.ch <- t
+	for _, ev := range evs {
+		if ev.Kind != gateway.EventTag {
+			return fmt.Errorf("event kind %q", ev.Kind)
+		}
+		s.ch <- Tag{Stream: ev.Stream, Time: ev.Time, UID: ev.Detail}
+	}
 	return nil
 }
 
@@ -45,13 +59,13 @@ func newRigAbsent(t *testing.T, absent int) *rig {
 		t.Fatal(err)
 	}
 	sink := &chanSink{ch: make(chan Tag, 100)}
-	src, err := New("dock-1", FromDev(dev), sink, Options{Timeout: 20 * time.Millisecond, Interval: time.Millisecond, AbsentPolls: absent})
+	src, err := New("dock-1", FromDev(dev), Options{Timeout: 20 * time.Millisecond, Interval: time.Millisecond, AbsentPolls: absent})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, nil) }()
+	go func() { done <- src.Run(ctx, sink) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -268,13 +282,13 @@ func TestBadAnswersCounted(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sink := &chanSink{ch: make(chan Tag, 1)}
-			src, err := New("x", tt.r, sink, Options{Timeout: time.Millisecond, Interval: time.Millisecond})
+			src, err := New("x", tt.r, Options{Timeout: time.Millisecond, Interval: time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
-			go func() { done <- src.Run(ctx, nil) }()
+			go func() { done <- src.Run(ctx, sink) }()
 			deadline := time.Now().Add(10 * time.Second)
 			for src.Stats().Errors < 2 && time.Now().Before(deadline) {
 				time.Sleep(time.Millisecond)
@@ -292,11 +306,11 @@ func TestBadAnswersCounted(t *testing.T) {
 
 func TestSinkErrorStopsRun(t *testing.T) {
 	sink := &chanSink{err: errors.New("outbox full")}
-	src, err := New("x", &fakeReader{version: 0x92, uid: badge}, sink, Options{Interval: time.Millisecond})
+	src, err := New("x", &fakeReader{version: 0x92, uid: badge}, Options{Interval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = src.Run(context.Background(), nil)
+	err = src.Run(context.Background(), sink)
 	if !errors.Is(err, sink.err) || !strings.HasPrefix(err.Error(), "rfid: x: ") {
 		t.Fatalf("Run = %v", err)
 	}
@@ -304,14 +318,12 @@ func TestSinkErrorStopsRun(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	r := &fakeReader{}
-	s := &chanSink{}
 	for _, tt := range []struct {
 		name string
 		f    func() (*Source, error)
 	}{
-		{"empty name", func() (*Source, error) { return New("", r, s, Options{}) }},
-		{"no reader", func() (*Source, error) { return New("a", nil, s, Options{}) }},
-		{"no sink", func() (*Source, error) { return New("a", r, nil, Options{}) }},
+		{"empty name", func() (*Source, error) { return New("", r, Options{}) }},
+		{"no reader", func() (*Source, error) { return New("a", nil, Options{}) }},
 	} {
 		if _, err := tt.f(); err == nil || !strings.HasPrefix(err.Error(), "rfid: ") {
 			t.Errorf("%s: %v", tt.name, err)

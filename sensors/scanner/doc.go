@@ -35,8 +35,9 @@
 //
 // A gateway.Reading carries a float Value, which cannot hold a code such as
 // "(01)09501101530003(10)AB12" (and a 14-digit GTIN would lose its leading
-// zeros). So a Source hands accepted scans, with the stream id
-// "scanner/<name>", to a ScanSink given to New; Run's Emitter is not used.
+// zeros). So a Source emits each accepted scan as a gateway.EventScan event
+// (stream "scanner/<name>", the code in Detail) through the Emitter given to
+// Run, where it passes the gateway's classifier chain like every event.
 //
 // The package never logs; problems are counted (see Stats).
 package scanner

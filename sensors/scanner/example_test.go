@@ -1,7 +1,6 @@
 package scanner_test
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/shelfgate/shelfgate/sensors/scanner"
@@ -24,21 +23,14 @@ func ExampleParseFrames() {
 	// rejected: partial
 }
 
-// printSink prints scans; in the gateway it would write them to the outbox.
-type printSink struct{}
-
-func (printSink) Scan(_ context.Context, s scanner.Scan) error {
-	fmt.Println(s.Stream, s.Code)
-	return nil
-}
-
 func ExampleNew() {
-	src, err := scanner.New("dock-1", scanner.Serial("/dev/ttyACM0", 9600), printSink{}, scanner.Options{Suffix: scanner.SuffixCR})
+	src, err := scanner.New("dock-1", scanner.Serial("/dev/ttyACM0", 9600), scanner.Options{Suffix: scanner.SuffixCR})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	fmt.Println(src.Name(), src.Stream())
-	// src.Run(ctx, nil) would now read the scanner until ctx ends.
+	// src.Run(ctx, gw) would now read the scanner until ctx ends, emitting
+	// each scan as an event through the gateway gw.
 	// Output: dock-1 scanner/dock-1
 }

@@ -23,11 +23,10 @@ type Scan struct {
 	Symbology Symbology
 }
 
-// ScanSink accepts scans. Scan returns once the scan is accepted; the
-// gateway's Emitter carries float readings only, so scans travel here (see
-// the package doc).
-type ScanSink interface {
-	Scan(ctx context.Context, s Scan) error
+// Event returns the scan as the gateway event a Source emits: kind scan on
+// the scanner's stream, the code as Detail.
+func (s Scan) Event() gateway.Event {
+	return gateway.Event{Kind: gateway.EventScan, Stream: s.Stream, Detail: s.Code, Time: s.Time}
 }
 
 // Opener opens the scanner's byte stream. The Source closes what it opens,
@@ -99,7 +98,7 @@ type Options struct {
 	Retry time.Duration
 	// Now stamps scans; default time.Now.
 	Now func() time.Time
-	// Buffer is how many scans may wait for the sink; default 256. A full
+	// Buffer is how many scans may wait for the gateway; default 256. A full
 	// buffer stops reading (the tty buffers, then the scanner beeps) rather
 	// than dropping scans.
 	Buffer int
@@ -129,7 +128,6 @@ type Source struct {
 	name   string
 	stream gateway.StreamID
 	open   Opener
-	sink   ScanSink
 	opts   Options
 
 	scans, bytes, opens, openErrs, readErrs atomic.Int64
@@ -139,16 +137,13 @@ type Source struct {
 var _ gateway.Source = (*Source)(nil)
 
 // New returns a Source named name (its stream is "scanner/<name>") reading
-// what open yields and handing accepted scans to sink.
-func New(name string, open Opener, sink ScanSink, opts Options) (*Source, error) {
+// what open yields; Run emits accepted scans as events.
+func New(name string, open Opener, opts Options) (*Source, error) {
 	if name == "" {
 		return nil, errors.New("scanner: empty name")
 	}
 	if open == nil {
 		return nil, fmt.Errorf("scanner: %s: no opener", name)
-	}
-	if sink == nil {
-		return nil, fmt.Errorf("scanner: %s: no scan sink", name)
 	}
 	if opts.Suffix > SuffixCRLF {
 		return nil, fmt.Errorf("scanner: %s: bad suffix %v", name, opts.Suffix)
@@ -165,7 +160,7 @@ func New(name string, open Opener, sink ScanSink, opts Options) (*Source, error)
 	if opts.Buffer <= 0 {
 		opts.Buffer = 256
 	}
-	return &Source{name: name, stream: gateway.StreamID("scanner/" + name), open: open, sink: sink, opts: opts}, nil
+	return &Source{name: name, stream: gateway.StreamID("scanner/" + name), open: open, opts: opts}, nil
 }
 
 // Name implements gateway.Source.
@@ -183,13 +178,12 @@ func (s *Source) Stats() Stats {
 	return st
 }
 
-// Run reads scans until ctx is done or the sink fails, reopening the device
+// Run reads scans until ctx is done or emitting fails, reopening the device
 // after errors (an unplugged scanner is waited for, not fatal). Scans go to
-// the ScanSink given to New, from a separate goroutine so a slow sink does
-// not stall the reader; emit is not used, since a scan is text and a
-// gateway.Reading carries a float. Scans read before ctx ends are still
-// handed to the sink (with a fresh context).
-func (s *Source) Run(ctx context.Context, _ gateway.Emitter) error {
+// emit as gateway.EventScan events (see Scan.Event), from a separate
+// goroutine so a slow gateway does not stall the reader. Scans read before
+// ctx ends are still emitted (with a fresh context).
+func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	out := make(chan Scan, s.opts.Buffer)
@@ -204,7 +198,7 @@ func (s *Source) Run(ctx context.Context, _ gateway.Emitter) error {
 			if ctx.Err() != nil {
 				sctx = context.Background()
 			}
-			if err := s.sink.Scan(sctx, sc); err != nil {
+			if err := emit.EmitEvents(sctx, []gateway.Event{sc.Event()}); err != nil {
 				first = err
 				cancel()
 			}

@@ -14,21 +14,36 @@ import (
 	"time"
 
 	"github.com/shelfgate/shelfgate/firmware-sim/scannersim"
+	"github.com/shelfgate/shelfgate/gateway"
 )
 
-// chanSink is a ScanSink that hands scans to the test.
+// chanSink is a gateway.Emitter that hands the scan events it is given to
+// the test as Scans.
 type chanSink struct {
 	ch  chan Scan
 	err error
 }
 
+var _ gateway.Emitter = (*chanSink)(nil)
+
 func newSink() *chanSink { return &chanSink{ch: make(chan Scan, 20000)} }
 
-func (s *chanSink) Scan(ctx context.Context, sc Scan) error {
+func (s *chanSink) Emit(context.Context, []gateway.Reading) error {
+	return errors.New("a scanner emitted readings")
+}
+
+func (s *chanSink) EmitEvents(_ context.Context, evs []gateway.Event) error {
 	if s.err != nil {
 		return s.err
 	}
-	s.ch <- sc
+	for _, ev := range evs {
+		if ev.Kind != gateway.EventScan {
+			return fmt.Errorf("event kind %q", ev.Kind)
+		}
+		// The event carries the code; its symbology follows from it.
+		sym, _ := Validate([]byte(ev.Detail))
+		s.ch <- Scan{Stream: ev.Stream, Time: ev.Time, Code: ev.Detail, Symbology: sym}
+	}
 	return nil
 }
 
@@ -61,13 +76,13 @@ func running(t *testing.T, sim *scannersim.Sim, link string, opts Options) (*Sou
 	if opts.Retry == 0 {
 		opts.Retry = 10 * time.Millisecond
 	}
-	src, err := New("dock-1", Serial(link, 115200), sink, opts)
+	src, err := New("dock-1", Serial(link, 115200), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, nil) }()
+	go func() { done <- src.Run(ctx, sink) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -326,12 +341,12 @@ func TestSinkErrorStopsRun(t *testing.T) {
 	sim, link := newSim(t, scannersim.CR)
 	sink := newSink()
 	sink.err = errors.New("outbox full")
-	src, err := New("dock-1", Serial(link, 9600), sink, Options{})
+	src, err := New("dock-1", Serial(link, 9600), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- src.Run(context.Background(), nil) }()
+	go func() { done <- src.Run(context.Background(), sink) }()
 	if err := sim.Scan("96385074"); err != nil {
 		t.Fatal(err)
 	}
@@ -379,13 +394,13 @@ func TestEvdevSource(t *testing.T) {
 	}
 	sink := newSink()
 	o := &onceOpener{data: text}
-	src, err := New("wedge", o.open, sink, Options{Retry: time.Millisecond})
+	src, err := New("wedge", o.open, Options{Retry: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, nil) }()
+	go func() { done <- src.Run(ctx, sink) }()
 	for _, want := range []string{"4006381333931", "TOTE-42", "(01)09501101530003(10)AB12", "96385074"} {
 		if sc := sink.next(t); sc.Code != want || sc.Stream != "scanner/wedge" {
 			t.Fatalf("scan %+v; want %q", sc, want)
@@ -407,10 +422,9 @@ func TestNewErrors(t *testing.T) {
 		name string
 		f    func() (*Source, error)
 	}{
-		{"empty name", func() (*Source, error) { return New("", open, newSink(), Options{}) }},
-		{"no opener", func() (*Source, error) { return New("a", nil, newSink(), Options{}) }},
-		{"no sink", func() (*Source, error) { return New("a", open, nil, Options{}) }},
-		{"bad suffix", func() (*Source, error) { return New("a", open, newSink(), Options{Suffix: 7}) }},
+		{"empty name", func() (*Source, error) { return New("", open, Options{}) }},
+		{"no opener", func() (*Source, error) { return New("a", nil, Options{}) }},
+		{"bad suffix", func() (*Source, error) { return New("a", open, Options{Suffix: 7}) }},
 	} {
 		if _, err := tt.f(); err == nil || !strings.HasPrefix(err.Error(), "scanner: ") {
 			t.Errorf("%s: err %v", tt.name, err)

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shelfgate/shelfgate/sensors/scanner"
+)
+
+// scannerConfig is a barcode scanner: a USB-CDC serial port or an evdev
+// keyboard wedge.
+type scannerConfig struct {
+	Port   string `yaml:"port"`   // /dev/ttyACM0 or /dev/serial/by-id/...
+	Baud   int    `yaml:"baud"`   // default 9600
+	Suffix string `yaml:"suffix"` // CR (default), LF or CRLF
+	Input  string `yaml:"input"`  // /dev/input/by-id/...-event-kbd (instead of port)
+}
+
+func newScannerConfig() sensorConfig { return &scannerConfig{Baud: 9600, Suffix: "CR"} }
+
+func (c *scannerConfig) check(_ sensorEnv, report func(field, format string, args ...any)) {
+	switch {
+	case c.Port == "" && c.Input == "":
+		report("port", "is empty: set port (USB-CDC serial, e.g. /dev/ttyACM0) or input (evdev keyboard wedge)")
+	case c.Port != "" && c.Input != "":
+		report("input", "set either port or input, not both")
+	}
+	if c.Baud < 300 || c.Baud > 4000000 {
+		report("baud", "%d must be between 300 and 4000000", c.Baud)
+	}
+	if _, err := scanner.ParseSuffix(c.Suffix); err != nil {
+		report("suffix", "%q is not CR, LF or CRLF", c.Suffix)
+	}
+}
+
+// open needs no bus: a serial port or input device is opened by path (in
+// simulation, the simulator's pseudo-terminal).
+func (c *scannerConfig) open(name string, _ buses, _ sensorEnv) (*sensor, error) {
+	suffix, err := scanner.ParseSuffix(c.Suffix)
+	if err != nil {
+		return nil, err
+	}
+	open := scanner.Serial(c.Port, c.Baud)
+	if c.Input != "" {
+		open = scanner.Evdev(c.Input, 0, true)
+	}
+	src, err := scanner.New(name, open, scanner.Options{Suffix: suffix})
+	if err != nil {
+		return nil, err
+	}
+	return &sensor{
+		source:  src,
+		collect: func(ch chan<- prometheus.Metric) { collectScanner(ch, src, name) },
+		report: func(w io.Writer) {
+			st := src.Stats()
+			fmt.Fprintf(w, "     %s: %d opens, %d failed opens, %d bytes, %d scans, %d frames rejected\n", src.Stream(), st.Opens, st.OpenErrors, st.Bytes, st.Scans, st.RejectedTotal())
+		},
+	}, nil
+}
+
+// The scanners' metrics, labelled sensor.
+var (
+	scannerScans      = prometheus.NewDesc("shelfgate_scanner_scans_total", "Codes accepted.", []string{"sensor"}, nil)
+	scannerBytes      = prometheus.NewDesc("shelfgate_scanner_bytes_total", "Bytes read from the scanner.", []string{"sensor"}, nil)
+	scannerOpens      = prometheus.NewDesc("shelfgate_scanner_opens_total", "Successful opens of the device.", []string{"sensor"}, nil)
+	scannerOpenErrors = prometheus.NewDesc("shelfgate_scanner_open_errors_total", "Failed opens (scanner unplugged).", []string{"sensor"}, nil)
+	scannerReadErrors = prometheus.NewDesc("shelfgate_scanner_read_errors_total", "Reads that failed (scanner unplugged while open).", []string{"sensor"}, nil)
+	scannerRejected   = prometheus.NewDesc("shelfgate_scanner_rejected_total", "Frames rejected, by reason.", []string{"sensor", "reason"}, nil)
+)
+
+func collectScanner(ch chan<- prometheus.Metric, src *scanner.Source, name string) {
+	st := src.Stats()
+	for d, v := range map[*prometheus.Desc]int64{scannerScans: st.Scans, scannerBytes: st.Bytes, scannerOpens: st.Opens, scannerOpenErrors: st.OpenErrors, scannerReadErrors: st.ReadErrors} {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), name)
+	}
+	for r, v := range st.Rejected {
+		if scanner.Reason(r) == scanner.ReasonOK {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(scannerRejected, prometheus.CounterValue, float64(v), name, scanner.Reason(r).String())
+	}
+}
