@@ -68,6 +68,17 @@ for pair in amd64:X86-64 arm64:AArch64 armhf:ARM; do
 	done
 done
 
+# The unit's exposure as systemd rates it (target <= 3.0), where
+# systemd-analyze can judge a unit file offline (systemd >= 250).
+unit=$work/x/lib/systemd/system/shelfgate.service
+if [ -f "$unit" ] && command -v systemd-analyze >/dev/null 2>&1 &&
+	sec=$(cd "$work" && systemd-analyze security --offline=true --no-pager "$unit" 2>&1); then
+	score=$(echo "$sec" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+	check "systemd-analyze security: exposure $score <= 3.0" awk -v s="$score" 'BEGIN { exit !(s != "" && s + 0 <= 3.0) }'
+else
+	echo "test-deb: systemd-analyze security --offline not available here: unit exposure not rated"
+fi
+
 # A scratch root: the /etc files postinst edits, dialout already there (its
 # gid must be kept), gpio, spi, i2c and input missing (to be created).
 R=$work/root
