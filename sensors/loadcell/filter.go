@@ -72,9 +72,6 @@ func (f *spikeFilter) push(s sample, out *[2]sample) (n, spikes int) {
 	return 0, spikes
 }
 
-// drop forgets a held sample (it is neither released nor counted).
-func (f *spikeFilter) drop() { f.hasPend = false }
-
 func (f *spikeFilter) add(code int32) {
 	f.win[f.head] = code
 	f.head = (f.head + 1) % f.k
