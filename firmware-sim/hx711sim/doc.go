@@ -73,7 +73,7 @@
 // Group.DOUT(i) chip i's data pin. Each chip keeps its own conversion grid
 // (GroupOpts.Phases offsets it, as independent oscillators do), its own
 // data-ready and its own faults, injected through Group.Chip(i). The host
-// waits until every DOUT is low, then clocks 24 data bits and sampling all
+// waits until every DOUT is low, then clocks 24 data bits, sampling all
 // DOUTs while PD_SCK is high, then 1–3 gain pulses; since the pulses are
 // shared, every chip selects the same gain and powers down together. A
 // chip that is not ready when the host starts clocking (FaultNotReady, a
