@@ -21,6 +21,7 @@ type Reader struct {
 	labels bool
 	last   time.Time
 	rows   int
+	line   int // of the last record read
 }
 
 // NewReader reads and checks the header of the trace in r. The header names
@@ -97,6 +98,9 @@ func (r *Reader) Labels() bool { return r.labels }
 // Columns returns the header.
 func (r *Reader) Columns() []string { return append([]string(nil), r.cols...) }
 
+// Line returns the line number of the record Read returned last.
+func (r *Reader) Line() int { return r.line }
+
 // Rows returns the number of records read so far.
 func (r *Reader) Rows() int { return r.rows }
 
@@ -113,6 +117,7 @@ func (r *Reader) Read() (Record, error) {
 		}
 		return Record{}, csvError(r.lines, err)
 	}
+	r.line, _ = r.csv.FieldPos(0)
 	bad := func(col string, err error) (Record, error) {
 		line, _ := r.csv.FieldPos(r.idx[col])
 		return Record{}, &ParseError{Line: line, Column: col, Err: err}

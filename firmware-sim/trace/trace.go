@@ -5,6 +5,11 @@
 // scores the gateway on it; the simulator writes scenarios as traces
 // (RecordPlates) so that the same scoring runs on both.
 //
+// LoadFrames holds a trace in memory as lockstep plate frames on a fixed
+// sample grid; Frames implements firmware-sim/hx711sim's PlateSource, so a
+// recorded trace drives simulated HX711s (hx711sim.NewPlate) and the
+// gateway reads it through the periph driver as if it were the shelf.
+//
 // The Reader is strict and streaming: the header is required, every value
 // is checked, times never go backwards, and every error is a *ParseError
 // naming the line and the column. The Writer checks records the same way,
