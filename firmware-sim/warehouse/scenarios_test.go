@@ -1,6 +1,7 @@
 package warehouse_test
 
 import (
+	"io/fs"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -192,6 +193,55 @@ func TestScenarioCharacter(t *testing.T) {
 			default:
 				t.Errorf("%s: not a shipped scenario", where)
 			}
+		}
+	}
+}
+
+// TestAllScenarioFilesLoad loads every YAML file under configs/scenarios,
+// including the one-cell bin scenarios, and runs each for a simulated
+// minute. Labels must exist within ten minutes: corner-shop's four bins see
+// under one visit a minute.
+func TestAllScenarioFilesLoad(t *testing.T) {
+	var paths []string
+	err := filepath.WalkDir(scenarioDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".yaml") {
+			paths = append(paths, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) < 3+2*len(shipped) {
+		t.Fatalf("%d scenario files: %v", len(paths), paths)
+	}
+	for _, p := range paths {
+		cfg, err := warehouse.LoadScenario(p)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		w, err := warehouse.New(cfg)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		n := int64(60 * cfg.SampleRate)
+		labels := 0
+		for b := range w.Bins() {
+			for k := range n {
+				w.CodeAt(b, k)
+			}
+			labels += len(w.Labels(b, 10*time.Minute))
+		}
+		for pl := range w.Plates() {
+			for k := range n {
+				w.PlateCodes(pl, k)
+			}
+			labels += len(w.PlateLabels(pl, 10*time.Minute))
+		}
+		if labels == 0 {
+			t.Errorf("%s: no visit in 10 simulated minutes", p)
 		}
 	}
 }
