@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
+
+	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
 )
 
 // lockstep is the reference host for a Group: it waits until every DOUT it
@@ -296,5 +298,43 @@ func TestNewGroupValidation(t *testing.T) {
 	}
 	if g.Len() != 2 || g.CLK().Name() != "hx711sim.PD_SCK" || g.DOUT(1).Name() != "hx711sim.c1.DOUT" {
 		t.Errorf("names: %s %s, len %d", g.CLK().Name(), g.DOUT(1).Name(), g.Len())
+	}
+}
+
+// TestPlateFromWarehouse reads a shipped scenario's plate at 80 samples/s
+// through the shared clock: every chip's code is the scenario's code of
+// that cell for the conversion it shifted out.
+func TestPlateFromWarehouse(t *testing.T) {
+	cfg, err := warehouse.LoadScenario("../../configs/scenarios/eval/light-items.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh, err := warehouse.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := fastGroupOpts()
+	o.Rate = int(cfg.SampleRate)
+	o.SpeedUp = 8 // 80 samples/s -> 1.56 ms per conversion
+	o.Name = "plate-02"
+	g, err := NewPlate(wh, 1, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &lockstep{clk: g.CLK(), dout: g.DOUTs()}
+	for range 15 {
+		if !r.waitReady(nil, 2*time.Second) {
+			t.Fatal("not ready")
+		}
+		codes, err := r.read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c, code := range codes {
+			k := g.Chip(c).Stats().LastIndex
+			if want := wh.PlateCodeAt(1, c, k); code != want {
+				t.Fatalf("cell %d sample %d: %d, want %d", c, k, code, want)
+			}
+		}
 	}
 }
