@@ -108,19 +108,25 @@ func newRig(t *testing.T, edit func(*Config, *StoreOptions)) *rig {
 	t.Helper()
 	pub, priv := testKey(1)
 	r := &rig{t: t, dir: filepath.Join(t.TempDir(), "models"), pub: pub, priv: priv, now: testNow}
-	r.cfg = Config{
-		Site: "s1", Gateway: "gw1", TrustedKeys: []ed25519.PublicKey{pub}, Window: 4,
-		Quiet: time.Second, MaxRounds: 3,
-		Now:       func() time.Time { return r.now },
-		FreeSpace: func(string) (uint64, error) { return 1 << 40, nil },
-	}
-	r.sopts = StoreOptions{Decode: model.DecodeOptions{TrustedKeys: []ed25519.PublicKey{pub}}}
+	r.cfg, r.sopts = rigConfig(r)
 	if edit != nil {
 		edit(&r.cfg, &r.sopts)
 	}
 	r.open()
 	t.Cleanup(func() { r.store.Close() })
 	return r
+}
+
+// rigConfig is the test gateway's configuration: site s1, gateway gw1,
+// trusting r.pub, the clock r.now.
+func rigConfig(r *rig) (Config, StoreOptions) {
+	return Config{
+			Site: "s1", Gateway: "gw1", TrustedKeys: []ed25519.PublicKey{r.pub}, Window: 4,
+			Quiet: time.Second, MaxRounds: 3,
+			Now:       func() time.Time { return r.now },
+			FreeSpace: func(string) (uint64, error) { return 1 << 40, nil },
+		},
+		StoreOptions{Decode: model.DecodeOptions{TrustedKeys: []ed25519.PublicKey{r.pub}}}
 }
 
 // open (re)opens the store and a new syncer, as a restart does.

@@ -269,11 +269,13 @@ type Candidate struct {
 // wrapping the model sentinel), then name and version against m and the
 // version against the highest installed (ErrRollback).
 func (s *Store) Stage(ctx context.Context, path string, m *Manifest) (*Candidate, error) {
+	s.step("stage-start")
 	if m != nil {
 		if err := checkFile(path, m); err != nil {
 			return nil, err
 		}
 	}
+	s.step("stage-hashed")
 	mod, err := s.load(ctx, path)
 	if err != nil {
 		switch {
@@ -377,6 +379,11 @@ func (s *Store) Promote(ctx context.Context, c *Candidate) error {
 		s.step("previous-linked")
 		if err := os.Rename(prevTmp, prev); err != nil {
 			return fmt.Errorf("modelsync: promote: keep previous model: %w", err)
+		}
+		// rename(2) does nothing when both names are links to one file
+		// (a promote killed after this step left previous.sgm = active.sgm).
+		if err := os.Remove(prevTmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("modelsync: promote: %w", err)
 		}
 		s.step("previous-renamed")
 		if err := syncDir(s.dir); err != nil {

@@ -151,6 +151,7 @@ func (t *Transfer) Put(ctx context.Context, b Block) (bool, error) {
 	if _, err := t.f.WriteAt(b.Data, int64(b.Index)*int64(t.man.BlockSize)); err != nil {
 		return false, fmt.Errorf("modelsync: write block %d: %w", b.Index, err)
 	}
+	t.store.step("block-written")
 	if err := t.f.Sync(); err != nil {
 		return false, fmt.Errorf("modelsync: sync block %d: %w", b.Index, err)
 	}
@@ -159,6 +160,7 @@ func (t *Transfer) Put(ctx context.Context, b Block) (bool, error) {
 	}
 	t.have[b.Index] = true
 	t.n++
+	t.store.step("block-recorded")
 	return true, nil
 }
 
