@@ -172,6 +172,7 @@ type Syncer struct {
 	hashFails   int
 	lastAct     time.Time
 	waiting     []byte // offer waiting for the clock
+	waitFinish  bool   // complete transfer waiting for the clock
 	st          Status
 
 	snap atomic.Pointer[Status]
@@ -297,7 +298,7 @@ func (s *Syncer) refuseLocked(ctx context.Context, err error) error {
 }
 
 func (s *Syncer) startLocked(ctx context.Context, t *Transfer) {
-	s.cur, s.failed, s.rounds, s.hashFails, s.lastBlkErr = t, false, 0, 0, nil
+	s.cur, s.failed, s.rounds, s.hashFails, s.lastBlkErr, s.waitFinish = t, false, 0, 0, nil, false
 	s.outstanding, s.reasked = map[int]bool{}, map[int]bool{}
 	if t.Complete() {
 		s.finishLocked(ctx)
@@ -380,7 +381,16 @@ func (s *Syncer) Block(ctx context.Context, payload []byte) error {
 // finishLocked stages, verifies and promotes the complete transfer.
 func (s *Syncer) finishLocked(ctx context.Context) {
 	t := s.cur
-	if now := s.cfg.Now(); !now.Before(t.man.Expires) {
+	now := s.cfg.Now()
+	if now.Before(s.cfg.ClockFloor) {
+		// Restarted without RTC: expiry cannot be judged yet.
+		s.waitFinish = true
+		s.setLocked(ctx, StateWaitingClock, fmt.Errorf("install of version %d: clock reads %s, before %s: %w",
+			t.man.Version, now.UTC().Format(time.RFC3339), s.cfg.ClockFloor.Format(time.RFC3339), ErrClockNotSet))
+		return
+	}
+	s.waitFinish = false
+	if !now.Before(t.man.Expires) {
 		s.abortLocked(ctx, fmt.Errorf("manifest of version %d expired at %s during the transfer: %w", t.man.Version, t.man.Expires.Format(time.RFC3339), ErrExpired), false)
 		return
 	}
@@ -458,6 +468,12 @@ func (s *Syncer) Poll(ctx context.Context) {
 		p := s.waiting
 		s.waiting = nil
 		_ = s.offerLocked(ctx, p)
+		return
+	}
+	if s.waitFinish {
+		if s.cur != nil && !now.Before(s.cfg.ClockFloor) {
+			s.finishLocked(ctx)
+		}
 		return
 	}
 	if s.cur == nil || s.failed || now.Sub(s.lastAct) < s.cfg.Quiet {

@@ -524,3 +524,31 @@ func TestUntrustedStoreRefusesEverything(t *testing.T) {
 	}
 	var _ ed25519.PublicKey
 }
+
+// A gateway restarted without RTC holding a complete transfer waits for
+// the clock before judging the expiry and installing.
+func TestResumeWithClockNotSetWaitsToInstall(t *testing.T) {
+	r := newRig(t, nil)
+	r.install(1)
+	data := modelFile(t, 2, r.priv, nil)
+	payload, m := r.offer(data, 2, func(m *Manifest) { m.Expires = testNow.Add(time.Hour) })
+	if err := r.sync.Offer(context.Background(), payload); err != nil {
+		t.Fatal(err)
+	}
+	blocks := SplitBlocks(m, data)
+	r.serve(blocks, m.Blocks-1, nil)
+	r.now = time.Unix(60, 0) // rebooted, no RTC
+	r.open()
+	if err := r.sync.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.serve(blocks, -1, nil)
+	if st := r.sync.Status(); st.State != StateWaitingClock || r.activeVersion() != 1 {
+		t.Fatalf("status %+v, active %d", st, r.activeVersion())
+	}
+	r.now = testNow.Add(2 * time.Hour) // NTP: the manifest has expired meanwhile
+	r.sync.Poll(context.Background())
+	if st := r.sync.Status(); st.Code != "expired" || r.activeVersion() != 1 {
+		t.Fatalf("status %+v, active %d", st, r.activeVersion())
+	}
+}
