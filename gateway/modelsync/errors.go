@@ -49,6 +49,9 @@ var (
 	ErrTransferFailed = errors.New("transfer failed")
 	// ErrRejectedBefore: the offer is for a file already rejected.
 	ErrRejectedBefore = errors.New("file rejected before")
+	// ErrNotPromoted: the Evaluator (shadow evaluation) refused the
+	// verified candidate.
+	ErrNotPromoted = errors.New("candidate not promoted")
 	// ErrNoPrevious: rollback asked with no previous model to go back to.
 	ErrNoPrevious = errors.New("no previous model")
 )

@@ -139,7 +139,7 @@ func Code(err error) string {
 		{ErrClockNotSet, "clock-not-set"}, {ErrExpired, "expired"}, {ErrNoSpace, "no-space"},
 		{ErrCorruptBlock, "corrupt-block"}, {ErrNoTransfer, "no-transfer"}, {ErrHashMismatch, "hash-mismatch"},
 		{ErrModel, "model"}, {ErrTransferFailed, "transfer-failed"}, {ErrRejectedBefore, "rejected-before"},
-		{ErrNoPrevious, "no-previous"},
+		{ErrNotPromoted, "not-promoted"}, {ErrNoPrevious, "no-previous"},
 	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
@@ -429,7 +429,7 @@ func (s *Syncer) finishLocked(ctx context.Context) {
 	if s.cfg.Evaluator != nil {
 		if err := s.cfg.Evaluator.Evaluate(ctx, c); err != nil {
 			s.store.Discard(c)
-			s.abortLocked(ctx, fmt.Errorf("candidate version %d: %w", c.Model.Version, err), true)
+			s.abortLocked(ctx, fmt.Errorf("candidate version %d: %w: %w", c.Model.Version, ErrNotPromoted, err), true)
 			return
 		}
 	}

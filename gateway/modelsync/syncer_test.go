@@ -552,3 +552,48 @@ func TestResumeWithClockNotSetWaitsToInstall(t *testing.T) {
 		t.Fatalf("status %+v, active %d", st, r.activeVersion())
 	}
 }
+
+type evaluatorFunc func(ctx context.Context, c *Candidate) error
+
+func (f evaluatorFunc) Evaluate(ctx context.Context, c *Candidate) error { return f(ctx, c) }
+
+var _ Evaluator = evaluatorFunc(nil)
+
+func TestEvaluatorDecidesPromotion(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		var seen *Candidate
+		r := newRig(t, func(c *Config, _ *StoreOptions) {
+			c.Evaluator = evaluatorFunc(func(_ context.Context, c *Candidate) error {
+				seen = c
+				if refuse {
+					return errors.New("agreement 71% below 98%")
+				}
+				return nil
+			})
+		})
+		r.install(1)
+		data := modelFile(t, 2, r.priv, nil)
+		payload, m := r.offer(data, 2, nil)
+		if err := r.sync.Offer(context.Background(), payload); err != nil {
+			t.Fatal(err)
+		}
+		r.serve(SplitBlocks(m, data), -1, nil)
+		if seen == nil || seen.Model.Version != 2 || seen.Manifest.Version != 2 {
+			t.Fatalf("evaluator saw %+v", seen)
+		}
+		st := r.sync.Status()
+		want, wantState := uint64(2), StatePromoted
+		if refuse {
+			want, wantState = 1, StateRejected
+			if st.Code != "not-promoted" || !strings.Contains(st.Reason, "agreement") {
+				t.Errorf("status %+v", st)
+			}
+		}
+		if st.State != wantState || r.activeVersion() != want {
+			t.Fatalf("refuse=%v: status %+v, active %d", refuse, st, r.activeVersion())
+		}
+		if l := leftovers(t, r.dir); len(l) != 0 {
+			t.Errorf("leftovers %v", l)
+		}
+	}
+}
