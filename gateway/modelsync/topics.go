@@ -1,6 +1,6 @@
 package modelsync
 
-import "github.com/shelfgate/shelfgate/gateway"
+import "github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 
 // Topics are the model topics of one gateway (docs/model-sync.md):
 //
@@ -13,13 +13,13 @@ type Topics struct {
 	Site, Gateway string
 }
 
-func (t Topics) base() string { return gateway.TopicRoot + "/" + t.Site + "/" + t.Gateway + "/model/" }
+func (t Topics) base() string { return shelfv1.TopicRoot + "/" + t.Site + "/" + t.Gateway + "/model/" }
 
 // Offer is the gateway's own offer topic.
 func (t Topics) Offer() string { return t.base() + "offer" }
 
 // SiteOffer is the offer topic every gateway of the site subscribes to.
-func (t Topics) SiteOffer() string { return gateway.TopicRoot + "/" + t.Site + "/all/model/offer" }
+func (t Topics) SiteOffer() string { return shelfv1.TopicRoot + "/" + t.Site + "/all/model/offer" }
 
 // Block is the topic blocks arrive on.
 func (t Topics) Block() string { return t.base() + "block" }
