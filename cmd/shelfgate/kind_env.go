@@ -29,6 +29,18 @@ func (c *bme280Config) check(_ sensorEnv, report func(field, format string, args
 	checkInterval(c.Interval, report)
 }
 
+var _ claimer = (*bme280Config)(nil)
+
+// claims: the I2C bus (and with it its pins) and its device node. Several
+// sensors share a bus at different addresses, so the device node is no
+// conflict.
+func (c *bme280Config) claims() []claim {
+	if bus, dev := i2cBus(c.I2C); bus != "" {
+		return []claim{{field: "i2c", bus: bus}, {field: "i2c", dev: dev, write: true, shared: bus}}
+	}
+	return nil
+}
+
 func (c *bme280Config) open(name string, b buses, _ sensorEnv) (*sensor, error) {
 	bus, err := b.i2c(c.I2C)
 	if err != nil {
