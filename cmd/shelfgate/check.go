@@ -145,8 +145,15 @@ func sensorPath(cfg *config.Config, name string) string {
 // checkClaims is the config.Check of what the sensors share: no pin, device
 // node or bin claimed by two sensors (a pin shared inside a declared group
 // excepted), no pin of an enabled bus used as a plain GPIO.
-func checkClaims(cfg *config.Config) config.Errors {
-	specs, _ := decodeSensors(cfg, sensorKinds())
+func checkClaims(cfg *config.Config) config.Errors { return claimsCheck(sensorKinds())(cfg) }
+
+// claimsCheck is checkClaims over the kinds of a wiring table.
+func claimsCheck(kinds []sensorKind) config.Check {
+	return func(cfg *config.Config) config.Errors { return claimsOf(cfg, kinds) }
+}
+
+func claimsOf(cfg *config.Config, kinds []sensorKind) config.Errors {
+	specs, _ := decodeSensors(cfg, kinds)
 	type owner struct {
 		path string // sensors[i].field
 		name string
