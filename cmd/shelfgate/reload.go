@@ -215,20 +215,34 @@ func notifySystemd(ctx context.Context, n *sdnotify.Notifier, gw *gateway.Gatewa
 	} else {
 		log.Debug("systemd: READY=1 sent", "committed", committed(), "watchdog", n.WatchdogInterval())
 	}
-	last := gw.Counters()
-	progressed := func() bool {
-		c := gw.Counters()
+	if n.WatchdogInterval() <= 0 {
+		return // no WatchdogSec in the unit
+	}
+	progressed := progress(gw.Counters, sampling, log)
+	// A failed ping is logged and the pings go on: one lost datagram must
+	// not stop the watchdog for good.
+	for ctx.Err() == nil {
+		if err := n.RunWatchdog(ctx, progressed); err != nil {
+			log.Error("systemd watchdog ping failed", "err", err)
+		}
+	}
+}
+
+// progress returns the watchdog's test of the pipeline: true when it
+// committed since the previous call or, for a gateway of event-driven
+// sensors only, when it is idle with nothing waiting to be committed.
+// A sampling gateway that commits nothing is wedged: no ping, and systemd
+// restarts it after WatchdogSec.
+func progress(counters func() gateway.Counters, sampling bool, log *slog.Logger) func() bool {
+	last := counters()
+	return func() bool {
+		c := counters()
 		moved := c.Accepted+c.Events > last.Accepted+last.Events
-		// An idle event-driven gateway is healthy when nothing waits to be
-		// committed; a sampling one must commit.
 		idle := !sampling && c.Produced == last.Produced && c.Accepted == c.Produced
 		if !moved && !idle {
 			log.Warn("pipeline made no progress since the last watchdog ping; not pinging systemd", "produced", c.Produced, "committed", c.Accepted)
 		}
 		last = c
 		return moved || idle
-	}
-	if err := n.RunWatchdog(ctx, progressed); err != nil {
-		log.Error("systemd watchdog", "err", err)
 	}
 }

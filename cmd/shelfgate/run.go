@@ -31,7 +31,7 @@ func loadConfig(path string) (*config.Config, error) { return loadConfigWith(pat
 func loadConfigWith(path string, h hostCheck) (*config.Config, error) {
 	cfg, err := config.Load(path, configChecks(h)...)
 	if err != nil {
-		return nil, fmt.Errorf("%w:\n%v", errConfig, err)
+		return nil, fmt.Errorf("%w:\n%w", errConfig, err)
 	}
 	return cfg, nil
 }
