@@ -95,6 +95,7 @@ func mainWith(args []string, stdout, stderr io.Writer, h hostCheck, sig <-chan o
 type command struct {
 	fs       *flag.FlagSet
 	synopsis string
+	about    string
 	version  *bool
 	stdout   io.Writer
 }
@@ -103,22 +104,25 @@ func newCommand(name, synopsis, about string, stdout, stderr io.Writer) *command
 	c := &command{fs: flag.NewFlagSet(name, flag.ContinueOnError), synopsis: synopsis, stdout: stdout}
 	c.fs.SetOutput(stderr)
 	c.version = c.fs.Bool("version", false, "print the version and exit")
-	c.fs.Usage = func() {
-		fmt.Fprintf(c.fs.Output(), "usage: %s\n\n%s\n\nflags:\n", synopsis, about)
-		c.fs.PrintDefaults()
-	}
+	c.about = about
+	c.fs.Usage = func() {} // printed by parse: to stdout when asked for, else stderr
 	return c
+}
+
+func (c *command) usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: %s\n\n%s\n\nflags:\n", c.synopsis, c.about)
+	c.fs.SetOutput(w)
+	c.fs.PrintDefaults()
 }
 
 // parse parses args; done is true when --help or --version was answered.
 func (c *command) parse(args []string) (done bool, err error) {
 	if err := c.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			c.fs.SetOutput(c.stdout)
-			c.fs.Usage()
+			c.usage(c.stdout)
 			return true, nil
 		}
-		return true, fmt.Errorf("%w: %s", errUsage, c.synopsis)
+		return true, fmt.Errorf("%w: %s (--help for more)", errUsage, c.synopsis)
 	}
 	if *c.version {
 		fmt.Fprintln(c.stdout, versionString())
