@@ -271,7 +271,9 @@ log: {level: debug}
 	sig := make(chan os.Signal, 1)
 	var out, errOut bytes.Buffer
 	done := make(chan int)
-	go func() { done <- mainWith([]string{"run", "--config", cfgPath, "--duration", "2500ms"}, &out, &errOut, newHostCheck(), sig) }()
+	go func() {
+		done <- mainWith([]string{"run", "--config", cfgPath, "--duration", "2500ms"}, &out, &errOut, newHostCheck(), sig)
+	}()
 	time.Sleep(1200 * time.Millisecond)
 	sig <- syscall.SIGHUP
 	if code := <-done; code != 0 {
@@ -284,4 +286,3 @@ log: {level: debug}
 		}
 	}
 }
-
