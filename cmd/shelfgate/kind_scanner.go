@@ -17,6 +17,9 @@ type scannerConfig struct {
 	Baud   int    `yaml:"baud"`   // default 9600
 	Suffix string `yaml:"suffix"` // CR (default), LF or CRLF
 	Input  string `yaml:"input"`  // /dev/input/by-id/...-event-kbd (instead of port)
+	// Layout is the keyboard layout an input (keyboard-wedge) scanner types
+	// on: us (default), de or fr.
+	Layout string `yaml:"layout"`
 }
 
 func newScannerConfig() sensorConfig { return &scannerConfig{Baud: 9600, Suffix: "CR"} }
@@ -33,6 +36,11 @@ func (c *scannerConfig) check(_ sensorEnv, report func(field, format string, arg
 	}
 	if _, err := scanner.ParseSuffix(c.Suffix); err != nil {
 		report("suffix", "%q is not CR, LF or CRLF", c.Suffix)
+	}
+	if _, err := scanner.ParseLayout(c.Layout); err != nil {
+		report("layout", "%q is not us, de or fr", c.Layout)
+	} else if c.Layout != "" && c.Layout != "us" && c.Input == "" {
+		report("layout", "applies to keyboard-wedge scanners (input:) only; a serial scanner sends characters, not keys")
 	}
 }
 
@@ -59,7 +67,11 @@ func (c *scannerConfig) open(name string, _ buses, env sensorEnv) (*sensor, erro
 	}
 	open := scanner.Serial(c.Port, c.Baud)
 	if c.Input != "" {
-		open = scanner.Evdev(c.Input, 0, true)
+		layout, err := scanner.ParseLayout(c.Layout)
+		if err != nil {
+			return nil, err
+		}
+		open = scanner.EvdevLayout(c.Input, 0, true, layout)
 	}
 	log := env.logger(name)
 	device := c.Port + c.Input

@@ -18,9 +18,10 @@ var update = flag.Bool("update", false, "rewrite testdata/*.events")
 // sends a keyboard-wedge scanner's keys: EV_MSC scancode, EV_KEY, EV_SYN for
 // each press and release.
 type keyEvents struct {
-	size int
-	buf  bytes.Buffer
-	usec int64
+	size   int
+	layout Layout // LayoutUS if zero
+	buf    bytes.Buffer
+	usec   int64
 }
 
 func (k *keyEvents) ev(typ, code uint16, value int32) {
@@ -48,22 +49,29 @@ func (k *keyEvents) key(code uint16, value int32) {
 
 func (k *keyEvents) tap(code uint16) { k.key(code, 1); k.key(code, 0) }
 
+// text types s as a scanner set to k.layout does: each character with the
+// key, and Shift or AltGr, that produce it on the layout.
 func (k *keyEvents) text(s string) {
+	t := k.layout.table()
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		for code, m := range keymap {
-			if code >= 71 { // keypad duplicates: use the main keys
-				break
+	keys:
+		for code := 1; code < len(t); code++ {
+			if code >= 55 && code != 57 && code != 86 { // keypad: use the main keys
+				continue
 			}
-			if m[0] == c {
+			for level, mod := range []uint16{0, keyLeftShift, keyRightAlt} {
+				if t[code][level] != c {
+					continue
+				}
+				if mod != 0 {
+					k.key(mod, 1)
+				}
 				k.tap(uint16(code))
-				break
-			}
-			if m[1] == c && m[1] != m[0] {
-				k.key(keyLeftShift, 1)
-				k.tap(uint16(code))
-				k.key(keyLeftShift, 0)
-				break
+				if mod != 0 {
+					k.key(mod, 0)
+				}
+				break keys
 			}
 		}
 	}

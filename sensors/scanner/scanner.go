@@ -55,8 +55,14 @@ const evdevGrab = 0x40044590
 // (e.g. /dev/input/by-id/usb-...-event-kbd) with events of eventSize bytes
 // (0 for EventSize64). With grab, the device is grabbed (EVIOCGRAB) so the
 // scans are not also typed into the console. The stream it yields is the
-// decoded text with '\r' for Enter: use SuffixCR.
+// decoded text with '\r' for Enter: use SuffixCR. The scanner types on the
+// US layout; EvdevLayout reads others.
 func Evdev(path string, eventSize int, grab bool) Opener {
+	return EvdevLayout(path, eventSize, grab, LayoutUS)
+}
+
+// EvdevLayout is Evdev for a scanner typing on layout.
+func EvdevLayout(path string, eventSize int, grab bool, layout Layout) Opener {
 	return func(context.Context) (io.ReadCloser, error) {
 		f, err := os.Open(path)
 		if err != nil {
@@ -75,7 +81,7 @@ func Evdev(path string, eventSize int, grab bool) Opener {
 				return nil, fmt.Errorf("grab %s: %w", path, err)
 			}
 		}
-		kr, err := NewKeyReader(f, eventSize)
+		kr, err := NewLayoutReader(f, eventSize, layout)
 		if err != nil {
 			f.Close()
 			return nil, err
