@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -64,26 +63,6 @@ func checkSimulation(cfg *config.Config) config.Errors {
 		}
 	}
 	return nil
-}
-
-// warehouseErrors reports each of the warehouse's problems ("warehouse:
-// speed: -1 must be ...") at its own field and line.
-func warehouseErrors(cfg *config.Config, err error) config.Errors {
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	var es config.Errors
-	for _, e := range errs {
-		msg := strings.TrimPrefix(e.Error(), "warehouse: ")
-		field, rest, ok := strings.Cut(msg, ": ")
-		if !ok || strings.ContainsAny(field, " ") {
-			es = append(es, cfg.Errorf("simulation.warehouse", "%s", msg))
-			continue
-		}
-		es = append(es, cfg.Errorf("simulation.warehouse."+field, "%s", rest))
-	}
-	return es
 }
 
 // simBuses are the simulators' pins and buses, by name: what the sensor
