@@ -102,6 +102,18 @@ func envSensor(name string, c env.Channel, interval time.Duration) (*sensor, err
 			st := src.Stats()
 			fmt.Fprintf(w, "     %s: %d reads, %d failed, %d out of range\n", name, st.Samples, st.Errors, st.OutOfRange)
 		},
+		probe: func(readings, _ int64) error {
+			st := src.Stats()
+			switch {
+			case readings > 0:
+				return nil
+			case st.Errors > 0:
+				return fmt.Errorf("no readings: all %d reads failed (wiring, power or address?)", st.Errors)
+			case st.OutOfRange > 0:
+				return fmt.Errorf("no readings: all %d values were out of the sensor's range", st.OutOfRange)
+			}
+			return fmt.Errorf("no readings in %s", probeTime)
+		},
 	}, nil
 }
 
