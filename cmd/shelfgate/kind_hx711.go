@@ -108,10 +108,16 @@ func (c *hx711Config) open(name string, b buses, env sensorEnv) (*sensor, error)
 	if c.Calibration != nil {
 		ch.Offset, ch.CountsPerGram = c.Calibration.Offset, c.Calibration.CountsPerGram
 	}
+	calSource := "inline"
+	if c.Calibration == nil {
+		calSource = env.calibrationFile
+	}
 	chans, err := calibrateFromFile(env.calibrationFile, []loadcell.Channel{ch})
 	if err != nil {
 		return nil, err
 	}
+	env.logger(name).Debug("load cell opened", "bin", c.Bin, "clk", c.Pins.Clk, "data", c.Pins.Data, "mode", c.Mode,
+		"offset", chans[0].Offset, "counts_per_gram", chans[0].CountsPerGram, "calibration", calSource)
 	src, err := loadcell.New(name, chans, loadcell.Options{})
 	if err != nil {
 		return nil, err
