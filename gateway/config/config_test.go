@@ -175,11 +175,14 @@ func TestByteSize(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(good))
 	f.Add([]byte("gateway: {id: x}\nsensors: [{pins: {clk: GPIO1}}]"))
+	f.Add([]byte("outbox: {max_bytes: -1MiB, commit_rows: x}\nbroker: {urls: [tcp://a:1], tls: {ca_file: x}}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := Parse(strings.NewReader(string(data)))
+		// As Load does: what decodes is validated beside what does not.
+		c, decodeErrs, err := parse(strings.NewReader(string(data)))
 		if err != nil {
 			return
 		}
+		c.decodeErrs = decodeErrs
 		_ = c.Validate() // must not panic
 	})
 }

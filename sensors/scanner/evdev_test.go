@@ -172,21 +172,23 @@ func TestNewKeyDecoderSize(t *testing.T) {
 	}
 }
 
-// FuzzDecodeEvents checks the evdev decoder on any bytes split anywhere:
+// FuzzDecodeEvents checks the evdev decoder, on each layout, on any bytes
+// split anywhere:
 // no panic, at most one output byte per whole event, every byte printable,
 // CR or Unmapped, and the output independent of the split.
 func FuzzDecodeEvents(f *testing.F) {
 	// Short seeds (a few keys): the fuzzer minimizes every new input it
 	// finds, which is slow on the 10 KB recordings.
-	f.Add(wedgeSession(EventSize64)[:EventSize64*30], false, uint8(5))
-	f.Add(wedgeSession(EventSize32)[EventSize32*300:EventSize32*330], true, uint8(24))
-	f.Add([]byte{1, 2, 3}, false, uint8(1))
-	f.Fuzz(func(t *testing.T, data []byte, small bool, chunk uint8) {
+	f.Add(wedgeSession(EventSize64)[:EventSize64*30], false, uint8(5), uint8(0))
+	f.Add(wedgeSession(EventSize32)[EventSize32*300:EventSize32*330], true, uint8(24), uint8(1))
+	f.Add([]byte{1, 2, 3}, false, uint8(1), uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, small bool, chunk uint8, layoutN uint8) {
 		size := EventSize64
 		if small {
 			size = EventSize32
 		}
-		whole, _ := NewKeyDecoder(size)
+		layout := Layout(layoutN % 3)
+		whole, _ := NewLayoutDecoder(size, layout)
 		want := whole.Decode(nil, data)
 		if len(want) > len(data)/size {
 			t.Fatalf("%d bytes out of %d events", len(want), len(data)/size)
@@ -199,7 +201,7 @@ func FuzzDecodeEvents(f *testing.F) {
 		if whole.Pending() != (len(data)%size != 0) {
 			t.Fatalf("Pending %v with %d trailing bytes", whole.Pending(), len(data)%size)
 		}
-		split, _ := NewKeyDecoder(size)
+		split, _ := NewLayoutDecoder(size, layout)
 		var got []byte
 		step := int(chunk%40) + 1
 		for i := 0; i < len(data); i += step {
