@@ -100,9 +100,12 @@ func (h hostCheck) check(cfg *config.Config) config.Errors {
 			if err := h.access(p, unix.R_OK|unix.W_OK); err != nil {
 				es = append(es, cfg.Errorf("outbox.path", "%s (mode %s) cannot be opened for reading and writing by this user: %v", p, st.Mode(), err))
 			}
-		} else if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		}
+		// The directory takes the database's journal, lock and gateway id
+		// files too, so it must be writable even when the database exists.
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
 			if err := h.access(dir, unix.W_OK|unix.X_OK); err != nil {
-				es = append(es, cfg.Errorf("outbox.path", "directory %s (mode %s) is not writable by this user, so the outbox cannot be created: %v", dir, st.Mode(), err))
+				es = append(es, cfg.Errorf("outbox.path", "directory %s (mode %s) is not writable by this user, so the outbox, its journal and lock cannot be created: %v", dir, st.Mode(), err))
 			}
 		}
 	}
