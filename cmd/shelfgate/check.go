@@ -279,10 +279,37 @@ func checkCalibrationFile(cfg *config.Config) config.Errors {
 	return nil
 }
 
+// checkTLS is the config.Check of the TLS files' content: a CA file
+// without a certificate or a key that does not match its certificate,
+// which run would find only after creating the outbox. Missing files are
+// the config package's report.
+func checkTLS(cfg *config.Config) config.Errors {
+	t := cfg.Broker.TLS
+	for _, f := range []string{t.CAFile, t.CertFile, t.KeyFile} {
+		if f != "" {
+			if _, err := os.Stat(f); err != nil {
+				return nil
+			}
+		}
+	}
+	if t.CertFile != "" && t.KeyFile == "" || t.CertFile == "" && t.KeyFile != "" {
+		return nil
+	}
+	if _, err := tlsConfig(t); err != nil {
+		field, msg, ok := strings.Cut(err.Error(), ": ")
+		if !ok || !strings.HasPrefix(field, "broker.tls.") {
+			field, msg = "broker.tls", err.Error()
+		}
+		field, _, _ = strings.Cut(field, "/")
+		return config.Errors{cfg.Errorf(field, "%s", msg)}
+	}
+	return nil
+}
+
 // configChecks are the checks of check-config, run and doctor beyond the
 // config package's own.
 func configChecks(h hostCheck) []config.Check {
-	return []config.Check{checkSensors, checkClaims, checkCalibrationFile, checkSimulation, h.check}
+	return []config.Check{checkSensors, checkClaims, checkCalibrationFile, checkSimulation, checkTLS, h.check}
 }
 
 // warehouseErrors reports each of the warehouse's problems ("warehouse:
