@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -40,5 +41,41 @@ func TestClaimOutbox(t *testing.T) {
 	c.release()
 	if id, _ := os.ReadFile(path + ".gateway"); string(id) != "gw-2\n" {
 		t.Fatalf("recorded id after adopting %q", id)
+	}
+}
+
+// Through run: an outbox left by gateway gw-1 is refused to gw-2 before
+// anything is delivered, and taken over with --adopt-outbox.
+func TestRunRefusesAnotherGatewaysOutbox(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "o.db")
+	conf := func(id string) string {
+		p := filepath.Join(dir, id+".yaml")
+		os.WriteFile(p, []byte(`gateway: {id: `+id+`, site: s1}
+broker: {urls: [embedded], embedded_addr: "127.0.0.1:0"}
+outbox: {path: `+db+`}
+uplink: {flush_timeout: 1s}
+simulation:
+  warehouse: {shelves: 1, bins_per_shelf: 1}
+`), 0o644)
+		return p
+	}
+	run := func(args ...string) (int, string) {
+		var out, errOut bytes.Buffer
+		code := Main(append([]string{"run", "--duration", "300ms"}, args...), &out, &errOut)
+		return code, errOut.String()
+	}
+	if code, log := run("--config", conf("gw-1")); code != 0 {
+		t.Fatalf("gw-1: exit %d\n%s", code, log)
+	}
+	code, log := run("--config", conf("gw-2"))
+	if code != 1 || !strings.Contains(log, `holds the backlog of gateway \"gw-1\"`) || !strings.Contains(log, "--adopt-outbox") {
+		t.Fatalf("gw-2 on gw-1's outbox: exit %d\n%s", code, log)
+	}
+	if code, log := run("--config", conf("gw-2"), "--adopt-outbox"); code != 0 || !strings.Contains(log, "previous_gateway=gw-1") {
+		t.Fatalf("gw-2 adopting: exit %d\n%s", code, log)
+	}
+	if id, _ := os.ReadFile(db + ".gateway"); string(id) != "gw-2\n" {
+		t.Fatalf("recorded id %q", id)
 	}
 }
