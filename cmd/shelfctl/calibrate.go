@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"periph.io/x/conn/v3/gpio/gpioreg"
@@ -15,9 +16,11 @@ import (
 	"periph.io/x/host/v3"
 
 	"github.com/shelfgate/shelfgate/sensors/calibration"
+	"github.com/shelfgate/shelfgate/sensors/loadcell"
 )
 
-// adc is what calibrate needs of an HX711: periph's *hx711.Dev.
+// adc is what calibrate needs of an HX711: periph's *hx711.Dev (which can
+// also select the input and gain: loadcell.InputModeSetter).
 type adc interface {
 	ReadTimeout(timeout time.Duration) (int32, error)
 }
@@ -37,79 +40,144 @@ func openHX711(clk, data string) (adc, error) {
 	return hx711.New(c, d)
 }
 
-// calibrate walks an engineer through a two-point calibration: empty the
-// bin, press Enter; put the reference weight on, press Enter. It prints the
-// config snippet and, with --out, adds the bin to a calibration file.
+// listFlag is a flag that may be given several times.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// cell is one load cell to calibrate.
+type cell struct {
+	bin, clk, data string
+	dev            adc
+	empty          []int32
+}
+
+// calibrateModes maps --mode to the HX711 input and gain.
+var calibrateModes = map[string]loadcell.Mode{"A128": loadcell.ModeA128, "A64": loadcell.ModeA64, "B32": loadcell.ModeB32}
+
+const calibrateUsage = "shelfctl calibrate --bin ID --clk GPIOn --data GPIOn [--bin ID --clk GPIOn --data GPIOn ...] --reference-grams G [--mode A128|A64|B32] [--samples N>=%d] [--out FILE]"
+
+// calibrate walks an engineer through a two-point calibration of one or
+// more bins: empty them all, press Enter; then put the reference weight in
+// each bin in turn, pressing Enter each time. It prints each bin's config
+// snippet and, with --out, adds the bins to a calibration file in one
+// atomic write. --bin, --clk and --data may be repeated, matched by
+// position (one --clk for several --data: cells sharing a clock). With
+// --mode A64 or B32 the bins are stored under "BIN:MODE", the key the
+// gateway looks up for a cell read in that mode.
 func calibrate(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, open func(clk, data string) (adc, error)) error {
 	fs := flag.NewFlagSet("calibrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	clk := fs.String("clk", "", "HX711 PD_SCK pin, e.g. GPIO5")
-	data := fs.String("data", "", "HX711 DOUT pin, e.g. GPIO6")
-	bin := fs.String("bin", "", "bin id, e.g. shelf-01/bin-03")
+	var bins, clks, datas listFlag
+	fs.Var(&bins, "bin", "bin id, e.g. shelf-01/bin-03 (repeat for several bins)")
+	fs.Var(&clks, "clk", "HX711 PD_SCK pin, e.g. GPIO5 (repeat per bin, or once for a shared clock)")
+	fs.Var(&datas, "data", "HX711 DOUT pin, e.g. GPIO6 (repeat per bin)")
 	ref := fs.Float64("reference-grams", 0, "weight of the reference load in grams")
+	modeName := fs.String("mode", "A128", "HX711 input and gain: A128, A64 or B32 (as the sensor's mode: in the config)")
 	samples := fs.Int("samples", 20, "samples per step (medians are used)")
-	out := fs.String("out", "", "calibration file to add or update the bin in")
+	out := fs.String("out", "", "calibration file to add or update the bins in")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, "usage: "+calibrateUsage+"\n", calibration.MinSamples)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return nil
+		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if *clk == "" || *data == "" || *bin == "" || *ref <= 0 || *samples < calibration.MinSamples {
-		return fmt.Errorf("%w: shelfctl calibrate --clk GPIOn --data GPIOn --bin ID --reference-grams G [--samples N>=%d] [--out FILE]", errUsage, calibration.MinSamples)
+	usageErr := func(why string) error {
+		return fmt.Errorf("%w: %s\n"+calibrateUsage, errUsage, why, calibration.MinSamples)
 	}
-	dev, err := open(*clk, *data)
-	if err != nil {
-		return fmt.Errorf("calibrate %s: %w", *bin, err)
+	mode, ok := calibrateModes[*modeName]
+	switch {
+	case len(bins) == 0 || len(datas) == 0 || len(clks) == 0:
+		return usageErr("--bin, --clk and --data are required")
+	case len(datas) != len(bins):
+		return usageErr(fmt.Sprintf("%d --bin but %d --data: give one --data per bin", len(bins), len(datas)))
+	case len(clks) != len(bins) && len(clks) != 1:
+		return usageErr(fmt.Sprintf("%d --bin but %d --clk: give one --clk per bin, or one shared by all", len(bins), len(clks)))
+	case *ref <= 0:
+		return usageErr("--reference-grams must be above 0")
+	case *samples < calibration.MinSamples:
+		return usageErr(fmt.Sprintf("--samples %d is below %d", *samples, calibration.MinSamples))
+	case !ok:
+		return usageErr(fmt.Sprintf("--mode %q is not A128, A64 or B32", *modeName))
+	}
+	seen := map[string]bool{}
+	for _, b := range bins {
+		if seen[b] {
+			return usageErr(fmt.Sprintf("bin %s given twice", b))
+		}
+		seen[b] = true
+	}
+	cells := make([]*cell, len(bins))
+	for i, b := range bins {
+		c := &cell{bin: b, clk: clks[min(i, len(clks)-1)], data: datas[i]}
+		dev, err := open(c.clk, c.data)
+		if err != nil {
+			return fmt.Errorf("calibrate %s: %w", b, err)
+		}
+		c.dev, cells[i] = dev, c
 	}
 	in := bufio.NewReader(stdin)
-	step := func(prompt string) ([]int32, error) {
-		fmt.Fprint(stderr, prompt)
+	prompt := func(p string) error {
+		fmt.Fprint(stderr, p)
 		if _, err := in.ReadString('\n'); err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
+			return err
 		}
-		codes := make([]int32, 0, *samples)
-		for len(codes) < *samples {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			v, err := dev.ReadTimeout(2 * time.Second)
-			if err != nil {
-				return nil, fmt.Errorf("read HX711 on %s/%s: %w (check wiring and power)", *clk, *data, err)
-			}
-			if v == -1 {
-				continue // periph's not-ready glitch
-			}
-			codes = append(codes, v)
+		return ctx.Err()
+	}
+	read := func(c *cell) ([]int32, error) {
+		codes, err := loadcell.Collect(ctx, c.dev, mode, *samples)
+		if err != nil {
+			return nil, fmt.Errorf("read HX711 of bin %s on %s/%s in mode %s: %w (check wiring and power)", c.bin, c.clk, c.data, *modeName, err)
 		}
 		return codes, nil
 	}
-	empty, err := step(fmt.Sprintf("Empty bin %s completely, then press Enter... ", *bin))
-	if err != nil {
+	if err := prompt(fmt.Sprintf("Empty bin %s completely, then press Enter... ", strings.Join(bins, ", "))); err != nil {
 		return err
 	}
-	loaded, err := step(fmt.Sprintf("Put the %.1f g reference weight in bin %s, then press Enter... ", *ref, *bin))
-	if err != nil {
-		return err
-	}
-	cal, err := calibration.FromMeasurements(empty, loaded, *ref)
-	if err != nil {
-		return fmt.Errorf("calibrate %s: %w", *bin, err)
-	}
-	cal.Bin = *bin
-	now := time.Now().UTC()
-	cal.Measured = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
-	fmt.Fprintf(stdout, "bin %s: offset=%d counts_per_gram=%.4f\n", cal.Bin, cal.Offset, cal.CountsPerGram)
-	fmt.Fprintf(stdout, "config:  calibration: {offset: %d, counts_per_gram: %.4f}\n", cal.Offset, cal.CountsPerGram)
-	if *out != "" {
-		if err := saveCalibration(*out, cal); err != nil {
+	for _, c := range cells {
+		codes, err := read(c)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "saved to %s\n", *out)
+		c.empty = codes
+	}
+	now := time.Now().UTC()
+	measured := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	var cals []calibration.Calibration
+	for _, c := range cells {
+		if err := prompt(fmt.Sprintf("Put the %.1f g reference weight in bin %s (and only there), then press Enter... ", *ref, c.bin)); err != nil {
+			return err
+		}
+		loaded, err := read(c)
+		if err != nil {
+			return err
+		}
+		cal, err := calibration.FromMeasurements(c.empty, loaded, *ref)
+		if err != nil {
+			return fmt.Errorf("calibrate %s: %w", c.bin, err)
+		}
+		cal.Bin, cal.Measured = loadcell.CalibrationKey(c.bin, mode), measured
+		cals = append(cals, cal)
+		fmt.Fprintf(stdout, "bin %s (mode %s): offset=%d counts_per_gram=%.4f\n", c.bin, *modeName, cal.Offset, cal.CountsPerGram)
+		fmt.Fprintf(stdout, "config:  calibration: {offset: %d, counts_per_gram: %.4f}\n", cal.Offset, cal.CountsPerGram)
+	}
+	if *out != "" {
+		if err := saveCalibration(*out, cals...); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "saved %d bins to %s\n", len(cals), *out)
 	}
 	return nil
 }
 
-// saveCalibration adds or replaces cal's bin in the file at path, writing a
-// new file and renaming it over the old one so a crash never leaves half a file.
-func saveCalibration(path string, cal calibration.Calibration) error {
+// saveCalibration adds or replaces cals' bins in the file at path, writing
+// a new file and renaming it over the old one so a crash never leaves half
+// a file.
+func saveCalibration(path string, cals ...calibration.Calibration) error {
 	var f calibration.File
 	if r, err := os.Open(path); err == nil {
 		f, err = calibration.Parse(r)
@@ -120,14 +188,16 @@ func saveCalibration(path string, cal calibration.Calibration) error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	replaced := false
-	for i := range f.Channels {
-		if f.Channels[i].Bin == cal.Bin {
-			f.Channels[i], replaced = cal, true
+	for _, cal := range cals {
+		replaced := false
+		for i := range f.Channels {
+			if f.Channels[i].Bin == cal.Bin {
+				f.Channels[i], replaced = cal, true
+			}
 		}
-	}
-	if !replaced {
-		f.Channels = append(f.Channels, cal)
+		if !replaced {
+			f.Channels = append(f.Channels, cal)
+		}
 	}
 	tmp := path + ".tmp"
 	w, err := os.Create(tmp)

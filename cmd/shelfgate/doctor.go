@@ -93,6 +93,7 @@ func doctor(ctx context.Context, cfg *config.Config, w io.Writer) error {
 // simulation, whose sources need their feeders) for doctor to try.
 type probe struct {
 	name  string
+	named bool // build's errors name the sensor already
 	build func() (*sensorSet, error)
 }
 
@@ -103,18 +104,19 @@ func doctorProbes(cfg *config.Config) ([]probe, error) {
 	if sc, err := decodeSimulation(cfg); err != nil {
 		return nil, err
 	} else if sc != nil {
-		probes = append(probes, probe{"simulation", func() (*sensorSet, error) { return buildSimulation(sc) }})
+		probes = append(probes, probe{name: "simulation", build: func() (*sensorSet, error) { return buildSimulation(sc) }})
 	}
 	specs, es := decodeSensors(cfg, sensorKinds())
 	if len(es) > 0 {
 		return nil, es
 	}
 	env := sensorEnv{calibrationFile: cfg.CalibrationFile}
-	for i, sp := range specs {
-		probes = append(probes, probe{fmt.Sprintf("sensors[%d] %s (%s)", i, sp.name, sp.typ), func() (*sensorSet, error) {
+	for _, sp := range specs {
+		// buildSensors' errors start with "sensor NAME (KIND): " already.
+		probes = append(probes, probe{name: fmt.Sprintf("sensor %s (%s)", sp.name, sp.typ), named: true, build: func() (*sensorSet, error) {
 			b, err := newHostBuses()
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("sensor %s (%s): %w", sp.name, sp.typ, err)
 			}
 			return buildSensors([]sensorSpec{sp}, b, env)
 		}})
@@ -127,7 +129,11 @@ func doctorProbes(cfg *config.Config) ([]probe, error) {
 func (p probe) run(ctx context.Context, w io.Writer) (bad int) {
 	ss, err := p.build()
 	if err != nil {
-		fmt.Fprintf(w, "FAIL %s: %v\n", p.name, err)
+		if p.named {
+			fmt.Fprintf(w, "FAIL %v\n", err)
+		} else {
+			fmt.Fprintf(w, "FAIL %s: %v\n", p.name, err)
+		}
 		return 1
 	}
 	defer ss.close()
@@ -145,12 +151,16 @@ func (p probe) run(ctx context.Context, w io.Writer) (bad int) {
 	cancel()
 	for i, src := range srcs[:len(ss.sensors)] { // the feeders emit nothing
 		c, runErr := counters[i], errs[i]
+		readings, events := c.readings.Load(), c.events.Load()
+		if runErr == nil {
+			runErr = ss.sensors[i].verdict(readings, events)
+		}
 		status := "OK  "
 		if runErr != nil {
 			status = "FAIL"
 			bad++
 		}
-		fmt.Fprintf(w, "%s %s: source %s: %d readings, %d events in %s", status, p.name, src.Name(), c.readings.Load(), c.events.Load(), probeTime)
+		fmt.Fprintf(w, "%s %s: source %s: %d readings, %d events in %s", status, p.name, src.Name(), readings, events, probeTime)
 		if runErr != nil {
 			fmt.Fprintf(w, ": %v", runErr)
 		}
@@ -166,6 +176,18 @@ func (p probe) run(ctx context.Context, w io.Writer) (bad int) {
 		}
 	}
 	return bad
+}
+
+// verdict judges the sensor after doctor ran it: its kind's probe, or by
+// default whether it emitted anything.
+func (s *sensor) verdict(readings, events int64) error {
+	if s.probe != nil {
+		return s.probe(readings, events)
+	}
+	if readings+events == 0 {
+		return fmt.Errorf("no readings in %s: check the wiring, power and pins", probeTime)
+	}
+	return nil
 }
 
 func list(s []string) string {

@@ -29,6 +29,18 @@ func (c *bme280Config) check(_ sensorEnv, report func(field, format string, args
 	checkInterval(c.Interval, report)
 }
 
+var _ claimer = (*bme280Config)(nil)
+
+// claims: the I2C bus (and with it its pins) and its device node. Several
+// sensors share a bus at different addresses, so the device node is no
+// conflict.
+func (c *bme280Config) claims() []claim {
+	if bus, dev := i2cBus(c.I2C); bus != "" {
+		return []claim{{field: "i2c", bus: bus}, {field: "i2c", dev: dev, write: true, shared: bus}}
+	}
+	return nil
+}
+
 func (c *bme280Config) open(name string, b buses, _ sensorEnv) (*sensor, error) {
 	bus, err := b.i2c(c.I2C)
 	if err != nil {
@@ -89,6 +101,18 @@ func envSensor(name string, c env.Channel, interval time.Duration) (*sensor, err
 		report: func(w io.Writer) {
 			st := src.Stats()
 			fmt.Fprintf(w, "     %s: %d reads, %d failed, %d out of range\n", name, st.Samples, st.Errors, st.OutOfRange)
+		},
+		probe: func(readings, _ int64) error {
+			st := src.Stats()
+			switch {
+			case readings > 0:
+				return nil
+			case st.Errors > 0:
+				return fmt.Errorf("no readings: all %d reads failed (wiring, power or address?)", st.Errors)
+			case st.OutOfRange > 0:
+				return fmt.Errorf("no readings: all %d values were out of the sensor's range", st.OutOfRange)
+			}
+			return fmt.Errorf("no readings in %s", probeTime)
 		},
 	}, nil
 }

@@ -51,6 +51,10 @@ func (c *hx711Config) check(env sensorEnv, report func(field, format string, arg
 	}
 	if c.Calibration == nil && env.calibrationFile == "" {
 		report("calibration", "is missing; run 'shelfctl calibrate' to measure offset and counts_per_gram (or set calibration_file)")
+	} else if mode, ok := hx711Modes[c.Mode]; c.Calibration == nil && env.calibrations != nil && ok && c.Bin != "" {
+		if key := loadcell.CalibrationKey(c.Bin, mode); !hasCalibration(env.calibrations, key) {
+			report("calibration", "is missing and calibration_file %s has no line for bin=%s; run 'shelfctl calibrate --bin %s --mode %s --out %s'", env.calibrationFile, key, c.Bin, c.Mode, env.calibrationFile)
+		}
 	} else if c.Calibration != nil && c.Calibration.CountsPerGram == 0 {
 		report("calibration.counts_per_gram", "must not be 0")
 	}
@@ -66,6 +70,24 @@ func (c *hx711Config) check(env sensorEnv, report func(field, format string, arg
 	if c.InitialUnits < 0 {
 		report("initial_units", "%d is negative", c.InitialUnits)
 	}
+}
+
+func hasCalibration(f *calibration.File, key string) bool {
+	_, ok := f.Lookup(key)
+	return ok
+}
+
+var _ claimer = (*hx711Config)(nil)
+
+// claims: the two pins and the bin.
+func (c *hx711Config) claims() []claim {
+	cl := []claim{{field: "bin", bin: c.Bin}}
+	for _, p := range []struct{ field, pin string }{{"pins.clk", c.Pins.Clk}, {"pins.data", c.Pins.Data}} {
+		if pinName(p.pin) == nil {
+			cl = append(cl, claim{field: p.field, pin: p.pin})
+		}
+	}
+	return cl
 }
 
 func (c *hx711Config) open(name string, b buses, env sensorEnv) (*sensor, error) {
@@ -86,10 +108,16 @@ func (c *hx711Config) open(name string, b buses, env sensorEnv) (*sensor, error)
 	if c.Calibration != nil {
 		ch.Offset, ch.CountsPerGram = c.Calibration.Offset, c.Calibration.CountsPerGram
 	}
+	calSource := "inline"
+	if c.Calibration == nil {
+		calSource = env.calibrationFile
+	}
 	chans, err := calibrateFromFile(env.calibrationFile, []loadcell.Channel{ch})
 	if err != nil {
 		return nil, err
 	}
+	env.logger(name).Debug("load cell opened", "bin", c.Bin, "clk", c.Pins.Clk, "data", c.Pins.Data, "mode", c.Mode,
+		"offset", chans[0].Offset, "counts_per_gram", chans[0].CountsPerGram, "calibration", calSource)
 	src, err := loadcell.New(name, chans, loadcell.Options{})
 	if err != nil {
 		return nil, err

@@ -30,6 +30,23 @@ func (c *mfrc522Config) check(_ sensorEnv, report func(field, format string, arg
 	checkPins(report, []string{"rst", "irq"}, []string{c.Pins.Rst, c.Pins.IRQ})
 }
 
+var _ claimer = (*mfrc522Config)(nil)
+
+// claims: the SPI bus (and with it its pins), its device node, the reset
+// and IRQ pins.
+func (c *mfrc522Config) claims() []claim {
+	var cl []claim
+	if bus, dev := spiBus(c.SPI); bus != "" {
+		cl = append(cl, claim{field: "spi", bus: bus, dev: dev, write: true})
+	}
+	for _, p := range []struct{ field, pin string }{{"pins.rst", c.Pins.Rst}, {"pins.irq", c.Pins.IRQ}} {
+		if pinName(p.pin) == nil {
+			cl = append(cl, claim{field: p.field, pin: p.pin})
+		}
+	}
+	return cl
+}
+
 func (c *mfrc522Config) open(name string, b buses, _ sensorEnv) (*sensor, error) {
 	port, err := b.spi(c.SPI)
 	if err != nil {
@@ -57,6 +74,17 @@ func (c *mfrc522Config) open(name string, b buses, _ sensorEnv) (*sensor, error)
 		report: func(w io.Writer) {
 			st := src.Stats()
 			fmt.Fprintf(w, "     %s: %d polls, %d tags, %d failed polls\n", src.Stream(), st.Polls, st.Reads, st.Errors)
+		},
+		// No tag in the field is normal; a reader that never answers is not.
+		probe: func(_, _ int64) error {
+			st := src.Stats()
+			switch {
+			case st.Polls == 0:
+				return fmt.Errorf("reader on %s was never polled", c.SPI)
+			case st.Errors == st.Polls:
+				return fmt.Errorf("all %d polls of the reader on %s failed (wiring, power, or the wrong SPI port?)", st.Polls, c.SPI)
+			}
+			return nil
 		},
 	}, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -44,11 +45,54 @@ func TestCheckConfig(t *testing.T) {
 }
 
 func TestUsageErrorsExit2(t *testing.T) {
-	for _, args := range [][]string{nil, {"bogus"}, {"run"}, {"run", "--config"}, {"check-config"}} {
+	for _, args := range [][]string{nil, {"bogus"}, {"run", "--config"}, {"run", "--bogus"}, {"doctor", "extra"}, {"check-config", "a", "b"}} {
 		var out, errOut bytes.Buffer
 		if code := Main(args, &out, &errOut); code != 2 {
 			t.Errorf("%q: exit %d, want 2 (%s)", args, code, errOut.String())
 		}
+	}
+}
+
+// --help and --version answer on stdout with exit 0, on the program and
+// on every command.
+func TestHelpAndVersionEverywhere(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"--version"}, {"version"},
+		{"run", "--help"}, {"run", "-h"}, {"run", "--version"},
+		{"check-config", "--help"}, {"check-config", "--version"},
+		{"doctor", "--help"}, {"doctor", "--version"}} {
+		var out, errOut bytes.Buffer
+		code := Main(args, &out, &errOut)
+		if code != 0 || out.Len() == 0 || errOut.Len() != 0 {
+			t.Errorf("%q: exit %d\nstdout: %s\nstderr: %s", args, code, out.String(), errOut.String())
+		}
+		wantStart := "usage"
+		if strings.HasSuffix(args[len(args)-1], "version") {
+			wantStart = "shelfgate "
+		}
+		if !strings.HasPrefix(out.String(), wantStart) {
+			t.Errorf("%q: stdout %q", args, out.String())
+		}
+		if len(args) == 2 && wantStart == "usage" && !strings.Contains(out.String(), "/etc/shelfgate/shelfgate.yaml") {
+			t.Errorf("%q: usage does not show the default config:\n%s", args, out.String())
+		}
+	}
+}
+
+// check-config takes --config like run, and the file positionally too;
+// without either it checks the default path.
+func TestCheckConfigFlag(t *testing.T) {
+	for _, args := range [][]string{{"check-config", "--config", "../../configs/demo.yaml"}, {"check-config", "../../configs/demo.yaml"}} {
+		var out, errOut bytes.Buffer
+		if code := Main(args, &out, &errOut); code != 0 || !strings.Contains(out.String(), "demo.yaml: OK") {
+			t.Errorf("%q: exit %d %s%s", args, code, out.String(), errOut.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := Main([]string{"check-config"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "/etc/shelfgate/shelfgate.yaml") {
+		t.Errorf("default path: exit %d %s", code, errOut.String())
+	}
+	if code := Main([]string{"check-config", "--config", "a.yaml", "b.yaml"}, &out, &errOut); code != 2 {
+		t.Errorf("both: exit %d", code)
 	}
 }
 
@@ -80,7 +124,18 @@ func TestDoctor(t *testing.T) {
 	if code := Main([]string{"doctor", "--config", "testdata/hardware.yaml"}, &out, &errOut); code != 1 {
 		t.Fatalf("doctor on missing hardware: exit %d, want 1\n%s%s", code, out.String(), errOut.String())
 	}
-	if !strings.Contains(out.String(), "FAIL sensors[0] bin1 (hx711): sensor bin1 (hx711): pin GPIO5 does not exist on this host") {
+	if !strings.Contains(out.String(), "FAIL sensor bin1 (hx711): pin GPIO5 does not exist on this host") {
+		t.Errorf("doctor output:\n%s", out.String())
+	}
+	// A scanner whose device cannot be opened fails, named, with the cause.
+	out.Reset()
+	errOut.Reset()
+	cfg := filepath.Join(t.TempDir(), "scanner.yaml")
+	os.WriteFile(cfg, []byte("gateway: {id: gw-1, site: s1}\noutbox: {path: o.db}\nsensors:\n  - {name: picking-1, type: scanner, port: /dev/ttyACM-missing}\n"), 0o644)
+	if code := Main([]string{"doctor", "--config", cfg}, &out, &errOut); code != 1 {
+		t.Fatalf("doctor on a missing scanner: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "FAIL sensor picking-1 (scanner): source picking-1: 0 readings, 0 events in 3s: device /dev/ttyACM-missing cannot be opened: open /dev/ttyACM-missing: ") {
 		t.Errorf("doctor output:\n%s", out.String())
 	}
 }

@@ -18,50 +18,82 @@ import (
 	"github.com/shelfgate/shelfgate/gateway/downlink"
 	"github.com/shelfgate/shelfgate/gateway/metrics"
 	"github.com/shelfgate/shelfgate/gateway/outbox"
+	"github.com/shelfgate/shelfgate/gateway/sdnotify"
 	"github.com/shelfgate/shelfgate/gateway/shelf"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
 	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
-func loadConfig(path string) (*config.Config, error) {
-	cfg, err := config.Load(path, checkSensors, checkSimulation)
+func loadConfig(path string) (*config.Config, error) { return loadConfigWith(path, newHostCheck()) }
+
+// loadConfigWith loads and checks the file as check-config, run and
+// doctor do: everything run needs, before it touches the disk or a pin.
+func loadConfigWith(path string, h hostCheck) (*config.Config, error) {
+	cfg, err := config.Load(path, configChecks(h)...)
 	if err != nil {
-		return nil, fmt.Errorf("%w:\n%v", errConfig, err)
+		return nil, fmt.Errorf("%w:\n%w", errConfig, err)
 	}
 	return cfg, nil
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.Log.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+// runOptions are run's settings from the command line.
+type runOptions struct {
+	stdout, stderr io.Writer
+	summary        bool
+	adopt          bool            // --adopt-outbox
+	reload         <-chan struct{} // SIGHUP
+	host           hostCheck       // what a reload checks the new file with
 }
 
-// run wires the configured pieces together and runs them until ctx is done.
-func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Writer, summary bool) error {
-	log := newLogger(cfg, stderr).With("gateway", cfg.Gateway.ID, "site", cfg.Gateway.Site)
-	log.Info("starting", "version", version)
+// run wires the configured pieces together and runs them until ctx is
+// done. Its failures are logged in the configured format.
+func run(ctx, flushCtx context.Context, cfg *config.Config, o runOptions) error {
+	log, level := newLogger(cfg, o.stderr)
+	log = log.With("gateway", cfg.Gateway.ID, "site", cfg.Gateway.Site)
+	err := runLogged(ctx, flushCtx, cfg, o, log, level)
+	return fatal(log, err)
+}
+
+func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, log *slog.Logger, level *slog.LevelVar) error {
+	log.Info("starting", "version", version, "config", cfg.File())
+	log.Debug("configuration", "brokers", cfg.Broker.URLs, "outbox", cfg.Outbox.Path, "max_bytes", cfg.Outbox.MaxBytes.String(),
+		"commit_interval", cfg.Outbox.CommitInterval, "commit_rows", cfg.Outbox.CommitRows, "batch_records", cfg.Uplink.BatchRecords,
+		"window", cfg.Uplink.Window, "ack_mode", cfg.Uplink.AckMode, "replay_rate", cfg.Uplink.ReplayRate, "sensors", len(cfg.Sensors), "simulation", cfg.Simulation != nil)
+	notifier, err := sdnotify.FromEnv(os.Getenv, os.Getpid())
+	if err != nil {
+		log.Warn("systemd notification disabled", "err", err)
+		notifier = nil
+	}
 
 	// Sensors first: a missing pin or bus fails before anything is touched.
 	// They get the gateway only when it runs, complete.
-	sensors, err := buildSources(cfg)
+	sensors, err := buildSources(cfg, log.With("component", "sensors"))
 	if err != nil {
 		return err
 	}
 	defer sensors.close()
+	for _, s := range sensors.sensors {
+		log.Debug("sensor ready", "sensor", s.name, "kind", s.kind, "bins", len(s.bins))
+	}
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	brokers, stopBroker, err := startEmbeddedBroker(cfg, stderr, log, &wg)
+	brokers, stopBroker, err := startEmbeddedBroker(cfg, o.stderr, log, &wg)
 	if err != nil {
 		return err
 	}
 	defer stopBroker() // after the uplink said goodbye
 
+	// One gateway per outbox: the lock and the recorded gateway id come
+	// before the database is opened.
+	claim, adopted, err := claimOutbox(cfg.Outbox.Path, cfg.Gateway.ID, o.adopt)
+	if err != nil {
+		return err
+	}
+	defer claim.release()
+	if adopted != "" {
+		log.Warn("adopted the outbox of another gateway: its backlog is delivered under this gateway's id", "previous_gateway", adopted, "path", cfg.Outbox.Path)
+	}
 	ob, err := outbox.Open(cfg.Outbox.Path, outbox.Options{MaxBatchRows: cfg.Outbox.CommitRows, MaxDelay: cfg.Outbox.CommitInterval, MaxBytes: int64(cfg.Outbox.MaxBytes)})
 	if err != nil {
 		return err
@@ -71,6 +103,7 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 			log.Error("closing outbox", "err", err)
 		}
 	}()
+	log.Debug("outbox open", "path", cfg.Outbox.Path, "backlog", ob.Backlog())
 	if n := ob.Backlog(); n > 0 {
 		log.Info("outbox has a backlog from an earlier run; delivering it first", "rows", n, "path", cfg.Outbox.Path)
 	}
@@ -117,13 +150,34 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 		}
 		defer stopMetrics()
 	}
+	// SIGHUP reloads; systemd hears READY=1, watchdog pings and STOPPING=1.
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer stopBackground()
+	rl := &reloader{path: cfg.File(), host: o.host, level: level, log: log, cur: cfg}
+	if o.reload != nil && cfg.File() != "" {
+		bg.Add(1)
+		go func() { defer bg.Done(); rl.run(bgCtx, o.reload) }()
+	}
+	bg.Add(1)
+	go func() { defer bg.Done(); notifySystemd(bgCtx, notifier, gw, sensors.sampling(), log) }()
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		<-bgCtx.Done() // a signal, or the gateway stopped by itself
+		if err := notifier.Stopping(context.Background()); err != nil {
+			log.Warn("systemd notify STOPPING=1", "err", err)
+		}
+	}()
 	start := time.Now()
 	err = gw.RunWithFlush(ctx, flushCtx)
+	stopBackground()
 	c, us := gw.Counters(), up.Stats()
 	log.Info("stopped", "produced", c.Produced, "committed", c.Accepted, "events", c.Events,
 		"delivered", us.Delivered, "backlog", ob.Backlog(), "uptime", time.Since(start).Round(time.Millisecond))
-	if summary {
-		fmt.Fprintf(stdout, "SUMMARY produced=%d committed=%d events=%d delivered=%d backlog=%d seconds=%.1f\n",
+	if o.summary {
+		fmt.Fprintf(o.stdout, "SUMMARY produced=%d committed=%d events=%d delivered=%d backlog=%d seconds=%.1f\n",
 			c.Produced, c.Accepted, c.Events, us.Delivered, ob.Backlog(), time.Since(start).Seconds())
 	}
 	return err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/config"
 	"github.com/shelfgate/shelfgate/gateway/shelf"
+	"github.com/shelfgate/shelfgate/sensors/calibration"
 )
 
 // sensorKind is one row of the wiring table: a kind of sensor the
@@ -47,6 +49,22 @@ type sensorConfig interface {
 // sensorEnv is what a sensor's configuration may depend on outside its entry.
 type sensorEnv struct {
 	calibrationFile string // load cells without inline calibration look here
+	// calibrations is calibrationFile parsed, when check-config could read
+	// it; nil otherwise (then the file's own problem is reported once, at
+	// calibration_file).
+	calibrations *calibration.File
+	// log receives what a sensor reports while it runs (retries,
+	// recoveries), labelled with the sensor; nil discards.
+	log *slog.Logger
+}
+
+// logger returns env.log labelled with the sensor, or a logger that
+// discards.
+func (env sensorEnv) logger(name string) *slog.Logger {
+	if env.log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return env.log.With("sensor", name)
 }
 
 // sensor is what a kind builds from one configured sensor.
@@ -60,6 +78,11 @@ type sensor struct {
 	collect func(ch chan<- prometheus.Metric)
 	// report writes the sensor's state for doctor after the probe; may be nil.
 	report func(w io.Writer)
+	// probe judges the sensor for doctor after it ran for a while, given
+	// what it emitted: nil when it works. nil probe: it works when it
+	// emitted something. Kinds that emit only when something happens (a
+	// scan, a tag) judge by whether their device opened and answered.
+	probe func(readings, events int64) error
 }
 
 // sensorKinds is the wiring table. Adding a kind of sensor is one package
@@ -97,7 +120,7 @@ func kindOf(kinds []sensorKind, typ string) (sensorKind, bool) {
 func decodeSensors(cfg *config.Config, kinds []sensorKind) ([]sensorSpec, config.Errors) {
 	var es config.Errors
 	var specs []sensorSpec
-	env := sensorEnv{calibrationFile: cfg.CalibrationFile}
+	env := sensorEnv{calibrationFile: cfg.CalibrationFile, calibrations: readCalibrations(cfg.CalibrationFile)}
 	for i, s := range cfg.Sensors {
 		path := fmt.Sprintf("sensors[%d]", i)
 		k, ok := kindOf(kinds, s.Type)
@@ -110,19 +133,27 @@ func decodeSensors(cfg *config.Config, kinds []sensorKind) ([]sensorSpec, config
 			continue
 		}
 		conf := k.new()
-		if err := cfg.DecodeSensor(i, conf); err != nil {
-			var des config.Errors
-			if errors.As(err, &des) {
-				es = append(es, des...)
-			} else {
-				es = append(es, cfg.Errorf(path, "%v", err))
-			}
+		var des config.Errors
+		if err := cfg.DecodeSensor(i, conf); err != nil && !errors.As(err, &des) {
+			es = append(es, cfg.Errorf(path, "%v", err))
 			continue
 		}
+		// What could not be decoded is reported; the rest is still checked,
+		// except the fields that failed (their zero values would only add
+		// misleading messages).
+		es = append(es, des...)
 		conf.check(env, func(field, format string, args ...any) {
-			es = append(es, cfg.Errorf(path+"."+field, format, args...))
+			p := path + "." + field
+			for _, d := range des {
+				if config.Within(p, d.Path) {
+					return
+				}
+			}
+			es = append(es, cfg.Errorf(p, format, args...))
 		})
-		specs = append(specs, sensorSpec{name: s.Name, typ: s.Type, conf: conf})
+		if len(des) == 0 {
+			specs = append(specs, sensorSpec{name: s.Name, typ: s.Type, conf: conf})
+		}
 	}
 	return specs, es
 }
@@ -180,8 +211,9 @@ func buildSensors(specs []sensorSpec, b buses, env sensorEnv) (ss *sensorSet, er
 }
 
 // buildSources builds what cfg configures: the simulation (on its
-// simulators) or the sensors (on this host's pins and buses).
-func buildSources(cfg *config.Config) (*sensorSet, error) {
+// simulators) or the sensors (on this host's pins and buses); log receives
+// the sensors' retries.
+func buildSources(cfg *config.Config, log *slog.Logger) (*sensorSet, error) {
 	if cfg.Simulation != nil {
 		sc, err := decodeSimulation(cfg)
 		if err != nil {
@@ -200,7 +232,7 @@ func buildSources(cfg *config.Config) (*sensorSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return buildSensors(specs, b, sensorEnv{calibrationFile: cfg.CalibrationFile})
+	return buildSensors(specs, b, sensorEnv{calibrationFile: cfg.CalibrationFile, log: log})
 }
 
 // buses is what opens pins and buses: this host's (periph) or the

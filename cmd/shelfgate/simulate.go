@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -60,7 +59,7 @@ func checkSimulation(cfg *config.Config) config.Errors {
 	}
 	if sc != nil {
 		if err := sc.Warehouse.Validate(); err != nil {
-			return config.Errors{cfg.Errorf("simulation.warehouse", "%s", strings.TrimPrefix(err.Error(), "warehouse: "))}
+			return warehouseErrors(cfg, err)
 		}
 	}
 	return nil

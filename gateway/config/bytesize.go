@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -21,6 +22,7 @@ var units = []struct {
 
 // ParseByteSize parses a size such as "2GiB".
 func ParseByteSize(s string) (ByteSize, error) {
+	orig := s
 	s = strings.TrimSpace(s)
 	mult := int64(1)
 	for _, u := range units {
@@ -30,17 +32,27 @@ func ParseByteSize(s string) (ByteSize, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 || f*float64(mult) > 1<<62 {
-		return 0, fmt.Errorf("%q is not a size (e.g. 512MiB, 2GiB)", s)
+	switch {
+	case err != nil || math.IsNaN(f) || math.IsInf(f, 0):
+		return 0, fmt.Errorf("%q is not a size (e.g. 512MiB, 2GiB)", orig)
+	case f < 0:
+		return 0, fmt.Errorf("%q is negative; a size is 0 or more (e.g. 512MiB, 2GiB)", orig)
+	case f*float64(mult) > 1<<62:
+		return 0, fmt.Errorf("%q is too large", orig)
 	}
 	return ByteSize(f * float64(mult)), nil
 }
 
-// UnmarshalYAML accepts "2GiB" or a number of bytes.
+// UnmarshalYAML accepts "2GiB" or a number of bytes. A bad size is a
+// *yaml.TypeError, so decoding goes on and the other fields' problems are
+// reported with it.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: a size must be a value like 512MiB, not %s", n.Line, yamlKind(strings.TrimPrefix(n.Tag, "!!")))}}
+	}
 	v, err := ParseByteSize(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %v", n.Line, err)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
 	}
 	*b = v
 	return nil

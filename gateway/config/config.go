@@ -58,8 +58,9 @@ type Config struct {
 	Metrics    Metrics  `yaml:"metrics"`
 	Log        Log      `yaml:"log"`
 
-	root *yaml.Node // for line numbers; nil for Default()
-	file string
+	root       *yaml.Node // for line numbers; nil for Default()
+	file       string
+	decodeErrs Errors // values Load could not decode, reported by Validate
 }
 
 // Gateway identifies this gateway; both become MQTT topic levels.
@@ -232,20 +233,29 @@ type Check func(c *Config) Errors
 
 // Load reads, parses, applies the environment and validates the file at
 // path, running checks after the built-in validation; every problem found
-// is reported at once.
+// is reported at once: a value of the wrong type or an unreadable password
+// file is reported beside the other problems, not instead of them.
 func Load(path string, checks ...Check) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
-	c, err := Parse(f)
+	c, decodeErrs, err := parse(f)
 	if err != nil {
 		return nil, prefixFile(path, err)
 	}
 	c.file = path
+	c.decodeErrs = decodeErrs
+	for i := range c.decodeErrs {
+		c.decodeErrs[i].File = path
+	}
 	if err := c.ApplyEnv(os.LookupEnv); err != nil {
-		return nil, prefixFile(path, err)
+		var es Errors
+		if !errors.As(err, &es) {
+			return nil, prefixFile(path, err)
+		}
+		c.decodeErrs = append(c.decodeErrs, es...)
 	}
 	if err := c.Validate(checks...); err != nil {
 		return nil, err
@@ -267,37 +277,96 @@ func prefixFile(path string, err error) error {
 	return fmt.Errorf("%s: %w", path, err)
 }
 
-// Parse decodes a configuration strictly and fills defaults. It does not validate.
+// Parse decodes a configuration strictly and fills defaults. It does not
+// validate. A value of the wrong type is an error here; Load reports it
+// beside the other problems instead.
 func Parse(r io.Reader) (*Config, error) {
+	c, decodeErrs, err := parse(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(decodeErrs) > 0 {
+		return nil, decodeErrs
+	}
+	return c, nil
+}
+
+// parse decodes r: err when it is no YAML at all; decodeErrs for the
+// values that could not be decoded (wrong type, unknown key, bad size),
+// with c holding everything else and defaults for the rest.
+func parse(r io.Reader) (c *Config, decodeErrs Errors, err error) {
 	data, err := io.ReadAll(io.LimitReader(r, 1<<20+1))
 	if err != nil {
-		return nil, fmt.Errorf("config: read: %w", err)
+		return nil, nil, fmt.Errorf("config: read: %w", err)
 	}
 	if len(data) > 1<<20 {
-		return nil, Errors{{Msg: "file is larger than 1 MiB"}}
+		return nil, nil, Errors{{Msg: "file is larger than 1 MiB"}}
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlErrors(err, nil)
+		return nil, nil, syntaxErrors(err, data)
 	}
-	c := &Config{}
+	c = &Config{}
 	if len(bytes.TrimSpace(data)) > 0 {
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
 		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-			return nil, yamlErrors(err, &root)
+			var te *yaml.TypeError
+			if !errors.As(err, &te) {
+				return nil, nil, yamlErrors(err, &root)
+			}
+			// yaml.v3 decodes all it can and lists the rest.
+			errors.As(yamlErrors(err, &root), &decodeErrs)
 		}
 	}
 	c.root = &root
 	c.fill()
-	return c, nil
+	return c, decodeErrs, nil
+}
+
+// syntaxErrors reports a YAML syntax error. yaml.v3 reports an unclosed
+// flow collection ("[" or "{") at the line before the one it opens on; the
+// line of the opening bracket is what the operator must fix.
+func syntaxErrors(err error, data []byte) error {
+	es := yamlErrors(err, nil).(Errors)
+	for i, e := range es {
+		if e.Line > 0 && (strings.Contains(e.Msg, "did not find expected ',' or ']'") || strings.Contains(e.Msg, "did not find expected ',' or '}'")) {
+			open := "["
+			if strings.HasSuffix(e.Msg, "'}'") {
+				open = "{"
+			}
+			if l := unclosedLine(data, open, e.Line); l > 0 {
+				es[i].Line = l
+			}
+		}
+	}
+	return es
+}
+
+// unclosedLine returns the line, at or after from, of the first flow
+// collection opened with open and not closed on its line; 0 if none.
+func unclosedLine(data []byte, open string, from int) int {
+	closer := map[string]string{"[": "]", "{": "}"}[open]
+	for i, l := range strings.Split(string(data), "\n") {
+		if i+1 < from {
+			continue
+		}
+		if k := strings.IndexByte(l, '#'); k >= 0 {
+			l = l[:k]
+		}
+		if strings.Count(l, open) > strings.Count(l, closer) {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
 
 var (
-	unknownKey = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
-	wrongType  = regexp.MustCompile(`^cannot unmarshal !!(\w+) ` + "`" + `(.*)` + "`" + ` into (\S+)$`)
+	unknownKey  = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	quotedValue = regexp.MustCompile(`^"([^"]*)" `)
+	wrongType   = regexp.MustCompile(`^cannot unmarshal !!(\w+) ` + "`" + `(.*)` + "`" + ` into (\S+)$`)
 )
 
 // yamlErrors turns yaml.v3's messages ("line 3: field x not found in type
@@ -323,6 +392,8 @@ func yamlErrors(err error, root *yaml.Node) error {
 				hint = g[2]
 			} else if g := unknownKey.FindStringSubmatch(e.Msg); g != nil {
 				hint = g[1]
+			} else if g := quotedValue.FindStringSubmatch(e.Msg); g != nil {
+				hint = g[1]
 			}
 			e.Path = pathAtLine(root, e.Line, hint)
 		}
@@ -334,6 +405,12 @@ func yamlErrors(err error, root *yaml.Node) error {
 		es = append(es, e)
 	}
 	return es
+}
+
+// Within reports whether the field path is field or inside it:
+// Within("sensors[0].pins.clk", "sensors[0].pins") is true.
+func Within(path, field string) bool {
+	return path == field || strings.HasPrefix(path, field+".") || strings.HasPrefix(path, field+"[")
 }
 
 // ApplyEnv applies SHELFGATE_BROKER_URLS, SHELFGATE_BROKER_USERNAME and
@@ -353,7 +430,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 	} else if c.Broker.PasswordFile != "" {
 		p, err := os.ReadFile(c.Broker.PasswordFile)
 		if err != nil {
-			return Errors{{Path: "broker.password_file", Line: c.line("broker.password_file"), Msg: err.Error()}}
+			return Errors{c.Errorf("broker.password_file", "%v", err)}
 		}
 		c.Broker.Password = strings.TrimRight(string(p), "\r\n")
 	}
@@ -417,7 +494,9 @@ func (p *problems) add(path, format string, args ...any) {
 }
 
 // Validate checks every field, then runs checks, and returns Errors listing
-// all problems.
+// all problems. The values Load could not decode are listed first; a field
+// that could not be decoded is not checked again (its zero value would only
+// add a second, misleading message).
 func (c *Config) Validate(checks ...Check) error {
 	p := &problems{c: c}
 	c.validateGateway(p)
@@ -429,10 +508,30 @@ func (c *Config) Validate(checks ...Check) error {
 	for _, check := range checks {
 		p.es = append(p.es, check(c)...)
 	}
-	if len(p.es) == 0 {
+	es := append(Errors(nil), c.decodeErrs...)
+	for _, e := range p.es {
+		if !c.undecoded(e.Path) {
+			es = append(es, e)
+		}
+	}
+	if len(es) == 0 {
 		return nil
 	}
-	return p.es
+	return es
+}
+
+// undecoded reports whether the field at path, or one it is inside, could
+// not be decoded.
+func (c *Config) undecoded(path string) bool {
+	if path == "" {
+		return false
+	}
+	for _, e := range c.decodeErrs {
+		if Within(path, e.Path) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Config) validateGateway(p *problems) {
@@ -451,14 +550,21 @@ func (c *Config) validateBroker(p *problems) {
 		}
 	}
 	if c.usesEmbedded() {
-		if _, _, err := net.SplitHostPort(c.Broker.EmbeddedAddr); err != nil {
-			p.add("broker.embedded_addr", "%q is not host:port", c.Broker.EmbeddedAddr)
+		if err := checkListen(c.Broker.EmbeddedAddr); err != nil {
+			p.add("broker.embedded_addr", "%q %v", c.Broker.EmbeddedAddr, err)
 		}
 	}
 	if c.Broker.KeepAlive < time.Second || c.Broker.KeepAlive > time.Hour {
 		p.add("broker.keepalive", "%s must be between 1s and 1h", c.Broker.KeepAlive)
 	}
 	t := c.Broker.TLS
+	if t != (TLS{}) {
+		for i, u := range c.Broker.URLs {
+			if plainURL(u) {
+				p.add(fmt.Sprintf("broker.urls[%d]", i), "%q is a plain (unencrypted) URL but broker.tls is set; use ssl:// or mqtts:// (port 8883), or remove the tls block", u)
+			}
+		}
+	}
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		p.add("broker.tls", "cert_file and key_file go together (mutual TLS needs both)")
 	}
@@ -541,8 +647,8 @@ func (c *Config) validateRest(p *problems) {
 		}
 	}
 	if c.Metrics.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
-			p.add("metrics.listen", "%q is not host:port (e.g. 127.0.0.1:9464)", c.Metrics.Listen)
+		if err := checkListen(c.Metrics.Listen); err != nil {
+			p.add("metrics.listen", "%q %v (e.g. 127.0.0.1:9464)", c.Metrics.Listen, err)
 		}
 	}
 	switch c.Log.Level {
@@ -675,6 +781,39 @@ func checkBrokerURL(s string) error {
 		}
 	}
 	return nil
+}
+
+// checkListen checks a listen address: host:port with a port 0-65535
+// (0 picks a free port).
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("is not host:port")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		if _, lerr := net.LookupPort("tcp", port); lerr == nil {
+			return nil // a service name such as "mqtt"
+		}
+		return fmt.Errorf("has port %q, not a number", port)
+	}
+	if n < 0 || n > 65535 {
+		return fmt.Errorf("has port %d out of range 0-65535", n)
+	}
+	return nil
+}
+
+// plainURL reports whether the broker URL u is unencrypted.
+func plainURL(u string) bool {
+	scheme, _, ok := strings.Cut(u, "://")
+	if !ok {
+		return false
+	}
+	switch strings.ToLower(scheme) {
+	case "tcp", "mqtt", "ws":
+		return true
+	}
+	return false
 }
 
 var pinName = regexp.MustCompile(`^GPIO(\d+)$`)

@@ -175,11 +175,14 @@ func TestByteSize(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(good))
 	f.Add([]byte("gateway: {id: x}\nsensors: [{pins: {clk: GPIO1}}]"))
+	f.Add([]byte("outbox: {max_bytes: -1MiB, commit_rows: x}\nbroker: {urls: [tcp://a:1], tls: {ca_file: x}}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := Parse(strings.NewReader(string(data)))
+		// As Load does: what decodes is validated beside what does not.
+		c, decodeErrs, err := parse(strings.NewReader(string(data)))
 		if err != nil {
 			return
 		}
+		c.decodeErrs = decodeErrs
 		_ = c.Validate() // must not panic
 	})
 }
@@ -289,5 +292,104 @@ func TestDecodeSimulation(t *testing.T) {
 	}
 	if Default().Simulation == nil {
 		t.Fatal("Default has no simulation")
+	}
+}
+
+// Load reports every problem at once: values of the wrong type, bad sizes
+// and an unreadable password file beside the semantic problems, each at
+// its own line and field; a field that failed to decode is not reported a
+// second time.
+func TestLoadReportsEverything(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	yaml := `gateway:
+  id: gw/1
+  site: s1
+broker:
+  urls: ["tcp://broker:1883"]
+  keepalive: soon
+  password_file: ` + filepath.Join(dir, "missing") + `
+  tls: {server_name: broker}
+outbox:
+  path: outbox.db
+  max_bytes: -1MiB
+  commit_rows: lots
+metrics: {listen: "127.0.0.1:65536"}
+simulation: {warehouse: {}}
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SHELFGATE_BROKER_PASSWORD", "")
+	os.Unsetenv("SHELFGATE_BROKER_PASSWORD")
+	_, err := Load(path)
+	var es Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("err %v", err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, fmt.Sprintf("%d %s", e.Line, e.Path))
+		if e.File != path {
+			t.Errorf("%v: file %q", e, e.File)
+		}
+	}
+	want := []string{"6 broker.keepalive", "11 outbox.max_bytes", "12 outbox.commit_rows", "7 broker.password_file",
+		"2 gateway.id", "5 broker.urls[0]", "13 metrics.listen"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Fatalf("problems at\n%s\nwant\n%s\n%v", strings.Join(got, ", "), strings.Join(want, ", "), err)
+	}
+}
+
+func TestByteSizeErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		"-1MiB": `"-1MiB" is negative`,
+		"lots":  `"lots" is not a size`,
+		"NaN":   `"NaN" is not a size`,
+		"9EiB":  `"9EiB" is not a size`,
+		"1e30":  `"1e30" is too large`,
+	} {
+		if _, err := ParseByteSize(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseByteSize(%q): %v, want %s", in, err, want)
+		}
+	}
+	if v, err := ParseByteSize("1.5KiB"); err != nil || v != 1536 {
+		t.Errorf("1.5KiB: %v %v", v, err)
+	}
+}
+
+func TestCheckListen(t *testing.T) {
+	for addr, ok := range map[string]bool{"127.0.0.1:0": true, ":9464": true, "127.0.0.1:65535": true, "[::1]:1883": true,
+		"127.0.0.1:65536": false, "127.0.0.1:99999": false, "127.0.0.1:-1": false, "127.0.0.1": false, "127.0.0.1:nope": false} {
+		if err := checkListen(addr); (err == nil) != ok {
+			t.Errorf("checkListen(%q) = %v", addr, err)
+		}
+	}
+}
+
+// An unclosed flow sequence is reported at the line of its '[', where
+// yaml.v3 names the line before.
+func TestUnclosedBracketLine(t *testing.T) {
+	_, err := Parse(strings.NewReader("gateway: {id: a, site: b}\noutbox:\n  path: x\nbroker:\n  urls: [tcp://a:1, tcp://b:1\n  keepalive: 10s\n"))
+	var es Errors
+	if !errors.As(err, &es) || len(es) != 1 || es[0].Line != 5 {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestWithin(t *testing.T) {
+	for _, tc := range []struct {
+		path, field string
+		want        bool
+	}{
+		{"sensors[0].pins.clk", "sensors[0].pins", true},
+		{"sensors[0].pins", "sensors[0].pins", true},
+		{"sensors[0]", "sensors[0].pins", false},
+		{"sensors[10].bin", "sensors[1]", false},
+		{"sensors[1][2]", "sensors[1]", true},
+	} {
+		if got := Within(tc.path, tc.field); got != tc.want {
+			t.Errorf("Within(%q, %q) = %v", tc.path, tc.field, got)
+		}
 	}
 }

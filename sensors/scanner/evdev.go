@@ -31,28 +31,6 @@ const (
 // it is rejected as ReasonNonPrintable instead of silently losing a character.
 const Unmapped = 0x1A // ASCII SUB
 
-// keymap maps evdev key codes to characters on a US keyboard layout, the
-// default of keyboard-wedge scanners: [0] unshifted, [1] with Shift.
-var keymap = [...][2]byte{
-	2: {'1', '!'}, 3: {'2', '@'}, 4: {'3', '#'}, 5: {'4', '$'}, 6: {'5', '%'},
-	7: {'6', '^'}, 8: {'7', '&'}, 9: {'8', '*'}, 10: {'9', '('}, 11: {'0', ')'},
-	12: {'-', '_'}, 13: {'=', '+'},
-	16: {'q', 'Q'}, 17: {'w', 'W'}, 18: {'e', 'E'}, 19: {'r', 'R'}, 20: {'t', 'T'},
-	21: {'y', 'Y'}, 22: {'u', 'U'}, 23: {'i', 'I'}, 24: {'o', 'O'}, 25: {'p', 'P'},
-	26: {'[', '{'}, 27: {']', '}'},
-	30: {'a', 'A'}, 31: {'s', 'S'}, 32: {'d', 'D'}, 33: {'f', 'F'}, 34: {'g', 'G'},
-	35: {'h', 'H'}, 36: {'j', 'J'}, 37: {'k', 'K'}, 38: {'l', 'L'},
-	39: {';', ':'}, 40: {'\'', '"'}, 41: {'`', '~'}, 43: {'\\', '|'},
-	44: {'z', 'Z'}, 45: {'x', 'X'}, 46: {'c', 'C'}, 47: {'v', 'V'}, 48: {'b', 'B'},
-	49: {'n', 'N'}, 50: {'m', 'M'},
-	51: {',', '<'}, 52: {'.', '>'}, 53: {'/', '?'},
-	55: {'*', '*'}, 57: {' ', ' '},
-	71: {'7', '7'}, 72: {'8', '8'}, 73: {'9', '9'}, 74: {'-', '-'},
-	75: {'4', '4'}, 76: {'5', '5'}, 77: {'6', '6'}, 78: {'+', '+'},
-	79: {'1', '1'}, 80: {'2', '2'}, 81: {'3', '3'}, 82: {'0', '0'}, 83: {'.', '.'},
-	98: {'/', '/'},
-}
-
 // ErrShortEvent is returned (wrapped) when the input ends inside an event.
 var ErrShortEvent = errors.New("scanner: input ended inside an input_event")
 
@@ -63,16 +41,21 @@ var ErrShortEvent = errors.New("scanner: input ended inside an input_event")
 // A KeyDecoder is not safe for concurrent use.
 type KeyDecoder struct {
 	size         int
+	keys         *keyTable
 	shiftL       bool
 	shiftR       bool
+	altGr        bool
 	caps         bool
 	partial      []byte // bytes of an event split across reads
 	partialStart [EventSize64]byte
 }
 
 // NewKeyDecoder returns a decoder for events of size bytes, EventSize64 or
-// EventSize32 (EventSize64 if 0).
-func NewKeyDecoder(size int) (*KeyDecoder, error) {
+// EventSize32 (EventSize64 if 0), of a scanner typing on the US layout.
+func NewKeyDecoder(size int) (*KeyDecoder, error) { return NewLayoutDecoder(size, LayoutUS) }
+
+// NewLayoutDecoder is NewKeyDecoder for a scanner typing on layout.
+func NewLayoutDecoder(size int, layout Layout) (*KeyDecoder, error) {
 	switch size {
 	case 0:
 		size = EventSize64
@@ -80,7 +63,10 @@ func NewKeyDecoder(size int) (*KeyDecoder, error) {
 	default:
 		return nil, fmt.Errorf("scanner: input_event size %d (want %d or %d)", size, EventSize64, EventSize32)
 	}
-	d := &KeyDecoder{size: size}
+	if int(layout) >= len(layoutTables) {
+		return nil, fmt.Errorf("scanner: unknown keyboard layout %v", layout)
+	}
+	d := &KeyDecoder{size: size, keys: layout.table()}
 	d.partial = d.partialStart[:0]
 	return d, nil
 }
@@ -124,6 +110,9 @@ func (d *KeyDecoder) event(dst, ev []byte) []byte {
 	case keyRightShift:
 		d.shiftR = value != 0
 		return dst
+	case keyRightAlt:
+		d.altGr = value != 0
+		return dst
 	}
 	if value != 1 { // 0 release, 2 autorepeat
 		return dst
@@ -135,16 +124,25 @@ func (d *KeyDecoder) event(dst, ev []byte) []byte {
 	case keyEnter, keyKPEnter:
 		return append(dst, '\r')
 	}
-	if int(code) >= len(keymap) || keymap[code][0] == 0 {
+	if int(code) >= len(d.keys) {
 		return append(dst, Unmapped)
 	}
+	k := d.keys[code]
 	shift := d.shiftL || d.shiftR
-	c := keymap[code][0]
-	if c >= 'a' && c <= 'z' && d.caps {
-		shift = !shift
+	if k[0] >= 'a' && k[0] <= 'z' && d.caps {
+		shift = !shift // Caps Lock shifts the letters only
 	}
-	if shift {
-		c = keymap[code][1]
+	var c byte
+	switch {
+	case d.altGr:
+		c = k[2]
+	case shift:
+		c = k[1]
+	default:
+		c = k[0]
+	}
+	if c == 0 {
+		return append(dst, Unmapped)
 	}
 	return append(dst, c)
 }
@@ -160,9 +158,14 @@ type KeyReader struct {
 }
 
 // NewKeyReader decodes input_event records of size bytes (see
-// NewKeyDecoder) read from r.
+// NewKeyDecoder) read from r, typed on the US layout.
 func NewKeyReader(r io.Reader, size int) (*KeyReader, error) {
-	d, err := NewKeyDecoder(size)
+	return NewLayoutReader(r, size, LayoutUS)
+}
+
+// NewLayoutReader is NewKeyReader for a scanner typing on layout.
+func NewLayoutReader(r io.Reader, size int, layout Layout) (*KeyReader, error) {
+	d, err := NewLayoutDecoder(size, layout)
 	if err != nil {
 		return nil, err
 	}

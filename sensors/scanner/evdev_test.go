@@ -18,9 +18,10 @@ var update = flag.Bool("update", false, "rewrite testdata/*.events")
 // sends a keyboard-wedge scanner's keys: EV_MSC scancode, EV_KEY, EV_SYN for
 // each press and release.
 type keyEvents struct {
-	size int
-	buf  bytes.Buffer
-	usec int64
+	size   int
+	layout Layout // LayoutUS if zero
+	buf    bytes.Buffer
+	usec   int64
 }
 
 func (k *keyEvents) ev(typ, code uint16, value int32) {
@@ -48,22 +49,29 @@ func (k *keyEvents) key(code uint16, value int32) {
 
 func (k *keyEvents) tap(code uint16) { k.key(code, 1); k.key(code, 0) }
 
+// text types s as a scanner set to k.layout does: each character with the
+// key, and Shift or AltGr, that produce it on the layout.
 func (k *keyEvents) text(s string) {
+	t := k.layout.table()
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		for code, m := range keymap {
-			if code >= 71 { // keypad duplicates: use the main keys
-				break
+	keys:
+		for code := 1; code < len(t); code++ {
+			if code >= 55 && code != 57 && code != 86 { // keypad: use the main keys
+				continue
 			}
-			if m[0] == c {
+			for level, mod := range []uint16{0, keyLeftShift, keyRightAlt} {
+				if t[code][level] != c {
+					continue
+				}
+				if mod != 0 {
+					k.key(mod, 1)
+				}
 				k.tap(uint16(code))
-				break
-			}
-			if m[1] == c && m[1] != m[0] {
-				k.key(keyLeftShift, 1)
-				k.tap(uint16(code))
-				k.key(keyLeftShift, 0)
-				break
+				if mod != 0 {
+					k.key(mod, 0)
+				}
+				break keys
 			}
 		}
 	}
@@ -164,21 +172,23 @@ func TestNewKeyDecoderSize(t *testing.T) {
 	}
 }
 
-// FuzzDecodeEvents checks the evdev decoder on any bytes split anywhere:
+// FuzzDecodeEvents checks the evdev decoder, on each layout, on any bytes
+// split anywhere:
 // no panic, at most one output byte per whole event, every byte printable,
 // CR or Unmapped, and the output independent of the split.
 func FuzzDecodeEvents(f *testing.F) {
 	// Short seeds (a few keys): the fuzzer minimizes every new input it
 	// finds, which is slow on the 10 KB recordings.
-	f.Add(wedgeSession(EventSize64)[:EventSize64*30], false, uint8(5))
-	f.Add(wedgeSession(EventSize32)[EventSize32*300:EventSize32*330], true, uint8(24))
-	f.Add([]byte{1, 2, 3}, false, uint8(1))
-	f.Fuzz(func(t *testing.T, data []byte, small bool, chunk uint8) {
+	f.Add(wedgeSession(EventSize64)[:EventSize64*30], false, uint8(5), uint8(0))
+	f.Add(wedgeSession(EventSize32)[EventSize32*300:EventSize32*330], true, uint8(24), uint8(1))
+	f.Add([]byte{1, 2, 3}, false, uint8(1), uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, small bool, chunk uint8, layoutN uint8) {
 		size := EventSize64
 		if small {
 			size = EventSize32
 		}
-		whole, _ := NewKeyDecoder(size)
+		layout := Layout(layoutN % 3)
+		whole, _ := NewLayoutDecoder(size, layout)
 		want := whole.Decode(nil, data)
 		if len(want) > len(data)/size {
 			t.Fatalf("%d bytes out of %d events", len(want), len(data)/size)
@@ -191,7 +201,7 @@ func FuzzDecodeEvents(f *testing.F) {
 		if whole.Pending() != (len(data)%size != 0) {
 			t.Fatalf("Pending %v with %d trailing bytes", whole.Pending(), len(data)%size)
 		}
-		split, _ := NewKeyDecoder(size)
+		split, _ := NewLayoutDecoder(size, layout)
 		var got []byte
 		step := int(chunk%40) + 1
 		for i := 0; i < len(data); i += step {

@@ -55,8 +55,14 @@ const evdevGrab = 0x40044590
 // (e.g. /dev/input/by-id/usb-...-event-kbd) with events of eventSize bytes
 // (0 for EventSize64). With grab, the device is grabbed (EVIOCGRAB) so the
 // scans are not also typed into the console. The stream it yields is the
-// decoded text with '\r' for Enter: use SuffixCR.
+// decoded text with '\r' for Enter: use SuffixCR. The scanner types on the
+// US layout; EvdevLayout reads others.
 func Evdev(path string, eventSize int, grab bool) Opener {
+	return EvdevLayout(path, eventSize, grab, LayoutUS)
+}
+
+// EvdevLayout is Evdev for a scanner typing on layout.
+func EvdevLayout(path string, eventSize int, grab bool, layout Layout) Opener {
 	return func(context.Context) (io.ReadCloser, error) {
 		f, err := os.Open(path)
 		if err != nil {
@@ -75,7 +81,7 @@ func Evdev(path string, eventSize int, grab bool) Opener {
 				return nil, fmt.Errorf("grab %s: %w", path, err)
 			}
 		}
-		kr, err := NewKeyReader(f, eventSize)
+		kr, err := NewLayoutReader(f, eventSize, layout)
 		if err != nil {
 			f.Close()
 			return nil, err
@@ -102,6 +108,16 @@ type Options struct {
 	// buffer stops reading (the tty buffers, then the scanner beeps) rather
 	// than dropping scans.
 	Buffer int
+	// Retrying, if set, is called before each wait to reopen the device
+	// with the error that caused it (a failed open, a failed read, or
+	// io.EOF when the device went away) and how many retries in a row this
+	// is (1 for the first since the device last worked). The package does
+	// not log: this is how a caller logs retries. It runs on the reading
+	// goroutine and must not block.
+	Retrying func(err error, attempt int64, wait time.Duration)
+	// Recovered, if set, is called when the device opens again after
+	// retries, with their number.
+	Recovered func(retries int64)
 }
 
 // Stats count what a Source has seen.
@@ -111,6 +127,7 @@ type Stats struct {
 	Opens      int64             // successful opens of the device
 	OpenErrors int64             // failed opens (scanner unplugged)
 	ReadErrors int64             // reads that failed or hit EOF (scanner unplugged while open)
+	Retries    int64             // waits before reopening the device (after an open or read error)
 	Rejected   [NumReasons]int64 // rejected frames by reason; Rejected[ReasonOK] stays 0
 }
 
@@ -130,8 +147,9 @@ type Source struct {
 	open   Opener
 	opts   Options
 
-	scans, bytes, opens, openErrs, readErrs atomic.Int64
-	rejected                                [NumReasons]atomic.Int64
+	scans, bytes, opens, openErrs, readErrs, retries atomic.Int64
+	rejected                                         [NumReasons]atomic.Int64
+	lastErr                                          atomic.Pointer[error]
 }
 
 var _ gateway.Source = (*Source)(nil)
@@ -171,11 +189,20 @@ func (s *Source) Stream() gateway.StreamID { return s.stream }
 
 // Stats returns the counters so far.
 func (s *Source) Stats() Stats {
-	st := Stats{Scans: s.scans.Load(), Bytes: s.bytes.Load(), Opens: s.opens.Load(), OpenErrors: s.openErrs.Load(), ReadErrors: s.readErrs.Load()}
+	st := Stats{Scans: s.scans.Load(), Bytes: s.bytes.Load(), Opens: s.opens.Load(), OpenErrors: s.openErrs.Load(), ReadErrors: s.readErrs.Load(), Retries: s.retries.Load()}
 	for i := range st.Rejected {
 		st.Rejected[i] = s.rejected[i].Load()
 	}
 	return st
+}
+
+// LastError returns the error of the last failed open or read (io.EOF
+// when the device went away), nil if there was none.
+func (s *Source) LastError() error {
+	if p := s.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Run reads scans until ctx is done or emitting fails, reopening the device
@@ -229,20 +256,28 @@ func (s *Source) read(ctx context.Context, out chan<- Scan) {
 		}
 	}
 	buf := make([]byte, 4096)
+	var attempt int64 // retries since the device last opened
 	for ctx.Err() == nil {
 		rc, err := s.open(ctx)
 		if err != nil {
 			s.openErrs.Add(1)
-			s.wait(ctx)
+			attempt++
+			s.retry(ctx, err, attempt)
 			continue
 		}
 		s.opens.Add(1)
+		if attempt > 0 && s.opts.Recovered != nil {
+			s.opts.Recovered(attempt)
+		}
+		attempt = 0
 		stop := context.AfterFunc(ctx, func() { rc.Close() })
+		var rerr error
 		for {
 			n, err := rc.Read(buf)
 			s.bytes.Add(int64(n))
 			framer.Feed(buf[:n], handle)
 			if err != nil {
+				rerr = err
 				break
 			}
 		}
@@ -252,9 +287,20 @@ func (s *Source) read(ctx context.Context, out chan<- Scan) {
 		}
 		if ctx.Err() == nil {
 			s.readErrs.Add(1)
-			s.wait(ctx)
+			attempt++
+			s.retry(ctx, rerr, attempt)
 		}
 	}
+}
+
+// retry records err, reports the retry and waits before the next open.
+func (s *Source) retry(ctx context.Context, err error, attempt int64) {
+	s.lastErr.Store(&err)
+	s.retries.Add(1)
+	if s.opts.Retrying != nil {
+		s.opts.Retrying(err, attempt, s.opts.Retry)
+	}
+	s.wait(ctx)
 }
 
 func (s *Source) wait(ctx context.Context) {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -462,5 +463,54 @@ func TestSerialSlowScanner(t *testing.T) {
 	}
 	if st := src.Stats(); st.RejectedTotal() != 0 || st.Scans != 3 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestRetriesReported: a device that fails to open is retried, each retry
+// counted and reported through Retrying with its error and attempt number,
+// and the recovery through Recovered; the package itself logs nothing.
+func TestRetriesReported(t *testing.T) {
+	var opens atomic.Int64
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	open := func(context.Context) (io.ReadCloser, error) {
+		if opens.Add(1) <= 3 {
+			return nil, fmt.Errorf("open /dev/ttyACM0: %w", os.ErrNotExist)
+		}
+		return pr, nil
+	}
+	type retry struct {
+		attempt int64
+		err     error
+	}
+	retries := make(chan retry, 10)
+	recovered := make(chan int64, 1)
+	src, err := New("s", open, Options{Retry: time.Millisecond,
+		Retrying:  func(err error, attempt int64, _ time.Duration) { retries <- retry{attempt, err} },
+		Recovered: func(n int64) { recovered <- n },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- src.Run(ctx, newSink()) }()
+	for want := int64(1); want <= 3; want++ {
+		r := <-retries
+		if r.attempt != want || !errors.Is(r.err, os.ErrNotExist) {
+			t.Fatalf("retry %d: %+v", want, r)
+		}
+	}
+	if n := <-recovered; n != 3 {
+		t.Fatalf("recovered after %d retries, want 3", n)
+	}
+	st := src.Stats()
+	if st.Retries != 3 || st.OpenErrors != 3 || st.Opens != 1 || !errors.Is(src.LastError(), os.ErrNotExist) {
+		t.Fatalf("stats %+v, last error %v", st, src.LastError())
+	}
+	cancel()
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
