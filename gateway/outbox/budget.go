@@ -293,12 +293,12 @@ func (o *Outbox) maintain() (more bool) {
 	if o.incremental && free >= minFree && (free*4 >= pages || tight) {
 		// incremental_vacuum frees one page per step of the statement, so
 		// it is run as a query and read to the end.
-		// A step's moved pages go through the WAL: on a tight filesystem
-		// the step is sized to the room there is, and every step is
-		// checkpointed at once, so the file shrinks as it goes and the WAL
-		// reuses its blocks.
+		// A step's moved pages go through the WAL: the step is sized to a
+		// quarter of the room there is on the filesystem, and a step so
+		// limited (or any on a tight filesystem) is checkpointed at once,
+		// so the file shrinks as it goes and the WAL reuses its blocks.
 		step := min(free, vacuumStep)
-		if tight {
+		if avail >= 0 {
 			step = min(step, max(16, avail/o.pageSize/4))
 		}
 		rows, err := o.wdb.Query(fmt.Sprintf(`PRAGMA incremental_vacuum(%d)`, step))
@@ -316,7 +316,7 @@ func (o *Outbox) maintain() (more bool) {
 			o.vacuumed.Add(free - after)
 			o.maint.vacuumed = true
 		}
-		if fi, err := os.Stat(o.path + "-wal"); err == nil && (tight || fi.Size() > o.walUsual) {
+		if fi, err := os.Stat(o.path + "-wal"); err == nil && (tight || step < min(free, vacuumStep) || fi.Size() > o.walUsual) {
 			o.checkpoint(checkpointTruncate)
 		}
 		if after < free && after >= minFree {

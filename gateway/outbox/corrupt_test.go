@@ -52,6 +52,12 @@ func writeSource(t *testing.T, dir string, keepOpen bool) *source {
 			s.seqs[r.Stream] = max(s.seqs[r.Stream], r.Seq)
 		}
 	}
+	if _, _, err := o.RecordCommand(ctx, "cmd-before-damage", []byte("done"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Secret(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := o.Ack(ctx, gateway.ClassTelemetry, 1, 400); err != nil {
 		t.Fatal(err)
 	}
@@ -313,6 +319,9 @@ func TestSalvageIntoRequeuesOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer o.Close()
+	if _, dup, err := o.RecordCommand(ctx, "cmd-before-damage", []byte("again"), nil); err != nil || !dup {
+		t.Fatalf("a command recorded before the damage ran again after salvage (dup %v, err %v)", dup, err)
+	}
 	all := append(readAll(t, o, gateway.ClassTelemetry), readAll(t, o, gateway.ClassEvent)...)
 	if len(all) != len(s.rows) {
 		t.Fatalf("%d rows after salvage, want %d", len(all), len(s.rows))
@@ -361,4 +370,121 @@ func FuzzSalvage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, main, wal []byte) {
 		salvageBytes(main, wal)
 	})
+}
+
+// TestQuarantineResumesAfterCrash stops a quarantine at each point a
+// SIGKILL could (the steps are replayed by hand up to that point) and
+// opens the outbox again: one usable outbox, every salvageable row once,
+// the damaged file kept aside, new ids above every old one.
+func TestQuarantineResumesAfterCrash(t *testing.T) {
+	for _, stop := range []string{"intent written", "WAL moved", "file moved", "fresh built", "fresh in place"} {
+		t.Run(stop, func(t *testing.T) {
+			s := writeSource(t, t.TempDir(), true) // rows in the WAL too
+			mark, hasMark, err := readMark(s.path)
+			if err != nil || !hasMark {
+				t.Fatalf("mark %v %v", hasMark, err)
+			}
+			target := s.path + ".corrupt-20260101T000000.000000000Z"
+			if err := writeAtomic(intentPath(s.path), []byte(target+"\n")); err != nil {
+				t.Fatal(err)
+			}
+			switch stop {
+			case "WAL moved":
+				os.Rename(s.path+"-wal", target+"-wal")
+			case "file moved":
+				moveAside(s.path, target)
+			case "fresh built", "fresh in place":
+				moveAside(s.path, target)
+				q := &quarantine{reason: "test", path: target}
+				q.salv, _ = Salvage(target)
+				inst, start, err := buildFresh(freshPath(s.path), q, mark, hasMark)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if stop == "fresh in place" {
+					// As recoverInto: the sidecar names the fresh outbox
+					// before the rename.
+					h, err := openMark(s.path, hwMark{instance: inst, committed: start, reserved: start, gen: mark.gen})
+					if err != nil {
+						t.Fatal(err)
+					}
+					h.close()
+					os.Rename(freshPath(s.path), s.path)
+				}
+			}
+			o, err := Open(s.path, Options{ReserveBytes: -1})
+			if err != nil {
+				t.Fatalf("Open after a crash at %q: %v", stop, err)
+			}
+			defer o.Close()
+			if !fileExists(target) || fileExists(intentPath(s.path)) || fileExists(freshPath(s.path)) {
+				t.Fatalf("after %q: damaged file kept %v, intent left %v, fresh left %v", stop, fileExists(target), fileExists(intentPath(s.path)), fileExists(freshPath(s.path)))
+			}
+			seen := map[int64]bool{}
+			quarantineEvents := 0
+			for _, c := range []gateway.Class{gateway.ClassTelemetry, gateway.ClassEvent} {
+				for _, r := range readAll(t, o, c) {
+					if seen[r.ID] {
+						t.Fatalf("id %d twice", r.ID)
+					}
+					seen[r.ID] = true
+					if r.Stream == QuarantineStream {
+						quarantineEvents++
+						continue
+					}
+					if w, ok := s.rows[r.ID]; !ok || w.Seq != r.Seq || w.Stream != r.Stream {
+						t.Fatalf("row %d %s/%d not the source's", r.ID, r.Stream, r.Seq)
+					}
+				}
+			}
+			if quarantineEvents != 1 {
+				t.Fatalf("%d quarantine events", quarantineEvents)
+			}
+			for id := range s.rows {
+				if !seen[id] {
+					t.Fatalf("row %d (readable in the WAL snapshot) lost", id)
+				}
+			}
+			recs := readings("loadcell/a", 1, 0)
+			if err := o.Append(context.Background(), recs); err != nil || recs[0].ID <= s.maxID {
+				t.Fatalf("append after resume: id %d (old max %d), err %v", recs[0].ID, s.maxID, err)
+			}
+		})
+	}
+}
+
+// TestCheckWhileRunningStopsAppendsUntilReopened damages the file under a
+// running outbox: the integrity check finds it, Appends fail with
+// ErrCorrupt (logged once), and the next Open moves the file aside.
+func TestCheckWhileRunningStopsAppendsUntilReopened(t *testing.T) {
+	s := writeSource(t, t.TempDir(), false)
+	var logs logCapture
+	o, err := Open(s.path, Options{ReserveBytes: -1, Logger: logs.logger(), CheckEvery: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.OpenFile(s.path, os.O_RDWR, 0)
+	fi, _ := f.Stat()
+	f.WriteAt(bytes.Repeat([]byte{0xa5}, 64), (fi.Size()/4096/2)*4096)
+	f.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !stats(t, o).Damaged && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := o.Append(context.Background(), readings("loadcell/a", 1, 0)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Append on a damaged outbox: %v (stats %+v)", err, stats(t, o))
+	}
+	time.Sleep(200 * time.Millisecond) // more checks run
+	if n := logs.count("outbox database damaged while running"); n != 1 {
+		t.Fatalf("logged %d times:\n%s", n, logs.String())
+	}
+	o.Close()
+	o, err = Open(s.path, Options{ReserveBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if st := stats(t, o); st.Quarantined != 1 {
+		t.Fatalf("reopen did not move the damaged file aside: %+v", st)
+	}
 }

@@ -310,6 +310,12 @@ func quarantineAndSalvage(path string, dmg *damage, mark hwMark, hasMark bool, l
 // beside path and renames it into place, then removes the intent record.
 // Every step can be repeated after a crash.
 func recoverInto(path string, q *quarantine, mark hwMark, hasMark bool, log *slog.Logger) error {
+	if fileExists(q.path) && fileExists(path) && !fileExists(freshPath(path)) {
+		// A crash after the fresh outbox was renamed into place.
+		os.Remove(intentPath(path))
+		syncDir(filepath.Dir(path))
+		return nil
+	}
 	if err := moveAside(path, q.path); err != nil {
 		return err
 	}
@@ -500,6 +506,16 @@ func requeue(tx *sql.Tx, s *Salvaged) (int64, error) {
 	}
 	if err := raiseSequence(tx, s.HighWater); err != nil {
 		return n, err
+	}
+	for _, c := range s.Commands {
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO commands(id, at, result) VALUES (?, ?, ?)`, c.ID, c.At.UnixMicro(), c.Result); err != nil {
+			return n, fmt.Errorf("outbox: requeue command %q: %w", c.ID, err)
+		}
+	}
+	if s.Secret != nil {
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)`, secretKey, s.Secret); err != nil {
+			return n, fmt.Errorf("outbox: carry the secret over: %w", err)
+		}
 	}
 	rep, _ := json.Marshal(map[string]any{"rows": n, "missing": s.Missing, "at": time.Now().UTC()})
 	if _, err := tx.Exec(`INSERT INTO meta(key, value) VALUES (?, ?)`, key, rep); err != nil {

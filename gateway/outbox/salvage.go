@@ -43,6 +43,19 @@ type Salvaged struct {
 	// Schema reports whether the schema page was readable and named the
 	// outbox table.
 	Schema bool
+	// Commands are the readable recorded commands (RecordCommand), and
+	// Secret the secret (Secret) if readable: carried into the fresh
+	// outbox so a replayed command still runs once and acks of batches
+	// sent before the damage are still recognised.
+	Commands []SalvagedCommand
+	Secret   []byte
+}
+
+// SalvagedCommand is one row of table commands.
+type SalvagedCommand struct {
+	ID     string
+	At     time.Time
+	Result []byte
 }
 
 // SalvagedStream is one row of table streams.
@@ -254,6 +267,31 @@ func (r *recovery) run() {
 		r.walk(root, math.MinInt64, math.MaxInt64, 0, func(row rawRow) {
 			if isStreamRow(row) {
 				streams = append(streams, row)
+			}
+		}, map[int]bool{}, false)
+	}
+	if root, ok := roots["commands"]; ok {
+		r.walk(root, math.MinInt64, math.MaxInt64, 0, func(row rawRow) {
+			v := row.vals
+			if len(v) != 4 || v[0] != nil {
+				return
+			}
+			id, ok1 := v[1].(string)
+			at, ok2 := v[2].(int64)
+			res, ok3 := v[3].([]byte)
+			if ok1 && ok2 && ok3 && id != "" {
+				r.s.Commands = append(r.s.Commands, SalvagedCommand{ID: id, At: time.UnixMicro(at), Result: res})
+			}
+		}, map[int]bool{}, false)
+	}
+	if root, ok := roots["meta"]; ok {
+		r.walk(root, math.MinInt64, math.MaxInt64, 0, func(row rawRow) {
+			if len(row.vals) == 2 {
+				if k, ok := row.vals[0].(string); ok && k == secretKey {
+					if b, ok := row.vals[1].([]byte); ok && len(b) == secretBytes {
+						r.s.Secret = b
+					}
+				}
 			}
 		}, map[int]bool{}, false)
 	}
