@@ -81,6 +81,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return keysCmd(args[1:], stdout, stderr)
 	case "calibrate":
 		return calibrate(ctx, args[1:], stdin, stdout, stderr, openHX711)
+	case "outbox":
+		return outboxCmd(ctx, args[1:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -269,17 +269,39 @@ func noticeRecord(name gateway.StreamID, row noticeRow, now time.Time) (gateway.
 
 // maintain runs one step of housekeeping in the writer: an incremental
 // vacuum step while the freelist is large (after a drain), and a TRUNCATE
-// checkpoint once the backlog has drained or the WAL grew large. It reports
+// checkpoint once the backlog has drained or the WAL grew large; then, if
+// the reserve was given up, an attempt to write it back. It reports
 // whether more steps are due soon. Failures are left to the next step.
+//
+// The thresholds scale with the filesystem: a vacuum starts at
+// vacuumMinPages free pages, or at a sixty-fourth of the filesystem's
+// pages if that is fewer (at least 16), and at any 16 free pages while the
+// filesystem has less room than the reserve; the WAL is truncated after a
+// drain once larger than walTruncateBytes or a thirty-second of the
+// filesystem. A drain is the backlog reaching zero, or half the file's
+// pages free after deletes. Truncating the WAL no longer waits for the
+// reserve: after a full disk it is what gives the space back, and the
+// reserve is written again right after it.
 func (o *Outbox) maintain() (more bool) {
 	var pages, free int64
 	if err := o.wdb.QueryRow(`SELECT page_count, freelist_count FROM pragma_page_count(), pragma_freelist_count()`).Scan(&pages, &free); err != nil {
 		return false
 	}
-	if o.incremental && free >= vacuumMinPages && free*4 >= pages {
+	avail := availBytes(o.path)
+	tight := avail >= 0 && avail < max(o.reserveBytes, 1<<20)
+	minFree := o.vacuumMin(tight)
+	if o.incremental && free >= minFree && (free*4 >= pages || tight) {
 		// incremental_vacuum frees one page per step of the statement, so
 		// it is run as a query and read to the end.
-		rows, err := o.wdb.Query(fmt.Sprintf(`PRAGMA incremental_vacuum(%d)`, min(free, vacuumStep)))
+		// A step's moved pages go through the WAL: the step is sized to a
+		// quarter of the room there is on the filesystem, and a step so
+		// limited (or any on a tight filesystem) is checkpointed at once,
+		// so the file shrinks as it goes and the WAL reuses its blocks.
+		step := min(free, vacuumStep)
+		if avail >= 0 {
+			step = min(step, max(16, avail/o.pageSize/4))
+		}
+		rows, err := o.wdb.Query(fmt.Sprintf(`PRAGMA incremental_vacuum(%d)`, step))
 		if err != nil {
 			return false
 		}
@@ -294,25 +316,58 @@ func (o *Outbox) maintain() (more bool) {
 			o.vacuumed.Add(free - after)
 			o.maint.vacuumed = true
 		}
-		return after < free && after >= vacuumMinPages
+		if fi, err := os.Stat(o.path + "-wal"); err == nil && (tight || step < min(free, vacuumStep) || fi.Size() > o.walUsual) {
+			o.checkpoint(checkpointTruncate)
+		}
+		if after < free && after >= minFree {
+			return true
+		}
 	}
 	fi, err := os.Stat(o.path + "-wal")
 	if err != nil {
 		return false
 	}
 	wal := fi.Size()
-	drained := o.maint.deleted && o.backlog.Load() == 0
-	if o.reserveBytes > 0 && !o.reserved.Load() {
-		// The filesystem was full and is not known to have room: a
-		// truncated WAL would have to grow again.
+	drained := o.maint.deleted && (o.backlog.Load() == 0 || free*2 >= pages)
+	truncate := wal > walMaxBytes || (wal > 0 && o.maint.vacuumed) ||
+		(drained && (wal > o.walTruncate() || (tight && wal > 0)))
+	if !truncate {
 		return false
 	}
-	if wal > walMaxBytes || (wal > 0 && o.maint.vacuumed) || (wal > walTruncateBytes && drained) {
-		if o.checkpoint(checkpointTruncate) {
-			o.maint.deleted, o.maint.vacuumed = false, false
+	if o.reserveBytes > 0 && !o.reserved.Load() && !drained && !o.maint.vacuumed {
+		// Still full and nothing freed: a truncated WAL would have to
+		// grow again.
+		return false
+	}
+	if o.checkpoint(checkpointTruncate) {
+		o.maint.deleted, o.maint.vacuumed = false, false
+		if !o.reserved.Load() {
+			o.reserveTry = time.Time{} // now, not after reserveRetry
+			o.restoreReserve()
 		}
 	}
 	return false
+}
+
+// vacuumMin is the free page count at which maintain vacuums.
+func (o *Outbox) vacuumMin(tight bool) int64 {
+	if tight {
+		return 16
+	}
+	n := int64(vacuumMinPages)
+	if o.fsBytes > 0 {
+		n = min(n, max(o.fsBytes/o.pageSize/64, 16))
+	}
+	return n
+}
+
+// walTruncate is the WAL size above which maintain truncates it after a
+// drain.
+func (o *Outbox) walTruncate() int64 {
+	if o.fsBytes > 0 {
+		return min(walTruncateBytes, max(o.fsBytes/32, 64<<10))
+	}
+	return walTruncateBytes
 }
 
 // Checkpoint modes (PRAGMA wal_checkpoint).

@@ -55,5 +55,31 @@
 // the batch ids it sends so that forged acks can be told apart.
 //
 // New databases use auto_vacuum=INCREMENTAL: after a drain the writer
-// returns free pages to the filesystem in small steps and truncates the WAL.
+// returns free pages to the filesystem in small steps, each checkpointed
+// at once so the file shrinks as it goes, then truncates the WAL (also
+// while the reserve is given up: that is what gives the space back) and
+// writes the reserve back as soon as it fits with room to spare. The
+// thresholds scale with the filesystem (see maintain).
+//
+// # Damage
+//
+// Open runs PRAGMA quick_check, and a reader runs it again every
+// Options.CheckEvery. A database that fails it, is not an outbox, was
+// replaced by an empty file, or lost committed ids (a truncated WAL: the
+// high-water mark in the sidecar outbox.db-hwm is ahead of it) is moved
+// aside with its WAL to outbox.db.corrupt-<time>. Salvage reads its
+// readable rows page by page and Open re-queues them in a fresh outbox with
+// their ids and sequence numbers; new ids continue above every id the
+// damaged one could have used, each stream's sequence above the highest
+// the file shows, and an EventQuarantined record on QuarantineStream says
+// what happened and which ids were unreadable. A crash during this is
+// finished at the next Open (outbox.db-quarantine). Found while running,
+// damage stops Appends with ErrCorrupt until the outbox is reopened.
+//
+// # Logging
+//
+// Options.Logger gets one line when an episode of lost service starts and
+// one when it ends, with counts: shedding (per class), a full filesystem
+// and the space returned, the reserve given up and re-created, appends
+// refused with gateway.ErrDiskFull, and damage.
 package outbox

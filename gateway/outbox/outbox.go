@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"log/slog"
+
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/shelfgate/shelfgate/gateway"
@@ -39,6 +41,14 @@ type Options struct {
 	// before it outgrows half of it. 0 means 8 MiB, or an eighth of a
 	// smaller filesystem (at least 256 KiB); negative, no reserve.
 	ReserveBytes int64
+	// Logger receives one line per episode of lost service (shedding, a
+	// full disk, the reserve given up and re-created, a damaged database
+	// moved aside). Nil discards.
+	Logger *slog.Logger
+	// CheckEvery is the period of the integrity check (PRAGMA quick_check
+	// on a reader connection, which does not block the writer) after the
+	// one at Open. 0 means 10 minutes; negative, only at Open.
+	CheckEvery time.Duration
 }
 
 // DefaultOptions are sane for a Raspberry Pi with an SD card: a commit every
@@ -128,6 +138,17 @@ type Stats struct {
 	FileBytes int64 // database pages × page size (the main file's size)
 	UsedBytes int64 // pages in use (not on the freelist) × page size; the budget's measure
 	WALBytes  int64 // size of the -wal file
+
+	// Quarantined counts damaged databases this Open moved aside
+	// (QuarantinePath is the last); Recovered the rows salvaged from them
+	// into this outbox. Damaged says a check while running found the
+	// database damaged: Appends fail with ErrCorrupt until it is reopened.
+	// IntegrityChecks counts the periodic checks since Open.
+	Quarantined     int64
+	QuarantinePath  string
+	Recovered       int64
+	Damaged         bool
+	IntegrityChecks int64
 
 	OldestTime time.Time     // time of the oldest row waiting (zero if none)
 	OldestAge  time.Duration // time since OldestTime (zero if none)
@@ -219,12 +240,34 @@ type Outbox struct {
 	capped          bool      // writer only: max_page_count holds the database at its size after a full filesystem
 	reserveTry      time.Time // writer only: when the reserve was last given up or written
 	walUsual        int64     // bytes of WAL between automatic checkpoints (wal_autocheckpoint pages)
+	fsBytes         int64     // size of the filesystem holding the database (-1 if unknown)
+
+	log            *slog.Logger
+	hwm            *hwmFile // the sidecar high-water mark (nil if it cannot be written)
+	hwmFailed      bool     // writer only: a sidecar write failed (logged once)
+	instance       [16]byte
+	checked        chan struct{} // closed when the integrity checker has stopped
+	damaged        atomic.Bool   // a periodic check or a commit found the database damaged
+	checks         atomic.Int64
+	quarantined    atomic.Int64 // files moved aside by Open
+	recovered      atomic.Int64 // rows salvaged into this outbox by Open or SalvageInto
+	quarantinePath string
+	episodes       episodes // writer only: what has been logged (log.go)
 
 	secretMu sync.Mutex
 	secret   []byte // Secret, once read or made
 }
 
 // Open opens or creates the outbox at path and starts its writer.
+//
+// A damaged database (quick_check fails, it is not an outbox, or it lost
+// committed rows: see hwm.go) does not stop Open: the file is moved aside
+// with its WAL (quarantine), its readable rows are salvaged into a fresh
+// outbox at path with their original ids and sequence numbers, new ids
+// continue above every id the damaged one could have used, and an
+// EventQuarantined record reports it. Errors that are not damage (a
+// missing directory, permissions, a read-only or full filesystem) are
+// returned, saying what is wrong.
 func Open(path string, opts Options) (*Outbox, error) {
 	if opts.MaxBatchRows <= 0 {
 		opts.MaxBatchRows = DefaultOptions.MaxBatchRows
@@ -232,54 +275,124 @@ func Open(path string, opts Options) (*Outbox, error) {
 	if opts.MaxDelay <= 0 {
 		opts.MaxDelay = DefaultOptions.MaxDelay
 	}
+	if opts.CheckEvery == 0 {
+		opts.CheckEvery = defaultCheckEvery
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("outbox", path)
+	if err := diagnoseOpen(path); err != nil {
+		return nil, err
+	}
+	mark, hasMark, err := readMark(path)
+	if err != nil {
+		log.Warn("outbox high-water mark unreadable; relying on the database", "err", err)
+	}
+	q, err := finishQuarantine(path, mark, hasMark, log)
+	if err != nil {
+		return nil, err
+	}
+	if q != nil {
+		mark, hasMark, _ = readMark(path)
+	}
+	o, dmg, err := openDB(path, opts, log, mark, hasMark)
+	if dmg != nil {
+		q, err = quarantineAndSalvage(path, dmg, mark, hasMark, log)
+		if err != nil {
+			return nil, err
+		}
+		mark, hasMark, _ = readMark(path)
+		o, dmg, err = openDB(path, opts, log, mark, hasMark)
+		if dmg != nil {
+			return nil, fmt.Errorf("outbox: open %s: the fresh database is damaged too: %w", path, dmg)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	o.startChecker()
+	go o.writer()
+	if q != nil {
+		o.reportQuarantine(q)
+	}
+	return o, nil
+}
+
+// openDB opens the database at path, checks it (probe) and, if it is
+// sound, creates the schema, starts a new database's ids above the
+// high-water mark and loads the writer's state. It returns the
+// damage found, if any, with the database closed again.
+func openDB(path string, opts Options, log *slog.Logger, mark hwMark, hasMark bool) (*Outbox, *damage, error) {
 	dsn := func(mode string) string {
-		q := url.Values{}
-		q.Set("_journal_mode", "WAL")
-		q.Set("_synchronous", "FULL")
-		q.Set("_busy_timeout", "10000")
-		q.Set("_txlock", "immediate")
+		v := url.Values{}
+		v.Set("_journal_mode", "WAL")
+		v.Set("_synchronous", "FULL")
+		v.Set("_busy_timeout", "10000")
+		v.Set("_txlock", "immediate")
 		if mode != "" {
-			q.Set("mode", mode)
+			v.Set("mode", mode)
 		}
 		if mode == "rwc" {
 			// Takes effect only in a database without tables (a new one):
 			// auto_vacuum must be chosen before the first table is created.
-			q.Set("_auto_vacuum", "incremental")
+			v.Set("_auto_vacuum", "incremental")
 		}
-		return "file:" + escapePath(path) + "?" + q.Encode()
+		return "file:" + escapePath(path) + "?" + v.Encode()
 	}
+	existed := fileExists(path)
 	wdb, err := sql.Open("sqlite3", dsn("rwc"))
 	if err != nil {
-		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("outbox: open %s: %w", path, err)
 	}
 	wdb.SetMaxOpenConns(1)
 	wdb.SetConnMaxIdleTime(0)
+	pr, err := probe(wdb, path, existed, mark, hasMark)
+	if err != nil || pr.damage != nil {
+		wdb.Close()
+		if err != nil {
+			return nil, nil, explainOpen(path, err)
+		}
+		return nil, pr.damage, nil
+	}
 	if _, err := wdb.Exec(schema); err != nil {
 		wdb.Close()
-		return nil, fmt.Errorf("outbox: create schema in %s: %w", path, err)
+		return nil, nil, explainOpen(path, fmt.Errorf("create schema: %w", err))
 	}
 	rdb, err := sql.Open("sqlite3", dsn("ro"))
 	if err != nil {
 		wdb.Close()
-		return nil, fmt.Errorf("outbox: open %s for reading: %w", path, err)
+		return nil, nil, fmt.Errorf("outbox: open %s for reading: %w", path, err)
 	}
 	rdb.SetMaxOpenConns(2)
 	o := &Outbox{
 		path: path, opts: opts, wdb: wdb, rdb: rdb, lastNotice: map[int64]noticeRow{},
+		log:     log,
 		appends: make(chan appendReq, 1024),
 		acks:    make(chan ackReq, 4096),
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
+		checked: make(chan struct{}),
 		byName:  map[gateway.StreamID]*stream{},
 		notify:  make(chan struct{}, 1),
+	}
+	if err := o.seed(pr, mark, hasMark); err != nil {
+		wdb.Close()
+		rdb.Close()
+		return nil, nil, err
 	}
 	if err := o.load(); err != nil {
 		wdb.Close()
 		rdb.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	go o.writer()
-	return o, nil
+	if err := o.openMark(); err != nil {
+		// The database keeps its own mark; the sidecar only guards against
+		// its loss. Recording goes on.
+		log.Warn("outbox high-water mark cannot be written; ids rely on the database alone", "err", err)
+	}
+	return o, nil, nil
 }
 
 func escapePath(p string) string {
@@ -354,12 +467,13 @@ func (o *Outbox) load() error {
 	}
 	o.incremental = av == 2
 	o.reserveBytes = o.opts.ReserveBytes
+	o.fsBytes = totalBytes(o.path)
 	if o.reserveBytes == 0 {
 		o.reserveBytes = defaultReserveBytes
 		// On a small filesystem (an SD card partition, a tmpfs) a reserve
 		// it cannot hold would never be written, and a full disk would
 		// then wedge the WAL: scale it to an eighth of the filesystem.
-		if total := totalBytes(o.path); total > 0 {
+		if total := o.fsBytes; total > 0 {
 			o.reserveBytes = max(min(o.reserveBytes, total/8), 256<<10)
 		}
 	}
@@ -550,6 +664,8 @@ func (o *Outbox) Stats(ctx context.Context) (Stats, error) {
 		ShedNotices: o.notices.Load(), FullCommits: o.fullCommits.Load(), FullRefused: o.fullRefused.Load(),
 		VacuumedPages: o.vacuumed.Load(), MaxBytes: o.opts.MaxBytes,
 		ReserveReleases: o.reserveReleases.Load(), Reserved: o.reserved.Load(),
+		Quarantined: o.quarantined.Load(), QuarantinePath: o.quarantinePath, Recovered: o.recovered.Load(),
+		Damaged: o.damaged.Load(), IntegrityChecks: o.checks.Load(),
 	}
 	var pages, free int64
 	if err := o.rdb.QueryRowContext(ctx, `SELECT page_count, freelist_count FROM pragma_page_count(), pragma_freelist_count()`).Scan(&pages, &free); err != nil {
@@ -582,6 +698,10 @@ func (o *Outbox) Close() error {
 	close(o.quit)
 	o.closeMu.Unlock()
 	<-o.stopped
+	<-o.checked
+	if o.hwm != nil {
+		o.hwm.close()
+	}
 	if c, cerr := o.wdb.Conn(context.Background()); cerr == nil {
 		c.Raw(func(any) error { o.closeRaw(); return nil })
 		c.Close()

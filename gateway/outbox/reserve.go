@@ -76,13 +76,17 @@ func (o *Outbox) makeReserve() (bool, error) {
 // what is full, not the filesystem).
 func (o *Outbox) onFull() (walRoom bool) {
 	if !o.capped {
-		if avail := availBytes(o.path); avail >= 0 && avail >= max(o.reserveBytes, 1<<20) {
+		avail := availBytes(o.path)
+		if avail >= 0 && avail >= max(o.reserveBytes, 1<<20) {
 			return false // the budget's own max_page_count, not the filesystem
 		}
+		o.fullFilesystem(avail)
 		if o.reserved.Load() {
 			if err := os.Remove(reservePath(o.path)); err == nil || errors.Is(err, fs.ErrNotExist) {
 				o.reserved.Store(false)
 				o.reserveReleases.Add(1)
+				o.log.Warn("outbox reserve given up to the full filesystem", "reserve_bytes", o.reserveBytes,
+					"available_bytes", availBytes(o.path), "releases", o.reserveReleases.Load())
 			}
 		}
 		if o.reserveBytes > 0 && !o.reserved.Load() {
@@ -114,18 +118,26 @@ func (o *Outbox) restoreReserve() {
 		return
 	}
 	o.reserveTry = time.Now()
-	if avail := availBytes(o.path); avail >= 0 && avail < o.reserveBytes {
+	// Room for the reserve and then some, so that writing it never leaves
+	// the next commit without room for its WAL.
+	need := o.reserveBytes + 2*o.walUsual
+	if avail := availBytes(o.path); avail >= 0 && avail < need {
 		fi, err := os.Stat(o.path + "-wal")
-		if err != nil || avail+fi.Size() < o.reserveBytes+2*o.walUsual {
+		if err != nil || avail+fi.Size() < need+o.walUsual {
 			return // it would not fit: spare the disk the writes
 		}
 		o.checkpoint(checkpointTruncate)
+		if avail = availBytes(o.path); avail >= 0 && avail < need {
+			return
+		}
 	}
 	ok, _ := o.makeReserve()
 	if !ok {
 		return
 	}
 	o.reserved.Store(true)
+	o.log.Info("outbox reserve re-created", "reserve_bytes", o.reserveBytes, "available_bytes", availBytes(o.path))
+	o.spaceReturned(availBytes(o.path))
 	if o.capped {
 		if _, err := o.wdb.Exec(fmt.Sprintf(`PRAGMA max_page_count = %d`, o.maxPages)); err == nil {
 			o.capped = false

@@ -40,6 +40,14 @@ func (o *Outbox) writer() {
 		if IsFull(err) {
 			keep, err = o.commitOnFull(pending, acks, rows)
 		}
+		switch {
+		case isDamageErr(err):
+			o.markDamaged(err.Error())
+		case errors.Is(err, gateway.ErrDiskFull):
+			o.refused(rows)
+		case err == nil && len(pending) > 0:
+			o.accepted()
+		}
 		for _, p := range pending {
 			p.done <- err
 		}
@@ -77,6 +85,7 @@ func (o *Outbox) writer() {
 			// Acks kept back by a full disk are retried here too.
 			flush()
 			o.restoreReserve()
+			o.endEpisodes()
 			if o.maintain() {
 				maint.Reset(maintBusy)
 			} else {
@@ -442,10 +451,12 @@ func (o *Outbox) commit(pending []appendReq, acks []ackReq, mode commitMode) (er
 	if err := st.countShed(); err != nil {
 		return err
 	}
+	o.markReserve(st.nextID)
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("outbox: commit: %w", err)
 	}
 	o.publish(st, pending, acks, notices)
+	o.markCommitted(st.nextID - 1)
 	return nil
 }
 
@@ -571,6 +582,9 @@ func (o *Outbox) publish(st *txState, pending []appendReq, acks []ackReq, notice
 	o.notices.Add(int64(len(notices)))
 	if deleted+shed > 0 {
 		o.maint.deleted = true
+	}
+	if shed > 0 {
+		o.noteShed(st)
 	}
 	if st.added > 0 {
 		select {
