@@ -146,5 +146,14 @@ func BuildPlates(o PlateOptions) (*features.Dataset, error) {
 	d.Meta["scale"] = "grams"
 	d.Meta["source"] = "firmware-sim/warehouse plates"
 	d.Meta["plates"] = strings.Join(facings, "; ")
+	if fl := o.Config.Plates.Faults; len(fl) > 0 {
+		// The windows of a faulty cell are in the dataset as they are:
+		// say so, so a model trained on them can be told apart.
+		var fs []string
+		for _, f := range fl {
+			fs = append(fs, fmt.Sprintf("plate%d/cell%d=%s@%v-%v:%gg", f.Plate, f.Cell, f.Kind, f.From, f.Until, f.Grams))
+		}
+		d.Meta["faults"] = strings.Join(fs, " ")
+	}
 	return d, nil
 }

@@ -100,3 +100,24 @@ func TestBuildPlatesRejects(t *testing.T) {
 		t.Errorf("one-cell window: %v", err)
 	}
 }
+
+// TestBuildPlatesRecordsFaults: a dataset cut from a scenario with faulty
+// cells says which, and one without faults has no faults entry.
+func TestBuildPlatesRecordsFaults(t *testing.T) {
+	o := plates()
+	o.Duration = 10 * time.Minute
+	d, err := BuildPlates(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.Meta["faults"]; ok {
+		t.Errorf("faults %q without faults", d.Meta["faults"])
+	}
+	o.Config.Plates.Faults = []warehouse.CellFault{{Plate: 1, Cell: 2, Kind: warehouse.FaultStuck, From: time.Minute}}
+	if d, err = BuildPlates(o); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := d.Meta["faults"], "plate1/cell2=stuck@1m0s-0s:0g"; got != want {
+		t.Errorf("faults %q, want %q", got, want)
+	}
+}

@@ -64,6 +64,28 @@
 // DefaultOpts uses a larger value so that ordinary reads never power the
 // simulated chip down by accident.
 //
+// # Shared clock
+//
+// A Pi has too few GPIOs for one clock line per HX711, so the four cells
+// of a shelf plate are wired to one PD_SCK output and four DOUT inputs and
+// read in lockstep. NewGroup builds N chips on one clock: Group.CLK is the
+// shared PD_SCK (every edge reaches every chip at the same instant) and
+// Group.DOUT(i) chip i's data pin. Each chip keeps its own conversion grid
+// (GroupOpts.Phases offsets it, as independent oscillators do), its own
+// data-ready and its own faults, injected through Group.Chip(i). The host
+// waits until every DOUT is low, then clocks 24 data bits, sampling all
+// DOUTs while PD_SCK is high, then 1–3 gain pulses; since the pulses are
+// shared, every chip selects the same gain and powers down together. A
+// chip that is not ready when the host starts clocking (FaultNotReady, a
+// glitch taken for data-ready, a late oscillator) shifts out 0xFFFFFF
+// (-1) while the others deliver their conversions. FaultPinError breaks
+// only that chip's DOUT: the shared clock keeps working.
+//
+// NewPlate feeds the four chips of a plate from a PlateSource such as
+// firmware-sim/warehouse's Warehouse: conversion k of chip c outputs
+// PlateCodes(plate, k)[c], paced at Rate × SpeedUp like a single Sim fed by
+// Bin.
+//
 // # Faults
 //
 // InjectFault switches the simulated chip into one Fault mode until ClearFault:

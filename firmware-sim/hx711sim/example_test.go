@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/shelfgate/shelfgate/firmware-sim/hx711sim"
+	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
+	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/devices/v3/hx711"
 )
 
@@ -82,4 +84,53 @@ func ExampleBin() {
 	// 0 100000
 	// 1 200000
 	// 2 300000
+}
+
+// Four HX711s under a shelf plate share one clock line: the host clocks
+// all of them at once and samples each DOUT per bit.
+func ExampleNewPlate() {
+	cfg := warehouse.DefaultConfig()
+	cfg.Plates = warehouse.DefaultPlateConfig()
+	wh, err := warehouse.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	opts := hx711sim.GroupOpts{Opts: hx711sim.DefaultOpts}
+	opts.Rate = int(cfg.SampleRate)
+	opts.SpeedUp = 100
+	g, err := hx711sim.NewPlate(wh, 0, &opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	clk, douts := g.CLK(), g.DOUTs()
+	// Wait until every chip signals data-ready (DOUT low).
+	for ready := false; !ready; time.Sleep(100 * time.Microsecond) {
+		ready = true
+		for _, d := range douts {
+			ready = ready && d.Read() == gpio.Low
+		}
+	}
+	var raw [4]uint32
+	for range 24 {
+		clk.Out(gpio.High)
+		for c, d := range douts {
+			raw[c] <<= 1
+			if d.Read() == gpio.High {
+				raw[c] |= 1
+			}
+		}
+		clk.Out(gpio.Low)
+	}
+	clk.Out(gpio.High) // 25th pulse: channel A, gain 128 next
+	clk.Out(gpio.Low)
+	for c := range raw {
+		code := int32(raw[c]<<8) >> 8
+		k := g.Chip(c).Stats().LastIndex
+		fmt.Println(c, code == wh.PlateCodes(0, k)[c])
+	}
+	// Output:
+	// 0 true
+	// 1 true
+	// 2 true
+	// 3 true
 }

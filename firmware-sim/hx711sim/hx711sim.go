@@ -217,6 +217,11 @@ type Sim struct {
 
 // New returns a simulated HX711 fed by sig. opts may be nil for DefaultOpts.
 func New(sig Signal, opts *Opts) (*Sim, error) {
+	return newSim(sig, opts, time.Now())
+}
+
+// newSim builds a chip whose conversion k completes at start + k periods.
+func newSim(sig Signal, opts *Opts, start time.Time) (*Sim, error) {
 	if sig == nil {
 		return nil, errors.New("hx711sim: nil Signal")
 	}
@@ -258,7 +263,7 @@ func New(sig Signal, opts *Opts) (*Sim, error) {
 		powerDown:  o.PowerDownAfter,
 		noiseAmp:   o.NoiseAmplitude,
 		slowFactor: o.SlowFactor,
-		start:      time.Now(),
+		start:      start,
 		rng:        rand.New(rand.NewPCG(o.Seed, 0x68783731)),
 		wake:       make(chan struct{}),
 		pull:       gpio.PullNoChange,
@@ -513,16 +518,23 @@ func (s *Sim) clkOut(l gpio.Level) error {
 	if s.fault == FaultPinError {
 		return ErrPinError
 	}
-	now := time.Now()
+	s.clkEdgeLocked(l, time.Now())
+	return nil
+}
+
+// clkEdgeLocked applies level l on PD_SCK at now. A shared clock calls it
+// for every chip on the line, whatever their faults: FaultPinError breaks
+// the chip's own pins, not a line that other chips share.
+func (s *Sim) clkEdgeLocked(l gpio.Level, now time.Time) {
 	s.powerDownLocked(now)
 	if bool(l) == s.clkHigh {
-		return nil
+		return
 	}
 	if l == gpio.High {
 		s.clkHigh = true
 		s.clkHighSince = now
 		if s.poweredDown {
-			return nil
+			return
 		}
 		if s.inTx && s.pulses >= 27 {
 			s.finishTxLocked(now)
@@ -531,7 +543,7 @@ func (s *Sim) clkOut(l gpio.Level) error {
 			s.startTxLocked(now)
 		}
 		s.pulses++
-		return nil
+		return
 	}
 	s.clkHigh = false
 	s.clkLowSince = now
@@ -541,12 +553,11 @@ func (s *Sim) clkOut(l gpio.Level) error {
 		s.mode = ChannelAGain128
 		s.readyAt = s.gridTime(s.indexAt(now) + int64(max(s.settle, 1)))
 		s.notifyLocked()
-		return nil
+		return
 	}
 	if s.inTx && s.pulses >= 27 {
 		s.finishTxLocked(now)
 	}
-	return nil
 }
 
 // level returns the DOUT level and consumes a glitch if it reports one.

@@ -44,6 +44,17 @@
 // cell is a pure function of Config and k like a bin's, and bins are the
 // same with or without plates (TestBinsUnchangedByPlates pins them).
 //
+// Plates.SKUs replaces the generated facing products with a catalogue (a
+// plate of similar unit weights, a plate of light items), and
+// Plates.Faults breaks single cells for a while: stuck, saturated, dead,
+// noisy or drifting codes, while the labels and PlateGramsAt stay the
+// truth.
+//
+// Scenario files (ParseScenario, LoadScenario) are YAML with one
+// "warehouse" section holding Config's fields; the shipped ones are under
+// configs/scenarios, with separate training and evaluation sets in train/
+// and eval/ (configs/scenarios/README.md).
+//
 // This package must not import gateway or sensors: firmware-sim replaces
 // the hardware and never depends on the code under test.
 package warehouse

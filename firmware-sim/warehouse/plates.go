@@ -28,6 +28,41 @@ type PlateConfig struct {
 	VibrationPerHour    float64 `yaml:"vibration_per_hour"`   // forklift-lane vibration bursts per hour, 0..600
 	VibrationGrams      float64 `yaml:"vibration_grams"`      // burst amplitude per cell, 0..1000
 	TempDriftGrams      float64 `yaml:"temp_drift_grams"`     // temperature cycle amplitude per cell, 0..1000
+
+	// SKUs, when set, stock the facings instead of the generated
+	// products: facing f of plate p holds SKUs[(p·Facings+f) mod len],
+	// so a short list of similar unit weights makes a plate that only
+	// position tells apart.
+	SKUs []SKU `yaml:"skus"`
+	// Faults break single cells of plates for a while (see CellFault).
+	Faults []CellFault `yaml:"faults"`
+}
+
+// Cell fault kinds.
+const (
+	FaultStuck     = "stuck"     // the code freezes at the cell's code at From
+	FaultSaturated = "saturated" // the code reads MaxCode (broken excitation or signal wire)
+	FaultDead      = "dead"      // the code reads 0 (shorted bridge, dead amplifier)
+	FaultNoisy     = "noisy"     // extra gaussian noise of Grams std dev (loose connector)
+	FaultDrift     = "drift"     // extra zero drift of Grams per hour from From (creep, moisture)
+)
+
+// CellFault is a fault of one load cell of a plate between From and Until
+// (virtual time; Until 0 means for ever). Faults change the raw codes
+// (PlateCodeAt) only: PlateGramsAt and PlateLabels stay the truth, so a
+// detector can be scored on how it copes. Bus-level faults of the HX711
+// itself (not ready, glitches, pin errors) are firmware-sim/hx711sim's.
+type CellFault struct {
+	Plate int           `yaml:"plate"` // plate index, 0-based
+	Cell  int           `yaml:"cell"`  // 0..3, see Plate.Cells
+	Kind  string        `yaml:"kind"`  // one of the Fault constants
+	From  time.Duration `yaml:"from"`  // e.g. "20s"
+	Until time.Duration `yaml:"until"` // 0: to the end
+	Grams float64       `yaml:"grams"` // noisy: std dev; drift: grams per hour; 0..10000
+}
+
+func (f CellFault) active(t time.Duration) bool {
+	return t >= f.From && (f.Until == 0 || t < f.Until)
 }
 
 // DefaultPlateConfig is four 600 × 400 mm plates with four facings, a visit
@@ -68,6 +103,42 @@ func (p PlateConfig) validate(bad func(field string, v any, want string)) {
 	rng("vibration_per_hour", p.VibrationPerHour, 0, 600)
 	rng("vibration_grams", p.VibrationGrams, 0, 1000)
 	rng("temp_drift_grams", p.TempDriftGrams, 0, 1000)
+	for i, s := range p.SKUs {
+		if err := ValidEAN13(s.Code); err != nil {
+			bad(fmt.Sprintf("plates.skus[%d].code", i), fmt.Sprintf("%q", s.Code), err.Error())
+		}
+		if s.Name == "" {
+			bad(fmt.Sprintf("plates.skus[%d].name", i), `""`, "must not be empty")
+		}
+		if !finite(s.UnitGrams) || s.UnitGrams < minUnitGrams || s.UnitGrams > maxUnitGrams {
+			bad(fmt.Sprintf("plates.skus[%d].unit_grams", i), s.UnitGrams, fmt.Sprintf("must be between %d and %d", minUnitGrams, maxUnitGrams))
+		}
+	}
+	for i, f := range p.Faults {
+		field := func(name string) string { return fmt.Sprintf("plates.faults[%d].%s", i, name) }
+		if f.Plate < 0 || f.Plate >= p.Count {
+			bad(field("plate"), f.Plate, fmt.Sprintf("must be between 0 and %d (plates.count - 1)", p.Count-1))
+		}
+		if f.Cell < 0 || f.Cell > 3 {
+			bad(field("cell"), f.Cell, "must be between 0 and 3")
+		}
+		switch f.Kind {
+		case FaultStuck, FaultSaturated, FaultDead:
+		case FaultNoisy, FaultDrift:
+			if !(f.Grams > 0) {
+				bad(field("grams"), f.Grams, "must be > 0 for a "+f.Kind+" fault")
+			}
+		default:
+			bad(field("kind"), fmt.Sprintf("%q", f.Kind), "must be stuck, saturated, dead, noisy or drift")
+		}
+		if f.From < 0 {
+			bad(field("from"), f.From, "must not be negative")
+		}
+		if f.Until != 0 && f.Until <= f.From {
+			bad(field("until"), f.Until, "must be 0 (for ever) or after from")
+		}
+		rng(fmt.Sprintf("faults[%d].grams", i), f.Grams, 0, 10000)
+	}
 }
 
 // Plate describes one plate. Positions are in millimetres on the plate:
@@ -228,25 +299,31 @@ func newPlateSim(cfg Config) *plateSim {
 			TareGrams: math.Round(800 + 1200*rng.Float64())}
 		most := pl.TareGrams
 		for f := 0; f < pc.Facings; f++ {
-			var name string
+			var name, code string
 			var grams float64
-			if rng.Float64() < pc.LightShare {
-				lp := lightProducts[rng.IntN(len(lightProducts))]
-				name, grams = lp.name, lp.grams*(0.95+0.1*rng.Float64())
+			if len(pc.SKUs) > 0 {
+				sku := pc.SKUs[(p*pc.Facings+f)%len(pc.SKUs)]
+				name, code, grams = sku.Name, sku.Code, sku.UnitGrams
 			} else {
-				pr := products[rng.IntN(len(products))]
-				name, grams = pr.name, pr.grams*(0.92+0.16*rng.Float64())
+				if rng.Float64() < pc.LightShare {
+					lp := lightProducts[rng.IntN(len(lightProducts))]
+					name, grams = lp.name, lp.grams*(0.95+0.1*rng.Float64())
+				} else {
+					pr := products[rng.IntN(len(products))]
+					name, grams = pr.name, pr.grams*(0.92+0.16*rng.Float64())
+				}
+				grams = max(10, float64(int(grams*10+0.5))/10)
+				var digits [12]byte
+				digits[0], digits[1] = '4', '0'
+				for j := 2; j < 12; j++ {
+					digits[j] = byte('0' + rng.IntN(10))
+				}
+				check, _ := EAN13CheckDigit(string(digits[:])) // valid by construction
+				code = string(digits[:]) + string(check)
 			}
-			grams = max(10, float64(int(grams*10+0.5))/10)
-			var digits [12]byte
-			digits[0], digits[1] = '4', '0'
-			for j := 2; j < 12; j++ {
-				digits[j] = byte('0' + rng.IntN(10))
-			}
-			check, _ := EAN13CheckDigit(string(digits[:])) // valid by construction
 			capacity := max(4, min(40, int(4000/grams)))
 			fc := Facing{
-				Index: f, SKU: string(digits[:]) + string(check), SKUName: name, UnitGrams: grams,
+				Index: f, SKU: code, SKUName: name, UnitGrams: grams,
 				XMM: (float64(f) + 0.5) * pc.WidthMM / float64(pc.Facings), YMM: pc.DepthMM / 2,
 				Capacity: capacity, InitialUnits: capacity/3 + rng.IntN(capacity-capacity/3+1),
 			}
@@ -573,8 +650,35 @@ func (w *Warehouse) PlateGramsAt(plate, cell int, k int64) float64 {
 // where drift is the cell's share of the plate's temperature cycle plus a
 // slow zero drift, and vibration the bursts (Bursts) attenuated per plate.
 // The four cells of a plate are sampled in lockstep (one clock).
+//
+// Config.Plates.Faults of this cell that are active at sample k change the
+// code as their kind says.
 func (w *Warehouse) PlateCodeAt(plate, cell int, k int64) int32 {
 	s := w.mustPlate(plate, cell)
+	t := w.SampleTime(k)
+	var extra float64 // grams added by noisy and drift faults
+	for _, f := range w.cfg.Plates.Faults {
+		if f.Plate != plate || f.Cell != cell || !f.active(t) {
+			continue
+		}
+		switch f.Kind {
+		case FaultStuck:
+			return w.plateCode(s, plate, cell, int64(f.From/w.period), 0)
+		case FaultSaturated:
+			return MaxCode
+		case FaultDead:
+			return 0
+		case FaultNoisy:
+			extra += f.Grams * gaussian(splitmix(s.cells[plate][cell].noise^0xfa0175), uint64(k))
+		case FaultDrift:
+			extra += f.Grams / 3600 * (t - f.From).Seconds()
+		}
+	}
+	return w.plateCode(s, plate, cell, k, extra)
+}
+
+// plateCode is PlateCodeAt without faults, plus extra grams.
+func (w *Warehouse) plateCode(s *plateSim, plate, cell int, k int64, extra float64) int32 {
 	t := w.SampleTime(k)
 	pc := &s.plates[plate].Cells[cell]
 	cs := &s.cells[plate][cell]
@@ -589,7 +693,7 @@ func (w *Warehouse) PlateCodeAt(plate, cell int, k int64) int32 {
 			g += b.Grams * s.atten[plate] * env * env * math.Sin(2*math.Pi*b.FreqHz*tau+phase)
 		}
 	}
-	g += w.cfg.NoiseGrams * gaussian(cs.noise, uint64(k))
+	g += w.cfg.NoiseGrams*gaussian(cs.noise, uint64(k)) + extra
 	return clampCode(float64(pc.OffsetCounts) + pc.CountsPerGram*g)
 }
 

@@ -120,6 +120,8 @@ func New(cfg Config) (*Warehouse, error) {
 		skus = append([]SKU(nil), skus...)
 	}
 	cfg.SKUs = skus
+	cfg.Plates.SKUs = append([]SKU(nil), cfg.Plates.SKUs...)
+	cfg.Plates.Faults = append([]CellFault(nil), cfg.Plates.Faults...)
 	w := &Warehouse{
 		cfg:    cfg,
 		period: time.Duration(float64(time.Second) / cfg.SampleRate),
@@ -199,6 +201,8 @@ func newBinState(cfg Config, i int, b Bin, rng *rand.Rand) *binState {
 func (w *Warehouse) Config() Config {
 	c := w.cfg
 	c.SKUs = append([]SKU(nil), c.SKUs...)
+	c.Plates.SKUs = append([]SKU(nil), c.Plates.SKUs...)
+	c.Plates.Faults = append([]CellFault(nil), c.Plates.Faults...)
 	return c
 }
 
