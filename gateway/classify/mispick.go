@@ -29,8 +29,13 @@ type MisPickConfig struct {
 	// Horizon is how long a scanned line stays open for a pick (default 2 min).
 	Horizon time.Duration
 	// Light, if set, is driven high on a mis-pick and low on the next
-	// correct pick (pick-to-light or buzzer).
-	Light gpio.PinOut
+	// correct pick (pick-to-light or buzzer); a periph gpio.PinOut is one.
+	Light Light
+}
+
+// Light is the output MisPick drives.
+type Light interface {
+	Out(l gpio.Level) error
 }
 
 // line is a picker's open pick-list line.

@@ -108,10 +108,21 @@ func NewModelID(h *Holder, plates int) *ModelID {
 
 // Features cuts the model's input for c into dst (PlateWindow(ModelRate)
 // features, each cell's grams relative to the window's first sample,
-// divided by |Δ|): the function training windows are cut with too.
+// divided by |Δ| and clipped to ±FeatureClip): the function training
+// windows are cut with too. Clipping keeps a hand's press, many times a
+// light item's weight, from stretching the int8 input range.
 func Features(dst []float32, c *Change) error {
-	return c.Ring.Extract(dst, c.Anchor, max(math.Abs(c.Delta), 1e-3))
+	if err := c.Ring.Extract(dst, c.Anchor, max(math.Abs(c.Delta), 1e-3)); err != nil {
+		return err
+	}
+	for i, v := range dst {
+		dst[i] = min(FeatureClip, max(-FeatureClip, v))
+	}
+	return nil
 }
+
+// FeatureClip bounds each feature (in units of the change |Δ|).
+const FeatureClip = 3
 
 // Identify implements Identifier.
 func (m *ModelID) Identify(c *Change) Result {
