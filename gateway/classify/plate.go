@@ -156,11 +156,12 @@ type plateState struct {
 // total load to settle, and for each settled change asks its Identifier
 // what moved, emitting a pick or put with an Inference.
 type PlateDetector struct {
-	cfg      Config
-	plates   []*plateState
-	byStream map[gateway.StreamID]struct{ p, c int }
-	noiseK   float64
-	meanK    float64
+	cfg        Config
+	plates     []*plateState
+	byStream   map[gateway.StreamID]struct{ p, c int }
+	noiseK     float64
+	meanK      float64
+	halfPeriod time.Duration
 }
 
 var _ gateway.Classifier = (*PlateDetector)(nil)
@@ -192,6 +193,9 @@ func NewPlateDetector(cfg Config) (*PlateDetector, error) {
 		bad("plates: none configured")
 	}
 	d := &PlateDetector{cfg: cfg, byStream: map[gateway.StreamID]struct{ p, c int }{}}
+	if cfg.Rate > 0 {
+		d.halfPeriod = time.Duration(0.5 / cfg.Rate * 1e9)
+	}
 	w := settleSamples(cfg.Rate)
 	d.noiseK = 2*math.Sqrt(2*math.Log(float64(w))) + 2
 	d.meanK = 6 * math.Sqrt(2/float64(w))
@@ -266,8 +270,10 @@ func (d *PlateDetector) Observe(r gateway.Reading) []gateway.Event {
 	s.count[c]++
 	var out []gateway.Event
 	for s.count[0] > 0 && s.count[1] > 0 && s.count[2] > 0 && s.count[3] > 0 {
-		// The latest of the four heads is the sample; older heads lost
-		// their partners and are dropped.
+		// The latest of the four heads is the sample; heads more than
+		// half a sample period older lost their partners and are dropped.
+		// (A source stamps each cell when it processes it, so the cells of
+		// one lockstep read differ by a little.)
 		t := s.q[0][s.head[0]].t
 		for k := 1; k < 4; k++ {
 			if tk := s.q[k][s.head[k]].t; tk.After(t) {
@@ -278,7 +284,7 @@ func (d *PlateDetector) Observe(r gateway.Reading) []gateway.Event {
 		good, aligned := true, true
 		for k := 0; k < 4; k++ {
 			e := s.q[k][s.head[k]]
-			if !e.t.Equal(t) {
+			if t.Sub(e.t) > d.halfPeriod {
 				aligned = false
 				s.head[k] = (s.head[k] + 1) % cellQueue
 				s.count[k]--

@@ -157,6 +157,23 @@ func TestLockstepAcrossBatches(t *testing.T) {
 	if len(want) != 1 || len(got) != 1 || got[0].SKU != want[0].SKU || got[0].Quantity != want[0].Quantity || !got[0].Time.Equal(want[0].Time) {
 		t.Fatalf("batched %+v, interleaved %+v", got, want)
 	}
+	// Cells stamped a few ms apart (as a Source stamps them), and one
+	// reading of cell 2 lost: still one event, the same.
+	d3, _ := newTestDetector(t, Analytic{}, nil, nil)
+	got = nil
+	for i, r := range rs {
+		if i == 4*10+2 {
+			continue
+		}
+		r.Time = r.Time.Add(time.Duration(i%4) * 3 * time.Millisecond)
+		got = append(got, d3.Observe(r)...)
+	}
+	if len(got) != 1 || got[0].SKU != want[0].SKU || got[0].Quantity != want[0].Quantity {
+		t.Fatalf("jittered %+v, want %+v", got, want)
+	}
+	if d3.plates[0].misalign != 3 {
+		t.Errorf("%d readings dropped for the lost one, want 3", d3.plates[0].misalign)
+	}
 }
 
 func TestFlaggedReadingsBreakSettling(t *testing.T) {
