@@ -31,6 +31,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	dur := fs.Duration("duration", time.Hour, "simulated time per scenario")
 	seed := fs.Uint64("seed", 1, "seed of the synthetic pick-list scans")
 	jsonOut := fs.String("json", "", "write the JSON report here")
+	settle := fs.Duration("settle", 0, "settle window (0: classify.DefaultSettle)")
 	windows := fs.String("windows", "", "write training windows (dataset file) here instead of scoring")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -94,7 +95,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var reports []*evaluate.Report
 	for _, s := range scens {
 		for _, m := range modes {
-			rep, err := evaluate.Run(ctx, evaluate.Options{Name: s.name, Config: s.cfg, Duration: *dur, Mode: m, Holder: holder, Seed: *seed})
+			rep, err := evaluate.Run(ctx, evaluate.Options{Name: s.name, Config: s.cfg, Duration: *dur, Mode: m, Holder: holder, Seed: *seed, Settle: *settle})
 			if err != nil {
 				return fmt.Errorf("eval: %s (%s): %w", s.name, m, err)
 			}

@@ -105,6 +105,10 @@ type Config struct {
 	// Primary decides each event; Shadow, if set, is recorded beside it.
 	Primary, Shadow Identifier
 	Stats           *Stats // may be nil
+	// Settle is how long the total load must stay within the noise
+	// tolerance to count as settled (default DefaultSettle): longer
+	// rejects more of a resting hand, shorter reports sooner.
+	Settle time.Duration
 	// LowConfidence is the confidence below which an inference counts as
 	// low-confidence (default 0.6).
 	LowConfidence float64
@@ -166,8 +170,13 @@ type PlateDetector struct {
 
 var _ gateway.Classifier = (*PlateDetector)(nil)
 
-// Settle window: about 0.3 s of samples, at least 3.
-func settleSamples(rate float64) int { return max(3, int(math.Round(0.3*rate))) }
+// DefaultSettle is the default settle window.
+const DefaultSettle = 400 * time.Millisecond
+
+// settleSamples is the settle window in samples, at least 3.
+func settleSamples(rate float64, d time.Duration) int {
+	return max(3, int(math.Round(d.Seconds()*rate)))
+}
 
 // NewPlateDetector validates cfg and returns a detector.
 func NewPlateDetector(cfg Config) (*PlateDetector, error) {
@@ -196,7 +205,10 @@ func NewPlateDetector(cfg Config) (*PlateDetector, error) {
 	if cfg.Rate > 0 {
 		d.halfPeriod = time.Duration(0.5 / cfg.Rate * 1e9)
 	}
-	w := settleSamples(cfg.Rate)
+	if cfg.Settle == 0 {
+		cfg.Settle = DefaultSettle
+	}
+	w := settleSamples(cfg.Rate, cfg.Settle)
 	d.noiseK = 2*math.Sqrt(2*math.Log(float64(w))) + 2
 	d.meanK = 6 * math.Sqrt(2/float64(w))
 	win := PlateWindow(cfg.RingRate)

@@ -33,7 +33,8 @@ type Options struct {
 	// MisPickRate is the share of picks whose scanned line is wrong (a
 	// neighbouring facing's SKU, or one unit more or less); default 0.1.
 	MisPickRate float64
-	Seed        uint64 // scans
+	Seed        uint64        // scans
+	Settle      time.Duration // classify.Config.Settle
 	// window, when set, receives every change's model features.
 	window func(plate int, t time.Time, x []float32)
 }
@@ -95,7 +96,7 @@ type scan struct {
 
 // detector builds the chain for o on w.
 func detector(o Options, w *warehouse.Warehouse, plates []classify.Plate, stats *classify.Stats, rec classify.Identifier) (*classify.PlateDetector, error) {
-	cfg := classify.Config{Plates: plates, Rate: o.Config.SampleRate, RingRate: classify.ModelRate, Stats: stats}
+	cfg := classify.Config{Plates: plates, Rate: o.Config.SampleRate, RingRate: classify.ModelRate, Stats: stats, Settle: o.Settle}
 	an := classify.Analytic{}
 	var mid classify.Identifier
 	if o.Holder != nil {
@@ -180,7 +181,7 @@ func feed(ctx context.Context, o Options, w *warehouse.Warehouse, det *classify.
 	return nil
 }
 
-// makeScans draws one scan per pick label, 3 s before it starts; a share
+// makeScans draws one scan per pick label, before it starts; a share
 // MisPickRate of them are wrong.
 func makeScans(o Options, w *warehouse.Warehouse, labels [][]warehouse.PlateLabel) []scan {
 	rate := o.MisPickRate
@@ -195,7 +196,14 @@ func makeScans(o Options, w *warehouse.Warehouse, labels [][]warehouse.PlateLabe
 			if l.Kind != "pick" {
 				continue
 			}
-			s := scan{at: max(0, l.Start-3*time.Second), plate: pi, label: li}
+			// A picker scans the next line only after finishing the last
+			// visit: 3 s before the hand enters, but not before 1 s after
+			// the plate's previous visit settled.
+			at := max(0, l.Start-3*time.Second)
+			if li > 0 {
+				at = min(l.Start, max(at, ls[li-1].Settled+time.Second))
+			}
+			s := scan{at: at, plate: pi, label: li}
 			sku, qty := l.SKU, l.Units
 			if rng.Float64() < rate {
 				s.wrong = true
