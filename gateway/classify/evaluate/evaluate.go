@@ -35,8 +35,8 @@ type Options struct {
 	MisPickRate float64
 	Seed        uint64        // scans
 	Settle      time.Duration // classify.Config.Settle
-	// window, when set, receives every change's model features.
-	window func(plate int, t time.Time, x []float32)
+	// primary, when set, replaces the mode's identifier (tests).
+	primary classify.Identifier
 }
 
 // Report is the score of one run. Ratios are 0..1.
@@ -235,7 +235,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, fmt.Errorf("evaluate: scenario %q has no plates", o.Name)
 	}
 	var stats classify.Stats
-	det, err := detector(o, w, plates, &stats, nil)
+	det, err := detector(o, w, plates, &stats, o.primary)
 	if err != nil {
 		return nil, err
 	}
