@@ -18,6 +18,7 @@ import (
 )
 
 const evalUsage = `shelfctl eval [--classifier analytic|model|both|shadow] [--model FILE] [--duration D] [--seed N] [--json FILE] scenario.yaml...
+shelfctl eval --trace FILE.csv [--classifier ...] scenario.yaml   (a recorded trace; the scenario names the plates)
 shelfctl eval --windows OUT.sgds [--duration D] scenario.yaml...   (training windows for make model)
 `
 
@@ -32,6 +33,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	seed := fs.Uint64("seed", 1, "seed of the synthetic pick-list scans")
 	jsonOut := fs.String("json", "", "write the JSON report here")
 	settle := fs.Duration("settle", 0, "settle window (0: classify.DefaultSettle)")
+	tracePath := fs.String("trace", "", "score a recorded trace (docs/trace-format.md) instead of simulating; one scenario file gives its plates")
 	windows := fs.String("windows", "", "write training windows (dataset file) here instead of scoring")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -41,6 +43,9 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *dur <= 10*time.Second {
 		return fmt.Errorf("%w: eval: --duration %v must be above 10s", errUsage, *dur)
+	}
+	if *tracePath != "" && fs.NArg() != 1 {
+		return fmt.Errorf("%w: eval: --trace takes one scenario file (the plates' geometry, facings and calibration), got %d", errUsage, fs.NArg())
 	}
 	type scen struct {
 		name string
@@ -93,6 +98,25 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "# model %s: %q version %d, %d classes, sha256 %x\n", *modelPath, l.M.Name, l.Version, l.M.Classes(), l.M.Digest)
 	}
 	var reports []*evaluate.Report
+	if *tracePath != "" {
+		if len(scens) != 1 {
+			return fmt.Errorf("%w: eval: --trace takes one scenario file (the plates' geometry, facings and calibration), got %d", errUsage, len(scens))
+		}
+		for _, m := range modes {
+			f, err := os.Open(*tracePath)
+			if err != nil {
+				return fmt.Errorf("eval: %w", err)
+			}
+			rep, err := evaluate.RunTrace(ctx, evaluate.Options{Name: filepath.Base(*tracePath), Config: scens[0].cfg, Mode: m, Holder: holder, Settle: *settle}, f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("eval: %s (%s): %w", *tracePath, m, err)
+			}
+			reports = append(reports, rep)
+			printFigures(stdout, rep)
+		}
+		scens = nil
+	}
 	for _, s := range scens {
 		for _, m := range modes {
 			rep, err := evaluate.Run(ctx, evaluate.Options{Name: s.name, Config: s.cfg, Duration: *dur, Mode: m, Holder: holder, Seed: *seed, Settle: *settle})

@@ -150,23 +150,8 @@ func feed(ctx context.Context, o Options, w *warehouse.Warehouse, det *classify.
 			for c, code := range codes {
 				r = gateway.Reading{Stream: gateway.StreamID(fmt.Sprintf("loadcell/%s/c%d", p.ID, c)), Time: t, Unit: "g",
 					Value: float64(code-p.Cells[c].OffsetCounts) / p.Cells[c].CountsPerGram}
-				// As sensors/loadcell flags them: codes at the ends of the
-				// range, a dead cell's 0, and a code repeated 4 times.
-				if code >= 0x7FFFFF || code <= -0x800000 {
-					r.Quality |= gateway.QualitySaturated
-				}
-				if code == 0 {
-					r.Quality |= gateway.QualityStale
-				}
-				if k > 0 && code == last[pi][c] {
-					same[pi][c]++
-					if same[pi][c] >= 3 {
-						r.Quality |= gateway.QualityStale
-					}
-				} else {
-					same[pi][c] = 0
-				}
-				last[pi][c] = code
+				// As sensors/loadcell flags them.
+				r.Quality = flags(code, &last[pi][c], &same[pi][c], k > 0)
 				for _, ev := range det.Observe(r) {
 					got(ev)
 					if mp != nil {

@@ -1,7 +1,11 @@
 package evaluate
 
 import (
+	"bytes"
 	"context"
+	"github.com/shelfgate/shelfgate/firmware-sim/trace"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,5 +94,45 @@ func TestWindowsLabelledByPosition(t *testing.T) {
 	}
 	if visits < labels*9/10 || visits > labels {
 		t.Errorf("%d visit windows for %d labels", visits, labels)
+	}
+}
+
+// A scenario recorded as a trace of raw codes scores as the scenario does:
+// the trace path feeds the same chain.
+func TestRunTraceMatchesRun(t *testing.T) {
+	cfg := scenario(t, "../../../configs/scenarios/eval/quiet-shift.yaml")
+	w, err := warehouse.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw, err := trace.NewWriter(&buf, trace.Code, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dur := 20 * time.Minute
+	if _, err := trace.RecordPlates(tw, w, Epoch, dur); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Name: "quiet-shift", Config: cfg, Duration: dur, Mode: classify.ModeAnalytic}
+	got, err := RunTrace(context.Background(), o, bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("trace %+v", got)
+	if got.Labels < want.Labels || got.Labels > want.Labels+5 || got.Matched < want.Matched || math.Abs(got.SKUAccuracy-want.SKUAccuracy) > 0.02 || got.F1 < 0.95 {
+		t.Errorf("trace scored %+v, the scenario %+v", got, want)
+	}
+	// A plate the scenario does not have.
+	bad := strings.Replace(buf.String(), ",plate-01,", ",plate-99,", 1)
+	if _, err := RunTrace(context.Background(), o, strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), `plate "plate-99"`) {
+		t.Errorf("unknown plate: %v", err)
 	}
 }
