@@ -15,6 +15,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway/classify"
 	"github.com/shelfgate/shelfgate/gateway/classify/evaluate"
 	"github.com/shelfgate/shelfgate/model/features"
+	"github.com/shelfgate/shelfgate/model/train"
 )
 
 const evalUsage = `shelfctl eval [--classifier analytic|model|both|shadow] [--model FILE] [--duration D] [--seed N] [--json FILE] scenario.yaml...
@@ -27,7 +28,8 @@ shelfctl eval --windows OUT.sgds [--duration D] scenario.yaml...   (training win
 func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	which := fs.String("classifier", "both", "analytic, model, both (analytic and model) or shadow")
+	which := fs.String("classifier", "both", "analytic, model, both (analytic and model), float (needs --float), all (analytic, model, float) or shadow")
+	floatPath := fs.String("float", "", "float model (JSON from shelfctl model train) the int8 model was quantized from, for --classifier float|all")
 	modelPath := fs.String("model", "configs/models/plate.sgm", "plate model file")
 	dur := fs.Duration("duration", time.Hour, "simulated time per scenario")
 	seed := fs.Uint64("seed", 1, "seed of the synthetic pick-list scans")
@@ -85,11 +87,30 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		modes = []classify.Mode{classify.Mode(*which)}
 	case "both":
 		modes = []classify.Mode{classify.ModeAnalytic, classify.ModeModel}
+	case "float":
+		modes = []classify.Mode{evaluate.ModeFloat}
+	case "all":
+		modes = []classify.Mode{classify.ModeAnalytic, classify.ModeModel, evaluate.ModeFloat}
 	default:
-		return fmt.Errorf("%w: eval: --classifier %q: want analytic, model, both or shadow", errUsage, *which)
+		return fmt.Errorf("%w: eval: --classifier %q: want analytic, model, both, float, all or shadow", errUsage, *which)
+	}
+	var fm *train.MLP
+	if *which == "float" || *which == "all" {
+		if *floatPath == "" {
+			return fmt.Errorf("%w: eval: --classifier %s needs --float FILE", errUsage, *which)
+		}
+		f, err := os.Open(*floatPath)
+		if err != nil {
+			return fmt.Errorf("eval: %w", err)
+		}
+		fm, err = train.LoadMLP(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("eval: float model %s: %w", *floatPath, err)
+		}
 	}
 	var holder *classify.Holder
-	if *which != "analytic" {
+	if *which != "analytic" && *which != "float" {
 		l, err := classify.LoadFile(ctx, *modelPath, nil)
 		if err != nil {
 			return fmt.Errorf("eval: %w", err)
@@ -107,7 +128,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if err != nil {
 				return fmt.Errorf("eval: %w", err)
 			}
-			rep, err := evaluate.RunTrace(ctx, evaluate.Options{Name: filepath.Base(*tracePath), Config: scens[0].cfg, Mode: m, Holder: holder, Settle: *settle}, f)
+			rep, err := evaluate.RunTrace(ctx, evaluate.Options{Name: filepath.Base(*tracePath), Config: scens[0].cfg, Mode: m, Holder: holder, Float: fm, Settle: *settle}, f)
 			f.Close()
 			if err != nil {
 				return fmt.Errorf("eval: %s (%s): %w", *tracePath, m, err)
@@ -119,7 +140,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	for _, s := range scens {
 		for _, m := range modes {
-			rep, err := evaluate.Run(ctx, evaluate.Options{Name: s.name, Config: s.cfg, Duration: *dur, Mode: m, Holder: holder, Seed: *seed, Settle: *settle})
+			rep, err := evaluate.Run(ctx, evaluate.Options{Name: s.name, Config: s.cfg, Duration: *dur, Mode: m, Holder: holder, Float: fm, Seed: *seed, Settle: *settle})
 			if err != nil {
 				return fmt.Errorf("eval: %s (%s): %w", s.name, m, err)
 			}

@@ -49,19 +49,41 @@ func NewLoaded(m *model.Model) (*Loaded, error) {
 	if len(m.Output.Labels) != m.Classes() {
 		return nil, fmt.Errorf("classify: model %q: %d labels for %d classes", m.Name, len(m.Output.Labels), m.Classes())
 	}
-	l := &Loaded{M: m, Version: m.Version}
-	for _, lab := range m.Output.Labels {
+	bins, err := ParseLabels(m.Output.Labels)
+	if err != nil {
+		return nil, fmt.Errorf("classify: model %q: %w", m.Name, err)
+	}
+	return &Loaded{M: m, Version: m.Version, binOf: bins}, nil
+}
+
+// ParseLabels maps a plate model's class labels to position bins (−1 for
+// NoneLabel).
+func ParseLabels(labels []string) ([]int, error) {
+	var out []int
+	for _, lab := range labels {
 		if lab == NoneLabel {
-			l.binOf = append(l.binOf, -1)
+			out = append(out, -1)
 			continue
 		}
 		b, err := strconv.Atoi(strings.TrimPrefix(lab, "x"))
 		if !strings.HasPrefix(lab, "x") || err != nil || b < 0 || b >= PositionBins {
-			return nil, fmt.Errorf("classify: model %q: label %q is neither a position bin (x00-x%02d) nor %q", m.Name, lab, PositionBins-1, NoneLabel)
+			return nil, fmt.Errorf("label %q is neither a position bin (x00-x%02d) nor %q", lab, PositionBins-1, NoneLabel)
 		}
-		l.binOf = append(l.binOf, b)
+		out = append(out, b)
 	}
-	return l, nil
+	return out, nil
+}
+
+// FacingAt is the facing of p nearest the centre of position bin b.
+func FacingAt(p *Plate, b int) int {
+	x := (float64(b) + 0.5) / PositionBins * p.WidthMM
+	fi, bd := 0, math.Inf(1)
+	for i, f := range p.Facings {
+		if d := math.Abs(f.XMM - x); d < bd {
+			fi, bd = i, d
+		}
+	}
+	return fi
 }
 
 // Holder holds the serving model. Swap replaces it while readings flow:
@@ -148,13 +170,7 @@ func (m *ModelID) Identify(c *Change) Result {
 		return Result{Facing: -1, Confidence: conf, Classifier: "model", ModelVersion: l.Version}
 	}
 	p := c.Plate
-	x := (float64(b) + 0.5) / PositionBins * p.WidthMM
-	fi, bd := 0, math.Inf(1)
-	for i, f := range p.Facings {
-		if d := math.Abs(f.XMM - x); d < bd {
-			fi, bd = i, d
-		}
-	}
+	fi := FacingAt(p, b)
 	q, whole := quantity(c.Delta, p.Facings[fi].UnitGrams)
 	if !whole {
 		conf *= 0.5

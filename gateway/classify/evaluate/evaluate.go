@@ -21,6 +21,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/classify"
 	"github.com/shelfgate/shelfgate/model/features"
+	"github.com/shelfgate/shelfgate/model/train"
 )
 
 // Options configures Run.
@@ -30,6 +31,7 @@ type Options struct {
 	Duration time.Duration
 	Mode     classify.Mode    // analytic, model or shadow
 	Holder   *classify.Holder // the model, for model and shadow
+	Float    *train.MLP       // the float model, for ModeFloat
 	// MisPickRate is the share of picks whose scanned line is wrong (a
 	// neighbouring facing's SKU, or one unit more or less); default 0.1.
 	MisPickRate float64
@@ -109,6 +111,15 @@ func detector(o Options, w *warehouse.Warehouse, plates []classify.Plate, stats 
 		cfg.Primary, cfg.Shadow = mid, an
 	case classify.ModeShadow:
 		cfg.Primary, cfg.Shadow = an, mid
+	case ModeFloat:
+		if o.Float == nil {
+			return nil, fmt.Errorf("evaluate: mode float needs the float model")
+		}
+		fid, err := NewFloatID(o.Float)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Primary = fid
 	default:
 		return nil, fmt.Errorf("evaluate: mode %q", o.Mode)
 	}
