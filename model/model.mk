@@ -167,12 +167,14 @@ model-check:
 	@$(MAKE) --no-print-directory -f $(MODEL_MK) model MODEL_PLATE_OUT=$(MODEL_PLATE_DIR)/rebuilt.sgm
 	cmp configs/models/plate.sgm $(MODEL_PLATE_DIR)/rebuilt.sgm && echo "FIGURE model_rebuild_identical=1 unit=bool baseline=1 ratio=1"
 
-# FIGURE lines: every evaluation scenario, analytic and model, 1 h each of
-# simulated time (shelfctl eval; JSON in tmp/bench-shelf.json), then the
-# per-change cost of features + model inference beside the analytic
-# identifier (Go benchmarks, one core).
+# FIGURE lines: every evaluation scenario, analytic, int8 model and the
+# float model it was quantized from, 1 h each of simulated time (shelfctl
+# eval; JSON in tmp/bench-shelf.json), then the per-change cost of features
+# + model inference beside the analytic identifier (Go benchmarks, one
+# core). The float model comes from a rebuild into tmp when missing.
 bench-shelf:
 	@mkdir -p $(MODEL_PLATE_DIR)
+	@test -f $(MODEL_PLATE_DIR)/float.json || $(MAKE) --no-print-directory -f $(MODEL_MK) model MODEL_PLATE_OUT=$(MODEL_PLATE_DIR)/rebuilt.sgm
 	$(GO) build -o $(MODEL_PLATE_DIR)/shelfctl ./cmd/shelfctl
-	$(MODEL_PLATE_DIR)/shelfctl eval --classifier both --model configs/models/plate.sgm --duration 1h --json $(CURDIR)/tmp/bench-shelf.json $(MODEL_PLATE_EVAL)
-	$(GO) test -run '^$$' -bench 'BenchmarkIdentify' -benchmem -cpu 1 -count 1 -figures ./gateway/classify
+	$(MODEL_PLATE_DIR)/shelfctl eval --classifier all --model configs/models/plate.sgm --float $(MODEL_PLATE_DIR)/float.json --duration 1h --json $(CURDIR)/tmp/bench-shelf.json $(MODEL_PLATE_EVAL)
+	$(GO) test -run '^$$' -bench 'BenchmarkIdentify' -benchmem -cpu 1 -count 1 ./gateway/classify -args -figures
