@@ -49,17 +49,18 @@ const (
 
 // Event is a warehouse event derived from readings (or reported by a sensor).
 type Event struct {
-	Kind       EventKind `json:"kind"`
-	Stream     StreamID  `json:"stream"` // the source stream (e.g. the load cell)
-	Bin        string    `json:"bin,omitempty"`
-	SKU        string    `json:"sku,omitempty"`
-	Quantity   int       `json:"qty,omitempty"`
-	DeltaGrams float64   `json:"delta_g,omitempty"`
-	Confidence float64   `json:"confidence,omitempty"`
-	Detail     string    `json:"detail,omitempty"`
-	FromSeq    uint64    `json:"from_seq,omitempty"` // shed events: first sequence number shed
-	ToSeq      uint64    `json:"to_seq,omitempty"`   // shed events: last sequence number shed
-	Time       time.Time `json:"time"`
+	Kind       EventKind  `json:"kind"`
+	Stream     StreamID   `json:"stream"` // the source stream (e.g. the load cell)
+	Bin        string     `json:"bin,omitempty"`
+	SKU        string     `json:"sku,omitempty"`
+	Quantity   int        `json:"qty,omitempty"`
+	DeltaGrams float64    `json:"delta_g,omitempty"`
+	Confidence float64    `json:"confidence,omitempty"`
+	Detail     string     `json:"detail,omitempty"`
+	FromSeq    uint64     `json:"from_seq,omitempty"`  // shed events: first sequence number shed
+	ToSeq      uint64     `json:"to_seq,omitempty"`    // shed events: last sequence number shed
+	Inference  *Inference `json:"inference,omitempty"` // plate events: see Inference
+	Time       time.Time  `json:"time"`
 }
 
 // Class is the delivery class of an outbox record. Telemetry is shed first

@@ -79,6 +79,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return modelcli.Main(ctx, args[1:], stdin, stdout, stderr)
 	case "keys":
 		return keysCmd(args[1:], stdout, stderr)
+	case "eval":
+		return evalCmd(ctx, args[1:], stdout, stderr)
 	case "calibrate":
 		return calibrate(ctx, args[1:], stdin, stdout, stderr, openHX711)
 	case "outbox":

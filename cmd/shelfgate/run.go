@@ -118,7 +118,11 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 	if err != nil {
 		return err
 	}
-	birth := birthStatus(ob, cfg.Uplink.AckMode)
+	plateLinks, plateModel, plateStats, err := plateChain(ctx, sensors) // shelf plates: kind_plate.go
+	if err != nil {
+		return err
+	}
+	birth := withModel(birthStatus(ob, cfg.Uplink.AckMode), plateModel)
 	up, err := uplink.New(ob, uplink.Options{
 		Brokers: brokers, Topics: topics,
 		Username: cfg.Broker.Username, Password: cfg.Broker.Password, TLS: tlsConf,
@@ -139,12 +143,13 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 	if err != nil {
 		return err
 	}
+	classifiers = append(classifiers, plateLinks...)
 	gw := &gateway.Gateway{
 		Sources: sensors.sources(), Outbox: ob, Uplink: up, Classifiers: classifiers,
 		Logger: log, FlushTimeout: cfg.Uplink.FlushTimeout,
 	}
 	if cfg.Metrics.Listen != "" {
-		stopMetrics, err := serveMetrics(cfg.Metrics.Listen, newMetrics(gw, ob, up, router, sensors, log), log, &wg)
+		stopMetrics, err := serveMetrics(cfg.Metrics.Listen, withPlateMetrics(newMetrics(gw, ob, up, router, sensors, log), plateStats), log, &wg)
 		if err != nil {
 			return err
 		}

@@ -95,6 +95,7 @@ func sensorKinds() []sensorKind {
 		{typ: "mfrc522", new: newMFRC522Config}, // RFID reader on SPI
 		{typ: "bme280", new: newBME280Config},   // temperature, pressure, humidity on I2C
 		{typ: "ds18b20", new: newDS18B20Config}, // temperature on 1-wire
+		{typ: "plate", new: newPlateConfig},     // shelf plate: four HX711s on one shared clock
 	}
 }
 

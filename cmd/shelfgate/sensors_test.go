@@ -41,7 +41,7 @@ func TestSensorKindChecks(t *testing.T) {
 		{"ds18b20", "  - {name: a, type: ds18b20, address: 0x28ff4c6a8016032e, interval: 30s}", ""},
 		{"ds18b20 no address", "  - {name: a, type: ds18b20}", "c.yaml:5: sensors[0].address: is missing: the sensor's 64-bit 1-wire ROM code, e.g. 0x28ff4c6a8016032e"},
 		{"ds18b20 interval", "  - {name: a, type: ds18b20, address: 0x28ff4c6a8016032e, interval: 2h}", "c.yaml:5: sensors[0].interval: 2h0m0s must be between 1s and 1h"},
-		{"unknown", "  - {name: a, type: lidar}", `c.yaml:5: sensors[0].type: "lidar" is not a sensor type (hx711, scanner, mfrc522, bme280, ds18b20)`},
+		{"unknown", "  - {name: a, type: lidar}", `c.yaml:5: sensors[0].type: "lidar" is not a sensor type (hx711, scanner, mfrc522, bme280, ds18b20, plate)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, "c.yaml")

@@ -1,0 +1,447 @@
+package classify
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/model/features"
+)
+
+// Facing is one SKU lane on a plate, at a known position.
+type Facing struct {
+	SKU       string
+	UnitGrams float64 // > 0
+	XMM, YMM  float64 // lane centre: x along the shelf from the left edge, y from the front
+}
+
+// Plate is one shelf plate on four load cells read in lockstep. Cells are
+// the corners front-left, front-right, back-left, back-right (the order of
+// firmware-sim/warehouse.Plate.Cells); their readings come in grams on
+// four streams.
+type Plate struct {
+	ID      string              // e.g. "plate-01"
+	Stream  gateway.StreamID    // the plate's event stream, e.g. "loadcell/plate-01"
+	Cells   [4]gateway.StreamID // one stream per corner cell
+	WidthMM float64
+	DepthMM float64
+	Facings []Facing
+}
+
+// share is the part of a load at (x, y) that cell c carries (bilinear).
+func (p *Plate) share(c int, x, y float64) float64 {
+	u, v := x/p.WidthMM, y/p.DepthMM
+	switch c {
+	case 0:
+		return (1 - u) * (1 - v)
+	case 1:
+		return u * (1 - v)
+	case 2:
+		return (1 - u) * v
+	}
+	return u * v
+}
+
+// Change is a settled change of a plate's load, as the detector hands it
+// to an Identifier. Before and After are the settled per-cell loads in
+// grams; Anchor is the sample (in the ring's rate) at which the load began
+// to move.
+type Change struct {
+	Plate         *Plate
+	Index         int // the plate's index in Config.Plates
+	Before, After [4]float64
+	Delta         float64 // Σ After − Σ Before
+	Ring          *features.Ring
+	Anchor        int64
+	Time          time.Time
+}
+
+// Result is an Identifier's answer: which facing's units moved (−1: none),
+// how many, and how sure it is (0..1).
+type Result struct {
+	Facing       int
+	Quantity     int
+	Confidence   float64
+	Classifier   string
+	ModelVersion uint64
+}
+
+// Identifier names what moved on a plate. The detector calls it for
+// different plates concurrently, never for one plate concurrently; state an
+// Identifier keeps per plate (by Change.Index) needs no lock.
+type Identifier interface {
+	Identify(c *Change) Result
+}
+
+// Mode chooses the identifiers of a PlateDetector.
+type Mode string
+
+// Modes.
+const (
+	ModeAnalytic Mode = "analytic" // the analytic baseline alone
+	ModeModel    Mode = "model"    // the int8 model; analytic recorded as its shadow
+	ModeShadow   Mode = "shadow"   // analytic decides; the model is recorded as its shadow
+)
+
+// ParseMode checks a configured classifier name.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeAnalytic, ModeModel, ModeShadow:
+		return m, nil
+	}
+	return "", fmt.Errorf("classifier %q: want analytic, model or shadow", s)
+}
+
+// Config configures a PlateDetector.
+type Config struct {
+	Plates []Plate
+	Rate   float64 // samples per second per cell (10 or 80)
+	// RingRate is the rate the feature ring is fed at: samples are averaged
+	// in blocks of Rate/RingRate. 0 means Rate. It must divide Rate.
+	RingRate float64
+	// Primary decides each event; Shadow, if set, is recorded beside it.
+	Primary, Shadow Identifier
+	Stats           *Stats // may be nil
+	// Settle is how long the total load must stay within the noise
+	// tolerance to count as settled (default DefaultSettle): longer
+	// rejects more of a resting hand, shorter reports sooner.
+	Settle time.Duration
+	// LowConfidence is the confidence below which an inference counts as
+	// low-confidence (default 0.6).
+	LowConfidence float64
+}
+
+// Queue depth of a cell's readings waiting for the other cells of their
+// lockstep sample.
+const cellQueue = 64
+
+type queued struct {
+	t    time.Time
+	v    float64
+	good bool
+}
+
+// plateState is the detector's state for one plate, guarded by mu: the
+// four cell streams of a plate are committed concurrently, so they meet
+// here. No lock is shared between plates.
+type plateState struct {
+	mu    sync.Mutex
+	p     *Plate
+	idx   int
+	q     [4][cellQueue]queued
+	head  [4]int
+	count [4]int
+
+	ring     *features.Ring
+	dec      int // native samples per ring sample
+	acc      [4]float64
+	accN     int
+	n        int64 // native samples seen
+	win      [][4]float64
+	wpos     int
+	wn       int
+	prevTot  float64
+	hasPrev  bool
+	medDiff  float64
+	level    [4]float64
+	levelTot float64
+	hasLevel bool
+	anchor   int64 // ring index of the departure from the level, −1 none
+	misalign int64
+	change   Change
+	scratch  []gateway.Event
+}
+
+// PlateDetector is the gateway.Classifier of shelf plates: it assembles
+// each plate's lockstep samples from its four cell streams, waits for the
+// total load to settle, and for each settled change asks its Identifier
+// what moved, emitting a pick or put with an Inference.
+type PlateDetector struct {
+	cfg        Config
+	plates     []*plateState
+	byStream   map[gateway.StreamID]struct{ p, c int }
+	noiseK     float64
+	meanK      float64
+	halfPeriod time.Duration
+}
+
+var _ gateway.Classifier = (*PlateDetector)(nil)
+
+// DefaultSettle is the default settle window.
+const DefaultSettle = 400 * time.Millisecond
+
+// settleSamples is the settle window in samples, at least 3.
+func settleSamples(rate float64, d time.Duration) int {
+	return max(3, int(math.Round(d.Seconds()*rate)))
+}
+
+// NewPlateDetector validates cfg and returns a detector.
+func NewPlateDetector(cfg Config) (*PlateDetector, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("classify: "+format, args...)) }
+	if !(cfg.Rate > 0) || cfg.Rate > 1e4 {
+		bad("rate: %v must be above 0 and at most 10000", cfg.Rate)
+	}
+	if cfg.RingRate == 0 {
+		cfg.RingRate = cfg.Rate
+	}
+	dec := int(math.Round(cfg.Rate / cfg.RingRate))
+	if dec < 1 || math.Abs(float64(dec)*cfg.RingRate-cfg.Rate) > 1e-9 {
+		bad("ring_rate: %v must divide rate %v", cfg.RingRate, cfg.Rate)
+	}
+	if cfg.Primary == nil {
+		bad("primary identifier: none")
+	}
+	if cfg.LowConfidence == 0 {
+		cfg.LowConfidence = 0.6
+	}
+	if len(cfg.Plates) == 0 {
+		bad("plates: none configured")
+	}
+	d := &PlateDetector{cfg: cfg, byStream: map[gateway.StreamID]struct{ p, c int }{}}
+	if cfg.Rate > 0 {
+		d.halfPeriod = time.Duration(0.5 / cfg.Rate * 1e9)
+	}
+	if cfg.Settle == 0 {
+		cfg.Settle = DefaultSettle
+	}
+	w := settleSamples(cfg.Rate, cfg.Settle)
+	d.noiseK = 2*math.Sqrt(2*math.Log(float64(w))) + 2
+	d.meanK = 6 * math.Sqrt(2/float64(w))
+	win := PlateWindow(cfg.RingRate)
+	for i := range cfg.Plates {
+		p := &d.cfg.Plates[i]
+		if p.ID == "" {
+			bad("plates[%d].id: empty", i)
+		}
+		if !(p.WidthMM > 0) || !(p.DepthMM > 0) {
+			bad("plates[%d]: width_mm %v and depth_mm %v must be above 0", i, p.WidthMM, p.DepthMM)
+		}
+		if len(p.Facings) == 0 {
+			bad("plates[%d].facings: none", i)
+		}
+		for j, f := range p.Facings {
+			if !(f.UnitGrams > 0) {
+				bad("plates[%d].facings[%d].unit_grams: %v must be above 0", i, j, f.UnitGrams)
+			}
+		}
+		for c, s := range p.Cells {
+			if s == "" {
+				bad("plates[%d].cells[%d]: empty stream", i, c)
+				continue
+			}
+			if _, dup := d.byStream[s]; dup {
+				bad("plates[%d].cells[%d]: stream %q used twice", i, c, s)
+			}
+			d.byStream[s] = struct{ p, c int }{i, c}
+		}
+		ring, err := features.NewRing(win, 4*win.Samples)
+		if err != nil {
+			return nil, fmt.Errorf("classify: %w", err)
+		}
+		d.plates = append(d.plates, &plateState{p: p, idx: i, ring: ring, dec: max(dec, 1), win: make([][4]float64, w), medDiff: 0.5, anchor: -1})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// PlateWindow is the feature window of plate classifiers at rate: four
+// cells, 3 s, 0.5 s before the change began.
+func PlateWindow(rate float64) features.Window {
+	w := features.DefaultWindow(rate)
+	w.Cells = 4
+	return w
+}
+
+// ObserveEvent implements gateway.Classifier; plates derive nothing from
+// events.
+func (d *PlateDetector) ObserveEvent(gateway.Event) []gateway.Event { return nil }
+
+// Observe takes one cell reading; it returns the event that the lockstep
+// sample it completes settles, if any.
+func (d *PlateDetector) Observe(r gateway.Reading) []gateway.Event {
+	pc, ok := d.byStream[r.Stream]
+	if !ok {
+		return nil
+	}
+	s := d.plates[pc.p]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := pc.c
+	if s.count[c] == cellQueue { // the other cells stopped: drop the oldest
+		s.head[c] = (s.head[c] + 1) % cellQueue
+		s.count[c]--
+		s.misalign++
+	}
+	s.q[c][(s.head[c]+s.count[c])%cellQueue] = queued{t: r.Time, v: r.Value, good: r.Quality == 0 && !math.IsNaN(r.Value) && !math.IsInf(r.Value, 0)}
+	s.count[c]++
+	var out []gateway.Event
+	for s.count[0] > 0 && s.count[1] > 0 && s.count[2] > 0 && s.count[3] > 0 {
+		// The latest of the four heads is the sample; heads more than
+		// half a sample period older lost their partners and are dropped.
+		// (A source stamps each cell when it processes it, so the cells of
+		// one lockstep read differ by a little.)
+		t := s.q[0][s.head[0]].t
+		for k := 1; k < 4; k++ {
+			if tk := s.q[k][s.head[k]].t; tk.After(t) {
+				t = tk
+			}
+		}
+		var g [4]float64
+		good, aligned := true, true
+		for k := 0; k < 4; k++ {
+			e := s.q[k][s.head[k]]
+			if t.Sub(e.t) > d.halfPeriod {
+				aligned = false
+				s.head[k] = (s.head[k] + 1) % cellQueue
+				s.count[k]--
+				s.misalign++
+				continue
+			}
+			g[k], good = e.v, good && e.good
+		}
+		if !aligned {
+			continue
+		}
+		for k := 0; k < 4; k++ {
+			s.head[k] = (s.head[k] + 1) % cellQueue
+			s.count[k]--
+		}
+		if ev, ok := d.sample(s, g, good, t); ok {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// sample runs one lockstep sample of plate s through the settle detector.
+func (d *PlateDetector) sample(s *plateState, g [4]float64, good bool, t time.Time) (gateway.Event, bool) {
+	if !good {
+		s.wn, s.hasPrev = 0, false
+		return gateway.Event{}, false
+	}
+	// Feature ring at the ring rate: block means.
+	for c := range g {
+		s.acc[c] += g[c]
+	}
+	s.accN++
+	if s.accN == s.dec {
+		var m [4]float64
+		for c := range m {
+			m[c] = s.acc[c] / float64(s.dec)
+		}
+		s.ring.Push(m[:]) // finite: checked above
+		s.acc, s.accN = [4]float64{}, 0
+	}
+	s.n++
+	tot := g[0] + g[1] + g[2] + g[3]
+	if s.hasPrev {
+		if math.Abs(tot-s.prevTot) > s.medDiff {
+			s.medDiff *= 1.02
+		} else {
+			s.medDiff = max(1e-3, s.medDiff*0.98)
+		}
+	}
+	s.prevTot, s.hasPrev = tot, true
+	sigma := s.medDiff / 0.9539
+	if s.hasLevel && s.anchor < 0 && math.Abs(tot-s.levelTot) > max(1.5, 5*sigma) {
+		s.anchor = max(0, s.ring.Count()-1)
+	}
+	s.win[s.wpos] = g
+	s.wpos = (s.wpos + 1) % len(s.win)
+	if s.wn < len(s.win) {
+		s.wn++
+		if s.wn < len(s.win) {
+			return gateway.Event{}, false
+		}
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	var mean [4]float64
+	for _, w := range s.win {
+		tw := w[0] + w[1] + w[2] + w[3]
+		lo, hi = min(lo, tw), max(hi, tw)
+		for c := range mean {
+			mean[c] += w[c]
+		}
+	}
+	if hi-lo > max(1.5, d.noiseK*sigma) {
+		return gateway.Event{}, false
+	}
+	mt := 0.0
+	for c := range mean {
+		mean[c] /= float64(len(s.win))
+		mt += mean[c]
+	}
+	if !s.hasLevel {
+		s.level, s.levelTot, s.hasLevel = mean, mt, true
+		return gateway.Event{}, false
+	}
+	delta := mt - s.levelTot
+	minUnit := math.Inf(1)
+	for _, f := range s.p.Facings {
+		minUnit = min(minUnit, f.UnitGrams)
+	}
+	if math.Abs(delta) < max(0.5*minUnit, d.meanK*sigma) {
+		s.level, s.levelTot = mean, mt // follow drift and fading disturbances
+		s.anchor = -1
+		return gateway.Event{}, false
+	}
+	anchor := s.anchor
+	if anchor < 0 { // the departure was within the noise: assume a window ago
+		anchor = max(0, s.ring.Count()-int64(len(s.win)/s.dec)-1)
+	}
+	ch := &s.change
+	*ch = Change{Plate: s.p, Index: s.idx, Before: s.level, After: mean, Delta: delta, Ring: s.ring, Anchor: anchor, Time: t}
+	s.level, s.levelTot, s.anchor = mean, mt, -1
+	start := time.Now()
+	res := d.cfg.Primary.Identify(ch)
+	var shadow *Result
+	if d.cfg.Shadow != nil {
+		sr := d.cfg.Shadow.Identify(ch)
+		shadow = &sr
+	}
+	if st := d.cfg.Stats; st != nil {
+		st.observe(res, shadow, time.Since(start), d.cfg.LowConfidence)
+	}
+	if res.Facing < 0 {
+		return gateway.Event{}, false // the identifier says nothing moved
+	}
+	return d.event(s.p, ch, res, shadow), true
+}
+
+// event builds the pick or put of res.
+func (d *PlateDetector) event(p *Plate, ch *Change, res Result, shadow *Result) gateway.Event {
+	f := p.Facings[res.Facing]
+	kind, action := gateway.EventPut, "put"
+	if ch.Delta < 0 {
+		kind, action = gateway.EventPick, "pick"
+	}
+	inf := &gateway.Inference{
+		Plate: p.ID, Facing: res.Facing, SKU: f.SKU, Action: action, Quantity: res.Quantity,
+		Confidence: res.Confidence, Classifier: res.Classifier, ModelVersion: res.ModelVersion,
+	}
+	if shadow != nil {
+		sh := &gateway.Inference{Plate: p.ID, Facing: shadow.Facing, Action: action, Quantity: shadow.Quantity,
+			Confidence: shadow.Confidence, Classifier: shadow.Classifier, ModelVersion: shadow.ModelVersion}
+		if shadow.Facing >= 0 {
+			sh.SKU = p.Facings[shadow.Facing].SKU
+		}
+		inf.Shadow = sh
+	}
+	return gateway.Event{
+		Kind: kind, Stream: p.Stream, Bin: p.ID, SKU: f.SKU, Quantity: res.Quantity,
+		DeltaGrams: ch.Delta, Confidence: res.Confidence, Time: ch.Time, Inference: inf,
+	}
+}
+
+// quantity is round(|Δ|/unit) and whether it is within 0.2 of an integer.
+func quantity(delta, unit float64) (int, bool) {
+	u := math.Abs(delta) / unit
+	q := math.Round(u)
+	return int(q), q >= 1 && math.Abs(u-q) <= 0.2
+}

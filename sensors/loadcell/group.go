@@ -1,0 +1,151 @@
+package loadcell
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/devices/v3/hx711"
+)
+
+// ErrGroupTimeout is returned when a chip of a Group is not ready in time.
+var ErrGroupTimeout = fmt.Errorf("loadcell: hx711 group: conversion not ready: %w", hx711.ErrTimeout)
+
+// Group is N HX711s sharing one PD_SCK line (a Pi has too few GPIOs for a
+// clock per chip), each with its own DOUT, read in lockstep through periph
+// gpio: wait until every DOUT is low (data ready), then 24 clock pulses,
+// sampling every DOUT on each, then 1–3 more pulses for the next mode
+// (which, the clock being shared, every chip takes).
+//
+// Channel(i) is chip i as an ADC for Source: the read that serves one
+// chip serves them all, so the four cells of a plate come from the same
+// conversion instant. A chip that was not ready returns −1 (all ones), as
+// periph's single-chip driver does, and Source rejects it as a glitch.
+type Group struct {
+	clk  gpio.PinOut
+	data []gpio.PinIn
+	mode Mode
+
+	mu      sync.Mutex
+	codes   []int32
+	pending []bool
+	reads   int64
+}
+
+// NewGroup configures the pins (DOUT as inputs with pull-down and falling
+// edge detection, PD_SCK low) for chips read in mode.
+func NewGroup(clk gpio.PinOut, data []gpio.PinIn, mode Mode) (*Group, error) {
+	if clk == nil || len(data) == 0 {
+		return nil, errors.New("loadcell: hx711 group: need a clock pin and at least one data pin")
+	}
+	for i, d := range data {
+		if d == nil {
+			return nil, fmt.Errorf("loadcell: hx711 group: data pin %d is nil", i)
+		}
+		if err := d.In(gpio.PullDown, gpio.FallingEdge); err != nil {
+			return nil, fmt.Errorf("loadcell: hx711 group: data pin %s: %w", d, err)
+		}
+	}
+	if err := clk.Out(gpio.Low); err != nil {
+		return nil, fmt.Errorf("loadcell: hx711 group: clock pin %s: %w", clk, err)
+	}
+	return &Group{clk: clk, data: data, mode: mode, codes: make([]int32, len(data)), pending: make([]bool, len(data))}, nil
+}
+
+// Len is the number of chips.
+func (g *Group) Len() int { return len(g.data) }
+
+// Reads is the number of lockstep reads done.
+func (g *Group) Reads() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.reads
+}
+
+// ReadAll does one lockstep read into dst (one code per chip). A chip not
+// ready within timeout fails the read with ErrGroupTimeout.
+func (g *Group) ReadAll(timeout time.Duration, dst []int32) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.readLocked(timeout, dst)
+}
+
+func (g *Group) readLocked(timeout time.Duration, dst []int32) error {
+	if len(dst) != len(g.data) {
+		return fmt.Errorf("loadcell: hx711 group: %d codes for %d chips", len(dst), len(g.data))
+	}
+	deadline := time.Now().Add(timeout)
+	for i, d := range g.data {
+		for d.Read() != gpio.Low {
+			left := time.Until(deadline)
+			if left <= 0 || !d.WaitForEdge(left) {
+				if d.Read() == gpio.Low {
+					break
+				}
+				return fmt.Errorf("chip %d (%s): %w", i, d, ErrGroupTimeout)
+			}
+		}
+	}
+	var v [64]uint32
+	vals := v[:0]
+	if len(g.data) > len(v) {
+		vals = make([]uint32, 0, len(g.data))
+	}
+	vals = vals[:len(g.data)]
+	clear(vals)
+	for range 24 {
+		if err := g.clk.Out(gpio.High); err != nil {
+			return fmt.Errorf("loadcell: hx711 group: clock: %w", err)
+		}
+		for i, d := range g.data {
+			vals[i] <<= 1
+			if d.Read() == gpio.High {
+				vals[i] |= 1
+			}
+		}
+		if err := g.clk.Out(gpio.Low); err != nil {
+			return fmt.Errorf("loadcell: hx711 group: clock: %w", err)
+		}
+	}
+	for range int(g.mode.inputMode()) {
+		if err := g.clk.Out(gpio.High); err != nil {
+			return fmt.Errorf("loadcell: hx711 group: clock: %w", err)
+		}
+		if err := g.clk.Out(gpio.Low); err != nil {
+			return fmt.Errorf("loadcell: hx711 group: clock: %w", err)
+		}
+	}
+	for i, x := range vals {
+		dst[i] = int32(x<<8) >> 8
+	}
+	g.reads++
+	return nil
+}
+
+// Channel returns chip i as an ADC. Its ReadTimeout returns chip i's code
+// of the latest lockstep read if it has not returned it yet, and otherwise
+// does a new lockstep read (whose other codes wait for their channels).
+func (g *Group) Channel(i int) ADC { return groupChannel{g, i} }
+
+type groupChannel struct {
+	g *Group
+	i int
+}
+
+func (c groupChannel) ReadTimeout(timeout time.Duration) (int32, error) {
+	g := c.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.pending[c.i] {
+		if err := g.readLocked(timeout, g.codes); err != nil {
+			return 0, err
+		}
+		for j := range g.pending {
+			g.pending[j] = true
+		}
+	}
+	g.pending[c.i] = false
+	return g.codes[c.i], nil
+}
