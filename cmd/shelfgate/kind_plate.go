@@ -62,6 +62,24 @@ func newPlateConfig() sensorConfig {
 	return &plateConfig{SampleRate: 10, Mode: "A128", Classifier: plateClassifier{Mode: "analytic"}}
 }
 
+var _ claimer = (*plateConfig)(nil)
+
+// claims: the shared clock, the four data pins and the plate (as its bin).
+// The clock is shared only among the plate's own four chips, which this one
+// entry declares; any other sensor on it is a clash.
+func (c *plateConfig) claims() []claim {
+	cl := []claim{{field: "plate", bin: c.Plate}}
+	if pinName(c.Pins.Clk) == nil {
+		cl = append(cl, claim{field: "pins.clk", pin: c.Pins.Clk})
+	}
+	for i, p := range c.Pins.Data {
+		if pinName(p) == nil {
+			cl = append(cl, claim{field: fmt.Sprintf("pins.data[%d]", i), pin: p})
+		}
+	}
+	return cl
+}
+
 func (c *plateConfig) check(env sensorEnv, report func(field, format string, args ...any)) {
 	if c.Plate == "" {
 		report("plate", "is empty")
