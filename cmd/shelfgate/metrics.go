@@ -77,6 +77,10 @@ var (
 	obShed        = desc("outbox_shed_rows_total", "Rows deleted undelivered under the disk budget, by class (database lifetime).", "class")
 	obShedNotices = desc("outbox_shed_notices_total", "Shed notices written since start (one per stream and sequence range).")
 	obFullRefused = desc("outbox_full_refused_total", "Rows refused because the disk was full and nothing could be shed.")
+	obQuarantined = desc("outbox_quarantined_total", "Damaged outbox databases moved aside at open (outbox.db.corrupt-<time>).")
+	obRecovered   = desc("outbox_recovered_rows_total", "Rows salvaged from damaged databases into this outbox.")
+	obDamaged     = desc("outbox_damaged", "1 when a check while running found the database damaged (appends fail until it is reopened).")
+	obChecks      = desc("outbox_integrity_checks_total", "Periodic integrity checks run since start.")
 )
 
 // outboxStats is what outboxCollector needs of the outbox.
@@ -103,6 +107,14 @@ func outboxCollector(ob outboxStats) metrics.Collector {
 		counter(ch, obShed, st.ShedEvents, gateway.ClassEvent.String())
 		counter(ch, obShedNotices, st.ShedNotices)
 		counter(ch, obFullRefused, st.FullRefused)
+		counter(ch, obQuarantined, st.Quarantined)
+		counter(ch, obRecovered, st.Recovered)
+		damaged := 0.0
+		if st.Damaged {
+			damaged = 1
+		}
+		gauge(ch, obDamaged, damaged)
+		counter(ch, obChecks, st.IntegrityChecks)
 		return nil
 	})
 }

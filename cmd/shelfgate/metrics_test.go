@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"github.com/shelfgate/shelfgate/gateway/downlink"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -183,4 +185,30 @@ type fakeOutbox struct{}
 
 func (fakeOutbox) Stats(context.Context) (outbox.Stats, error) {
 	return outbox.Stats{ShedTelemetry: 7}, nil
+}
+
+// An outbox that was damaged when the gateway opened it is moved aside and
+// recording goes on; /metrics says so.
+func TestQuarantinedOutboxShowsInMetrics(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "o.db")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("not a database "), 512), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ob, err := outbox.Open(path, outbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	body := scrapeServer(t, newMetrics(&gateway.Gateway{}, ob, fakeUplink{}, fakeRouter{}, &sensorSet{}, nil))()
+	for series, want := range map[string]float64{
+		"shelfgate_outbox_quarantined_total": 1,
+		"shelfgate_outbox_damaged":           0,
+	} {
+		if v := value(body, series); v != want {
+			t.Errorf("%s = %v, want %v", series, v, want)
+		}
+	}
+	if v := value(body, "shelfgate_outbox_integrity_checks_total"); v < 0 {
+		t.Errorf("shelfgate_outbox_integrity_checks_total missing")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,8 +52,22 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, o runOptions) error 
 	log, level := newLogger(cfg, o.stderr)
 	log = log.With("gateway", cfg.Gateway.ID, "site", cfg.Gateway.Site)
 	err := runLogged(ctx, flushCtx, cfg, o, log, level)
+	// A damaged outbox found while running (outbox.ErrCorrupt) stops the
+	// pipeline with every unaccepted reading still at its source; opening
+	// the outbox again moves the damaged file aside, salvages what is
+	// readable and records on a fresh one. Do that here rather than leave
+	// it to a supervisor, a few times at most so a disk that keeps
+	// corrupting files still ends in an error.
+	for restarts := 0; errors.Is(err, outbox.ErrCorrupt) && ctx.Err() == nil && restarts < maxCorruptRestarts; restarts++ {
+		log.Error("outbox damaged while running; restarting the pipeline to quarantine it", "err", err, "path", cfg.Outbox.Path, "restart", restarts+1)
+		err = runLogged(ctx, flushCtx, cfg, o, log, level)
+	}
 	return fatal(log, err)
 }
+
+// maxCorruptRestarts bounds how often run reopens a damaged outbox before
+// it gives up.
+const maxCorruptRestarts = 3
 
 func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, log *slog.Logger, level *slog.LevelVar) error {
 	log.Info("starting", "version", version, "config", cfg.File())
@@ -94,7 +109,7 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 	if adopted != "" {
 		log.Warn("adopted the outbox of another gateway: its backlog is delivered under this gateway's id", "previous_gateway", adopted, "path", cfg.Outbox.Path)
 	}
-	ob, err := outbox.Open(cfg.Outbox.Path, outbox.Options{MaxBatchRows: cfg.Outbox.CommitRows, MaxDelay: cfg.Outbox.CommitInterval, MaxBytes: int64(cfg.Outbox.MaxBytes)})
+	ob, err := outbox.Open(cfg.Outbox.Path, outbox.Options{MaxBatchRows: cfg.Outbox.CommitRows, MaxDelay: cfg.Outbox.CommitInterval, MaxBytes: int64(cfg.Outbox.MaxBytes), Logger: log.With("component", "outbox")})
 	if err != nil {
 		return err
 	}
