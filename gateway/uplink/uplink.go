@@ -288,9 +288,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 			u.connected.Store(true)
 			u.connects.Add(1)
 			u.client.Store(&client)
-			args := []any{"broker", url}
+			args := []any{"broker", url, "failed_attempts", failures}
 			if !downSince.IsZero() {
-				args = append(args, "down_for", start.Sub(downSince).Round(time.Millisecond), "failed_attempts", failures)
+				args = append(args, "down_for", start.Sub(downSince).Round(time.Millisecond))
 			}
 			u.log.Info("connected to broker", args...)
 			failures = 0

@@ -38,3 +38,34 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// TestCertProbeExplain: a reset or EOF after a handshake in which the
+// broker asked for a client certificate becomes a TLS failure saying
+// whether one was presented; without the request, or for other errors, the
+// error is left alone.
+func TestCertProbeExplain(t *testing.T) {
+	reset := fmt.Errorf("%w : %w", packets.ErrorNetworkError, &net.OpError{Op: "write", Err: syscall.ECONNRESET})
+	var quiet CertProbe
+	if got := quiet.Explain(reset); got != reset {
+		t.Fatalf("no certificate request: %v", got)
+	}
+	var asked CertProbe
+	conf := asked.Wrap(&tls.Config{MinVersion: tls.VersionTLS12})
+	if _, err := conf.GetClientCertificate(&tls.CertificateRequestInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	got := asked.Explain(reset)
+	var ce *ClientCertError
+	if !errors.As(got, &ce) || ce.Sent || Classify(got) != TLS || !errors.Is(got, syscall.ECONNRESET) {
+		t.Fatalf("Explain = %v (%T)", got, got)
+	}
+	if got := asked.Explain(packets.ErrorRefusedNotAuthorised); got != packets.ErrorRefusedNotAuthorised {
+		t.Fatalf("auth error changed: %v", got)
+	}
+	if got := asked.Explain(io.EOF); Classify(got) != TLS {
+		t.Fatalf("EOF after the request: %v", got)
+	}
+	if asked.Explain(nil) != nil {
+		t.Fatal("nil changed")
+	}
+}
