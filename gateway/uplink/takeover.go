@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"errors"
+	"io"
 	"sync"
 	"time"
 )
@@ -52,13 +53,14 @@ func (l *loss) report(err error) {
 }
 
 // byBroker reports whether a session that ended with cause after lasting
-// d was ended from the other side (a takeover candidate) rather than by
-// this gateway: its watchdog, an ack timeout or a failing store.
+// d was closed cleanly by the broker (a takeover candidate), rather than
+// ended by this gateway (its watchdog, an ack timeout, a failing store) or
+// by a network failure (a reset or timeout, not a clean close).
 func (l *loss) byBroker(cause error, d time.Duration) bool {
 	var le *lostError
 	switch {
 	case errors.As(cause, &le):
-		return true
+		return errors.Is(le.err, io.EOF)
 	case errors.Is(cause, errLinkDead), d >= takeoverSession:
 		return false
 	}
@@ -66,7 +68,7 @@ func (l *loss) byBroker(cause error, d time.Duration) bool {
 	defer t.Stop()
 	select {
 	case <-l.done:
-		return true
+		return errors.Is(l.err, io.EOF)
 	case <-t.C:
 		return false
 	}

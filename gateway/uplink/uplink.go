@@ -310,14 +310,13 @@ func (u *Uplink) Run(ctx context.Context) error {
 				u.takeovers.Add(1)
 			}
 			if alarm {
-				u.log.Error("likely duplicate gateway.id: the broker keeps ending this client's sessions right after they start, as it does when another client connects with the same client id",
+				u.log.Error("likely duplicate gateway.id: the broker keeps closing this client's sessions right after they start, as it does when another client connects with the same client id (else something on the way closes connections)",
 					"client_id", u.opts.ClientID, "broker", url, "takeovers", tw.count(), "within", takeoverPeriod)
 			}
 			// A session that delivered something (or lasted) proves the
 			// broker works: reconnect quickly, as after a cut link, rather
-			// than at the backoff earlier failures had built up. Not after
-			// a takeover: two clients with one id then flap ever slower.
-			if !takeover && (u.messages.Load() > acked || lasted > u.opts.BackoffMax) {
+			// than at the backoff earlier failures had built up.
+			if u.messages.Load() > acked || lasted > u.opts.BackoffMax {
 				backoff = u.opts.BackoffMin
 				sleep = time.Duration(mrand.Int64N(int64(backoff))) + u.opts.BackoffMin/2
 			}
