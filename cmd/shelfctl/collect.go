@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,10 +31,12 @@ type collectedRecord struct {
 	Event   json.RawMessage `json:"event,omitempty"`
 }
 
+const collectSynopsis = "--out FILE.jsonl [--broker URL] [--share GROUP] [--site S] [--gateway G] [--client-id ID]\n" +
+	"                 [--duration D] [--idle D] [--expect N] [--from-start] [--ack] [connection flags]"
+
 func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("collect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	url := fs.String("broker", "tcp://127.0.0.1:1883", "broker URL")
+	mf := addMQTTFlags(fs, os.LookupEnv)
 	out := fs.String("out", "", "JSON-lines file of unique records (appended to)")
 	share := fs.String("share", "", "shared-subscription group: collectors in one group split the fleet")
 	site := fs.String("site", "", "only this site")
@@ -42,13 +45,21 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	duration := fs.Duration("duration", 0, "stop after this long")
 	idle := fs.Duration("idle", 0, "stop when nothing new arrived for this long (after something did)")
 	expect := fs.Int64("expect", 0, "stop once this many unique records arrived")
-	fromFirst := fs.Bool("from-first", false, "do not count sequence numbers before the first received as missing")
+	fromStart := fs.Bool("from-start", false, "audit every stream from sequence number 1: for a collector that was there from the gateway's first reading (default: from the first sequence number received per stream, so collect can start beside a running gateway; every gap after it is reported)")
+	fromFirst := fs.Bool("from-first", true, "accepted for compatibility: auditing from the first received is the default now (--from-first=false is --from-start)")
 	ack := fs.Bool("ack", false, "confirm each batch to its gateway after it is synced to --out (for gateways with uplink.ack_mode: consumer)")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: collect takes no arguments, got %q", errUsage, fs.Args())
 	}
 	if *out == "" {
 		return fmt.Errorf("%w: collect needs --out FILE.jsonl", errUsage)
+	}
+	cn, err := mf.resolve()
+	if err != nil {
+		return err
 	}
 	f, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -76,8 +87,8 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		id = fmt.Sprintf("shelfctl-collect-%d", os.Getpid())
 	}
 	opts := collect.SubscribeOptions{
-		Broker: *url, ClientID: id, Persistent: *clientID != "", Site: *site, Gateway: *gw, Share: *share, Ack: *ack,
-		Username: os.Getenv("SHELFGATE_BROKER_USERNAME"), Password: os.Getenv("SHELFGATE_BROKER_PASSWORD"),
+		Broker: cn.url, ClientID: id, Persistent: *clientID != "", Site: *site, Gateway: *gw, Share: *share, Ack: *ack,
+		Username: cn.username, Password: cn.password, TLS: cn.tls, ConnectTimeout: mf.connectTimeout,
 		OnBatch: func(b *shelfv1.Batch, fresh []shelfv1.WireRecord) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -108,7 +119,10 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			fmt.Fprintf(stderr, "collect: rejected message on %s: %v\n", topic, err)
 		},
 		OnSubscribed: func() {
-			fmt.Fprintf(stderr, "collect: subscribed to %v on %s\n", (collect.SubscribeOptions{Site: *site, Gateway: *gw, Share: *share}).Filters(), *url)
+			fmt.Fprintf(stderr, "collect: subscribed to %v on %s\n", (collect.SubscribeOptions{Site: *site, Gateway: *gw, Share: *share}).Filters(), cn.url)
+		},
+		OnConnectionLost: func(err error) {
+			fmt.Fprintf(stderr, "collect: connection to %s lost (%v), reconnecting\n", cn.url, err)
 		},
 	}
 	if *idle > 0 {
@@ -132,6 +146,9 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}()
 	}
 	if err := collect.Subscribe(ctx, col, opts); err != nil {
+		if ctx.Err() != nil && !errors.Is(err, collect.ErrNotAuthorized) && !errors.Is(err, collect.ErrTLS) {
+			return fmt.Errorf("%w (stopped before the broker answered)", err)
+		}
 		return err
 	}
 	mu.Lock()
@@ -142,7 +159,7 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if writeErr != nil {
 		return fmt.Errorf("write %s: %w", *out, writeErr)
 	}
-	a := col.Audit(*fromFirst)
+	a := col.Audit(*fromFirst && !*fromStart)
 	a.Write(stdout)
 	if !a.OK() {
 		return fmt.Errorf("%w: %d sequence numbers missing, %d conflicts, %d rejected messages", errAudit, a.Missing, a.Conflicts, a.Rejected)

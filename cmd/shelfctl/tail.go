@@ -19,15 +19,23 @@ import (
 	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
+const tailSynopsis = "[--broker URL] [--site S] [--gateway G] [--raw] [connection flags]"
+
 func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	url := fs.String("broker", "tcp://127.0.0.1:1883", "broker URL")
+	mf := addMQTTFlags(fs, os.LookupEnv)
 	site := fs.String("site", "", "only this site (default all)")
 	gw := fs.String("gateway", "", "only this gateway (default all)")
 	raw := fs.Bool("raw", false, "print every reading, not one line per batch")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: tail takes no arguments, got %q", errUsage, fs.Args())
+	}
+	cn, err := mf.resolve()
+	if err != nil {
+		return err
 	}
 	s, g := *site, *gw
 	if s == "" {
@@ -57,23 +65,22 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}()
 	}
-	opts := paho.NewClientOptions().AddBroker(*url).SetClientID(fmt.Sprintf("shelfctl-tail-%d", os.Getpid())).
-		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(500 * time.Millisecond).SetMaxReconnectInterval(2 * time.Second).
+	opts := cn.apply(paho.NewClientOptions()).SetClientID(fmt.Sprintf("shelfctl-tail-%d", os.Getpid())).
+		SetCleanSession(true).SetAutoReconnect(true).SetMaxReconnectInterval(2 * time.Second).
 		SetOnConnectHandler(func(c paho.Client) {
 			c.SubscribeMultiple(map[string]byte{base + "/telemetry": 1, base + "/events": 1, base + "/status": 1, base + "/cmd/+/reply": 1}, handle)
+		}).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			fmt.Fprintf(stderr, "tail: connection to %s lost (%v), reconnecting\n", cn.url, err)
 		})
-	c := paho.NewClient(opts)
-	tok := c.Connect()
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			return fmt.Errorf("connect to %s: %w", *url, err)
+	c, err := mf.connect(ctx, opts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
 		}
-	case <-ctx.Done():
-		return nil
+		return err
 	}
-	fmt.Fprintf(stderr, "tailing %s/{telemetry,events,status} on %s (Ctrl-C to stop)\n", base, *url)
+	fmt.Fprintf(stderr, "tailing %s/{telemetry,events,status,cmd/+/reply} on %s (Ctrl-C to stop)\n", base, cn.url)
 	<-ctx.Done()
 	c.Disconnect(250)
 	return nil

@@ -111,7 +111,7 @@ func TestEndToEndSurvivesKill9(t *testing.T) {
 	// The collector runs throughout with a persistent session.
 	out := filepath.Join(dir, "collected.jsonl")
 	var auditOut, collectErr lockedBuffer
-	collector := exec.Command(ctlBin, "collect", "--broker", m.URL, "--out", out, "--client-id", "e2e-collector", "--site", "site-e2e")
+	collector := exec.Command(ctlBin, "collect", "--broker", m.URL, "--out", out, "--client-id", "e2e-collector", "--site", "site-e2e", "--from-start") // there from the first reading: audit from 1
 	collector.Stdout, collector.Stderr = &auditOut, &collectErr
 	if err := collector.Start(); err != nil {
 		t.Fatal(err)

@@ -158,7 +158,7 @@ func newRig(t *testing.T, opts rigOptions) *faultRig {
 	t.Logf("warehouse seed %d, speed %g, batch_records %d, ack_timeout %s, ack_mode %s, proxy %v", seed, opts.Speed, opts.BatchRecords, opts.AckTimeout, ackMode, opts.Proxy)
 
 	// The collector connects straight to the broker, never through the proxy.
-	args := []string{"collect", "--broker", r.brokerURL, "--out", r.out, "--client-id", "faults-collector", "--site", "site-faults"}
+	args := []string{"collect", "--broker", r.brokerURL, "--out", r.out, "--client-id", "faults-collector", "--site", "site-faults", "--from-start"} // there from the first reading: audit from 1
 	if opts.ConsumerAcks {
 		args = append(args, "--ack")
 	}

@@ -173,9 +173,12 @@ type Audit struct {
 // OK reports whether no stream has gaps or conflicts and nothing was rejected.
 func (a Audit) OK() bool { return a.Missing == 0 && a.Conflicts == 0 && a.Rejected == 0 }
 
-// Audit reports every stream. With fromFirst, sequence numbers before the
-// first one received are not counted missing (a collector that started
-// late); otherwise every stream is expected to start at 1.
+// Audit reports every stream. With fromFirst each stream is audited from
+// the first sequence number received (a collector started beside a
+// running gateway: what was delivered before it subscribed is not its to
+// miss); every gap after that one is still reported, as is a tail the
+// gateway's status says it sent. Otherwise every stream is expected to
+// start at 1.
 func (c *Collector) Audit(fromFirst bool) Audit {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -196,19 +199,25 @@ func (c *Collector) Audit(fromFirst bool) Audit {
 			// received is a gap too. A sentinel range past the end closes it.
 			accounted = union(accounted, []Range{{st.ended + 1, st.ended + 1}})
 		}
-		if rs := accounted; len(rs) > 0 {
-			if fromFirst {
-				start = rs[0].Lo
+		if fromFirst {
+			// From the first one received, not the first shed or the end
+			// of a status: both may predate the collector. A stream with
+			// nothing received has nothing to audit.
+			start = sa.First
+			if sa.Received == 0 {
+				accounted = nil
 			}
-			next := start
-			for _, r := range rs {
-				if r.Lo > next {
-					sa.Gaps = append(sa.Gaps, Range{next, r.Lo - 1})
-					sa.Missing += r.Lo - next
-				}
-				next = r.Hi + 1
+		}
+		next := start
+		for _, r := range accounted {
+			if r.Hi < next {
+				continue
 			}
-
+			if r.Lo > next {
+				sa.Gaps = append(sa.Gaps, Range{next, r.Lo - 1})
+				sa.Missing += r.Lo - next
+			}
+			next = r.Hi + 1
 		}
 		a.Streams = append(a.Streams, sa)
 		a.Received += sa.Received

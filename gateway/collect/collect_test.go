@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -127,5 +128,79 @@ func TestStatusRevealsTailLoss(t *testing.T) {
 		if s.Stream == "b" && (s.Missing != 4 || s.Received != 0) {
 			t.Errorf("stream b: %+v", s)
 		}
+	}
+}
+
+// TestAuditFromFirst: a collector started late audits each stream from the
+// first sequence number it received, still reporting every gap after it
+// and a tail the gateway's status says was sent; sequence numbers before
+// it (delivered, shed or reported ended before the collector subscribed)
+// are not missing. From the start, they are.
+func TestAuditFromFirstSeen(t *testing.T) {
+	backlog0 := int64(0)
+	recs := func(stream string, id0 int64, seqs ...[2]uint64) *shelfv1.Batch {
+		b := batch()
+		id := id0
+		for _, r := range seqs {
+			for q := r[0]; q <= r[1]; q++ {
+				id++
+				b.Records = append(b.Records, shelfv1.WireRecord{ID: id, Stream: stream, Seq: q})
+			}
+		}
+		return b
+	}
+	shed := func(stream string, id int64, from, to uint64) *shelfv1.Batch {
+		return &shelfv1.Batch{Version: 1, Site: "s", Gateway: "g", Class: "event", Records: []shelfv1.WireRecord{{ID: id, Stream: "events/shed", Seq: 1,
+			Event: []byte(fmt.Sprintf(`{"kind":"shed","stream":%q,"qty":%d,"from_seq":%d,"to_seq":%d}`, stream, to-from+1, from, to))}}}
+	}
+	for _, tc := range []struct {
+		name      string
+		feed      func(c *Collector)
+		fromFirst bool
+		missing   uint64
+		gaps      string
+	}{
+		{"late start, from first", func(c *Collector) { c.Add(recs("a", 1000, [2]uint64{50, 60}, [2]uint64{62, 70})) }, true, 1, "61"},
+		{"late start, from the start", func(c *Collector) { c.Add(recs("a", 1000, [2]uint64{50, 60}, [2]uint64{62, 70})) }, false, 50, "1-49,61"},
+		{"status from before the first record", func(c *Collector) {
+			c.AddStatus(Status{Site: "s", Gateway: "g", Backlog: &backlog0, LastSeq: map[string]uint64{"a": 40}})
+			c.Add(recs("a", 1000, [2]uint64{50, 70}))
+		}, true, 0, ""},
+		{"status past the last record", func(c *Collector) {
+			c.Add(recs("a", 1000, [2]uint64{50, 70}))
+			c.AddStatus(Status{Site: "s", Gateway: "g", Backlog: &backlog0, LastSeq: map[string]uint64{"a": 75}})
+		}, true, 5, "71-75"},
+		{"old shed notice before the first record", func(c *Collector) {
+			c.Add(shed("a", 999, 1, 40))
+			c.Add(recs("a", 1000, [2]uint64{5000, 5010}))
+		}, true, 0, ""},
+		{"shed notice after the first record covers its gap", func(c *Collector) {
+			c.Add(recs("a", 1000, [2]uint64{50, 60}, [2]uint64{71, 80}))
+			c.Add(shed("a", 2000, 61, 70))
+		}, true, 0, ""},
+		{"only a status, from first", func(c *Collector) {
+			c.AddStatus(Status{Site: "s", Gateway: "g", Backlog: &backlog0, LastSeq: map[string]uint64{"a": 40}})
+		}, true, 0, ""},
+		{"only a status, from the start", func(c *Collector) {
+			c.AddStatus(Status{Site: "s", Gateway: "g", Backlog: &backlog0, LastSeq: map[string]uint64{"a": 40}})
+		}, false, 40, "1-40"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := New()
+			tc.feed(c)
+			a := c.Audit(tc.fromFirst)
+			var gaps []string
+			for _, s := range a.Streams {
+				if s.Stream != "a" {
+					continue
+				}
+				for _, g := range s.Gaps {
+					gaps = append(gaps, g.String())
+				}
+			}
+			if a.Missing != tc.missing || strings.Join(gaps, ",") != tc.gaps {
+				t.Fatalf("missing %d gaps %v; want %d gaps %s", a.Missing, gaps, tc.missing, tc.gaps)
+			}
+		})
 	}
 }

@@ -2,7 +2,9 @@ package collect
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,18 +13,24 @@ import (
 
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/compress"
+	"github.com/shelfgate/shelfgate/gateway/uplink/connfail"
 	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
 // SubscribeOptions say what to collect and from where.
 type SubscribeOptions struct {
-	Broker   string // tcp://host:port
+	Broker   string // tcp://host:port, ssl://host:port
 	ClientID string // a fixed id with Persistent keeps the broker session across restarts
 	Username string
 	Password string
-	Site     string // "" = all sites
-	Gateway  string // "" = all gateways
-	Share    string // $share group: several collectors split the fleet
+	TLS      *tls.Config // CA, client certificate; nil: system roots for ssl:// URLs
+	// ConnectTimeout bounds the first connection: network failures are
+	// retried until then; default 15s. Refused credentials and TLS
+	// failures end it at once.
+	ConnectTimeout time.Duration
+	Site           string // "" = all sites
+	Gateway        string // "" = all gateways
+	Share          string // $share group: several collectors split the fleet
 	// Persistent asks the broker to keep the session (clean session off),
 	// so messages published while the collector is away are queued for it.
 	Persistent bool
@@ -33,6 +41,9 @@ type SubscribeOptions struct {
 	OnReject func(topic string, err error)
 	// OnSubscribed is called each time the subscriptions are in place.
 	OnSubscribed func()
+	// OnConnectionLost is called when an established connection is lost;
+	// the client then reconnects by itself.
+	OnConnectionLost func(err error)
 	// Ack confirms each batch to its gateway on .../ack (shelfv1.Ack,
 	// echoing the batch's lo, hi and tag) after OnBatch returned, for
 	// gateways that keep rows until the consumer has them. OnBatch must have
@@ -99,8 +110,8 @@ func Subscribe(ctx context.Context, c *Collector, o SubscribeOptions) error {
 	}
 	opts := paho.NewClientOptions().AddBroker(o.Broker).SetClientID(o.ClientID).
 		SetCleanSession(!o.Persistent).SetOrderMatters(true).
-		SetAutoReconnect(true).SetMaxReconnectInterval(time.Second).SetConnectRetry(true).
-		SetConnectRetryInterval(200 * time.Millisecond).SetKeepAlive(10 * time.Second).
+		SetAutoReconnect(true).SetMaxReconnectInterval(time.Second).
+		SetKeepAlive(10 * time.Second).
 		SetOnConnectHandler(func(cl paho.Client) {
 			// (Re)subscribe on every connection; with a persistent session
 			// the broker also resumes the old one.
@@ -111,23 +122,98 @@ func Subscribe(ctx context.Context, c *Collector, o SubscribeOptions) error {
 				}
 			}()
 		})
+	if o.OnConnectionLost != nil {
+		opts.SetConnectionLostHandler(func(_ paho.Client, err error) { o.OnConnectionLost(err) })
+	}
 	if o.Username != "" {
 		opts.SetUsername(o.Username).SetPassword(o.Password)
 	}
-	cl := paho.NewClient(opts)
-	tok := cl.Connect()
-	if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
-		cl.Disconnect(0)
-		return fmt.Errorf("collect: connect to %s: %v", o.Broker, errOrTimeout(tok.Error()))
+	if o.TLS != nil {
+		opts.SetTLSConfig(o.TLS)
+	}
+	cl, err := Connect(ctx, opts, o.ConnectTimeout)
+	if err != nil {
+		return fmt.Errorf("collect: %w", err)
 	}
 	<-ctx.Done()
 	cl.Disconnect(250)
 	return nil
 }
 
-func errOrTimeout(err error) any {
-	if err != nil {
-		return err
+// Errors of Connect that retrying cannot fix.
+var (
+	ErrNotAuthorized = errors.New("not authorized") // the broker refused the credentials
+	ErrTLS           = errors.New("TLS failure")    // certificate verification, either side
+)
+
+// Connect connects a client made from opts (paho's own connect retry is
+// turned off and the protocol fixed at MQTT 3.1.1), retrying network
+// failures for up to timeout (default 15s) or until ctx is done. Refused
+// credentials and TLS failures end it at once with an error wrapping
+// ErrNotAuthorized or ErrTLS; a timeout names the last failure.
+func Connect(ctx context.Context, opts *paho.ClientOptions, timeout time.Duration) (paho.Client, error) {
+	if timeout <= 0 {
+		timeout = 15 * time.Second
 	}
-	return "timed out"
+	broker := "broker"
+	if len(opts.Servers) > 0 {
+		broker = opts.Servers[0].Redacted()
+	}
+	opts.SetConnectRetry(false).SetProtocolVersion(4)
+	tlsConf := opts.TLSConfig
+	deadline := time.Now().Add(timeout)
+	wait := 100 * time.Millisecond
+	for {
+		probe := new(connfail.CertProbe)
+		if tlsConf != nil || isTLS(opts) {
+			opts.SetTLSConfig(probe.Wrap(tlsConf))
+		}
+		cl := paho.NewClient(opts)
+		tok := cl.Connect()
+		left := time.Until(deadline)
+		var err error
+		select {
+		case <-tok.Done():
+			err = probe.Explain(tok.Error())
+		case <-time.After(max(left, 0)):
+			err = errors.New("no CONNACK")
+		case <-ctx.Done():
+			// paho runs the on-connect handler (which may end ctx) before
+			// it completes the token: a connection made just now is one.
+			if tok.WaitTimeout(time.Second) && tok.Error() == nil {
+				return cl, nil // the caller disconnects
+			}
+			cl.Disconnect(0)
+			return nil, fmt.Errorf("connect to %s: %w", broker, ctx.Err())
+		}
+		if err == nil {
+			return cl, nil
+		}
+		cl.Disconnect(0)
+		switch connfail.Classify(err) {
+		case connfail.Auth:
+			return nil, fmt.Errorf("connect to %s: %w: the broker refused the credentials (%v); check the user name and password", broker, ErrNotAuthorized, err)
+		case connfail.TLS:
+			return nil, fmt.Errorf("connect to %s: %w: %v; check the CA, client certificate and server name", broker, ErrTLS, err)
+		}
+		if time.Until(deadline) <= 0 {
+			return nil, fmt.Errorf("connect to %s: timed out after %s: %v", broker, timeout, err)
+		}
+		select {
+		case <-time.After(min(wait, time.Until(deadline))):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to %s: %w", broker, ctx.Err())
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+func isTLS(opts *paho.ClientOptions) bool {
+	for _, u := range opts.Servers {
+		switch strings.ToLower(u.Scheme) {
+		case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps", "wss":
+			return true
+		}
+	}
+	return false
 }

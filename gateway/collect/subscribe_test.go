@@ -2,6 +2,9 @@ package collect
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,5 +74,82 @@ func TestSharedSubscriptionSplitsFleet(t *testing.T) {
 	}
 	if ma := merged.Audit(false); !ma.OK() || ma.Received != batches*per {
 		t.Fatalf("merged audit %+v", ma)
+	}
+}
+
+// TestSubscribeAuthAndTLS: against an authenticating or TLS mosquitto,
+// Subscribe connects with the right credentials and certificates, and
+// otherwise ends at once with ErrNotAuthorized or ErrTLS (not after its
+// connect timeout, which a network failure would run into).
+func TestSubscribeAuthAndTLS(t *testing.T) {
+	users := map[string]string{"collector": "s3cret"}
+	p := mqtttest.NewPKI(t)
+	other := mqtttest.NewPKI(t)
+	auth := mqtttest.StartMosquittoAuth(t, users)
+	tlsOnly := mqtttest.StartMosquittoTLS(t, p, false)
+	mutual := mqtttest.StartMosquittoTLS(t, p, true)
+	trusted := &tls.Config{RootCAs: p.Pool, MinVersion: tls.VersionTLS12}
+	withCert := &tls.Config{RootCAs: p.Pool, Certificates: []tls.Certificate{p.Client}, MinVersion: tls.VersionTLS12}
+	for _, tc := range []struct {
+		name string
+		o    SubscribeOptions
+		want error // nil: subscribes
+	}{
+		{"right password", SubscribeOptions{Broker: auth.URL, Username: "collector", Password: "s3cret"}, nil},
+		{"wrong password", SubscribeOptions{Broker: auth.URL, Username: "collector", Password: "nope"}, ErrNotAuthorized},
+		{"no credentials", SubscribeOptions{Broker: auth.URL}, ErrNotAuthorized},
+		{"trusted CA", SubscribeOptions{Broker: tlsOnly.URL, TLS: trusted}, nil},
+		{"untrusted CA", SubscribeOptions{Broker: tlsOnly.URL, TLS: &tls.Config{RootCAs: other.Pool, MinVersion: tls.VersionTLS12}}, ErrTLS},
+		{"system roots only", SubscribeOptions{Broker: tlsOnly.URL}, ErrTLS},
+		{"wrong server name", SubscribeOptions{Broker: tlsOnly.URL, TLS: &tls.Config{RootCAs: p.Pool, ServerName: "broker.example", MinVersion: tls.VersionTLS12}}, ErrTLS},
+		{"client certificate", SubscribeOptions{Broker: mutual.URL, TLS: withCert}, nil},
+		{"no client certificate", SubscribeOptions{Broker: mutual.URL, TLS: trusted}, ErrTLS},
+		{"plain URL to a TLS listener", SubscribeOptions{Broker: "tcp://" + tlsOnly.Addr, ConnectTimeout: 2 * time.Second}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			o := tc.o
+			o.ClientID = "auth-" + strings.ReplaceAll(tc.name, " ", "-")
+			if o.ConnectTimeout == 0 {
+				o.ConnectTimeout = time.Minute // a failure that is retried would hit it: the test would time out
+			}
+			subscribed := make(chan struct{}, 1)
+			o.OnSubscribed = func() { subscribed <- struct{}{} }
+			done := make(chan error, 1)
+			go func() { done <- Subscribe(ctx, New(), o) }()
+			if tc.name == "plain URL to a TLS listener" {
+				// Not an auth problem the client can name: it is retried and times out.
+				if err := <-done; err == nil || errors.Is(err, ErrNotAuthorized) || !strings.Contains(err.Error(), "timed out") {
+					t.Fatalf("err %v, want a time-out", err)
+				}
+				return
+			}
+			if tc.want == nil {
+				select {
+				case <-subscribed:
+				case err := <-done:
+					t.Fatalf("Subscribe: %v", err)
+				case <-time.After(20 * time.Second):
+					t.Fatal("not subscribed")
+				}
+				cancel()
+				if err := <-done; err != nil {
+					t.Fatalf("Subscribe: %v", err)
+				}
+				return
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("err %v, want %v", err, tc.want)
+				}
+				t.Log(err)
+			case <-subscribed:
+				t.Fatal("subscribed")
+			case <-time.After(30 * time.Second):
+				t.Fatal("Subscribe still retrying")
+			}
+		})
 	}
 }

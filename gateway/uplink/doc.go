@@ -10,4 +10,12 @@
 // broker URLs tried in turn), publishes a retained birth status with a
 // last-will "offline" on .../status, and routes downlink commands from
 // .../cmd/<name> without blocking paho's router.
+//
+// Connect failures only an operator can fix (refused credentials, TLS
+// verification; see connfail) are logged at ERROR, others at WARN, each
+// with the jittered wait actually slept; batches and reconnects are logged
+// at debug. A session the broker closes right after it began is counted
+// as a takeover (Stats.Takeovers): repeated, it means another client uses
+// the same client id, a duplicate gateway.id, logged at ERROR once per
+// episode.
 package uplink

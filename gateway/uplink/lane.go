@@ -169,6 +169,9 @@ func (l *lane) publish(recs []gateway.Record) {
 	// it after Publish returns, so it is never reused.
 	tok := l.c.Publish(l.topic, 1, false, payload)
 	l.inflight = append(l.inflight, flight{lo: ref.Lo, hi: ref.Hi, n: len(recs), tok: tok, sent: now})
+	if u.debug {
+		u.log.Debug("batch sent", "class", l.class.String(), "lo", ref.Lo, "hi", ref.Hi, "records", len(recs), "bytes", len(payload), "inflight", len(l.inflight), "resend", recs[0].ID <= l.resendTo)
+	}
 	u.inflight.Add(1)
 	l.cursor = ref.Hi
 	u.ackedMu.Lock()
@@ -193,6 +196,9 @@ func (l *lane) retire(ctx context.Context) error {
 		u.ackedMu.Lock()
 		u.acked[l.class] = f.hi
 		u.ackedMu.Unlock()
+		if u.debug {
+			u.log.Debug("batch acked", "class", l.class.String(), "lo", f.lo, "hi", f.hi, "records", f.n, "rtt", time.Since(f.sent).Round(time.Microsecond), "store_deleted", !u.opts.ConsumerAcks)
+		}
 		u.messages.Add(1)
 		u.delivered.Add(int64(f.n))
 		u.inflight.Add(-1)
@@ -255,6 +261,7 @@ func (l *lane) rewind(ctx context.Context, now time.Time) error {
 		return err
 	}
 	if len(oldest) > 0 && oldest[0].ID <= old && oldest[0].ID <= l.cursor {
+		l.u.log.Debug("resending unconfirmed rows", "class", l.class.String(), "from", oldest[0].ID, "cursor", l.cursor, "timeout", l.u.opts.ConsumerAckTimeout)
 		l.cursor = oldest[0].ID - 1
 		l.u.rewinds.Add(1)
 		l.sentAt = l.sentAt[:0]

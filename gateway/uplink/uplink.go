@@ -16,6 +16,7 @@ import (
 
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/compress"
+	"github.com/shelfgate/shelfgate/gateway/uplink/connfail"
 	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
@@ -159,6 +160,10 @@ type Stats struct {
 	InFlight  int64 // messages awaiting PUBACK
 	Confirmed int64 // consumer acks applied
 	Rewinds   int64 // lanes rewound to re-send rows the consumer did not confirm
+	// Takeovers counts sessions the broker closed within 10 s of
+	// connecting. Several a minute mean another client uses the same
+	// client id (a duplicate gateway.id): logged at ERROR once per episode.
+	Takeovers int64
 }
 
 // Uplink delivers a Store to an MQTT broker. Create it with New and call Run.
@@ -170,6 +175,7 @@ type Uplink struct {
 	zstd  *compress.Encoder // nil unless Options.Compress
 	tags  *tagger
 	seen  *recent // batch tags confirmed lately, to reject replays
+	debug bool    // the logger takes debug records: per-batch logs are built only then
 
 	connected atomic.Bool
 	connects  atomic.Int64
@@ -179,6 +185,7 @@ type Uplink struct {
 	inflight  atomic.Int64
 	confirmed atomic.Int64
 	rewinds   atomic.Int64
+	takeovers atomic.Int64
 	client    atomic.Pointer[paho.Client] // the session's client, nil between sessions
 
 	// acked[c] is the highest id of class c below which everything sent was acknowledged.
@@ -203,7 +210,8 @@ func New(store Store, opts Options) (*Uplink, error) {
 	} else if len(key) < 16 {
 		return nil, fmt.Errorf("uplink: batch key of %d bytes; want at least 16 (32 from outbox.Secret)", len(key))
 	}
-	u := &Uplink{store: store, opts: opts, codec: opts.Codec, log: opts.Logger, tags: newTagger(key), seen: newRecent(4096)}
+	u := &Uplink{store: store, opts: opts, codec: opts.Codec, log: opts.Logger, tags: newTagger(key), seen: newRecent(4096),
+		debug: opts.Logger.Enabled(context.Background(), slog.LevelDebug)}
 	if opts.Compress {
 		enc, err := compress.NewEncoder()
 		if err != nil {
@@ -219,7 +227,7 @@ func (u *Uplink) Stats() Stats {
 	return Stats{
 		Connected: u.connected.Load(), Connects: u.connects.Load(), Messages: u.messages.Load(),
 		Delivered: u.delivered.Load(), Resent: u.resent.Load(), InFlight: u.inflight.Load(),
-		Confirmed: u.confirmed.Load(), Rewinds: u.rewinds.Load(),
+		Confirmed: u.confirmed.Load(), Rewinds: u.rewinds.Load(), Takeovers: u.takeovers.Load(),
 	}
 }
 
@@ -255,20 +263,37 @@ func (u *Uplink) Run(ctx context.Context) error {
 		})
 	}
 	backoff := u.opts.BackoffMin
+	var (
+		tw        takeoverWatch
+		failures  int       // connection attempts failed since the last session
+		downSince time.Time // when the last session ended (zero before the first)
+	)
 	for attempt := 0; ; attempt++ {
 		if ctx.Err() != nil {
 			return nil
 		}
 		url := u.opts.Brokers[attempt%len(u.opts.Brokers)]
+		u.log.Debug("connecting to broker", "broker", url, "failures", failures, "client_id", u.opts.ClientID)
 		client, lost, conn, err := u.connect(ctx, url)
+		// Full jitter: a fleet coming back from an outage does not reconnect in step.
+		sleep := time.Duration(mrand.Int64N(int64(backoff))) + u.opts.BackoffMin/2
 		if err != nil {
-			u.log.Warn("broker connect failed", "broker", url, "err", err, "retry_in", backoff)
+			if ctx.Err() != nil {
+				return nil
+			}
+			failures++
+			u.logConnectFailure(url, err, sleep, failures)
 		} else {
-			start, acked := time.Now(), u.messages.Load()
+			start, acked, records := time.Now(), u.messages.Load(), u.delivered.Load()
 			u.connected.Store(true)
 			u.connects.Add(1)
 			u.client.Store(&client)
-			u.log.Info("connected to broker", "broker", url)
+			args := []any{"broker", url, "failed_attempts", failures}
+			if !downSince.IsZero() {
+				args = append(args, "down_for", start.Sub(downSince).Round(time.Millisecond))
+			}
+			u.log.Info("connected to broker", args...)
+			failures = 0
 			err = u.session(ctx, client, lost, conn)
 			u.client.Store(nil)
 			u.connected.Store(false)
@@ -277,17 +302,28 @@ func (u *Uplink) Run(ctx context.Context) error {
 				return nil
 			}
 			client.Disconnect(0)
-			u.log.Warn("broker session ended", "broker", url, "err", err)
+			end := time.Now()
+			lasted := end.Sub(start)
+			downSince = end
+			takeover, alarm := tw.note(end, lasted, lost.byBroker(err, lasted))
+			if takeover {
+				u.takeovers.Add(1)
+			}
+			if alarm {
+				u.log.Error("likely duplicate gateway.id: the broker keeps closing this client's sessions right after they start, as it does when another client connects with the same client id (else something on the way closes connections)",
+					"client_id", u.opts.ClientID, "broker", url, "takeovers", tw.count(), "within", takeoverPeriod)
+			}
 			// A session that delivered something (or lasted) proves the
 			// broker works: reconnect quickly, as after a cut link, rather
 			// than at the backoff earlier failures had built up.
-			if u.messages.Load() > acked || time.Since(start) > u.opts.BackoffMax {
+			if u.messages.Load() > acked || lasted > u.opts.BackoffMax {
 				backoff = u.opts.BackoffMin
+				sleep = time.Duration(mrand.Int64N(int64(backoff))) + u.opts.BackoffMin/2
 			}
+			u.log.Warn("broker session ended", "broker", url, "err", err, "connected_for", lasted.Round(time.Millisecond), "retry_in", sleep.Round(time.Millisecond))
+			u.log.Debug("session summary", "broker", url, "messages", u.messages.Load()-acked, "records", u.delivered.Load()-records, "inflight_at_end", u.inflight.Load())
 			attempt-- // retry the same broker first after a working session
 		}
-		// Full jitter: a fleet coming back from an outage does not reconnect in step.
-		sleep := time.Duration(mrand.Int64N(int64(backoff))) + u.opts.BackoffMin/2
 		select {
 		case <-ctx.Done():
 			return nil
@@ -297,10 +333,24 @@ func (u *Uplink) Run(ctx context.Context) error {
 	}
 }
 
-func (u *Uplink) connect(ctx context.Context, url string) (paho.Client, <-chan struct{}, *watchConn, error) {
-	lost := make(chan struct{})
+// logConnectFailure logs a failed connection attempt: at ERROR when only an
+// operator can fix it (credentials, certificates), at WARN otherwise.
+// retry_in is the wait actually slept before the next attempt.
+func (u *Uplink) logConnectFailure(url string, err error, retryIn time.Duration, failures int) {
+	args := []any{"broker", url, "err", err, "retry_in", retryIn.Round(time.Millisecond), "failures", failures}
+	switch connfail.Classify(err) {
+	case connfail.Auth:
+		u.log.Error("broker refused the credentials (check broker.username and the password)", append(args, "username", u.opts.Username)...)
+	case connfail.TLS:
+		u.log.Error("TLS with the broker failed (check broker.tls: CA, client certificate, server name)", args...)
+	default:
+		u.log.Warn("broker connect failed", args...)
+	}
+}
+
+func (u *Uplink) connect(ctx context.Context, url string) (paho.Client, *loss, *watchConn, error) {
+	lost := &loss{done: make(chan struct{})}
 	slot := new(connSlot)
-	var once sync.Once
 	o := paho.NewClientOptions().
 		AddBroker(url).
 		SetClientID(u.opts.ClientID).
@@ -314,15 +364,17 @@ func (u *Uplink) connect(ctx context.Context, url string) (paho.Client, <-chan s
 		SetWriteTimeout(u.opts.AckTimeout).
 		SetCustomOpenConnectionFn(dialer(slot)).
 		SetBinaryWill(u.codec.StatusTopic(), u.codec.Status(shelfv1.StateOffline, "", nil, time.Time{}), 1, true).
+		SetProtocolVersion(4). // no silent fallback to 3.1, which turns "not authorized" into "bad protocol version"
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			once.Do(func() { close(lost) })
+			lost.report(err)
 		})
 	if u.opts.Username != "" {
 		o.SetUsername(u.opts.Username)
 		o.SetPassword(u.opts.Password)
 	}
-	if u.opts.TLS != nil {
-		o.SetTLSConfig(u.opts.TLS)
+	probe := new(connfail.CertProbe)
+	if u.opts.TLS != nil || isTLSURL(url) {
+		o.SetTLSConfig(probe.Wrap(u.opts.TLS))
 	}
 	c := paho.NewClient(o)
 	tok := c.Connect()
@@ -331,7 +383,7 @@ func (u *Uplink) connect(ctx context.Context, url string) (paho.Client, <-chan s
 		return nil, nil, nil, fmt.Errorf("connect to %s: no answer within %s", url, u.opts.ConnectTimeout+time.Second)
 	}
 	if err := tok.Error(); err != nil {
-		return nil, nil, nil, fmt.Errorf("connect to %s: %w", url, err)
+		return nil, nil, nil, fmt.Errorf("connect to %s: %w", url, probe.Explain(err))
 	}
 	conn := slot.p.Load()
 	if conn == nil { // cannot happen: paho connected through dialer
@@ -376,7 +428,7 @@ func (u *Uplink) goodbye(c paho.Client) {
 // session runs the lanes on a connected client until the connection is lost
 // or falls silent (see watch), a publish fails or times out, or ctx is done.
 // Every goroutine it starts has returned when it returns.
-func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan struct{}, conn *watchConn) error {
+func (u *Uplink) session(ctx context.Context, c paho.Client, lost *loss, conn *watchConn) error {
 	var wg sync.WaitGroup
 	defer wg.Wait() // after cancel: deferred calls run last-in first-out
 	sctx, cancel := context.WithCancelCause(ctx)
@@ -385,8 +437,8 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost <-chan struct{
 	wg.Go(func() { watch(sctx, conn, u.opts.KeepAlive, cancel) })
 	wg.Go(func() {
 		select {
-		case <-lost:
-			cancel(errors.New("connection lost"))
+		case <-lost.done:
+			cancel(&lostError{lost.err})
 		case <-sctx.Done():
 		}
 	})

@@ -180,7 +180,7 @@ func watch(ctx context.Context, c *watchConn, keepalive time.Duration, end func(
 					probed = now
 				}
 			case s >= deadAfter:
-				end(fmt.Errorf("broker silent for %s (keepalive %s): link dead", s.Round(time.Millisecond), keepalive))
+				end(fmt.Errorf("broker silent for %s (keepalive %s): %w", s.Round(time.Millisecond), keepalive, errLinkDead))
 				c.Close() // paho's reader fails and it lets go of the connection
 				return
 			case s >= probeAfter && now.Sub(probed) >= probeAfter:
