@@ -128,6 +128,7 @@ var (
 	upInFlight  = desc("uplink_inflight_messages", "Messages awaiting PUBACK.")
 	upConfirmed = desc("uplink_confirmed_total", "Consumer acks applied (ack_mode consumer).")
 	upRewinds   = desc("uplink_rewinds_total", "Lanes rewound to re-send rows the consumer did not confirm.")
+	upTakeovers = desc("uplink_takeovers_total", "Sessions the broker closed within 10 s of connecting (three in a minute: likely a duplicate gateway.id).")
 )
 
 // uplinkStats is what uplinkCollector needs of the uplink.
@@ -149,6 +150,7 @@ func uplinkCollector(up uplinkStats) metrics.Collector {
 		gauge(ch, upInFlight, float64(st.InFlight))
 		counter(ch, upConfirmed, st.Confirmed)
 		counter(ch, upRewinds, st.Rewinds)
+		counter(ch, upTakeovers, st.Takeovers)
 		return nil
 	})
 }

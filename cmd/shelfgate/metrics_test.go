@@ -160,7 +160,7 @@ func (f fakeRouter) Stats() []downlink.HandlerStats { return f }
 // The downlink router's per-handler counts come out labelled by handler and
 // reason, next to the other collectors.
 func TestDownlinkCollector(t *testing.T) {
-	ms := newMetrics(&gateway.Gateway{}, fakeOutbox{}, fakeUplink{}, fakeRouter{
+	ms := newMetrics(&gateway.Gateway{}, fakeOutbox{}, fakeUplink{uplink.Stats{Takeovers: 3}}, fakeRouter{
 		{Name: "acks", Received: 24, Rejected: map[string]int64{"unknown batch": 20, "malformed": 4}},
 		{Name: "commands", Received: 3},
 	}, &sensorSet{}, nil)
@@ -171,6 +171,7 @@ func TestDownlinkCollector(t *testing.T) {
 		`shelfgate_downlink_rejected_total{handler="acks",reason="malformed"}`:     4,
 		`shelfgate_downlink_messages_total{handler="commands"}`:                    3,
 		`shelfgate_scrape_collector_success{collector="downlink"}`:                 1,
+		`shelfgate_uplink_takeovers_total`:                                         3,
 		`shelfgate_outbox_shed_rows_total{class="telemetry"}`:                      7,
 		`shelfgate_scrape_collector_success{collector="outbox"}`:                   1,
 	} {
