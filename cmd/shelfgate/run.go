@@ -19,6 +19,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway/metrics"
 	"github.com/shelfgate/shelfgate/gateway/outbox"
 	"github.com/shelfgate/shelfgate/gateway/shelf"
+	"github.com/shelfgate/shelfgate/gateway/statuspage"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
 	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
@@ -106,12 +107,18 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
+	page, err := newStatusPage(cfg, sensors, classifiers, log)
+	if err != nil {
+		return err
+	}
 	gw := &gateway.Gateway{
-		Sources: sensors.sources(), Outbox: ob, Uplink: up, Classifiers: classifiers,
+		Sources: sensors.sources(), Outbox: ob, Uplink: up, Classifiers: page.chain(classifiers),
 		Logger: log, FlushTimeout: cfg.Uplink.FlushTimeout,
 	}
 	if cfg.Metrics.Listen != "" {
-		stopMetrics, err := serveMetrics(cfg.Metrics.Listen, newMetrics(gw, ob, up, router, sensors, log), log, &wg)
+		stopMetrics, err := serveMetrics(cfg.Metrics.Listen, newMetrics(gw, ob, up, router, sensors, log), page, func(addr net.Addr) (*statuspage.Server, *tls.Config, error) {
+			return page.server(addr, gw, ob, up, brokers, log)
+		}, log, &wg)
 		if err != nil {
 			return err
 		}
@@ -160,23 +167,24 @@ func startEmbeddedBroker(cfg *config.Config, stderr io.Writer, log *slog.Logger,
 	return brokers, stopBroker, nil
 }
 
-// serveMetrics serves ms on addr (its goroutine counted in wg) until the
-// returned function is called.
-func serveMetrics(addr string, ms *metrics.Server, log *slog.Logger, wg *sync.WaitGroup) (stop func(), err error) {
+// serveMetrics serves ms and, when page is not nil, the status page built
+// by newPage on addr (goroutines counted in wg) until the returned function
+// is called.
+func serveMetrics(addr string, ms *metrics.Server, page *statusPage, newPage func(net.Addr) (*statuspage.Server, *tls.Config, error), log *slog.Logger, wg *sync.WaitGroup) (stop func(), err error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics.listen %s: %w", addr, err)
 	}
-	mctx, stopMetrics := context.WithCancel(context.Background())
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := ms.Serve(mctx, l); err != nil {
-			log.Error("metrics", "err", err)
+	var ps *statuspage.Server
+	var tlsConf *tls.Config
+	if page != nil {
+		if ps, tlsConf, err = newPage(l.Addr()); err != nil {
+			l.Close()
+			return nil, err
 		}
-	}()
-	log.Info("metrics listening", "addr", l.Addr().String())
-	return stopMetrics, nil
+	}
+	log.Info("metrics and status page listening", "addr", l.Addr().String(), "tls", tlsConf != nil)
+	return serveHTTP(l, ms, ps, tlsConf, log, wg), nil
 }
 
 // classifierChain is the gateway's classifier chain, in order: the
