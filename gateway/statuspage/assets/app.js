@@ -8,7 +8,7 @@
   const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
   const SVGNS = "http://www.w3.org/2000/svg";
   const fmt = (v, d) => (v === undefined || v === null || !isFinite(v)) ? "–" : Number(v).toFixed(d === undefined ? 1 : d);
-  const tstr = (ms) => ms ? new Date(ms).toLocaleTimeString() : "–";
+  const tstr = (ms) => ms ? new Date(ms).toLocaleTimeString([], { hour12: false }) : "–";
   const binOfStream = (s) => (s || "").replace(/^(loadcell|events)\//, "");
   let token = sessionStorage.getItem("shelfgate-token") || "";
 
@@ -51,6 +51,9 @@
   // ---- plots ----
   function plot(svg, lines, tmin, tmax, band) {
     while (svg.firstChild) svg.removeChild(svg.firstChild);
+    let first = Infinity;
+    for (const l of lines) if (l.pts.length) first = Math.min(first, l.pts[0][0]);
+    if (isFinite(first)) tmin = Math.max(tmin, Math.min(first, tmax - 10000)); // fill the width until the window is full
     const W = 300, H = 70;
     svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("preserveAspectRatio", "none");
     let lo = Infinity, hi = -Infinity;
@@ -72,8 +75,10 @@
       pl.setAttribute("class", "s" + (i % 4)); svg.appendChild(pl);
       lastT = Math.max(lastT, l.pts[l.pts.length - 1][0]);
     });
-    const lab = (txt, yy) => { const t = document.createElementNS(SVGNS, "text"); t.setAttribute("x", "2"); t.setAttribute("y", yy); t.textContent = txt; svg.appendChild(t); };
-    lab(fmt(hi - pad, Math.abs(hi) < 10 ? 2 : 0), 9); lab(fmt(lo + pad, Math.abs(lo) < 10 ? 2 : 0), H - 2);
+    const lab = (txt, yy, xx, anchor) => { const t = document.createElementNS(SVGNS, "text"); t.setAttribute("x", xx); t.setAttribute("y", yy); if (anchor) t.setAttribute("text-anchor", anchor); t.textContent = txt; svg.appendChild(t); };
+    lab(fmt(hi - pad, Math.abs(hi) < 10 ? 2 : 0), 9, 2); lab(fmt(lo + pad, Math.abs(lo) < 10 ? 2 : 0), H - 2, 2);
+    const span = (tmax - tmin) / 1000;
+    lab(span >= 90 ? "last " + Math.round(span / 60) + " min" : "last " + Math.round(span) + " s", 9, W - 2, "end");
     svg.dataset.lastT = String(lastT);
   }
 
@@ -131,7 +136,7 @@
       if (mis && e.kind !== "mispick") continue;
       if (text && !((e.bin || "") + " " + (e.sku || "") + " " + (e.detail || "") + " " + e.stream).toLowerCase().includes(text)) continue;
       const tr = el("tr", e.kind); tr.dataset.seq = S.events[i].seq;
-      for (const v of [tstr(Date.parse(e.time)), e.kind, e.bin || binOfStream(e.stream), e.sku || "", e.qty || "", e.delta_g ? fmt(e.delta_g) : "", e.confidence ? fmt(e.confidence, 2) : "", e.detail || ""]) tr.append(el("td", "", String(v)));
+      for (const v of [tstr(Date.parse(e.time)), e.kind, e.bin || binOfStream(e.stream), e.qty || "", e.sku || "", e.delta_g ? fmt(e.delta_g) : "", e.confidence ? fmt(e.confidence, 2) : "", e.detail || ""]) tr.append(el("td", "", String(v)));
       tb.append(tr); n++;
     }
   }
