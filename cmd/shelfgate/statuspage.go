@@ -276,12 +276,14 @@ func serveHTTP(l net.Listener, ms *metrics.Server, page *statuspage.Server, tlsC
 	return cancel
 }
 
-// pageServer builds the status page over the running gateway's components
+// server builds the status page over the running gateway's components
 // and the TLS configuration of the listener, and warns when actions are
 // enabled on a non-loopback listener without TLS.
 func (p *statusPage) server(addr net.Addr, gw gatewayCounters, ob outboxStats, up uplinkStats, brokers []string, log *slog.Logger) (*statuspage.Server, *tls.Config, error) {
 	o := p.opts
-	o.Pipeline = pipeline{ob: ob, up: up, gw: gw, brokers: brokers}
+	if ob != nil && up != nil && gw != nil {
+		o.Pipeline = pipeline{ob: ob, up: up, gw: gw, brokers: brokers}
+	}
 	srv, err := statuspage.New(o)
 	if err != nil {
 		return nil, nil, err
