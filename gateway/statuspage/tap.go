@@ -27,10 +27,11 @@ type Tap struct {
 	maxEvents int
 	maxStream int
 
-	mu      sync.RWMutex
-	streams map[gateway.StreamID]*series
+	// streams is replaced, never changed, when a stream is added (rare):
+	// the hot path reads it with one atomic load and no lock.
+	streams atomic.Pointer[map[gateway.StreamID]*series]
+	mu      sync.Mutex // serializes adding a stream
 
-	readings atomic.Int64 // readings observed
 	overflow atomic.Int64 // readings of streams beyond maxStream, not kept
 
 	evMu  sync.Mutex
@@ -48,7 +49,7 @@ func NewTap() *Tap {
 func newTap(bucket time.Duration, keep, events, maxStream int) *Tap {
 	return &Tap{
 		bucketMs: max(bucket.Milliseconds(), 1), keep: keep, maxEvents: events, maxStream: maxStream,
-		streams: map[gateway.StreamID]*series{}, evs: make([]EventRecord, events),
+		evs: make([]EventRecord, events),
 	}
 }
 
@@ -83,6 +84,7 @@ type series struct {
 	buckets []bucket // ring of keep
 	n       int      // buckets started so far; buckets[(n-1)%keep] is the open one
 	last    gateway.Reading
+	count   int64 // readings observed
 }
 
 type bucket struct {
@@ -94,7 +96,6 @@ type bucket struct {
 
 // Observe implements gateway.Classifier: it records r and derives nothing.
 func (t *Tap) Observe(r gateway.Reading) []gateway.Event {
-	t.readings.Add(1)
 	s := t.series(r.Stream)
 	if s == nil {
 		t.overflow.Add(1)
@@ -104,6 +105,7 @@ func (t *Tap) Observe(r gateway.Reading) []gateway.Event {
 	v := r.Value
 	s.mu.Lock()
 	s.last = r
+	s.count++
 	if !math.IsNaN(v) && !math.IsInf(v, 0) {
 		cur := &s.buckets[(max(s.n, 1)-1)%t.keep]
 		if s.n == 0 || bt > cur.t {
@@ -132,26 +134,49 @@ func (t *Tap) ObserveEvent(ev gateway.Event) []gateway.Event {
 // series returns the series of id, creating it; nil when maxStream
 // streams are tracked already.
 func (t *Tap) series(id gateway.StreamID) *series {
-	t.mu.RLock()
-	s := t.streams[id]
-	t.mu.RUnlock()
-	if s != nil {
-		return s
+	if m := t.streams.Load(); m != nil {
+		if s := (*m)[id]; s != nil {
+			return s
+		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if s = t.streams[id]; s == nil {
-		if len(t.streams) >= t.maxStream {
-			return nil
-		}
-		s = &series{buckets: make([]bucket, t.keep)}
-		t.streams[id] = s
+	old := t.streamMap()
+	if s := old[id]; s != nil {
+		return s
 	}
+	if len(old) >= t.maxStream {
+		return nil
+	}
+	m := make(map[gateway.StreamID]*series, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	s := &series{buckets: make([]bucket, t.keep)}
+	m[id] = s
+	t.streams.Store(&m)
 	return s
 }
 
-// Readings returns how many readings the Tap has observed.
-func (t *Tap) Readings() int64 { return t.readings.Load() }
+// streamMap returns the current streams (read-only).
+func (t *Tap) streamMap() map[gateway.StreamID]*series {
+	if m := t.streams.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// Readings returns how many readings the Tap has observed. Each stream
+// counts its own under its lock, so the hot path shares no counter.
+func (t *Tap) Readings() int64 {
+	n := t.overflow.Load()
+	for _, s := range t.streamMap() {
+		s.mu.Lock()
+		n += s.count
+		s.mu.Unlock()
+	}
+	return n
+}
 
 // StreamUpdate is what a stream gained since a cursor: the buckets closed
 // since, and its last reading.
@@ -166,13 +191,12 @@ type StreamUpdate struct {
 // on (cursors[stream], updated in place; nil means from the oldest kept)
 // and its last reading.
 func (t *Tap) streamsSince(cursors map[gateway.StreamID]int) map[gateway.StreamID]StreamUpdate {
-	t.mu.RLock()
-	ids := make([]gateway.StreamID, 0, len(t.streams))
-	ss := make([]*series, 0, len(t.streams))
-	for id, s := range t.streams {
+	m := t.streamMap()
+	ids := make([]gateway.StreamID, 0, len(m))
+	ss := make([]*series, 0, len(m))
+	for id, s := range m {
 		ids, ss = append(ids, id), append(ss, s)
 	}
-	t.mu.RUnlock()
 	out := make(map[gateway.StreamID]StreamUpdate, len(ids))
 	for i, s := range ss {
 		from := cursors[ids[i]]
