@@ -113,7 +113,11 @@
     for (const b of S.bins) {
       const c = document.getElementById("bin-" + b.id); if (!c) continue;
       const last = S.last[b.stream];
-      c.querySelector(".weight").textContent = last ? fmt(last.v) + " g" : "–";
+      let wtxt = last ? fmt(last.v) + " g" : "–";
+      if (last && last.q & 2) wtxt += " saturated";
+      if (last && last.q & 4) wtxt += " stale";
+      if (last && last.vt && now - last.vt > 5000) wtxt += ` (${fmt((now - last.vt) / 1000, 0)} s old)`;
+      c.querySelector(".weight").textContent = wtxt;
       const f = faults[b.id], badge = c.querySelector(".badge");
       c.classList.toggle("fault", !!f); badge.className = "badge" + (f ? "" : " ok"); badge.textContent = f ? "FAULT " + f : "ok";
       const st = S.snap && S.snap.stock ? S.snap.stock[b.id] : undefined;
