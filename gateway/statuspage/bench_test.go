@@ -12,11 +12,11 @@ import (
 type nopOutbox struct{}
 
 func (nopOutbox) Append(context.Context, []gateway.Record) error { return nil }
-func (nopOutbox) Backlog() int64                                { return 0 }
+func (nopOutbox) Backlog() int64                                 { return 0 }
 
 type nopClassifier struct{}
 
-func (nopClassifier) Observe(gateway.Reading) []gateway.Event     { return nil }
+func (nopClassifier) Observe(gateway.Reading) []gateway.Event    { return nil }
 func (nopClassifier) ObserveEvent(gateway.Event) []gateway.Event { return nil }
 
 // emitBench emits 1024 readings over 8 streams per op through chain and
