@@ -116,9 +116,7 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, stdout, stderr io.Wr
 		Logger: log, FlushTimeout: cfg.Uplink.FlushTimeout,
 	}
 	if cfg.Metrics.Listen != "" {
-		stopMetrics, err := serveMetrics(cfg.Metrics.Listen, newMetrics(gw, ob, up, router, sensors, log), page, func(addr net.Addr) (*statuspage.Server, *tls.Config, error) {
-			return page.server(addr, gw, ob, up, brokers, log)
-		}, log, &wg)
+		stopMetrics, err := serveMetrics(cfg.Metrics.Listen, newMetrics(gw, ob, up, router, sensors, log), page.builder(gw, ob, up, brokers, log), log, &wg)
 		if err != nil {
 			return err
 		}
@@ -167,17 +165,17 @@ func startEmbeddedBroker(cfg *config.Config, stderr io.Writer, log *slog.Logger,
 	return brokers, stopBroker, nil
 }
 
-// serveMetrics serves ms and, when page is not nil, the status page built
-// by newPage on addr (goroutines counted in wg) until the returned function
-// is called.
-func serveMetrics(addr string, ms *metrics.Server, page *statusPage, newPage func(net.Addr) (*statuspage.Server, *tls.Config, error), log *slog.Logger, wg *sync.WaitGroup) (stop func(), err error) {
+// serveMetrics serves ms and, when newPage is not nil, the status page it
+// builds for the listener on addr (goroutines counted in wg) until the
+// returned function is called.
+func serveMetrics(addr string, ms *metrics.Server, newPage pageBuilder, log *slog.Logger, wg *sync.WaitGroup) (stop func(), err error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics.listen %s: %w", addr, err)
 	}
 	var ps *statuspage.Server
 	var tlsConf *tls.Config
-	if page != nil {
+	if newPage != nil {
 		if ps, tlsConf, err = newPage(l.Addr()); err != nil {
 			l.Close()
 			return nil, err

@@ -276,6 +276,21 @@ func serveHTTP(l net.Listener, ms *metrics.Server, page *statuspage.Server, tlsC
 	return cancel
 }
 
+// pageBuilder builds the status page and the TLS configuration for the
+// listener at addr.
+type pageBuilder func(addr net.Addr) (*statuspage.Server, *tls.Config, error)
+
+// builder returns what builds the page over the running gateway's
+// components; nil without a page.
+func (p *statusPage) builder(gw gatewayCounters, ob outboxStats, up uplinkStats, brokers []string, log *slog.Logger) pageBuilder {
+	if p == nil {
+		return nil
+	}
+	return func(addr net.Addr) (*statuspage.Server, *tls.Config, error) {
+		return p.server(addr, gw, ob, up, brokers, log)
+	}
+}
+
 // server builds the status page over the running gateway's components
 // and the TLS configuration of the listener, and warns when actions are
 // enabled on a non-loopback listener without TLS.
