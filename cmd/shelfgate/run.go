@@ -21,6 +21,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway/outbox"
 	"github.com/shelfgate/shelfgate/gateway/sdnotify"
 	"github.com/shelfgate/shelfgate/gateway/shelf"
+	"github.com/shelfgate/shelfgate/gateway/statuspage"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
 	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
@@ -159,12 +160,16 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 		return err
 	}
 	classifiers = append(classifiers, plateLinks...)
+	page, err := newStatusPage(cfg, sensors, classifiers, log)
+	if err != nil {
+		return err
+	}
 	gw := &gateway.Gateway{
-		Sources: sensors.sources(), Outbox: ob, Uplink: up, Classifiers: classifiers,
+		Sources: sensors.sources(), Outbox: ob, Uplink: up, Classifiers: page.chain(classifiers),
 		Logger: log, FlushTimeout: cfg.Uplink.FlushTimeout,
 	}
 	if cfg.Metrics.Listen != "" {
-		stopMetrics, err := serveMetrics(cfg.Metrics.Listen, withPlateMetrics(newMetrics(gw, ob, up, router, sensors, log), plateStats), log, &wg)
+		stopMetrics, err := serveMetrics(cfg.Metrics.Listen, withPlateMetrics(newMetrics(gw, ob, up, router, sensors, log), plateStats), page.builder(gw, ob, up, brokers, log), log, &wg)
 		if err != nil {
 			return err
 		}
@@ -234,23 +239,24 @@ func startEmbeddedBroker(cfg *config.Config, stderr io.Writer, log *slog.Logger,
 	return brokers, stopBroker, nil
 }
 
-// serveMetrics serves ms on addr (its goroutine counted in wg) until the
+// serveMetrics serves ms and, when newPage is not nil, the status page it
+// builds for the listener on addr (goroutines counted in wg) until the
 // returned function is called.
-func serveMetrics(addr string, ms *metrics.Server, log *slog.Logger, wg *sync.WaitGroup) (stop func(), err error) {
+func serveMetrics(addr string, ms *metrics.Server, newPage pageBuilder, log *slog.Logger, wg *sync.WaitGroup) (stop func(), err error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics.listen %s: %w", addr, err)
 	}
-	mctx, stopMetrics := context.WithCancel(context.Background())
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := ms.Serve(mctx, l); err != nil {
-			log.Error("metrics", "err", err)
+	var ps *statuspage.Server
+	var tlsConf *tls.Config
+	if newPage != nil {
+		if ps, tlsConf, err = newPage(l.Addr()); err != nil {
+			l.Close()
+			return nil, err
 		}
-	}()
-	log.Info("metrics listening", "addr", l.Addr().String())
-	return stopMetrics, nil
+	}
+	log.Info("metrics and status page listening", "addr", l.Addr().String(), "tls", tlsConf != nil)
+	return serveHTTP(l, ms, ps, tlsConf, log, wg), nil
 }
 
 // classifierChain is the gateway's classifier chain, in order: the

@@ -202,8 +202,9 @@ type cell struct {
 	flt    spikeFilter
 	az     autoZero
 
-	mu sync.Mutex
-	h  ChannelHealth
+	mu   sync.Mutex
+	h    ChannelHealth
+	live live // run-time calibration and recent codes (live.go)
 }
 
 // New returns a Source named name over chans.
@@ -238,6 +239,7 @@ func New(name string, chans []Channel, opts Options) (*Source, error) {
 		cl.flt = spikeFilter{k: opts.SpikeWindow, off: opts.SpikeGrams < 0, floor: opts.SpikeGrams * math.Abs(c.CountsPerGram), madMul: 8}
 		cl.az = autoZero{rate: opts.AutoZeroRate, band: opts.AutoZeroBand, limit: opts.AutoZeroLimit}
 		cl.h = ChannelHealth{Stream: c.Stream, Mode: c.Mode}
+		cl.live.applied.Store(&calib{offset: c.Offset, cpg: c.CountsPerGram})
 		s.cells = append(s.cells, cl)
 	}
 	return s, nil
@@ -427,6 +429,7 @@ func (s *Source) sample(ctx context.Context, c *cell, out chan<- gateway.Reading
 // reports whether c is in the stuck fault. It does not allocate.
 func (s *Source) process(c *cell, code int32, now time.Time, out chan<- gateway.Reading, evc chan<- gateway.Event) (stuck bool) {
 	var rel [2]sample
+	s.applyPending(c)
 	enter, leave, stale, sat := c.mon.code(code)
 	s.transition(c, enter, leave, now, evc)
 	if sat {
@@ -467,6 +470,8 @@ func (s *Source) process(c *cell, code int32, now time.Time, out chan<- gateway.
 		s.stale.Add(int64(n))
 	}
 	c.mu.Lock()
+	c.live.recent[c.live.nrecent%RecentCodes] = code
+	c.live.nrecent++
 	c.h.LastCode = code
 	c.h.Readings += int64(n)
 	c.h.Spikes += int64(spikes)
