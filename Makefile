@@ -190,7 +190,7 @@ test-deb: deb
 
 # What CI and cross builds need from Debian. Tests that need mosquitto skip
 # without it (unless REQUIRE_MOSQUITTO=1).
-DEPS_APT := mosquitto qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf sqlite3 binutils
+DEPS_APT := mosquitto qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf sqlite3 binutils chromium
 deps:
 	@echo "make deps: apt-get install $(DEPS_APT)"
 	@[ "$$(id -u)" = 0 ] || { echo "make deps: run as root (or: sudo apt-get install $(DEPS_APT))"; exit 1; }
