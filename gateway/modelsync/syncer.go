@@ -35,6 +35,9 @@ type Config struct {
 	TrustedKeys []ed25519.PublicKey
 	// MaxModelBytes is the longest model file accepted; DefaultMaxModelBytes.
 	MaxModelBytes int64
+	// MaxBlockSize is the largest block size an offer may name (the
+	// router's cap on block payloads is BlockHeaderSize more); MaxBlockSize.
+	MaxBlockSize int
 	// Window is how many blocks one request asks for; 16.
 	Window int
 	// Quiet is how long without a new block before the missing blocks of
@@ -62,6 +65,9 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.MaxModelBytes <= 0 {
 		c.MaxModelBytes = DefaultMaxModelBytes
+	}
+	if c.MaxBlockSize <= 0 || c.MaxBlockSize > MaxBlockSize {
+		c.MaxBlockSize = MaxBlockSize
 	}
 	if c.Window <= 0 {
 		c.Window = 16
@@ -249,6 +255,9 @@ func (s *Syncer) offerLocked(ctx context.Context, payload []byte) error {
 		return s.refuseLocked(ctx, err)
 	}
 	s.waiting = nil
+	if m.BlockSize > s.cfg.MaxBlockSize {
+		return s.refuseLocked(ctx, fmt.Errorf("offer of version %d: block_size %d, this gateway accepts at most %d: %w", m.Version, m.BlockSize, s.cfg.MaxBlockSize, ErrTooLarge))
+	}
 	if s.cur != nil {
 		cm := s.cur.man
 		if cm.Version == m.Version && cm.SHA256 == m.SHA256 {
