@@ -3,7 +3,9 @@ package modelsync
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -129,9 +131,18 @@ type Status struct {
 	Previous uint64       `json:"previous_version,omitempty"`
 	Highest  uint64       `json:"highest_version"`
 	Offer    *OfferStatus `json:"offer,omitempty"`
-	Code     string       `json:"code,omitempty"`   // machine-readable reason (Code)
-	Reason   string       `json:"reason,omitempty"` // the error text
-	Time     time.Time    `json:"time"`
+	// OfferID names the offer this state answers (OfferID of its
+	// payload), so a pusher tells its own rejection from an older one.
+	OfferID string    `json:"offer_id,omitempty"`
+	Code    string    `json:"code,omitempty"`   // machine-readable reason (Code)
+	Reason  string    `json:"reason,omitempty"` // the error text
+	Time    time.Time `json:"time"`
+}
+
+// OfferID is the first 16 hex digits of the SHA-256 of an offer payload.
+func OfferID(payload []byte) string {
+	h := sha256.Sum256(payload)
+	return hex.EncodeToString(h[:8])
 }
 
 // Code maps an error to the status code the cloud sees.
@@ -245,6 +256,7 @@ func (s *Syncer) Offer(ctx context.Context, payload []byte) error {
 }
 
 func (s *Syncer) offerLocked(ctx context.Context, payload []byte) error {
+	s.st.OfferID = OfferID(payload)
 	m, _, err := s.policy.VerifyOffer(payload, s.cfg.Now(), s.store.Highest())
 	if errors.Is(err, ErrClockNotSet) {
 		s.waiting = append([]byte(nil), payload...)
@@ -309,6 +321,7 @@ func (s *Syncer) refuseLocked(ctx context.Context, err error) error {
 func (s *Syncer) startLocked(ctx context.Context, t *Transfer) {
 	s.cur, s.failed, s.rounds, s.hashFails, s.lastBlkErr, s.waitFinish = t, false, 0, 0, nil, false
 	s.outstanding, s.reasked = map[int]bool{}, map[int]bool{}
+	s.st.OfferID = OfferID(t.env)
 	if t.Complete() {
 		s.finishLocked(ctx)
 		return
@@ -390,6 +403,7 @@ func (s *Syncer) Block(ctx context.Context, payload []byte) error {
 // finishLocked stages, verifies and promotes the complete transfer.
 func (s *Syncer) finishLocked(ctx context.Context) {
 	t := s.cur
+	s.st.OfferID = OfferID(t.env)
 	now := s.cfg.Now()
 	if now.Before(s.cfg.ClockFloor) {
 		// Restarted without RTC: expiry cannot be judged yet.
@@ -491,6 +505,7 @@ func (s *Syncer) Poll(ctx context.Context) {
 	s.rounds++
 	if s.rounds > s.cfg.MaxRounds {
 		s.failed = true
+		s.st.OfferID = OfferID(s.cur.env)
 		last := ""
 		if s.lastBlkErr != nil {
 			last = "; last refused block: " + s.lastBlkErr.Error()

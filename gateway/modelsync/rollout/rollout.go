@@ -91,9 +91,10 @@ type gw struct {
 
 // Runner runs a Plan over an MQTT client.
 type Runner struct {
-	c    paho.Client
-	plan Plan
-	blks [][]byte
+	c       paho.Client
+	plan    Plan
+	offerID string
+	blks    [][]byte
 
 	mu   sync.Mutex
 	gws  map[string]*gw
@@ -115,7 +116,7 @@ func Run(ctx context.Context, c paho.Client, plan Plan) (Result, error) {
 	if len(plan.Gateways) == 0 {
 		return nil, errors.New("rollout: no gateways")
 	}
-	r := &Runner{c: c, plan: plan, blks: modelsync.SplitBlocks(plan.Manifest, plan.File), gws: map[string]*gw{},
+	r := &Runner{c: c, plan: plan, offerID: modelsync.OfferID(plan.Offer), blks: modelsync.SplitBlocks(plan.Manifest, plan.File), gws: map[string]*gw{},
 		reqs: make(chan request, 1024), poke: make(chan struct{}, 1)}
 	for _, g := range plan.Gateways {
 		if _, dup := r.gws[g]; dup {
@@ -331,9 +332,11 @@ func (r *Runner) onStatus(topic string, payload []byte) {
 		return
 	}
 	s.last, s.State = time.Now(), st.State
-	fresh := !st.Time.Before(s.Started.Add(-time.Second)) // not a retained status from before this rollout
+	// A rejection is ours when it names our offer (or, from a gateway
+	// that does not say, when it is newer than the offer).
+	fresh := st.OfferID == r.offerID || (st.OfferID == "" && !st.Time.Before(s.Started))
 	switch {
-	case st.Active.Version >= v && st.State != modelsync.StateRolledBack:
+	case st.Active.Version == v && st.Active.Name == r.plan.Manifest.Name && st.State != modelsync.StateRolledBack:
 		s.Outcome, s.promoted = Promoted, true
 	case st.State == modelsync.StateRolledBack && fresh:
 		s.Outcome, s.Code, s.Reason = RolledBack, st.Code, st.Reason
