@@ -7,6 +7,7 @@
 //	                 [--client-id ID] [--duration D] [--idle D] [--expect N] [--from-first] [--ack]
 //	shelfctl calibrate --clk GPIOn --data GPIOn --bin ID --reference-grams G [--out FILE]
 //	shelfctl model   train|quantize|eval|inspect|run|bench ...
+//	shelfctl push    --broker URL --site S (--gateway G ... | --all) [--canary N] [--max-failures F] (--key KEY | --offer OFFER.json) FILE
 //
 // tail prints telemetry batches, events and status messages as they arrive.
 // collect keeps every record once (by gateway and id) in a JSON-lines file
@@ -39,6 +40,7 @@ const usage = `usage:
                    [--client-id ID] [--duration D] [--idle D] [--expect N] [--from-first] [--ack]
   shelfctl calibrate --clk GPIOn --data GPIOn --bin ID --reference-grams G [--samples N] [--out FILE]
   shelfctl model   train|quantize|eval|inspect|run|bench ... (shelfctl model help)
+  shelfctl push    --broker URL --site S (--gateway G ... | --all) [--canary N] [--max-failures F] (--key KEY | --offer OFFER.json) FILE
 `
 
 func main() {
@@ -77,6 +79,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return collectCmd(ctx, args[1:], stdout, stderr)
 	case "model":
 		return modelcli.Main(ctx, args[1:], stdin, stdout, stderr)
+	case "push":
+		return pushCmd(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return keysCmd(args[1:], stdout, stderr)
 	case "calibrate":
