@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -37,7 +38,9 @@ import (
 func modelPush(args []string) error {
 	fs := flag.NewFlagSet("modelpush", flag.ContinueOnError)
 	size := fs.Int("size", 5<<20, "model size in bytes")
-	rate := fs.Int("rate", 20000, "telemetry readings/s each gateway produces")
+	rate := fs.Int("rate", 5000, "telemetry readings/s each gateway produces")
+	window := fs.Int("window", 0, "blocks a gateway asks for at once (0: the Syncer's default)")
+	reps := fs.Int("reps", 3, "runs of each measurement (the median is reported)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -96,14 +99,9 @@ func modelPush(args []string) error {
 		}
 		return time.Since(start), nil
 	}
-	raw1, err := raw(1)
-	if err != nil {
-		return err
-	}
-
 	var gws []*benchGateway
 	for i := range 3 {
-		g, err := startBenchGateway(url, filepath.Join(dir, fmt.Sprintf("gw-%d", i+1)), fmt.Sprintf("gw-%d", i+1), pub, *rate)
+		g, err := startBenchGateway(url, filepath.Join(dir, fmt.Sprintf("gw-%d", i+1)), fmt.Sprintf("gw-%d", i+1), pub, *rate, *window)
 		if err != nil {
 			return err
 		}
@@ -111,6 +109,15 @@ func modelPush(args []string) error {
 		gws = append(gws, g)
 	}
 	time.Sleep(time.Second)
+	// Baselines under the same load: the gateways run and produce.
+	raw1, err := median(*reps, func() (time.Duration, error) { return raw(1) })
+	if err != nil {
+		return err
+	}
+	raw3, err := median(*reps, func() (time.Duration, error) { return raw(3) })
+	if err != nil {
+		return err
+	}
 	push := func(v uint64, gws []*benchGateway, canary int) (time.Duration, error) {
 		f, err := rollout.SyntheticModel("bench", v, *size, v, priv)
 		if err != nil {
@@ -126,7 +133,16 @@ func modelPush(args []string) error {
 			return 0, err
 		}
 		start := time.Now()
-		res, err := rollout.Run(context.Background(), cloud, rollout.Plan{Site: "bench", Gateways: ids, Canary: canary, Offer: offer, Manifest: man, File: f, Idle: time.Minute})
+		var lastServed time.Duration
+		progress := func(p rollout.Progress) {
+			if p.Served == p.Blocks && p.Outcome == "" && lastServed == 0 {
+				lastServed = time.Since(start)
+			}
+		}
+		res, err := rollout.Run(context.Background(), cloud, rollout.Plan{Site: "bench", Gateways: ids, Canary: canary, Offer: offer, Manifest: man, File: f, Idle: time.Minute, Progress: progress})
+		if len(gws) == 1 {
+			fmt.Printf("# version %d: last block served after %.2fs, promoted after %.2fs (verify, stage and promote %.2fs)\n", v, lastServed.Seconds(), time.Since(start).Seconds(), (time.Since(start) - lastServed).Seconds())
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -141,18 +157,14 @@ func modelPush(args []string) error {
 	d0, t0 := g1.delivered(), time.Now()
 	time.Sleep(3 * time.Second)
 	idleRate := float64(g1.delivered()-d0) / time.Since(t0).Seconds()
-	d1 := g1.delivered()
-	one, err := push(2, gws[:1], 0)
+	d1, t1 := g1.delivered(), time.Now()
+	v := uint64(1)
+	one, err := median(*reps, func() (time.Duration, error) { v++; return push(v, gws[:1], 0) })
 	if err != nil {
 		return err
 	}
-	duringRate := float64(g1.delivered()-d1) / one.Seconds()
-
-	raw3, err := raw(3)
-	if err != nil {
-		return err
-	}
-	all, err := push(3, gws, 1)
+	duringRate := float64(g1.delivered()-d1) / time.Since(t1).Seconds()
+	all, err := median(*reps, func() (time.Duration, error) { v++; return push(v, gws, 1) })
 	if err != nil {
 		return err
 	}
@@ -172,6 +184,20 @@ func modelPush(args []string) error {
 	return nil
 }
 
+// median runs f n times and returns the median duration.
+func median(n int, f func() (time.Duration, error)) (time.Duration, error) {
+	var ds []time.Duration
+	for range max(n, 1) {
+		d, err := f()
+		if err != nil {
+			return 0, err
+		}
+		ds = append(ds, d)
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2], nil
+}
+
 func figureF(name string, value float64, unit string, baseline float64) {
 	fmt.Printf("FIGURE %s=%.3f unit=%s baseline=%.3f ratio=%.3f\n", name, value, unit, baseline, value/baseline)
 }
@@ -189,7 +215,7 @@ type benchGateway struct {
 	stop     func()
 }
 
-func startBenchGateway(url, dir, id string, key ed25519.PublicKey, rate int) (*benchGateway, error) {
+func startBenchGateway(url, dir, id string, key ed25519.PublicKey, rate, window int) (*benchGateway, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -211,7 +237,7 @@ func startBenchGateway(url, dir, id string, key ed25519.PublicKey, rate int) (*b
 		return nil, err
 	}
 	mt := modelsync.Topics{Site: "bench", Gateway: id}
-	syncer := modelsync.New(g.store, benchRequester{up: g.up, t: mt}, modelsync.Config{Site: "bench", Gateway: id, TrustedKeys: keys, Quiet: time.Second})
+	syncer := modelsync.New(g.store, benchRequester{up: g.up, t: mt}, modelsync.Config{Site: "bench", Gateway: id, TrustedKeys: keys, Quiet: time.Second, Window: window})
 	reject := func(err error) error {
 		if err != nil {
 			return downlink.Reject(modelsync.Code(err), err)

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -330,29 +331,40 @@ func (s *Syncer) startLocked(ctx context.Context, t *Transfer) {
 	s.setLocked(ctx, StateTransferring, nil)
 }
 
-// requestLocked asks for the next window of missing blocks; again re-asks
-// for the outstanding ones after a quiet period.
+// requestLocked keeps up to a window of blocks asked for: it asks for more
+// missing blocks once half the window has arrived (so blocks keep flowing
+// while the gateway writes the others); again re-asks for the outstanding
+// ones after a quiet period (and tops the window up).
 func (s *Syncer) requestLocked(ctx context.Context, again bool) {
 	if s.cur == nil {
 		return
 	}
 	s.lastAct = s.cfg.Now()
-	if !again && len(s.outstanding) > 0 {
+	if !again && len(s.outstanding) > s.cfg.Window/2 {
 		return
 	}
-	clear(s.outstanding)
-	clear(s.reasked)
 	var idx []int
-	for _, i := range s.cur.Missing() {
-		if len(idx) == s.cfg.Window {
-			break
+	if again {
+		clear(s.reasked)
+		for i := range s.outstanding {
+			idx = append(idx, i)
 		}
-		idx = append(idx, i)
-		s.outstanding[i] = true
+	}
+	if len(s.outstanding) < s.cfg.Window {
+		for _, i := range s.cur.Missing() {
+			if len(s.outstanding) == s.cfg.Window {
+				break
+			}
+			if !s.outstanding[i] {
+				idx = append(idx, i)
+				s.outstanding[i] = true
+			}
+		}
 	}
 	if len(idx) == 0 {
 		return
 	}
+	slices.Sort(idx)
 	if s.req != nil {
 		_ = s.req.RequestBlocks(ctx, Request{Name: s.cur.man.Name, Version: s.cur.man.Version, Blocks: idx, Round: s.rounds})
 	}
@@ -393,9 +405,7 @@ func (s *Syncer) Block(ctx context.Context, payload []byte) error {
 		s.finishLocked(ctx)
 		return nil
 	}
-	if len(s.outstanding) == 0 {
-		s.requestLocked(ctx, false)
-	}
+	s.requestLocked(ctx, false)
 	s.refreshLocked()
 	return nil
 }
