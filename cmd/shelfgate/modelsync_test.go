@@ -231,9 +231,20 @@ func TestModelPushThreeGateways(t *testing.T) {
 			mu.Unlock()
 		}
 	}
+	var before []int64
+	for _, g := range gws {
+		before = append(before, g.up.Stats().Delivered)
+	}
 	res, err := rollout.Run(context.Background(), cloudClient(t, url), plan)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i, g := range gws {
+		if d := g.up.Stats().Delivered - before[i]; d == 0 {
+			t.Errorf("%s delivered no telemetry during the rollout", g.id)
+		} else {
+			t.Logf("%s delivered %d readings during the rollout", g.id, d)
+		}
 	}
 	for _, p := range res {
 		t.Logf("%s %s blocks %d/%d resent %d in %s %s", p.Gateway, p.Outcome, p.Served, p.Blocks, p.Resent, p.Finished.Sub(p.Started).Round(time.Millisecond), p.Reason)
@@ -340,6 +351,70 @@ func TestModelPushRejections(t *testing.T) {
 		})
 	}
 	g.drained(t)
+}
+
+// TestModelPushCorruptBlocks: a block damaged in transit once is dropped,
+// counted and asked for again, and the model promotes; a block damaged
+// every time fails the transfer after the unanswered rounds, reported as
+// rejected (transfer-failed) while the old model keeps serving.
+func TestModelPushCorruptBlocks(t *testing.T) {
+	url := mqtttest.StartMosquitto(t).URL
+	keys := newMSKeys(t)
+	g := startMSGateway(t, url, "gw-corrupt", keys, writeFile(t, msModel(t, 1, 16<<10, keys.priv)))
+	waitOnline(t, g)
+	cloud := cloudClient(t, url)
+	damage := func(b []byte) []byte {
+		d := append([]byte(nil), b...)
+		d[len(d)-1] ^= 0x55 // data no longer matches the block's SHA-256
+		return d
+	}
+	corrupted := func() int64 { return g.handler(t, "model-blocks").Rejected["corrupt-block"] }
+
+	plan := msPlan(t, msModel(t, 2, 512<<10, keys.priv), 2, []string{g.id}, keys.priv)
+	var once atomic.Bool
+	plan.Tamper = func(_ string, i int, b []byte) []byte {
+		if i == 3 && once.CompareAndSwap(false, true) {
+			return damage(b)
+		}
+		return b
+	}
+	res, err := rollout.Run(context.Background(), cloud, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := res[0]; p.Outcome != rollout.Promoted || p.Resent < 1 || corrupted() != 1 || g.active() != 2 {
+		t.Fatalf("damaged once: outcome %s, resent %d, corrupt-block rejections %d, active %d", p.Outcome, p.Resent, corrupted(), g.active())
+	}
+
+	plan = msPlan(t, msModel(t, 3, 512<<10, keys.priv), 3, []string{g.id}, keys.priv)
+	plan.Tamper = func(_ string, i int, b []byte) []byte {
+		if i == 5 {
+			return damage(b)
+		}
+		return b
+	}
+	res, err = rollout.Run(context.Background(), cloud, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res[0]
+	t.Logf("damaged always: %s %s %s", p.Outcome, p.Code, p.Reason)
+	if p.Outcome != rollout.Rejected || p.Code != "transfer-failed" || !strings.Contains(p.Reason, "corrupt block") || g.active() != 2 {
+		t.Fatalf("damaged always: outcome %s code %s reason %q, active %d", p.Outcome, p.Code, p.Reason, g.active())
+	}
+	g.drained(t)
+}
+
+// msGateway handler stats by name.
+func (g *msGateway) handler(t *testing.T, name string) downlink.HandlerStats {
+	t.Helper()
+	for _, h := range g.router.Stats() {
+		if h.Name == name {
+			return h
+		}
+	}
+	t.Fatalf("no handler %q", name)
+	return downlink.HandlerStats{}
 }
 
 // TestModelFlood sends 10,000 offers, blocks and commands (a third

@@ -47,6 +47,9 @@ type Plan struct {
 	// Idle is how long a gateway may stay silent (no request, no status)
 	// before it is timed out; default 2 minutes.
 	Idle time.Duration
+	// Tamper, if set, may replace a block before it is sent (fault
+	// injection for tests and drills); nil sends blocks as they are.
+	Tamper func(gateway string, index int, block []byte) []byte
 	// Progress, if set, is called (from one goroutine at a time) when a
 	// gateway's progress or outcome changes.
 	Progress func(Progress)
@@ -378,7 +381,11 @@ func (r *Runner) serve(ctx context.Context) {
 				s.served[i] = true
 				s.Served = len(s.served)
 				r.mu.Unlock()
-				toks = append(toks, r.c.Publish(t.Block(), 1, false, r.blks[i]))
+				blk := r.blks[i]
+				if r.plan.Tamper != nil {
+					blk = r.plan.Tamper(q.gw, i, blk)
+				}
+				toks = append(toks, r.c.Publish(t.Block(), 1, false, blk))
 				if len(toks) >= inflight {
 					for _, tok := range toks {
 						tok.WaitTimeout(30 * time.Second)
