@@ -66,8 +66,10 @@ func (m ModelSync) Validate(c *Config) Errors {
 func (c *Config) validateModels(p *problems) { c.Models.validate(p, c.Outbox.Path) }
 
 func (m ModelSync) validate(p *problems, outboxPath string) {
+	explicit := m.Dir != ""
 	m = m.WithDefaults(outboxPath)
-	if parent := filepath.Dir(m.Dir); parent != "." {
+	// The default directory sits beside the outbox, whose check covers it.
+	if parent := filepath.Dir(m.Dir); explicit && parent != "." {
 		if st, err := os.Stat(parent); err != nil {
 			p.add("models.dir", "%q: parent directory: %v", m.Dir, errors.Unwrap(err))
 		} else if !st.IsDir() {
