@@ -327,6 +327,12 @@ func (r *Runner) onStatus(topic string, payload []byte) {
 	if len(payload) == 0 || json.Unmarshal(payload, &st) != nil {
 		return
 	}
+	switch st.State {
+	case modelsync.StateIdle, modelsync.StateWaitingClock, modelsync.StateTransferring, modelsync.StatePromoted,
+		modelsync.StateRejected, modelsync.StateFailed, modelsync.StateRolledBack:
+	default:
+		return // not a model status
+	}
 	v := r.plan.Manifest.Version
 	r.mu.Lock()
 	s, ok := r.gws[g]
