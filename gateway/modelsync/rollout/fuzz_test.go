@@ -11,7 +11,7 @@ import (
 func fuzzRunner() *Runner {
 	man := modelsync.Manifest{Name: "m", Version: 2, Blocks: 3, BlockSize: 1024, Length: 3000}
 	r := &Runner{plan: Plan{Site: "s", Gateways: []string{"g"}, Manifest: man, Offer: []byte("offer")}, offerID: modelsync.OfferID([]byte("offer")),
-		gws: map[string]*gw{"g": {Progress: Progress{Gateway: "g", Blocks: 3, Started: time.Now()}, offered: true, served: map[int]bool{}}},
+		gws:  map[string]*gw{"g": {Progress: Progress{Gateway: "g", Blocks: 3, Started: time.Now()}, offered: true, served: map[int]bool{}}},
 		reqs: make(chan request, 1), poke: make(chan struct{}, 1)}
 	return r
 }
