@@ -23,6 +23,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway/modelsync/rollout"
 	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 	"github.com/shelfgate/shelfgate/model"
+	"golang.org/x/sys/unix"
 )
 
 // errRollout is returned when a push ends with a gateway not promoted.
@@ -240,22 +241,25 @@ type pushView struct {
 	p    *mpb.Progress
 	bars map[string]*mpb.Bar
 
-	mu    sync.Mutex
-	state map[string]string
-	step  map[string]int
+	mu     sync.Mutex
+	state  map[string]string
+	step   map[string]int
+	served map[string]int
 }
 
+// isTerminal reports whether w is a terminal with a known width (bars
+// need one; a pty without a size gets plain lines).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	return err == nil && ws.Col > 0
 }
 
 func newPushView(ctx context.Context, w io.Writer, gws []string, blocks int) *pushView {
-	v := &pushView{w: w, state: map[string]string{}, step: map[string]int{}}
+	v := &pushView{w: w, state: map[string]string{}, step: map[string]int{}, served: map[string]int{}}
 	if !isTerminal(w) {
 		return v
 	}
@@ -265,9 +269,15 @@ func newPushView(ctx context.Context, w io.Writer, gws []string, blocks int) *pu
 	for _, g := range gws {
 		width = max(width, len(g))
 	}
+	// One step more than the blocks: the bar completes when the gateway
+	// reports the model promoted, not when the last block is sent.
 	for _, g := range gws {
-		v.bars[g] = v.p.AddBar(int64(blocks),
-			mpb.PrependDecorators(decor.Name(g, decor.WC{W: width + 1, C: decor.DindentRight}), decor.CountersNoUnit("%d/%d blocks", decor.WCSyncWidth)),
+		v.bars[g] = v.p.AddBar(int64(blocks)+1,
+			mpb.PrependDecorators(decor.Name(g, decor.WC{W: width + 1, C: decor.DindentRight}), decor.Any(func(decor.Statistics) string {
+				v.mu.Lock()
+				defer v.mu.Unlock()
+				return fmt.Sprintf("%d/%d blocks", v.served[g], blocks)
+			}, decor.WCSyncWidth)),
 			mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace), decor.Any(func(decor.Statistics) string {
 				v.mu.Lock()
 				defer v.mu.Unlock()
@@ -287,6 +297,7 @@ func (v *pushView) update(p rollout.Progress) {
 		}
 	}
 	v.state[p.Gateway] = s
+	v.served[p.Gateway] = p.Served
 	prevStep := v.step[p.Gateway]
 	step := 0
 	if p.Blocks > 0 {
@@ -308,7 +319,7 @@ func (v *pushView) update(p rollout.Progress) {
 	case "":
 		b.SetCurrent(int64(p.Served))
 	case rollout.Promoted:
-		b.SetCurrent(int64(p.Blocks))
+		b.SetCurrent(int64(p.Blocks) + 1)
 	default:
 		b.Abort(false)
 	}
