@@ -245,6 +245,7 @@ type pushView struct {
 	state  map[string]string
 	step   map[string]int
 	served map[string]int
+	done   map[string]bool // outcome shown
 }
 
 // isTerminal reports whether w is a terminal with a known width (bars
@@ -259,7 +260,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 func newPushView(ctx context.Context, w io.Writer, gws []string, blocks int) *pushView {
-	v := &pushView{w: w, state: map[string]string{}, step: map[string]int{}, served: map[string]int{}}
+	v := &pushView{w: w, state: map[string]string{}, step: map[string]int{}, served: map[string]int{}, done: map[string]bool{}}
 	if !isTerminal(w) {
 		return v
 	}
@@ -304,7 +305,14 @@ func (v *pushView) update(p rollout.Progress) {
 		step = 4 * p.Served / p.Blocks
 	}
 	v.step[p.Gateway] = step
+	shown := v.done[p.Gateway]
+	if p.Outcome != "" {
+		v.done[p.Gateway] = true
+	}
 	v.mu.Unlock()
+	if shown {
+		return
+	}
 	if v.p == nil {
 		switch {
 		case p.Outcome != "":
