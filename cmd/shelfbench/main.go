@@ -8,6 +8,7 @@
 //	shelfbench latency  sample-to-subscriber p50/p99 at 5,000 readings/s vs direct paho publishes
 //	shelfbench drain    time to deliver a 10-million-reading backlog vs the time to ingest it
 //	shelfbench compress zstd batch bytes and encode time vs plain JSON
+//	shelfbench modelpush 5 MB model push vs raw QoS1 publishes; telemetry during a transfer vs without
 package main
 
 import (
@@ -53,6 +54,8 @@ func main() {
 		err = drain(os.Args[2:])
 	case "compress":
 		err = compressBench(os.Args[2:])
+	case "modelpush":
+		err = modelPush(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

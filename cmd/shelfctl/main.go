@@ -11,6 +11,10 @@
 //	collect    keep every record once in a JSON-lines file and audit every stream for gaps
 //	calibrate  calibrate one HX711 load cell with a reference weight
 //	model      train, quantize, evaluate, inspect, run and benchmark models
+//	eval       score the plate classifiers on a scenario or a recorded trace
+//	push       roll a model out to gateways over MQTT (canaries first)
+//	keys       make or identify ed25519 signing keys
+//	outbox     inspect an outbox, or salvage a quarantined one
 //
 // tail and collect share the broker connection flags (--broker, --username,
 // --password-file, --ca-file, --cert-file, --key-file, --server-name,
@@ -86,6 +90,10 @@ func commands() []command {
 		{name: "eval", synopsis: "[--classifier analytic|model|both|float|all|shadow] [--model FILE] [--duration D] [--trace FILE.csv] [--json FILE] SCENARIO.yaml...", summary: "score the plate classifiers on a scenario or a recorded trace (F1, SKU, quantity, mis-pick, latency)",
 			run: func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				return evalCmd(ctx, args, stdout, stderr)
+			}},
+		{name: "push", synopsis: "--broker URL --site S (--gateway G ... | --all) [--canary N] [--max-failures F] (--key KEY | --offer OFFER.json) FILE", summary: "roll a model out to gateways over MQTT: canaries first, progress per gateway, a table of outcomes",
+			run: func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+				return pushCmd(ctx, args, stdout, stderr)
 			}},
 		{name: "keys", synopsis: "gen -o NAME [--force] | id FILE...", summary: "make an ed25519 signing key pair for models and manifests, or print a key's id",
 			run: func(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {

@@ -154,6 +154,11 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 	if err := registerDownlink(router, topics, ob, up, builtinCommands(birth), cfg.Uplink.AckMode == "consumer", log.With("component", "downlink")); err != nil {
 		return err
 	}
+	_, stopModels, err := startModelSync(ctx, cfg, router, up, log.With("component", "modelsync"))
+	if err != nil {
+		return err
+	}
+	defer stopModels()
 
 	classifiers, err := classifierChain(sensors)
 	if err != nil {

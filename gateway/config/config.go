@@ -57,6 +57,8 @@ type Config struct {
 	Simulation *Section `yaml:"simulation"`
 	Metrics    Metrics  `yaml:"metrics"`
 	Log        Log      `yaml:"log"`
+	// Models configures model updates over MQTT (modelsync.go).
+	Models ModelSync `yaml:"models"`
 
 	root       *yaml.Node // for line numbers; nil for Default()
 	file       string
@@ -505,6 +507,7 @@ func (c *Config) Validate(checks ...Check) error {
 	c.validateUplink(p)
 	c.validateSensors(p)
 	c.validateRest(p)
+	c.validateModels(p)
 	for _, check := range checks {
 		p.es = append(p.es, check(c)...)
 	}

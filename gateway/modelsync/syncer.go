@@ -3,9 +3,12 @@ package modelsync
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +38,9 @@ type Config struct {
 	TrustedKeys []ed25519.PublicKey
 	// MaxModelBytes is the longest model file accepted; DefaultMaxModelBytes.
 	MaxModelBytes int64
+	// MaxBlockSize is the largest block size an offer may name (the
+	// router's cap on block payloads is BlockHeaderSize more); MaxBlockSize.
+	MaxBlockSize int
 	// Window is how many blocks one request asks for; 16.
 	Window int
 	// Quiet is how long without a new block before the missing blocks of
@@ -62,6 +68,9 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.MaxModelBytes <= 0 {
 		c.MaxModelBytes = DefaultMaxModelBytes
+	}
+	if c.MaxBlockSize <= 0 || c.MaxBlockSize > MaxBlockSize {
+		c.MaxBlockSize = MaxBlockSize
 	}
 	if c.Window <= 0 {
 		c.Window = 16
@@ -123,9 +132,18 @@ type Status struct {
 	Previous uint64       `json:"previous_version,omitempty"`
 	Highest  uint64       `json:"highest_version"`
 	Offer    *OfferStatus `json:"offer,omitempty"`
-	Code     string       `json:"code,omitempty"`   // machine-readable reason (Code)
-	Reason   string       `json:"reason,omitempty"` // the error text
-	Time     time.Time    `json:"time"`
+	// OfferID names the offer this state answers (OfferID of its
+	// payload), so a pusher tells its own rejection from an older one.
+	OfferID string    `json:"offer_id,omitempty"`
+	Code    string    `json:"code,omitempty"`   // machine-readable reason (Code)
+	Reason  string    `json:"reason,omitempty"` // the error text
+	Time    time.Time `json:"time"`
+}
+
+// OfferID is the first 16 hex digits of the SHA-256 of an offer payload.
+func OfferID(payload []byte) string {
+	h := sha256.Sum256(payload)
+	return hex.EncodeToString(h[:8])
 }
 
 // Code maps an error to the status code the cloud sees.
@@ -239,6 +257,7 @@ func (s *Syncer) Offer(ctx context.Context, payload []byte) error {
 }
 
 func (s *Syncer) offerLocked(ctx context.Context, payload []byte) error {
+	s.st.OfferID = OfferID(payload)
 	m, _, err := s.policy.VerifyOffer(payload, s.cfg.Now(), s.store.Highest())
 	if errors.Is(err, ErrClockNotSet) {
 		s.waiting = append([]byte(nil), payload...)
@@ -249,6 +268,9 @@ func (s *Syncer) offerLocked(ctx context.Context, payload []byte) error {
 		return s.refuseLocked(ctx, err)
 	}
 	s.waiting = nil
+	if m.BlockSize > s.cfg.MaxBlockSize {
+		return s.refuseLocked(ctx, fmt.Errorf("offer of version %d: block_size %d, this gateway accepts at most %d: %w", m.Version, m.BlockSize, s.cfg.MaxBlockSize, ErrTooLarge))
+	}
 	if s.cur != nil {
 		cm := s.cur.man
 		if cm.Version == m.Version && cm.SHA256 == m.SHA256 {
@@ -300,6 +322,7 @@ func (s *Syncer) refuseLocked(ctx context.Context, err error) error {
 func (s *Syncer) startLocked(ctx context.Context, t *Transfer) {
 	s.cur, s.failed, s.rounds, s.hashFails, s.lastBlkErr, s.waitFinish = t, false, 0, 0, nil, false
 	s.outstanding, s.reasked = map[int]bool{}, map[int]bool{}
+	s.st.OfferID = OfferID(t.env)
 	if t.Complete() {
 		s.finishLocked(ctx)
 		return
@@ -308,29 +331,40 @@ func (s *Syncer) startLocked(ctx context.Context, t *Transfer) {
 	s.setLocked(ctx, StateTransferring, nil)
 }
 
-// requestLocked asks for the next window of missing blocks; again re-asks
-// for the outstanding ones after a quiet period.
+// requestLocked keeps up to a window of blocks asked for: it asks for more
+// missing blocks once half the window has arrived (so blocks keep flowing
+// while the gateway writes the others); again re-asks for the outstanding
+// ones after a quiet period (and tops the window up).
 func (s *Syncer) requestLocked(ctx context.Context, again bool) {
 	if s.cur == nil {
 		return
 	}
 	s.lastAct = s.cfg.Now()
-	if !again && len(s.outstanding) > 0 {
+	if !again && len(s.outstanding) > s.cfg.Window/2 {
 		return
 	}
-	clear(s.outstanding)
-	clear(s.reasked)
 	var idx []int
-	for _, i := range s.cur.Missing() {
-		if len(idx) == s.cfg.Window {
-			break
+	if again {
+		clear(s.reasked)
+		for i := range s.outstanding {
+			idx = append(idx, i)
 		}
-		idx = append(idx, i)
-		s.outstanding[i] = true
+	}
+	if len(s.outstanding) < s.cfg.Window {
+		for _, i := range s.cur.Missing() {
+			if len(s.outstanding) == s.cfg.Window {
+				break
+			}
+			if !s.outstanding[i] {
+				idx = append(idx, i)
+				s.outstanding[i] = true
+			}
+		}
 	}
 	if len(idx) == 0 {
 		return
 	}
+	slices.Sort(idx)
 	if s.req != nil {
 		_ = s.req.RequestBlocks(ctx, Request{Name: s.cur.man.Name, Version: s.cur.man.Version, Blocks: idx, Round: s.rounds})
 	}
@@ -371,9 +405,7 @@ func (s *Syncer) Block(ctx context.Context, payload []byte) error {
 		s.finishLocked(ctx)
 		return nil
 	}
-	if len(s.outstanding) == 0 {
-		s.requestLocked(ctx, false)
-	}
+	s.requestLocked(ctx, false)
 	s.refreshLocked()
 	return nil
 }
@@ -381,6 +413,7 @@ func (s *Syncer) Block(ctx context.Context, payload []byte) error {
 // finishLocked stages, verifies and promotes the complete transfer.
 func (s *Syncer) finishLocked(ctx context.Context) {
 	t := s.cur
+	s.st.OfferID = OfferID(t.env)
 	now := s.cfg.Now()
 	if now.Before(s.cfg.ClockFloor) {
 		// Restarted without RTC: expiry cannot be judged yet.
@@ -482,6 +515,7 @@ func (s *Syncer) Poll(ctx context.Context) {
 	s.rounds++
 	if s.rounds > s.cfg.MaxRounds {
 		s.failed = true
+		s.st.OfferID = OfferID(s.cur.env)
 		last := ""
 		if s.lastBlkErr != nil {
 			last = "; last refused block: " + s.lastBlkErr.Error()

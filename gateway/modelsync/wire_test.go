@@ -64,11 +64,11 @@ func TestGoldenPayloads(t *testing.T) {
 	golden(t, "request.golden.json", append(Request{Name: "shelf-mlp", Version: 7, Blocks: []int{0, 1, 2}, Round: 0}.Payload(), '\n'))
 
 	st := Status{State: StateTransferring, Active: ModelRef{Name: "shelf-mlp", Version: 6}, Previous: 5, Highest: 6,
-		Offer: &OfferStatus{Name: "shelf-mlp", Version: 7, Blocks: 3, Received: 1}, Time: testNow}
+		Offer: &OfferStatus{Name: "shelf-mlp", Version: 7, Blocks: 3, Received: 1}, OfferID: OfferID(offer), Time: testNow}
 	b, _ := json.Marshal(st)
 	golden(t, "status-transferring.golden.json", append(b, '\n'))
 	st = Status{State: StateRejected, Active: ModelRef{Name: "shelf-mlp", Version: 6}, Previous: 5, Highest: 6,
-		Code: Code(ErrExpired), Reason: "manifest: expired at 2026-05-01T00:00:00Z, now 2026-06-01T12:00:00Z: manifest expired", Time: testNow}
+		OfferID: OfferID(offer), Code: Code(ErrExpired), Reason: "manifest: expired at 2026-05-01T00:00:00Z, now 2026-06-01T12:00:00Z: manifest expired", Time: testNow}
 	b, _ = json.Marshal(st)
 	golden(t, "status-rejected.golden.json", append(b, '\n'))
 }

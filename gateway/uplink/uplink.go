@@ -246,6 +246,16 @@ func (u *Uplink) Publish(topic string, payload []byte) error {
 	return nil
 }
 
+// PublishRetained is Publish with the retain flag (the model status).
+func (u *Uplink) PublishRetained(topic string, payload []byte) error {
+	c := u.client.Load()
+	if c == nil {
+		return ErrNotConnected
+	}
+	(*c).Publish(topic, 1, true, payload)
+	return nil
+}
+
 // Run connects, delivers and reconnects until ctx is done. On the way out it
 // publishes a retained offline status and disconnects cleanly; rows not yet
 // acknowledged stay in the store for the next run. It runs the Downlink
