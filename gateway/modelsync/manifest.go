@@ -303,7 +303,9 @@ func (p Policy) VerifyOffer(payload []byte, now time.Time, highest uint64) (*Man
 		return nil, nil, fmt.Errorf("manifest: target %+v does not include site %q gateway %q: %w", m.Target, p.Site, p.Gateway, ErrTarget)
 	}
 	if m.Version <= highest {
-		return nil, nil, fmt.Errorf("manifest: version %d, highest installed %d: %w", m.Version, highest, ErrRollback)
+		// The verified manifest comes back with the error, so a caller
+		// can tell the installed model offered again from a real rollback.
+		return m, env, fmt.Errorf("manifest: version %d, highest installed %d: %w", m.Version, highest, ErrRollback)
 	}
 	max := p.MaxLength
 	if max <= 0 {

@@ -215,6 +215,20 @@ func (s *Store) Close() error { return s.db.Close() }
 // Dir is the model directory.
 func (s *Store) Dir() string { return s.dir }
 
+// activeSHA256 is the SHA-256 of the active model file, hex.
+func (s *Store) activeSHA256() (string, error) {
+	f, err := os.Open(filepath.Join(s.dir, ActiveFile))
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", f.Name(), err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 // Active returns the running model and its version; nil and 0 before any
 // model was installed.
 func (s *Store) Active() (*model.Model, uint64) {

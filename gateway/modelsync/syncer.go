@@ -264,6 +264,14 @@ func (s *Syncer) offerLocked(ctx context.Context, payload []byte) error {
 		s.setLocked(ctx, StateWaitingClock, err)
 		return nil
 	}
+	if errors.Is(err, ErrRollback) && m != nil {
+		if _, active := s.store.Active(); active == m.Version && s.isActiveFile(m.SHA256) {
+			// The model already serving, offered again: the broker
+			// re-delivers a retained offer on every reconnect. Nothing to
+			// do, and nothing to report as a refusal.
+			return nil
+		}
+	}
 	if err != nil {
 		return s.refuseLocked(ctx, err)
 	}
@@ -307,6 +315,12 @@ func (s *Syncer) offerLocked(ctx context.Context, payload []byte) error {
 	}
 	s.startLocked(ctx, t)
 	return nil
+}
+
+// isActiveFile reports whether sha is the active model file's SHA-256.
+func (s *Syncer) isActiveFile(sha string) bool {
+	got, err := s.store.activeSHA256()
+	return err == nil && got == sha
 }
 
 // refuseLocked reports a refused offer; a transfer in progress goes on.

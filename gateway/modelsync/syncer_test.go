@@ -38,9 +38,18 @@ func TestTransferPromotes(t *testing.T) {
 	if l := leftovers(t, r.dir); len(l) != 0 {
 		t.Errorf("leftover files %v", l)
 	}
-	// The same offer again is refused: anti-rollback.
-	if err := r.sync.Offer(context.Background(), payload); !errors.Is(err, ErrRollback) {
-		t.Fatalf("re-offer: %v, want ErrRollback", err)
+	// The same offer again (the broker re-delivers a retained offer on
+	// every reconnect) is no refusal: the status still says promoted.
+	if err := r.sync.Offer(context.Background(), payload); err != nil {
+		t.Fatalf("re-offer of the active model: %v", err)
+	}
+	if st := r.sync.Status(); st.State != StatePromoted || st.Active.Version != 2 {
+		t.Fatalf("status after the active model was offered again: %+v", st)
+	}
+	// The same version with other bytes is refused: anti-rollback.
+	other, _ := r.offer(modelFile(t, 2, r.priv, func(m *model.Model) { m.Name += "-other" }), 2, nil)
+	if err := r.sync.Offer(context.Background(), other); !errors.Is(err, ErrRollback) {
+		t.Fatalf("offer of version 2 with other bytes: %v, want ErrRollback", err)
 	}
 	// Survives a restart.
 	r.open()
