@@ -60,13 +60,12 @@ type dlGateway struct {
 }
 
 type dlConfig struct {
-	url      string
-	path     string // outbox file; default a fresh one
-	opts     uplink.Options
-	cmds     map[string]commandFunc
-	extra    func(r *downlink.Router) // more handlers, before Run
-	prefill  func(ob *outbox.Outbox)  // before the uplink starts
-	onOutbox func(ob *outbox.Outbox)  // unused hook for clarity
+	url     string
+	path    string // outbox file; default a fresh one
+	opts    uplink.Options
+	cmds    map[string]commandFunc
+	extra   func(r *downlink.Router) // more handlers, before Run
+	prefill func(ob *outbox.Outbox)  // before the uplink starts
 }
 
 func startDL(t *testing.T, c dlConfig) *dlGateway {

@@ -55,7 +55,6 @@ func TestPushCommandRollsOutToRunningGateways(t *testing.T) {
 	}
 	bundled := writeFile(t, msModel(t, 1, 16<<10, keys.priv))
 	ids := []string{"gw-a", "gw-b", "gw-c"}
-	var logs []*lockedBuffer
 	for i, id := range ids {
 		gdir := filepath.Join(dir, id)
 		if err := os.Mkdir(gdir, 0o755); err != nil {
@@ -71,7 +70,6 @@ func TestPushCommandRollsOutToRunningGateways(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		logs = append(logs, &log)
 		t.Cleanup(func() {
 			cmd.Process.Signal(os.Interrupt)
 			cmd.Wait()

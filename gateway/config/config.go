@@ -819,22 +819,6 @@ func plainURL(u string) bool {
 	return false
 }
 
-var pinName = regexp.MustCompile(`^GPIO(\d+)$`)
-
-func checkPin(s string) error {
-	if s == "" {
-		return errors.New("is empty")
-	}
-	g := pinName.FindStringSubmatch(s)
-	if g == nil {
-		return fmt.Errorf("%q is not a pin name (GPIO0-GPIO27)", s)
-	}
-	if n, _ := strconv.Atoi(g[1]); n > 27 {
-		return fmt.Errorf("%q is not a pin name (GPIO0-GPIO27)", s)
-	}
-	return nil
-}
-
 // line finds the line of a field path like "sensors[2].pins.clk" in the
 // parsed document; it falls back to the nearest parent that exists.
 func (c *Config) line(path string) int {

@@ -81,15 +81,6 @@ func (f *fakeRequester) take() []Request {
 	return r
 }
 
-// requestedBlocks counts the block indexes in rs.
-func requestedBlocks(rs []Request) int {
-	n := 0
-	for _, r := range rs {
-		n += len(r.Blocks)
-	}
-	return n
-}
-
 // rig is a gateway's model directory, store and syncer with a fake cloud.
 type rig struct {
 	t     *testing.T

@@ -291,14 +291,12 @@ func TestResumeAfterRestartRequestsOnlyMissing(t *testing.T) {
 	if st := r.sync.Status(); st.State != StateTransferring || st.Offer.Received != half {
 		t.Fatalf("after restart: %+v", st)
 	}
-	var asked []Request
 	total := 0
 	for {
 		reqs := r.req.take()
 		if len(reqs) == 0 {
 			break
 		}
-		asked = append(asked, reqs...)
 		for _, q := range reqs {
 			for _, i := range q.Blocks {
 				if i < half {

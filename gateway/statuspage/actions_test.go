@@ -156,7 +156,9 @@ func TestCalibrateTwoPoints(t *testing.T) {
 	if code, m := req("/api/confirm", `{"id":"`+first["id"].(string)+`"}`); code != 409 {
 		t.Fatalf("confirming the empty step alone: %d %v", code, m)
 	}
-	code, first = req("/api/calibrate/empty", `{"bin":"s1/b2"}`)
+	if code, first = req("/api/calibrate/empty", `{"bin":"s1/b2"}`); code != 200 {
+		t.Fatalf("empty step %d %v", code, first)
+	}
 	r.cells.mu.Lock()
 	r.cells.code["s1/b2"] = 50_000 - 200*500 // 500 g at -200 counts/g
 	r.cells.mu.Unlock()

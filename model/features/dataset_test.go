@@ -19,7 +19,7 @@ func sample() *Dataset {
 		X: [][]float32{
 			{0, -1.5, 3.25},
 			{math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32},
-			{1e-3, 7, -0.0},
+			{1e-3, 7, float32(math.Copysign(0, -1))},
 		},
 		Y:      []int{1, 0, 1},
 		Names:  []string{"s0", "s1", "s2"},

@@ -88,7 +88,6 @@ type gw struct {
 	offered  bool
 	last     time.Time
 	served   map[int]bool
-	started  time.Time
 	promoted bool
 }
 
