@@ -8,6 +8,7 @@
 //	shelfbench latency  sample-to-subscriber p50/p99 at 5,000 readings/s vs direct paho publishes
 //	shelfbench drain    time to deliver a 10-million-reading backlog vs the time to ingest it
 //	shelfbench compress zstd batch bytes and encode time vs plain JSON
+//	shelfbench footprint RSS, CPU per million readings and start-to-first-commit of the real binary vs raw SQLite+paho and a bare start
 package main
 
 import (
@@ -53,6 +54,8 @@ func main() {
 		err = drain(os.Args[2:])
 	case "compress":
 		err = compressBench(os.Args[2:])
+	case "footprint":
+		err = footprint(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +51,7 @@ type fleetConfig struct {
 	// rows. Without it rows go at the broker's PUBACK, and whatever the
 	// broker had not handed on when it stopped is lost.
 	ConsumerAcks bool
+	MemProfile   string // heap profile written in steady state ("" = none)
 }
 
 func parseFleetFlags(args []string, stderr io.Writer) (fleetConfig, error) {
@@ -66,6 +69,7 @@ func parseFleetFlags(args []string, stderr io.Writer) (fleetConfig, error) {
 	fs.IntVar(&c.Collectors, "collectors", 2, "collectors in the $share group")
 	fs.DurationVar(&c.BackoffMax, "backoff-max", 10*time.Second, "the uplinks' reconnect backoff cap (uplink default 10s)")
 	acks := fs.String("acks", "consumer", "consumer (rows kept until the collectors confirm them) or broker (rows deleted at the broker's PUBACK)")
+	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile here in steady state")
 	fs.StringVar(&c.Dir, "dir", "", "directory for the outboxes (default: a temporary directory, removed afterwards)")
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("%w: %v", errUsage, err)
@@ -237,19 +241,41 @@ func runFleet(ctx context.Context, cfg fleetConfig, w io.Writer) (fleetResult, e
 			g.ob.Close()
 		}
 	}()
+	// Open every outbox first (several at a time: each open is a few
+	// fsyncs), then start them all, so the open phase is not slowed by
+	// gateways already running.
 	opened := time.Now()
-	for i := range cfg.N {
-		g, err := newSimGateway(dir, cfg, url, i)
-		if err != nil {
-			return res, err
+	all := make([]*simGateway, cfg.N)
+	errs := make([]error, cfg.N)
+	var next atomic.Int64
+	var openWG sync.WaitGroup
+	for range min(cfg.N, 8) {
+		openWG.Go(func() {
+			for i := int(next.Add(1) - 1); i < cfg.N; i = int(next.Add(1) - 1) {
+				all[i], errs[i] = newSimGateway(dir, cfg, url, i)
+			}
+		})
+	}
+	openWG.Wait()
+	for i := range all {
+		if errs[i] != nil {
+			for _, g := range all {
+				if g != nil {
+					g.ob.Close()
+				}
+			}
+			return res, errs[i]
 		}
+	}
+	fmt.Fprintf(w, "fleet: %d outboxes opened in %s\n", cfg.N, time.Since(opened).Round(time.Millisecond))
+	for _, g := range all {
 		gws = append(gws, g)
 		go func() { g.done <- g.gw.Run(gwCtx) }()
 	}
 	if err := waitAll(ctx, gws, func(g *simGateway) bool { return g.up.Stats().Connected }, 120*time.Second); err != nil {
 		return res, fmt.Errorf("fleet: first connection: %w", err)
 	}
-	fmt.Fprintf(w, "fleet: %d gateways opened and connected in %s\n", cfg.N, time.Since(opened).Round(time.Millisecond))
+	fmt.Fprintf(w, "fleet: %d gateways connected %s after the first open\n", cfg.N, time.Since(opened).Round(time.Millisecond))
 
 	// Steady state.
 	c0, t0 := collected.Load(), time.Now()
@@ -259,6 +285,11 @@ func runFleet(ctx context.Context, cfg fleetConfig, w io.Writer) (fleetResult, e
 	res.Collected = float64(collected.Load()-c0) / time.Since(t0).Seconds()
 	res.RSSBytes, _ = procStatus("VmRSS")
 	res.FDs = countFDs()
+	if cfg.MemProfile != "" {
+		if err := writeHeapProfile(cfg.MemProfile); err != nil {
+			return res, err
+		}
+	}
 	fmt.Fprintf(w, "fleet: steady state %s: %.0f readings/s collected of %.0f offered; RSS %.1f MiB (%.0f KiB per gateway), %d fds\n",
 		cfg.Steady, res.Collected, res.Offered, mib(res.RSSBytes), float64(res.RSSBytes)/1024/float64(cfg.N), res.FDs)
 
@@ -597,4 +628,17 @@ func printFleetFigures(w io.Writer, cfg fleetConfig, res fleetResult) {
 		fig(fmt.Sprintf("fleet%d_reconnect_p99_ms", cfg.N), ms(quantile(res.Reconnects, 0.99)), "ms", capMs)
 		fig(fmt.Sprintf("fleet%d_reconnect_last_ms", cfg.N), ms(res.Reconnects[len(res.Reconnects)-1]), "ms", capMs)
 	}
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("fleet: memprofile: %w", err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		return fmt.Errorf("fleet: memprofile %s: %w", path, err)
+	}
+	return nil
 }
