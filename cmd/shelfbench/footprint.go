@@ -167,6 +167,11 @@ func footprint(args []string) error {
 	if err != nil {
 		return err
 	}
+	// What the resident set is made of: anonymous memory (Go heap and
+	// stacks, SQLite's page caches) and file pages (the binary's text).
+	anon, _ := statusKB(pid, "RssAnon")
+	file, _ := statusKB(pid, "RssFile")
+	threads, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	readings := c1 - c0
 	if readings <= 0 || len(rss) == 0 {
 		return fmt.Errorf("no readings committed in the window (%v)", readings)
@@ -179,6 +184,9 @@ func footprint(args []string) error {
 	gwCPU := (cpu1 - cpu0) / readings * 1e6
 	fmt.Printf("footprint: %d load cells at %.0f samples/s + 1 simulated scanner, uplink to mosquitto; %0.f readings committed in %s (%.0f/s), subscriber got %d\n",
 		cells, *rate, readings, *window, readings/window.Seconds(), got.Load())
+
+	fmt.Printf("footprint: at the end RssAnon %.1f MiB (heap, stacks, SQLite caches), RssFile %.1f MiB (binary text), %d threads; the simulated HX711s and scanner run inside the gateway process and count in both RSS and CPU\n",
+		float64(anon)/1024, float64(file)/1024, len(threads))
 
 	// Baseline 2: raw SQLite + paho, same readings at the same rate, in a
 	// process of its own so its CPU and RSS are its own.
