@@ -51,7 +51,8 @@ type fleetConfig struct {
 	// rows. Without it rows go at the broker's PUBACK, and whatever the
 	// broker had not handed on when it stopped is lost.
 	ConsumerAcks bool
-	MemProfile   string // heap profile written in steady state ("" = none)
+	MemProfile   string        // heap profile written in steady state ("" = none)
+	AckTimeout   time.Duration // consumer_ack_timeout of every gateway
 }
 
 func parseFleetFlags(args []string, stderr io.Writer) (fleetConfig, error) {
@@ -69,6 +70,7 @@ func parseFleetFlags(args []string, stderr io.Writer) (fleetConfig, error) {
 	fs.IntVar(&c.Collectors, "collectors", 2, "collectors in the $share group")
 	fs.DurationVar(&c.BackoffMax, "backoff-max", 10*time.Second, "the uplinks' reconnect backoff cap (uplink default 10s)")
 	acks := fs.String("acks", "consumer", "consumer (rows kept until the collectors confirm them) or broker (rows deleted at the broker's PUBACK)")
+	fs.DurationVar(&c.AckTimeout, "ack-timeout", 30*time.Second, "with --acks consumer: re-send rows unconfirmed this long (the uplink's consumer_ack_timeout; 5s made a saturated 500-gateway run re-send 4x what it committed)")
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile here in steady state")
 	fs.StringVar(&c.Dir, "dir", "", "directory for the outboxes (default: a temporary directory, removed afterwards)")
 	if err := fs.Parse(args); err != nil {
@@ -97,6 +99,8 @@ func parseFleetFlags(args []string, stderr io.Writer) (fleetConfig, error) {
 		return c, fmt.Errorf("%w: --steady %s: want > 0", errUsage, c.Steady)
 	case c.Down < 0 || c.After < 0:
 		return c, fmt.Errorf("%w: --down %s / --after %s: want >= 0", errUsage, c.Down, c.After)
+	case c.AckTimeout < time.Second:
+		return c, fmt.Errorf("%w: --ack-timeout %s: want >= 1s", errUsage, c.AckTimeout)
 	case c.BackoffMax < 500*time.Millisecond:
 		return c, fmt.Errorf("%w: --backoff-max %s: want >= 500ms", errUsage, c.BackoffMax)
 	case c.Broker != "" && !strings.Contains(c.Broker, "://"):
@@ -432,9 +436,7 @@ func newSimGateway(dir string, cfg fleetConfig, url string, i int) (*simGateway,
 	var router *downlink.Router
 	if cfg.ConsumerAcks {
 		router = downlink.New(nil)
-		// The uplink's default consumer_ack_timeout (30s): 5s made a loaded
-		// fleet re-send 4x what it committed and deliver 6% of the offer.
-		uo.Downlink, uo.ConsumerAcks = router, true
+		uo.Downlink, uo.ConsumerAcks, uo.ConsumerAckTimeout = router, true, cfg.AckTimeout
 	}
 	up, err := uplink.New(ob, uo)
 	if err == nil && router != nil {

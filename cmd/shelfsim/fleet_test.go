@@ -17,7 +17,7 @@ import (
 // committed reading with no gap and every stream's last one.
 func TestFleetThreeGatewaysRestartAndAudit(t *testing.T) {
 	mqtttest.FindMosquitto(t)
-	cfg, err := parseFleetFlags([]string{"-n", "3", "--rate", "40", "--streams", "2", "--steady", "1s", "--down", "500ms", "--after", "500ms", "--backoff-max", "1s", "--dir", t.TempDir()}, io.Discard)
+	cfg, err := parseFleetFlags([]string{"-n", "3", "--rate", "40", "--streams", "2", "--steady", "1s", "--down", "500ms", "--after", "500ms", "--backoff-max", "1s", "--ack-timeout", "2s", "--dir", t.TempDir()}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,9 @@ func TestParseFleetFlags(t *testing.T) {
 		wantErr string // "" = valid
 		check   func(fleetConfig) bool
 	}{
-		{args: nil, check: func(c fleetConfig) bool { return c.N == 500 && c.Collectors == 2 && c.ConsumerAcks && c.Broker == "" }},
+		{args: nil, check: func(c fleetConfig) bool {
+			return c.N == 500 && c.Collectors == 2 && c.ConsumerAcks && c.Broker == "" && c.AckTimeout == 30*time.Second
+		}},
 		{args: []string{"-n", "3", "--acks", "broker"}, check: func(c fleetConfig) bool { return c.N == 3 && !c.ConsumerAcks }},
 		{args: []string{"--broker", "tcp://10.0.0.5:1883", "--restart-cmd", "systemctl restart mosquitto"}, check: func(c fleetConfig) bool {
 			return c.Broker == "tcp://10.0.0.5:1883" && c.RestartCmd != ""
@@ -70,6 +72,7 @@ func TestParseFleetFlags(t *testing.T) {
 		{args: []string{"--backoff-max", "10ms"}, wantErr: "--backoff-max 10ms"},
 		{args: []string{"--broker", "localhost:1883"}, wantErr: `--broker "localhost:1883"`},
 		{args: []string{"--restart-cmd", "true"}, wantErr: "--restart-cmd needs --broker"},
+		{args: []string{"--ack-timeout", "10ms"}, wantErr: "--ack-timeout 10ms"},
 		{args: []string{"--acks", "sometimes"}, wantErr: `--acks "sometimes"`},
 		{args: []string{"extra"}, wantErr: `unexpected argument "extra"`},
 	} {
