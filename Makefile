@@ -201,3 +201,4 @@ clean:
 	rm -rf $(BIN) $(DIST) tmp shelfgate-demo.db*
 
 -include model/model.mk
+-include bench.mk

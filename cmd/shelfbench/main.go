@@ -9,6 +9,7 @@
 //	shelfbench drain    time to deliver a 10-million-reading backlog vs the time to ingest it
 //	shelfbench compress zstd batch bytes and encode time vs plain JSON
 //	shelfbench modelpush 5 MB model push vs raw QoS1 publishes; telemetry during a transfer vs without
+//	shelfbench footprint RSS, CPU per million readings and start-to-first-commit of the real binary vs raw SQLite+paho and a bare start
 package main
 
 import (
@@ -56,6 +57,8 @@ func main() {
 		err = compressBench(os.Args[2:])
 	case "modelpush":
 		err = modelPush(os.Args[2:])
+	case "footprint":
+		err = footprint(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
@@ -67,6 +70,11 @@ func main() {
 
 func figure(name string, value float64, unit string, baseline float64) {
 	fmt.Printf("FIGURE %s=%.0f unit=%s baseline=%.0f ratio=%.3f\n", name, value, unit, baseline, value/baseline)
+}
+
+// figureF is figure for values that need decimals.
+func figureF(name string, value float64, unit string, baseline float64) {
+	fmt.Printf("FIGURE %s=%.3f unit=%s baseline=%.3f ratio=%.3f\n", name, value, unit, baseline, value/baseline)
 }
 
 func records(n, streams int) []gateway.Record {

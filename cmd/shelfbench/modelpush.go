@@ -198,10 +198,6 @@ func median(n int, f func() (time.Duration, error)) (time.Duration, error) {
 	return ds[len(ds)/2], nil
 }
 
-func figureF(name string, value float64, unit string, baseline float64) {
-	fmt.Printf("FIGURE %s=%.3f unit=%s baseline=%.3f ratio=%.3f\n", name, value, unit, baseline, value/baseline)
-}
-
 // benchGateway is a gateway's delivery half with model sync: outbox,
 // uplink, router, model store and Syncer (as cmd/shelfgate wires them),
 // and a producer of telemetry at a fixed rate.

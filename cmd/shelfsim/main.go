@@ -4,6 +4,12 @@
 // pick/put detector against them.
 //
 //	shelfsim run --scenario configs/scenarios/NAME.yaml [--hours H] [--labels FILE.jsonl]
+//	shelfsim fleet -n 500 [--broker URL [--restart-cmd CMD]]
+//
+// fleet runs many simulated gateways (gateway.Gateway, its own SQLite outbox
+// and uplink each, a simulated source instead of sensors) in one process
+// against one broker, restarts the broker to measure the reconnect storm,
+// and audits what a $share group of collectors received.
 //
 // Exit codes: 0 success, 1 failure, 2 bad usage or scenario.
 package main
@@ -49,8 +55,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 func dispatch(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "fleet" {
+		return runFleetCmd(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "run" {
-		return fmt.Errorf("%w: shelfsim run --scenario FILE [--hours H] [--labels FILE.jsonl]", errUsage)
+		return fmt.Errorf("%w: shelfsim run --scenario FILE [--hours H] [--labels FILE.jsonl] | %s", errUsage, fleetUsage)
 	}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -1,0 +1,25 @@
+# Footprint and fleet benchmarks (issue 12). Included by the Makefile.
+#
+#   make bench-footprint  the real shelfgate binary, 24 simulated HX711 load
+#                         cells at 80 samples/s and a simulated scanner,
+#                         uplink to mosquitto: RSS, CPU per million readings,
+#                         start to first commit (FIGURE lines, baselines from
+#                         the same run)
+#   make bench-fleet      shelfsim fleet: FLEET_N simulated gateways against
+#                         one mosquitto, a broker restart, a $share audit
+#
+# FLEET_N defaults to 100, which fits a 2-core machine shared with other
+# work; the 500-gateway run of the issue is `make bench-fleet FLEET_N=500`.
+
+FLEET_N ?= 100
+FLEET_RATE ?= 20
+FLEET_STEADY ?= 20s
+FOOTPRINT_WINDOW ?= 30s
+
+.PHONY: bench-footprint bench-fleet
+
+bench-footprint:
+	$(GO) run ./cmd/shelfbench footprint -window $(FOOTPRINT_WINDOW)
+
+bench-fleet:
+	$(GO) run ./cmd/shelfsim fleet -n $(FLEET_N) --rate $(FLEET_RATE) --steady $(FLEET_STEADY)
