@@ -57,6 +57,11 @@ type Change struct {
 	Ring          *features.Ring
 	Anchor        int64
 	Time          time.Time
+	// Degraded is the cell that was out (flagged or far noisier than the
+	// others) while the change happened, −1 when all four were healthy.
+	// After[Degraded] is then an estimate from the other three (see
+	// estimateCell); Before[Degraded] is the cell's last healthy level.
+	Degraded int
 }
 
 // Result is an Identifier's answer: which facing's units moved (−1: none),
@@ -151,6 +156,15 @@ type plateState struct {
 	hasLevel bool
 	anchor   int64 // ring index of the departure from the level, −1 none
 	misalign int64
+	// Degraded mode: one cell out (flagged, or far noisier than the
+	// others) is held at its last healthy level and the plate is read
+	// from the other three.
+	cellMed  [4]float64 // running median of each cell's sample-to-sample step
+	prevG    [4]float64
+	noisy    int // the cell judged noisy, −1 none
+	out      int // the cell held, −1 none
+	hold     float64
+	degraded int64 // changes identified with a cell out
 	change   Change
 	scratch  []gateway.Event
 }
@@ -242,7 +256,8 @@ func NewPlateDetector(cfg Config) (*PlateDetector, error) {
 		if err != nil {
 			return nil, fmt.Errorf("classify: %w", err)
 		}
-		d.plates = append(d.plates, &plateState{p: p, idx: i, ring: ring, dec: max(dec, 1), win: make([][4]float64, w), medDiff: 0.5, anchor: -1})
+		d.plates = append(d.plates, &plateState{p: p, idx: i, ring: ring, dec: max(dec, 1), win: make([][4]float64, w), medDiff: 0.5, anchor: -1,
+			cellMed: [4]float64{0.5, 0.5, 0.5, 0.5}, noisy: -1, out: -1})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -293,7 +308,8 @@ func (d *PlateDetector) Observe(r gateway.Reading) []gateway.Event {
 			}
 		}
 		var g [4]float64
-		good, aligned := true, true
+		var good [4]bool
+		aligned := true
 		for k := 0; k < 4; k++ {
 			e := s.q[k][s.head[k]]
 			if t.Sub(e.t) > d.halfPeriod {
@@ -303,7 +319,7 @@ func (d *PlateDetector) Observe(r gateway.Reading) []gateway.Event {
 				s.misalign++
 				continue
 			}
-			g[k], good = e.v, good && e.good
+			g[k], good[k] = e.v, e.good
 		}
 		if !aligned {
 			continue
@@ -319,11 +335,132 @@ func (d *PlateDetector) Observe(r gateway.Reading) []gateway.Event {
 	return out
 }
 
+// Noisy-cell hysteresis: a cell whose step median exceeds noisyEnter
+// times the next noisiest cell's (and noisyFloor grams) is held as out
+// until it falls below noisyLeave times.
+const (
+	noisyEnter = 8.0
+	noisyLeave = 3.0
+	noisyFloor = 0.3
+)
+
+// outCell decides which cell, if any, plate s reads without: the one
+// flagged cell, else the one far noisier than the rest. ok is false when
+// two or more cells are flagged (the plate cannot be read).
+func (s *plateState) outCell(g [4]float64, good [4]bool) (out int, ok bool) {
+	flagged := -1
+	for c := range good {
+		if !good[c] {
+			if flagged >= 0 {
+				return -1, false
+			}
+			flagged = c
+			continue
+		}
+		if s.hasPrev && (s.out != c || s.noisy == c) {
+			if math.Abs(g[c]-s.prevG[c]) > s.cellMed[c] {
+				s.cellMed[c] *= 1.02
+			} else {
+				s.cellMed[c] = max(1e-3, s.cellMed[c]*0.98)
+			}
+		}
+	}
+	// The noisiest cell against the next noisiest.
+	hi, second := 0, -1
+	for c := 1; c < 4; c++ {
+		if s.cellMed[c] > s.cellMed[hi] {
+			hi = c
+		}
+	}
+	for c := range 4 {
+		if c != hi && (second < 0 || s.cellMed[c] > s.cellMed[second]) {
+			second = c
+		}
+	}
+	ref := max(noisyFloor, s.cellMed[second])
+	switch {
+	case s.noisy >= 0 && s.noisy != hi, s.noisy >= 0 && s.cellMed[s.noisy] < noisyLeave*ref:
+		s.noisy = -1
+	case s.noisy < 0 && s.cellMed[hi] > noisyEnter*ref:
+		s.noisy = hi
+	}
+	if flagged >= 0 {
+		return flagged, true
+	}
+	return s.noisy, true
+}
+
+// estimateCell estimates the change of cell out from the other three
+// changes dc of a rigid plate on four corner supports (bilinear shares):
+// with nx the cell beside out along x, ny the one along y and o the
+// opposite corner, out's share of the load along y is
+// Y = Δnx / (Δnx + Δo) and Δout = Δny · Y / (1 − Y). Y is clipped to
+// [0, 0.95]: near out's corner the other cells see little and the
+// estimate is bounded rather than amplified without limit.
+func estimateCell(dc [4]float64, out int) float64 {
+	nx, ny, o := out^1, out^2, out^3
+	den := dc[nx] + dc[o]
+	tot := dc[nx] + dc[ny] + dc[o]
+	var y float64
+	switch {
+	case tot == 0:
+		return 0
+	case den/tot <= 0.02:
+		y = 0.95
+	default:
+		y = min(0.95, max(0, dc[nx]/den))
+	}
+	return dc[ny] * y / (1 - y)
+}
+
+// DegradedConfidence scales the confidence of a change identified with a
+// cell out: its Δ and centre rest on an estimate.
+const DegradedConfidence = 0.8
+
 // sample runs one lockstep sample of plate s through the settle detector.
-func (d *PlateDetector) sample(s *plateState, g [4]float64, good bool, t time.Time) (gateway.Event, bool) {
-	if !good {
+func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time.Time) (gateway.Event, bool) {
+	out, ok := s.outCell(g, good)
+	if !ok {
 		s.wn, s.hasPrev = 0, false
 		return gateway.Event{}, false
+	}
+	if good == [4]bool{true, true, true, true} {
+		s.prevG = g
+	} else {
+		for c := range g {
+			if good[c] {
+				s.prevG[c] = g[c]
+			}
+		}
+	}
+	if out != s.out {
+		switch {
+		case s.out >= 0:
+			// A cell is back (or another is out): its real level may
+			// differ from the one held; settle afresh without an event.
+			s.hasLevel = false
+		case s.hasLevel:
+			// Hold the cell at its last settled level, which the level
+			// already has.
+		}
+		if out >= 0 {
+			s.hold = s.prevG[out]
+			if s.hasLevel {
+				s.hold = s.level[out]
+			}
+		}
+		s.out, s.wn, s.hasPrev, s.anchor = out, 0, false, -1
+		// The total's noise is now the healthy cells'.
+		var v float64
+		for c := range 4 {
+			if c != out {
+				v += s.cellMed[c] * s.cellMed[c]
+			}
+		}
+		s.medDiff = max(1e-3, math.Sqrt(v))
+	}
+	if out >= 0 {
+		g[out] = s.hold
 	}
 	// Feature ring at the ring rate: block means.
 	for c := range g {
@@ -396,14 +533,32 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good bool, t time.Ti
 		anchor = max(0, s.ring.Count()-int64(len(s.win)/s.dec)-1)
 	}
 	ch := &s.change
-	*ch = Change{Plate: s.p, Index: s.idx, Before: s.level, After: mean, Delta: delta, Ring: s.ring, Anchor: anchor, Time: t}
+	*ch = Change{Plate: s.p, Index: s.idx, Before: s.level, After: mean, Delta: delta, Ring: s.ring, Anchor: anchor, Time: t, Degraded: s.out}
 	s.level, s.levelTot, s.anchor = mean, mt, -1
 	start := time.Now()
-	res := d.cfg.Primary.Identify(ch)
+	var res Result
 	var shadow *Result
-	if d.cfg.Shadow != nil {
-		sr := d.cfg.Shadow.Identify(ch)
-		shadow = &sr
+	if s.out >= 0 {
+		// One cell out: the model's window is not what it was trained on,
+		// so the analytic identifier decides on the estimated change.
+		var dc [4]float64
+		for c := range dc {
+			dc[c] = ch.After[c] - ch.Before[c]
+		}
+		ch.After[s.out] = ch.Before[s.out] + estimateCell(dc, s.out)
+		ch.Delta = 0
+		for c := range dc {
+			ch.Delta += ch.After[c] - ch.Before[c]
+		}
+		res = Analytic{}.Identify(ch)
+		res.Confidence *= DegradedConfidence
+		s.degraded++
+	} else {
+		res = d.cfg.Primary.Identify(ch)
+		if d.cfg.Shadow != nil {
+			sr := d.cfg.Shadow.Identify(ch)
+			shadow = &sr
+		}
 	}
 	if st := d.cfg.Stats; st != nil {
 		st.observe(res, shadow, time.Since(start), d.cfg.LowConfidence)
