@@ -523,7 +523,7 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	for _, f := range s.p.Facings {
 		minUnit = min(minUnit, f.UnitGrams)
 	}
-	if math.Abs(delta) < max(0.5*minUnit, d.meanK*sigma) {
+	if math.Abs(delta) < max(0.5*minUnit, d.meanK*sigma) || !d.sameSign(s, mean, delta) {
 		s.level, s.levelTot = mean, mt // follow drift and fading disturbances
 		s.anchor = -1
 		return gateway.Event{}, false
@@ -568,6 +568,31 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	}
 	return d.event(s.p, ch, res, shadow), true
 }
+
+// sameSign reports whether every healthy cell of plate s moved with the
+// total (or within its noise and a few per cent of |Δ|): a load put on or
+// taken off a rigid plate loads or unloads every corner (bilinear shares
+// are ≥ 0), while a vibration burst sampled at 10 or 80 samples/s
+// aliases to a slow wobble with each cell in its own phase, which a
+// settle window can mistake for a new level.
+func (d *PlateDetector) sameSign(s *plateState, mean [4]float64, delta float64) bool {
+	w := float64(len(s.win))
+	for c := range mean {
+		if c == s.out {
+			continue
+		}
+		sigma := s.cellMed[c] / 0.9539 / math.Sqrt2 // one sample's noise
+		tol := 0.5 + SignSlack*math.Abs(delta) + 4*sigma*math.Sqrt(2/w)
+		if (mean[c]-s.level[c])*math.Copysign(1, delta) < -tol {
+			return false
+		}
+	}
+	return true
+}
+
+// SignSlack is the share of |Δ| a cell may move against the total before
+// the change is taken for vibration rather than a load.
+const SignSlack = 0.03
 
 // event builds the pick or put of res.
 func (d *PlateDetector) event(p *Plate, ch *Change, res Result, shadow *Result) gateway.Event {
