@@ -114,6 +114,10 @@ type Config struct {
 	// tolerance to count as settled (default DefaultSettle): longer
 	// rejects more of a resting hand, shorter reports sooner.
 	Settle time.Duration
+	// EarlySettle is the shorter window after which a change whose Δ is
+	// whole units of the facing identified is reported without waiting
+	// for Settle (default DefaultEarlySettle; negative: never early).
+	EarlySettle time.Duration
 	// LowConfidence is the confidence below which an inference counts as
 	// low-confidence (default 0.6).
 	LowConfidence float64
@@ -174,18 +178,24 @@ type plateState struct {
 // total load to settle, and for each settled change asks its Identifier
 // what moved, emitting a pick or put with an Inference.
 type PlateDetector struct {
-	cfg        Config
-	plates     []*plateState
-	byStream   map[gateway.StreamID]struct{ p, c int }
-	noiseK     float64
-	meanK      float64
-	halfPeriod time.Duration
+	cfg         Config
+	plates      []*plateState
+	byStream    map[gateway.StreamID]struct{ p, c int }
+	noiseK      float64
+	meanK       float64
+	early       int // early settle window in samples, 0: none
+	noiseKEarly float64
+	halfPeriod  time.Duration
 }
 
 var _ gateway.Classifier = (*PlateDetector)(nil)
 
 // DefaultSettle is the default settle window.
 const DefaultSettle = 400 * time.Millisecond
+
+// DefaultEarlySettle is the default early settle window (see
+// Config.EarlySettle).
+const DefaultEarlySettle = 300 * time.Millisecond
 
 // settleSamples is the settle window in samples, at least 3.
 func settleSamples(rate float64, d time.Duration) int {
@@ -225,6 +235,13 @@ func NewPlateDetector(cfg Config) (*PlateDetector, error) {
 	w := settleSamples(cfg.Rate, cfg.Settle)
 	d.noiseK = 2*math.Sqrt(2*math.Log(float64(w))) + 2
 	d.meanK = 6 * math.Sqrt(2/float64(w))
+	if cfg.EarlySettle == 0 {
+		cfg.EarlySettle = DefaultEarlySettle
+	}
+	if e := settleSamples(cfg.Rate, cfg.EarlySettle); cfg.EarlySettle > 0 && e < w {
+		d.early = e
+		d.noiseKEarly = EarlyStill * (2*math.Sqrt(2*math.Log(float64(e))) + 2)
+	}
 	win := PlateWindow(cfg.RingRate)
 	for i := range cfg.Plates {
 		p := &d.cfg.Plates[i]
@@ -493,26 +510,22 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	s.wpos = (s.wpos + 1) % len(s.win)
 	if s.wn < len(s.win) {
 		s.wn++
-		if s.wn < len(s.win) {
+	}
+	// Settled: the whole window is still; or, early, its last d.early
+	// samples are, and the change they show turns out to be whole units
+	// of the facing identified (checked below): a hand still resting on
+	// the plate adds a force that is rarely a whole number of units, and
+	// such a change waits for the whole window.
+	early := false
+	mean, mt, ok := d.still(s, len(s.win), d.noiseK, sigma)
+	if !ok {
+		if d.early == 0 || !s.hasLevel {
 			return gateway.Event{}, false
 		}
-	}
-	lo, hi := math.Inf(1), math.Inf(-1)
-	var mean [4]float64
-	for _, w := range s.win {
-		tw := w[0] + w[1] + w[2] + w[3]
-		lo, hi = min(lo, tw), max(hi, tw)
-		for c := range mean {
-			mean[c] += w[c]
+		if mean, mt, ok = d.still(s, d.early, d.noiseKEarly, sigma); !ok {
+			return gateway.Event{}, false
 		}
-	}
-	if hi-lo > max(1.5, d.noiseK*sigma) {
-		return gateway.Event{}, false
-	}
-	mt := 0.0
-	for c := range mean {
-		mean[c] /= float64(len(s.win))
-		mt += mean[c]
+		early = true
 	}
 	if !s.hasLevel {
 		s.level, s.levelTot, s.hasLevel = mean, mt, true
@@ -524,8 +537,10 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		minUnit = min(minUnit, f.UnitGrams)
 	}
 	if math.Abs(delta) < max(0.5*minUnit, d.meanK*sigma) || !d.sameSign(s, mean, delta) {
-		s.level, s.levelTot = mean, mt // follow drift and fading disturbances
-		s.anchor = -1
+		if !early {
+			s.level, s.levelTot = mean, mt // follow drift and fading disturbances
+			s.anchor = -1
+		}
 		return gateway.Event{}, false
 	}
 	anchor := s.anchor
@@ -534,7 +549,6 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	}
 	ch := &s.change
 	*ch = Change{Plate: s.p, Index: s.idx, Before: s.level, After: mean, Delta: delta, Ring: s.ring, Anchor: anchor, Time: t, Degraded: s.out}
-	s.level, s.levelTot, s.anchor = mean, mt, -1
 	start := time.Now()
 	var res Result
 	var shadow *Result
@@ -560,6 +574,10 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 			shadow = &sr
 		}
 	}
+	if early && (res.Facing < 0 || !wholeUnits(ch.Delta, s.p.Facings[res.Facing].UnitGrams) || !onLane(ch, res.Facing)) {
+		return gateway.Event{}, false // wait for the whole window
+	}
+	s.level, s.levelTot, s.anchor = mean, mt, -1
 	if st := d.cfg.Stats; st != nil {
 		st.observe(res, shadow, time.Since(start), d.cfg.LowConfidence)
 	}
@@ -568,6 +586,62 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	}
 	return d.event(s.p, ch, res, shadow), true
 }
+
+// still returns the mean of the last n samples of plate s's window and
+// whether their total stays within max(1.5 g, k·sigma).
+func (d *PlateDetector) still(s *plateState, n int, k, sigma float64) (mean [4]float64, mt float64, ok bool) {
+	if s.wn < n {
+		return mean, 0, false
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i := 1; i <= n; i++ {
+		w := s.win[(s.wpos-i+len(s.win))%len(s.win)]
+		tw := w[0] + w[1] + w[2] + w[3]
+		lo, hi = min(lo, tw), max(hi, tw)
+		for c := range mean {
+			mean[c] += w[c]
+		}
+	}
+	if hi-lo > max(1.5, k*sigma) {
+		return mean, 0, false
+	}
+	for c := range mean {
+		mean[c] /= float64(n)
+		mt += mean[c]
+	}
+	return mean, mt, true
+}
+
+// EarlyFrac is how near a whole number of units an early-settled change
+// must be: |Δ|/unit within EarlyFrac of an integer ≥ 1.
+const EarlyFrac = 0.06
+
+// EarlyStill scales the early window's noise tolerance: an early
+// settle must be stiller than a full one.
+const EarlyStill = 0.6
+
+// wholeUnits reports whether |delta| is within EarlyFrac of a whole
+// number (≥ 1) of units.
+func wholeUnits(delta, unit float64) bool {
+	u := math.Abs(delta) / unit
+	q := math.Round(u)
+	return q >= 1 && math.Abs(u-q) <= EarlyFrac
+}
+
+// onLane reports whether the centre of change ch lies on facing f's lane:
+// within EarlyLane of the plate's width of the lane's x, and within the
+// depth units are taken from (±depth/4 of the lane's y, plus EarlyLane of
+// the depth). A hand still resting on the front edge pulls the centre
+// forward.
+func onLane(ch *Change, f int) bool {
+	p := ch.Plate
+	x, y, ok := Centre(p, ch.Before, ch.After)
+	fc := p.Facings[f]
+	return ok && math.Abs(x-fc.XMM) <= EarlyLane*p.WidthMM && math.Abs(y-fc.YMM) <= (0.25+EarlyLane)*p.DepthMM
+}
+
+// EarlyLane is the slack of onLane, as a share of the plate's size.
+const EarlyLane = 0.05
 
 // sameSign reports whether every healthy cell of plate s moved with the
 // total (or within its noise and a few per cent of |Δ|): a load put on or
