@@ -569,13 +569,13 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		s.degraded++
 	} else {
 		res = d.cfg.Primary.Identify(ch)
-		if d.cfg.Shadow != nil {
-			sr := d.cfg.Shadow.Identify(ch)
-			shadow = &sr
-		}
 	}
 	if early && (res.Facing < 0 || !wholeUnits(ch.Delta, s.p.Facings[res.Facing].UnitGrams) || !onLane(ch, res.Facing)) {
 		return gateway.Event{}, false // wait for the whole window
+	}
+	if s.out < 0 && d.cfg.Shadow != nil { // only for a change reported
+		sr := d.cfg.Shadow.Identify(ch)
+		shadow = &sr
 	}
 	s.level, s.levelTot, s.anchor = mean, mt, -1
 	if st := d.cfg.Stats; st != nil {
