@@ -197,7 +197,17 @@ func describeReply(body []byte) string {
 func describeEvent(ev gateway.Event) string {
 	switch ev.Kind {
 	case gateway.EventPick, gateway.EventPut, gateway.EventMisPick:
-		return fmt.Sprintf("bin=%s qty=%d delta=%.1fg sku=%s", ev.Bin, ev.Quantity, ev.DeltaGrams, ev.SKU)
+		d := fmt.Sprintf("bin=%s qty=%d delta=%.1fg sku=%s", ev.Bin, ev.Quantity, ev.DeltaGrams, ev.SKU)
+		if inf := ev.Inference; inf != nil { // a plate's: who identified it and how sure
+			d += fmt.Sprintf(" facing=%d conf=%.2f by=%s", inf.Facing, inf.Confidence, inf.Classifier)
+			if inf.ModelVersion != 0 {
+				d += fmt.Sprintf(" v%d", inf.ModelVersion)
+			}
+		}
+		if ev.Kind == gateway.EventMisPick && ev.Detail != "" {
+			d += " (" + ev.Detail + ")"
+		}
+		return d
 	case gateway.EventLowStock:
 		return fmt.Sprintf("bin=%s stock=%d sku=%s", ev.Bin, ev.Quantity, ev.SKU)
 	case gateway.EventScan:

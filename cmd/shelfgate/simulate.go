@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -18,6 +19,7 @@ import (
 	"github.com/shelfgate/shelfgate/firmware-sim/scannersim"
 	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
 	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/gateway/classify"
 	"github.com/shelfgate/shelfgate/gateway/config"
 )
 
@@ -32,6 +34,13 @@ type simConfig struct {
 	Scanner   bool             `yaml:"scanner"`
 	RFID      bool             `yaml:"rfid"`
 	Env       bool             `yaml:"env"`
+	// PlateClassifier identifies the changes of the warehouse's plates
+	// (warehouse.plates), as a plate sensor's classifier entry would.
+	PlateClassifier plateClassifier `yaml:"plate_classifier"`
+	// WrongScans is the share of the plate pickers' pick-list lines that
+	// are wrong (another facing's SKU, or one unit more or less), so that
+	// mis-picks show; used when scanner is on. Default 0.1.
+	WrongScans float64 `yaml:"wrong_scans"`
 }
 
 // decodeSimulation decodes cfg's simulation section onto the warehouse's
@@ -40,7 +49,7 @@ func decodeSimulation(cfg *config.Config) (*simConfig, error) {
 	if cfg.Simulation == nil {
 		return nil, nil
 	}
-	sc := &simConfig{Warehouse: warehouse.DefaultConfig()}
+	sc := &simConfig{Warehouse: warehouse.DefaultConfig(), PlateClassifier: plateClassifier{Mode: string(classify.ModeAnalytic)}, WrongScans: 0.1}
 	if err := cfg.DecodeSimulation(sc); err != nil {
 		return nil, err
 	}
@@ -61,8 +70,19 @@ func checkSimulation(cfg *config.Config) config.Errors {
 		if err := sc.Warehouse.Validate(); err != nil {
 			return warehouseErrors(cfg, err)
 		}
+		if _, err := classify.ParseMode(sc.PlateClassifier.Mode); err != nil {
+			es = append(es, cfg.Errorf("simulation.plate_classifier.mode", "%v", err))
+		} else if sc.PlateClassifier.Mode != string(classify.ModeAnalytic) && sc.PlateClassifier.Model == "" {
+			es = append(es, cfg.Errorf("simulation.plate_classifier.model", "is empty; classifier %s needs a model file (configs/models/plate.sgm)", sc.PlateClassifier.Mode))
+		}
+		if _, err := (&plateConfig{Classifier: sc.PlateClassifier}).trustedKeys(); err != nil {
+			es = append(es, cfg.Errorf("simulation.plate_classifier.trusted_keys", "%v", err))
+		}
+		if !(sc.WrongScans >= 0 && sc.WrongScans <= 1) {
+			es = append(es, cfg.Errorf("simulation.wrong_scans", "%v must be between 0 and 1", sc.WrongScans))
+		}
 	}
-	return nil
+	return es
 }
 
 // simBuses are the simulators' pins and buses, by name: what the sensor
@@ -187,6 +207,16 @@ func simulators(sc *simConfig) (b *simBuses, specs []sensorSpec, extra []gateway
 		specs = append(specs, sensorSpec{name: "picking-1", typ: "scanner", conf: &scannerConfig{Port: sim.Path(), Baud: 9600, Suffix: "CR"}})
 		extra = append(extra, &scanFeeder{wh: wh, sim: sim, speed: wc.Speed})
 	}
+	for _, p := range wh.Plates() {
+		spec, feeder, err := simPlate(b, sc, wh, p)
+		if err != nil {
+			return b, nil, nil, err
+		}
+		specs = append(specs, spec...)
+		if feeder != nil {
+			extra = append(extra, feeder)
+		}
+	}
 	if sc.RFID {
 		sim := rfidsim.New(nil)
 		b.spis["rfidsim"], b.pinsOut["rfidsim.RST"], b.pinsIn["rfidsim.IRQ"] = sim, sim.Reset(), sim.IRQ()
@@ -243,6 +273,113 @@ func (f *scanFeeder) Run(ctx context.Context, _ gateway.Emitter) error {
 			typed[bin] = len(labels)
 		}
 	}
+}
+
+// simPlate puts a shared-clock group of four hx711sims under plate p and
+// describes it as a plate sensor with the simulation's plate classifier;
+// with a scanner, the plate's picker gets a scanner of their own typing
+// pick-list lines before the plate's picks (scan feeder returned).
+func simPlate(b *simBuses, sc *simConfig, wh *warehouse.Warehouse, p warehouse.Plate) ([]sensorSpec, gateway.Source, error) {
+	wc := sc.Warehouse
+	opts := hx711sim.GroupOpts{Opts: hx711sim.DefaultOpts}
+	opts.Name = "hx711sim-" + p.ID
+	opts.Rate, opts.SpeedUp, opts.Seed = int(wc.SampleRate), wc.Speed, uint64(1000+4*p.Index)
+	start := time.Now() // the group's simulated time 0, which the scans follow
+	g, err := hx711sim.NewPlate(wh, p.Index, &opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("simulated plate %s: %w", p.ID, err)
+	}
+	conf := &plateConfig{Plate: p.ID, WidthMM: p.WidthMM, DepthMM: p.DepthMM, SampleRate: wc.SampleRate, Mode: "A128",
+		Pins: platePins{Clk: opts.Name + ".PD_SCK"}, Classifier: sc.PlateClassifier}
+	b.pinsOut[conf.Pins.Clk] = g.CLK()
+	for c := range 4 {
+		name := fmt.Sprintf("%s.c%d.DOUT", opts.Name, c)
+		b.pinsIn[name] = g.DOUT(c)
+		conf.Pins.Data = append(conf.Pins.Data, name)
+		conf.Calibration = append(conf.Calibration, hx711Calibration{Offset: p.Cells[c].OffsetCounts, CountsPerGram: p.Cells[c].CountsPerGram})
+	}
+	for _, f := range p.Facings {
+		conf.Facings = append(conf.Facings, plateFacing{SKU: f.SKU, UnitGrams: f.UnitGrams, XMM: f.XMM, YMM: f.YMM})
+	}
+	specs := []sensorSpec{{name: p.ID, typ: "plate", conf: conf}}
+	if !sc.Scanner {
+		return specs, nil, nil
+	}
+	so := scannersim.DefaultOpts
+	so.Suffix = scannersim.CR
+	sim, err := scannersim.New(&so)
+	if err != nil {
+		return nil, nil, fmt.Errorf("simulated scanner of %s: %w", p.ID, err)
+	}
+	b.closers = append(b.closers, func() { sim.Close() })
+	conf.Scanner = "picker-" + p.ID
+	specs = append(specs, sensorSpec{name: conf.Scanner, typ: "scanner", conf: &scannerConfig{Port: sim.Path(), Baud: 9600, Suffix: "CR"}})
+	return specs, &plateScanFeeder{wh: wh, plate: p, sim: sim, start: start, speed: wc.Speed, wrong: sc.WrongScans,
+		rng: rand.New(rand.NewPCG(uint64(wc.Seed), uint64(p.Index)))}, nil
+}
+
+// plateScanFeeder is a plate's picker: before each pick they scan the
+// pick-list line "<sku>*<qty>" (about 2 s of simulated time before the
+// hand enters, never before the previous visit settled); a share of the
+// lines are wrong (a neighbouring facing's SKU, or one unit more or less),
+// which the gateway should flag as mis-picks.
+type plateScanFeeder struct {
+	wh    *warehouse.Warehouse
+	plate warehouse.Plate
+	sim   *scannersim.Sim
+	start time.Time // the plate simulator's time 0
+	speed float64
+	wrong float64
+	rng   *rand.Rand
+}
+
+func (f *plateScanFeeder) Name() string { return "scan-feeder-" + f.plate.ID }
+
+func (f *plateScanFeeder) Run(ctx context.Context, _ gateway.Emitter) error {
+	typed := 0
+	var prevSettled time.Duration
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		now := time.Duration(float64(time.Since(f.start)) * f.speed)
+		// Visits start and settle within a minute's epoch: looking a
+		// minute ahead sees every visit about to start.
+		labels := f.wh.PlateLabels(f.plate.Index, now+time.Minute)
+		for typed < len(labels) {
+			l := labels[typed]
+			if now < max(l.Start-2*time.Second, prevSettled+300*time.Millisecond) {
+				break
+			}
+			typed++
+			prevSettled = l.Settled
+			if l.Kind != "pick" || l.Start < now-time.Second {
+				continue // a put, or a pick already under way (start-up)
+			}
+			if err := f.sim.Scan(f.line(l)); err != nil {
+				return fmt.Errorf("simulated scanner of %s: %w", f.plate.ID, err)
+			}
+		}
+	}
+}
+
+// line is the pick-list line the picker scans for pick l.
+func (f *plateScanFeeder) line(l warehouse.PlateLabel) string {
+	sku, qty := l.SKU, l.Units
+	if f.rng.Float64() < f.wrong {
+		if n := len(f.plate.Facings); n > 1 && f.rng.IntN(2) == 0 {
+			sku = f.plate.Facings[(l.Facing+1)%n].SKU
+		} else if qty > 1 && f.rng.IntN(2) == 0 {
+			qty--
+		} else {
+			qty++
+		}
+	}
+	return fmt.Sprintf("%s*%d", sku, qty)
 }
 
 // toteFeeder presents a tote's tag at the dock reader every few simulated

@@ -57,6 +57,11 @@ type Change struct {
 	Ring          *features.Ring
 	Anchor        int64
 	Time          time.Time
+	// Degraded is the cell that was out (flagged or far noisier than the
+	// others) while the change happened, −1 when all four were healthy.
+	// After[Degraded] is then an estimate from the other three (see
+	// estimateCell); Before[Degraded] is the cell's last healthy level.
+	Degraded int
 }
 
 // Result is an Identifier's answer: which facing's units moved (−1: none),
@@ -109,6 +114,10 @@ type Config struct {
 	// tolerance to count as settled (default DefaultSettle): longer
 	// rejects more of a resting hand, shorter reports sooner.
 	Settle time.Duration
+	// EarlySettle is the shorter window after which a change whose Δ is
+	// whole units of the facing identified is reported without waiting
+	// for Settle (default DefaultEarlySettle; negative: never early).
+	EarlySettle time.Duration
 	// LowConfidence is the confidence below which an inference counts as
 	// low-confidence (default 0.6).
 	LowConfidence float64
@@ -151,6 +160,15 @@ type plateState struct {
 	hasLevel bool
 	anchor   int64 // ring index of the departure from the level, −1 none
 	misalign int64
+	// Degraded mode: one cell out (flagged, or far noisier than the
+	// others) is held at its last healthy level and the plate is read
+	// from the other three.
+	cellMed  [4]float64 // running median of each cell's sample-to-sample step
+	prevG    [4]float64
+	noisy    int // the cell judged noisy, −1 none
+	out      int // the cell held, −1 none
+	hold     float64
+	degraded int64 // changes identified with a cell out
 	change   Change
 	scratch  []gateway.Event
 }
@@ -160,18 +178,24 @@ type plateState struct {
 // total load to settle, and for each settled change asks its Identifier
 // what moved, emitting a pick or put with an Inference.
 type PlateDetector struct {
-	cfg        Config
-	plates     []*plateState
-	byStream   map[gateway.StreamID]struct{ p, c int }
-	noiseK     float64
-	meanK      float64
-	halfPeriod time.Duration
+	cfg         Config
+	plates      []*plateState
+	byStream    map[gateway.StreamID]struct{ p, c int }
+	noiseK      float64
+	meanK       float64
+	early       int // early settle window in samples, 0: none
+	noiseKEarly float64
+	halfPeriod  time.Duration
 }
 
 var _ gateway.Classifier = (*PlateDetector)(nil)
 
 // DefaultSettle is the default settle window.
 const DefaultSettle = 400 * time.Millisecond
+
+// DefaultEarlySettle is the default early settle window (see
+// Config.EarlySettle).
+const DefaultEarlySettle = 300 * time.Millisecond
 
 // settleSamples is the settle window in samples, at least 3.
 func settleSamples(rate float64, d time.Duration) int {
@@ -211,6 +235,13 @@ func NewPlateDetector(cfg Config) (*PlateDetector, error) {
 	w := settleSamples(cfg.Rate, cfg.Settle)
 	d.noiseK = 2*math.Sqrt(2*math.Log(float64(w))) + 2
 	d.meanK = 6 * math.Sqrt(2/float64(w))
+	if cfg.EarlySettle == 0 {
+		cfg.EarlySettle = DefaultEarlySettle
+	}
+	if e := settleSamples(cfg.Rate, cfg.EarlySettle); cfg.EarlySettle > 0 && e < w {
+		d.early = e
+		d.noiseKEarly = EarlyStill * (2*math.Sqrt(2*math.Log(float64(e))) + 2)
+	}
 	win := PlateWindow(cfg.RingRate)
 	for i := range cfg.Plates {
 		p := &d.cfg.Plates[i]
@@ -242,7 +273,8 @@ func NewPlateDetector(cfg Config) (*PlateDetector, error) {
 		if err != nil {
 			return nil, fmt.Errorf("classify: %w", err)
 		}
-		d.plates = append(d.plates, &plateState{p: p, idx: i, ring: ring, dec: max(dec, 1), win: make([][4]float64, w), medDiff: 0.5, anchor: -1})
+		d.plates = append(d.plates, &plateState{p: p, idx: i, ring: ring, dec: max(dec, 1), win: make([][4]float64, w), medDiff: 0.5, anchor: -1,
+			cellMed: [4]float64{0.5, 0.5, 0.5, 0.5}, noisy: -1, out: -1})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -293,7 +325,8 @@ func (d *PlateDetector) Observe(r gateway.Reading) []gateway.Event {
 			}
 		}
 		var g [4]float64
-		good, aligned := true, true
+		var good [4]bool
+		aligned := true
 		for k := 0; k < 4; k++ {
 			e := s.q[k][s.head[k]]
 			if t.Sub(e.t) > d.halfPeriod {
@@ -303,7 +336,7 @@ func (d *PlateDetector) Observe(r gateway.Reading) []gateway.Event {
 				s.misalign++
 				continue
 			}
-			g[k], good = e.v, good && e.good
+			g[k], good[k] = e.v, e.good
 		}
 		if !aligned {
 			continue
@@ -319,11 +352,132 @@ func (d *PlateDetector) Observe(r gateway.Reading) []gateway.Event {
 	return out
 }
 
+// Noisy-cell hysteresis: a cell whose step median exceeds noisyEnter
+// times the next noisiest cell's (and noisyFloor grams) is held as out
+// until it falls below noisyLeave times.
+const (
+	noisyEnter = 8.0
+	noisyLeave = 3.0
+	noisyFloor = 0.3
+)
+
+// outCell decides which cell, if any, plate s reads without: the one
+// flagged cell, else the one far noisier than the rest. ok is false when
+// two or more cells are flagged (the plate cannot be read).
+func (s *plateState) outCell(g [4]float64, good [4]bool) (out int, ok bool) {
+	flagged := -1
+	for c := range good {
+		if !good[c] {
+			if flagged >= 0 {
+				return -1, false
+			}
+			flagged = c
+			continue
+		}
+		if s.hasPrev && (s.out != c || s.noisy == c) {
+			if math.Abs(g[c]-s.prevG[c]) > s.cellMed[c] {
+				s.cellMed[c] *= 1.02
+			} else {
+				s.cellMed[c] = max(1e-3, s.cellMed[c]*0.98)
+			}
+		}
+	}
+	// The noisiest cell against the next noisiest.
+	hi, second := 0, -1
+	for c := 1; c < 4; c++ {
+		if s.cellMed[c] > s.cellMed[hi] {
+			hi = c
+		}
+	}
+	for c := range 4 {
+		if c != hi && (second < 0 || s.cellMed[c] > s.cellMed[second]) {
+			second = c
+		}
+	}
+	ref := max(noisyFloor, s.cellMed[second])
+	switch {
+	case s.noisy >= 0 && s.noisy != hi, s.noisy >= 0 && s.cellMed[s.noisy] < noisyLeave*ref:
+		s.noisy = -1
+	case s.noisy < 0 && s.cellMed[hi] > noisyEnter*ref:
+		s.noisy = hi
+	}
+	if flagged >= 0 {
+		return flagged, true
+	}
+	return s.noisy, true
+}
+
+// estimateCell estimates the change of cell out from the other three
+// changes dc of a rigid plate on four corner supports (bilinear shares):
+// with nx the cell beside out along x, ny the one along y and o the
+// opposite corner, out's share of the load along y is
+// Y = Δnx / (Δnx + Δo) and Δout = Δny · Y / (1 − Y). Y is clipped to
+// [0, 0.95]: near out's corner the other cells see little and the
+// estimate is bounded rather than amplified without limit.
+func estimateCell(dc [4]float64, out int) float64 {
+	nx, ny, o := out^1, out^2, out^3
+	den := dc[nx] + dc[o]
+	tot := dc[nx] + dc[ny] + dc[o]
+	var y float64
+	switch {
+	case tot == 0:
+		return 0
+	case den/tot <= 0.02:
+		y = 0.95
+	default:
+		y = min(0.95, max(0, dc[nx]/den))
+	}
+	return dc[ny] * y / (1 - y)
+}
+
+// DegradedConfidence scales the confidence of a change identified with a
+// cell out: its Δ and centre rest on an estimate.
+const DegradedConfidence = 0.8
+
 // sample runs one lockstep sample of plate s through the settle detector.
-func (d *PlateDetector) sample(s *plateState, g [4]float64, good bool, t time.Time) (gateway.Event, bool) {
-	if !good {
+func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time.Time) (gateway.Event, bool) {
+	out, ok := s.outCell(g, good)
+	if !ok {
 		s.wn, s.hasPrev = 0, false
 		return gateway.Event{}, false
+	}
+	if good == [4]bool{true, true, true, true} {
+		s.prevG = g
+	} else {
+		for c := range g {
+			if good[c] {
+				s.prevG[c] = g[c]
+			}
+		}
+	}
+	if out != s.out {
+		switch {
+		case s.out >= 0:
+			// A cell is back (or another is out): its real level may
+			// differ from the one held; settle afresh without an event.
+			s.hasLevel = false
+		case s.hasLevel:
+			// Hold the cell at its last settled level, which the level
+			// already has.
+		}
+		if out >= 0 {
+			s.hold = s.prevG[out]
+			if s.hasLevel {
+				s.hold = s.level[out]
+			}
+		}
+		s.out, s.wn, s.hasPrev, s.anchor = out, 0, false, -1
+		// The total's noise is now the healthy cells'.
+		var v float64
+		for c := range 4 {
+			if c != out {
+				v += s.cellMed[c] * s.cellMed[c]
+			}
+		}
+		s.medDiff = max(1e-3, math.Sqrt(v))
+	}
+	if out >= 0 {
+		g[out] = s.hold
 	}
 	// Feature ring at the ring rate: block means.
 	for c := range g {
@@ -356,26 +510,22 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good bool, t time.Ti
 	s.wpos = (s.wpos + 1) % len(s.win)
 	if s.wn < len(s.win) {
 		s.wn++
-		if s.wn < len(s.win) {
+	}
+	// Settled: the whole window is still; or, early, its last d.early
+	// samples are, and the change they show turns out to be whole units
+	// of the facing identified (checked below): a hand still resting on
+	// the plate adds a force that is rarely a whole number of units, and
+	// such a change waits for the whole window.
+	early := false
+	mean, mt, ok := d.still(s, len(s.win), d.noiseK, sigma)
+	if !ok {
+		if d.early == 0 || !s.hasLevel {
 			return gateway.Event{}, false
 		}
-	}
-	lo, hi := math.Inf(1), math.Inf(-1)
-	var mean [4]float64
-	for _, w := range s.win {
-		tw := w[0] + w[1] + w[2] + w[3]
-		lo, hi = min(lo, tw), max(hi, tw)
-		for c := range mean {
-			mean[c] += w[c]
+		if mean, mt, ok = d.still(s, d.early, d.noiseKEarly, sigma); !ok {
+			return gateway.Event{}, false
 		}
-	}
-	if hi-lo > max(1.5, d.noiseK*sigma) {
-		return gateway.Event{}, false
-	}
-	mt := 0.0
-	for c := range mean {
-		mean[c] /= float64(len(s.win))
-		mt += mean[c]
+		early = true
 	}
 	if !s.hasLevel {
 		s.level, s.levelTot, s.hasLevel = mean, mt, true
@@ -386,9 +536,11 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good bool, t time.Ti
 	for _, f := range s.p.Facings {
 		minUnit = min(minUnit, f.UnitGrams)
 	}
-	if math.Abs(delta) < max(0.5*minUnit, d.meanK*sigma) {
-		s.level, s.levelTot = mean, mt // follow drift and fading disturbances
-		s.anchor = -1
+	if math.Abs(delta) < max(0.5*minUnit, d.meanK*sigma) || !d.sameSign(s, mean, delta) {
+		if !early {
+			s.level, s.levelTot = mean, mt // follow drift and fading disturbances
+			s.anchor = -1
+		}
 		return gateway.Event{}, false
 	}
 	anchor := s.anchor
@@ -396,15 +548,36 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good bool, t time.Ti
 		anchor = max(0, s.ring.Count()-int64(len(s.win)/s.dec)-1)
 	}
 	ch := &s.change
-	*ch = Change{Plate: s.p, Index: s.idx, Before: s.level, After: mean, Delta: delta, Ring: s.ring, Anchor: anchor, Time: t}
-	s.level, s.levelTot, s.anchor = mean, mt, -1
+	*ch = Change{Plate: s.p, Index: s.idx, Before: s.level, After: mean, Delta: delta, Ring: s.ring, Anchor: anchor, Time: t, Degraded: s.out}
 	start := time.Now()
-	res := d.cfg.Primary.Identify(ch)
+	var res Result
 	var shadow *Result
-	if d.cfg.Shadow != nil {
+	if s.out >= 0 {
+		// One cell out: the model's window is not what it was trained on,
+		// so the analytic identifier decides on the estimated change.
+		var dc [4]float64
+		for c := range dc {
+			dc[c] = ch.After[c] - ch.Before[c]
+		}
+		ch.After[s.out] = ch.Before[s.out] + estimateCell(dc, s.out)
+		ch.Delta = 0
+		for c := range dc {
+			ch.Delta += ch.After[c] - ch.Before[c]
+		}
+		res = Analytic{}.Identify(ch)
+		res.Confidence *= DegradedConfidence
+		s.degraded++
+	} else {
+		res = d.cfg.Primary.Identify(ch)
+	}
+	if early && (res.Facing < 0 || !wholeUnits(ch.Delta, s.p.Facings[res.Facing].UnitGrams) || !onLane(ch, res.Facing)) {
+		return gateway.Event{}, false // wait for the whole window
+	}
+	if s.out < 0 && d.cfg.Shadow != nil { // only for a change reported
 		sr := d.cfg.Shadow.Identify(ch)
 		shadow = &sr
 	}
+	s.level, s.levelTot, s.anchor = mean, mt, -1
 	if st := d.cfg.Stats; st != nil {
 		st.observe(res, shadow, time.Since(start), d.cfg.LowConfidence)
 	}
@@ -413,6 +586,87 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good bool, t time.Ti
 	}
 	return d.event(s.p, ch, res, shadow), true
 }
+
+// still returns the mean of the last n samples of plate s's window and
+// whether their total stays within max(1.5 g, k·sigma).
+func (d *PlateDetector) still(s *plateState, n int, k, sigma float64) (mean [4]float64, mt float64, ok bool) {
+	if s.wn < n {
+		return mean, 0, false
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i := 1; i <= n; i++ {
+		w := s.win[(s.wpos-i+len(s.win))%len(s.win)]
+		tw := w[0] + w[1] + w[2] + w[3]
+		lo, hi = min(lo, tw), max(hi, tw)
+		for c := range mean {
+			mean[c] += w[c]
+		}
+	}
+	if hi-lo > max(1.5, k*sigma) {
+		return mean, 0, false
+	}
+	for c := range mean {
+		mean[c] /= float64(n)
+		mt += mean[c]
+	}
+	return mean, mt, true
+}
+
+// EarlyFrac is how near a whole number of units an early-settled change
+// must be: |Δ|/unit within EarlyFrac of an integer ≥ 1.
+const EarlyFrac = 0.06
+
+// EarlyStill scales the early window's noise tolerance: an early
+// settle must be stiller than a full one.
+const EarlyStill = 0.6
+
+// wholeUnits reports whether |delta| is within EarlyFrac of a whole
+// number (≥ 1) of units.
+func wholeUnits(delta, unit float64) bool {
+	u := math.Abs(delta) / unit
+	q := math.Round(u)
+	return q >= 1 && math.Abs(u-q) <= EarlyFrac
+}
+
+// onLane reports whether the centre of change ch lies on facing f's lane:
+// within EarlyLane of the plate's width of the lane's x, and within the
+// depth units are taken from (±depth/4 of the lane's y, plus EarlyLane of
+// the depth). A hand still resting on the front edge pulls the centre
+// forward.
+func onLane(ch *Change, f int) bool {
+	p := ch.Plate
+	x, y, ok := Centre(p, ch.Before, ch.After)
+	fc := p.Facings[f]
+	return ok && math.Abs(x-fc.XMM) <= EarlyLane*p.WidthMM && math.Abs(y-fc.YMM) <= (0.25+EarlyLane)*p.DepthMM
+}
+
+// EarlyLane is the slack of onLane, as a share of the plate's size.
+const EarlyLane = 0.05
+
+// sameSign reports whether every healthy cell of plate s moved with the
+// total (or within its noise and a few per cent of |Δ|): a load put on or
+// taken off a rigid plate loads or unloads every corner (bilinear shares
+// are ≥ 0), while a vibration burst sampled at 10 or 80 samples/s
+// aliases to a slow wobble with each cell in its own phase, which a
+// settle window can mistake for a new level.
+func (d *PlateDetector) sameSign(s *plateState, mean [4]float64, delta float64) bool {
+	w := float64(len(s.win))
+	for c := range mean {
+		if c == s.out {
+			continue
+		}
+		sigma := s.cellMed[c] / 0.9539 / math.Sqrt2 // one sample's noise
+		tol := 0.5 + SignSlack*math.Abs(delta) + 4*sigma*math.Sqrt(2/w)
+		if (mean[c]-s.level[c])*math.Copysign(1, delta) < -tol {
+			return false
+		}
+	}
+	return true
+}
+
+// SignSlack is the share of |Δ| a cell may move against the total before
+// the change is taken for vibration rather than a load.
+const SignSlack = 0.03
 
 // event builds the pick or put of res.
 func (d *PlateDetector) event(p *Plate, ch *Change, res Result, shadow *Result) gateway.Event {

@@ -379,11 +379,22 @@ func Windows(ctx context.Context, o Options) (*features.Dataset, error) {
 	}
 	var cuts []cut
 	rec := &recorder{n: win.Len(), got: func(pi int, t time.Time, x []float32) { cuts = append(cuts, cut{pi, t, x}) }}
+	// The detector may identify a change it then does not report (an
+	// early settle it waits on): only the cuts of reported changes count.
+	type key struct {
+		plate string
+		t     time.Time
+	}
+	reported := map[key]bool{}
 	det, err := detector(Options{Config: o.Config, Mode: classify.ModeAnalytic}, w, plates, nil, rec)
 	if err != nil {
 		return nil, err
 	}
-	if err := feed(ctx, o, w, det, nil, nil, func(gateway.Event) {}); err != nil {
+	if err := feed(ctx, o, w, det, nil, nil, func(ev gateway.Event) {
+		if ev.Inference != nil {
+			reported[key{ev.Inference.Plate, ev.Time}] = true
+		}
+	}); err != nil {
 		return nil, err
 	}
 	d := &features.Dataset{Names: win.Names(), Labels: []string{classify.NoneLabel}}
@@ -397,6 +408,9 @@ func Windows(ctx context.Context, o Options) (*features.Dataset, error) {
 		used[pi] = make([]bool, len(labels[pi]))
 	}
 	for _, c := range cuts {
+		if !reported[key{plates[c.plate].ID, c.t}] {
+			continue
+		}
 		y := 0
 		for li, l := range labels[c.plate] {
 			d := c.t.Sub(Epoch.Add(l.Settled))
