@@ -170,7 +170,6 @@ type plateState struct {
 	hold     float64
 	degraded int64 // changes identified with a cell out
 	change   Change
-	scratch  []gateway.Event
 }
 
 // PlateDetector is the gateway.Classifier of shelf plates: it assembles
