@@ -21,6 +21,10 @@ import (
 func TestSpaceReturnsAfterDrain(t *testing.T) {
 	for _, size := range []int64{3 << 20, 5 << 20, 8 << 20, 32 << 20} {
 		t.Run(fmt.Sprintf("%dMiB", size>>20), func(t *testing.T) {
+			// Each size runs in its own child process on its own tmpfs,
+			// and most of a run is waiting for housekeeping: run them
+			// side by side.
+			t.Parallel()
 			dir := onTinyFilesystem(t, size)
 			if dir == "" {
 				return
