@@ -25,7 +25,7 @@ type Report struct {
 	Integrity  string
 	Backlog    []StreamBacklog
 	OldestTime time.Time // oldest unsent row (zero if none)
-	Shed       [2]int64  // rows shed per class over the database's life
+	Shed       [numClasses]int64 // rows shed per class over the database's life
 	Commands   int64     // command ids recorded
 }
 
@@ -107,7 +107,7 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 	if srows, err := conn.QueryContext(ctx, `SELECT class, rows FROM shed`); err == nil {
 		for srows.Next() {
 			var c, n int64
-			if srows.Scan(&c, &n) == nil && c >= 0 && c < 2 {
+			if srows.Scan(&c, &n) == nil && c >= 0 && c < numClasses {
 				r.Shed[c] = n
 			}
 		}
