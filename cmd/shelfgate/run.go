@@ -151,15 +151,19 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 	if err != nil {
 		return err
 	}
-	if err := registerDownlink(router, topics, ob, up, builtinCommands(birth), cfg.Uplink.AckMode == "consumer", log.With("component", "downlink")); err != nil {
-		return err
-	}
-
 	classifiers, err := classifierChain(sensors)
 	if err != nil {
 		return err
 	}
 	classifiers = append(classifiers, plateLinks...)
+	// Commands (commands.go); a gateway with plates labels samples too.
+	cmds, samples := commandSet(cfg, sensors, classifiers, birth, ob, up, level, log.With("component", "commands"))
+	if samples != nil {
+		classifiers = append(classifiers, samples)
+	}
+	if err := registerDownlink(router, topics, ob, up, cmds, cfg.Uplink.AckMode == "consumer", log.With("component", "downlink")); err != nil {
+		return err
+	}
 	page, err := newStatusPage(cfg, sensors, classifiers, log)
 	if err != nil {
 		return err
@@ -184,6 +188,10 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 	if o.reload != nil && cfg.File() != "" {
 		bg.Add(1)
 		go func() { defer bg.Done(); rl.run(bgCtx, o.reload) }()
+	}
+	if samples != nil {
+		bg.Add(1)
+		go func() { defer bg.Done(); samples.Run(bgCtx, ob, log.With("component", "samples")) }()
 	}
 	bg.Add(1)
 	go func() { defer bg.Done(); notifySystemd(bgCtx, notifier, gw, sensors.sampling(), log) }()
