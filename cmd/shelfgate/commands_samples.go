@@ -198,7 +198,7 @@ func (b *sampleBook) sample(source string, ev gateway.Event, sku string, qty int
 		label = classify.BinLabel(classify.BinOf(p.Facings[fi].XMM, p.WidthMM))
 	}
 	s := shelfv1.Sample{Source: source, Gateway: b.gw, Event: shelfv1.SampleEvent{Stream: ev.Stream, T: ev.Time.UnixMicro()},
-		Plate: inf.Plate, SKU: sku, Quantity: qty, Label: label, Model: inf.Classifier, ModelVersion: inf.ModelVersion,
+		Plate: inf.Plate, SKU: sku, Quantity: qty, Label: label, Classifier: inf.Classifier, ModelVersion: inf.ModelVersion,
 		PredictedSKU: inf.SKU, PredictedQty: inf.Quantity, Time: b.now().UTC()}
 	if b.windows != nil {
 		if x, rate, ok := b.windows.Window(inf.Plate, ev.Time); ok {

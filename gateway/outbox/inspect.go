@@ -24,9 +24,9 @@ type Report struct {
 	MarkOK     bool  // the sidecar is readable
 	Integrity  string
 	Backlog    []StreamBacklog
-	OldestTime time.Time // oldest unsent row (zero if none)
+	OldestTime time.Time         // oldest unsent row (zero if none)
 	Shed       [numClasses]int64 // rows shed per class over the database's life
-	Commands   int64     // command ids recorded
+	Commands   int64             // command ids recorded
 }
 
 // StreamBacklog is the backlog of one stream and class.

@@ -240,16 +240,16 @@ type Outbox struct {
 	pagesStmt *sql.Stmt // page_count, freelist_count
 	args      []any
 
-	pageSize    int64           // bytes per database page
-	maxPages    int64           // max_page_count from MaxBytes plus headroom (noPageLimit without a budget)
-	incremental bool            // auto_vacuum=INCREMENTAL (databases created by this version)
+	pageSize    int64                    // bytes per database page
+	maxPages    int64                    // max_page_count from MaxBytes plus headroom (noPageLimit without a budget)
+	incremental bool                     // auto_vacuum=INCREMENTAL (databases created by this version)
 	shedN       [numClasses]atomic.Int64 // cumulative rows shed per class (persisted in table shed)
 	notices     atomic.Int64
 	fullCommits atomic.Int64
 	fullRefused atomic.Int64
 	vacuumed    atomic.Int64
-	maint       maintState // writer only
-	deleteStep  [numClasses]int64   // writer only: rows per delete transaction on the full path, per class (0: deleteStepMax)
+	maint       maintState        // writer only
+	deleteStep  [numClasses]int64 // writer only: rows per delete transaction on the full path, per class (0: deleteStepMax)
 
 	reserveBytes    int64
 	reserved        atomic.Bool // the reserve file is in place

@@ -37,7 +37,7 @@ var ErrBadSample = errors.New("shelfv1: bad sample")
 // feature window with the label the ground truth gave it.
 //
 //	{"kind":"sample","source":"correction","gw":"gw-1","event":{"stream":"loadcell/plate-01","t":1700000000000000},
-//	 "plate":"plate-01","sku":"SKU-2","qty":1,"label":"x05","model":"plate","model_version":3,
+//	 "plate":"plate-01","sku":"SKU-2","qty":1,"label":"x05","classifier":"model","model_version":3,
 //	 "predicted_sku":"SKU-1","predicted_qty":1,"rate":10,"features":[0,0.01,...],"time":"..."}
 //
 // event names the labelled event by its source stream and time (Unix
@@ -55,7 +55,7 @@ type Sample struct {
 	SKU          string      `json:"sku"`
 	Quantity     int         `json:"qty"`
 	Label        string      `json:"label"`
-	Model        string      `json:"model,omitempty"`
+	Classifier   string      `json:"classifier"` // what decided the event: "model" or "analytic"
 	ModelVersion uint64      `json:"model_version"`
 	PredictedSKU string      `json:"predicted_sku,omitempty"`
 	PredictedQty int         `json:"predicted_qty,omitempty"`

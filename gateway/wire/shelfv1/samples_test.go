@@ -11,7 +11,7 @@ func goldenSample() Sample {
 	return Sample{
 		Source: SampleCorrection, Gateway: "gw-1",
 		Event: SampleEvent{Stream: "loadcell/plate-01", T: goldenTime.UnixMicro()},
-		Plate: "plate-01", SKU: "SKU-2", Quantity: 1, Label: "x05", Model: "plate", ModelVersion: 3,
+		Plate: "plate-01", SKU: "SKU-2", Quantity: 1, Label: "x05", Classifier: "model", ModelVersion: 3,
 		PredictedSKU: "SKU-1", PredictedQty: 1, Rate: 10,
 		Features: []float32{0, 0.25, -0.5, 1}, Time: goldenTime,
 	}
