@@ -211,7 +211,7 @@ func (d commandDeps) steadyCodes(bin string) (statuspage.CellCalibration, []int3
 		return statuspage.CellCalibration{}, nil, 0, errors.New("this gateway has no load cells to calibrate")
 	}
 	if d.CalibrationFile == "" {
-		return statuspage.CellCalibration{}, nil, 0, fmt.Errorf("no calibration file is configured (sensors' calibration_file): a change to bin %s would not survive a restart", bin)
+		return statuspage.CellCalibration{}, nil, 0, fmt.Errorf("no calibration file is configured (calibration_file): a change to bin %s would not survive a restart", bin)
 	}
 	cur, err := d.Cells.Calibration(bin)
 	if err != nil {
