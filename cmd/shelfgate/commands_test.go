@@ -126,7 +126,7 @@ type cmdRig struct {
 	book    *sampleBook
 }
 
-func newCmdRig(t *testing.T, dir string) *cmdRig {
+func newCmdRig(t testing.TB, dir string) *cmdRig {
 	t.Helper()
 	det, err := shelf.New(shelf.Config{Bins: []shelf.Bin{{Stream: cmdStream, ID: cmdBin, SKU: "SKU-1", UnitGrams: 100, InitialUnits: 10}}})
 	if err != nil {
