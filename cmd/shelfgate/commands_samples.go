@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -257,8 +258,10 @@ func (b *sampleBook) correct(_ context.Context, args json.RawMessage) (any, []ga
 	case *a.Quantity > 0 && a.SKU == "":
 		return nil, nil, argError("sku", "missing (the SKU that really moved)")
 	}
+	// The event's record is on stream "events/" + the event's own stream.
+	stream := gateway.StreamID(strings.TrimPrefix(string(a.Event.Stream), "events/"))
 	b.mu.Lock()
-	ev, ok := b.events[eventKey{a.Event.Stream, a.Event.T}]
+	ev, ok := b.events[eventKey{stream, a.Event.T}]
 	b.mu.Unlock()
 	if !ok {
 		return nil, nil, argError("event", "no plate event on %s at t=%d among the last %d this gateway keeps", a.Event.Stream, a.Event.T, sampleEvents)

@@ -350,7 +350,8 @@ func TestCommands(t *testing.T) {
 	plateEv := gateway.Event{Kind: gateway.EventPick, Stream: "loadcell/plate-01", Bin: cmdPlate, SKU: "SKU-A", Quantity: 1, Time: evTime,
 		Inference: &gateway.Inference{Plate: cmdPlate, Facing: 0, SKU: "SKU-A", Action: "pick", Quantity: 1, Classifier: "model", ModelVersion: 3}}
 	r.book.ObserveEvent(plateEv)
-	args := fmt.Sprintf(`{"event":{"stream":"loadcell/plate-01","t":%d},"sku":"SKU-B","qty":1}`, evTime.UnixMicro())
+	// Named by its record's stream (events/ + the event's stream).
+	args := fmt.Sprintf(`{"event":{"stream":"events/loadcell/plate-01","t":%d},"sku":"SKU-B","qty":1}`, evTime.UnixMicro())
 	if rep := cs.send("correct", "fix-1", `{"event":{"stream":"loadcell/plate-01","t":`+fmt.Sprint(evTime.UnixMicro())+`},"sku":"SKU-C","qty":1}`); rep.OK || !strings.Contains(rep.Error, `args.sku: "SKU-C" is not on plate plate-01`) {
 		t.Fatalf("correct to a SKU not on the plate: %+v", rep)
 	}

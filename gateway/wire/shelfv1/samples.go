@@ -40,8 +40,8 @@ var ErrBadSample = errors.New("shelfv1: bad sample")
 //	 "plate":"plate-01","sku":"SKU-2","qty":1,"label":"x05","classifier":"model","model_version":3,
 //	 "predicted_sku":"SKU-1","predicted_qty":1,"rate":10,"features":[0,0.01,...],"time":"..."}
 //
-// event names the labelled event by its source stream and time (Unix
-// microseconds), as its record carries them. label is the model class the
+// event names the labelled event by its body's stream (its record is on
+// "events/" + that stream) and its time (Unix microseconds, the record's t). label is the model class the
 // truth maps to (a position bin "x00".."x15", or "none"); features are the
 // window the classifier saw (the model's input, PlateWindow at rate),
 // absent when the gateway did not keep it (the sample then still counts as
