@@ -63,14 +63,17 @@ type Event struct {
 	Time       time.Time  `json:"time"`
 }
 
-// Class is the delivery class of an outbox record. Telemetry is shed first
-// when the disk budget runs out; events last.
+// Class is the delivery class of an outbox record. When the disk budget
+// runs out, samples are shed first, then telemetry, events last.
 type Class uint8
 
 // Record classes.
 const (
 	ClassTelemetry Class = 0
 	ClassEvent     Class = 1
+	// ClassSamples are labelled training samples (the feedback loop): the
+	// lowest priority, shed first. Body is the sample's JSON.
+	ClassSamples Class = 2
 )
 
 func (c Class) String() string {
@@ -79,6 +82,8 @@ func (c Class) String() string {
 		return "telemetry"
 	case ClassEvent:
 		return "event"
+	case ClassSamples:
+		return "samples"
 	}
 	return "unknown"
 }
@@ -95,7 +100,7 @@ type Record struct {
 	Value   float64
 	Unit    string
 	Quality Quality
-	Body    []byte // JSON event body for ClassEvent; nil for telemetry
+	Body    []byte // JSON body for ClassEvent and ClassSamples; nil for telemetry
 }
 
 // Errors shared across the gateway packages.

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/collect"
 	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
@@ -31,7 +32,7 @@ type collectedRecord struct {
 	Event   json.RawMessage `json:"event,omitempty"`
 }
 
-const collectSynopsis = "--out FILE.jsonl [--broker URL] [--share GROUP] [--site S] [--gateway G] [--client-id ID]\n" +
+const collectSynopsis = "--out FILE.jsonl | --samples DIR [--broker URL] [--share GROUP] [--site S] [--gateway G] [--client-id ID]\n" +
 	"                 [--duration D] [--idle D] [--expect N] [--from-start] [--ack] [connection flags]"
 
 func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -47,6 +48,7 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	expect := fs.Int64("expect", 0, "stop once this many unique records arrived")
 	fromStart := fs.Bool("from-start", false, "audit every stream from sequence number 1: for a collector that was there from the gateway's first reading (default: from the first sequence number received per stream, so collect can start beside a running gateway; every gap after it is reported)")
 	fromFirst := fs.Bool("from-first", true, "accepted for compatibility: auditing from the first received is the default now (--from-first=false is --from-start)")
+	samplesDir := fs.String("samples", "", "also subscribe labelled samples and keep them as CSV datasets per gateway and model version under DIR (for shelfctl model train --from DIR)")
 	ack := fs.Bool("ack", false, "confirm each batch to its gateway after it is synced to --out (for gateways with uplink.ack_mode: consumer)")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
@@ -54,20 +56,35 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: collect takes no arguments, got %q", errUsage, fs.Args())
 	}
-	if *out == "" {
-		return fmt.Errorf("%w: collect needs --out FILE.jsonl", errUsage)
+	if *out == "" && *samplesDir == "" {
+		return fmt.Errorf("%w: collect needs --out FILE.jsonl or --samples DIR", errUsage)
 	}
 	cn, err := mf.resolve()
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	outPath := *out
+	if outPath == "" {
+		outPath = os.DevNull
+	}
+	f, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 1<<16)
 	enc := json.NewEncoder(w)
+	var sw *sampleWriter
+	if *samplesDir != "" {
+		if sw, err = newSampleWriter(*samplesDir); err != nil {
+			return err
+		}
+		defer func() {
+			if err := sw.close(); err != nil {
+				fmt.Fprintf(stderr, "collect: closing %s: %v\n", *samplesDir, err)
+			}
+		}()
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -87,7 +104,7 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		id = fmt.Sprintf("shelfctl-collect-%d", os.Getpid())
 	}
 	opts := collect.SubscribeOptions{
-		Broker: cn.url, ClientID: id, Persistent: *clientID != "", Site: *site, Gateway: *gw, Share: *share, Ack: *ack,
+		Broker: cn.url, ClientID: id, Persistent: *clientID != "", Site: *site, Gateway: *gw, Share: *share, Ack: *ack, Samples: sw != nil,
 		Username: cn.username, Password: cn.password, TLS: cn.tls, ConnectTimeout: mf.connectTimeout,
 		OnBatch: func(b *shelfv1.Batch, fresh []shelfv1.WireRecord) {
 			mu.Lock()
@@ -95,6 +112,11 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			for _, r := range fresh {
 				if err := enc.Encode(collectedRecord{Site: b.Site, Gateway: b.Gateway, Class: b.Class, ID: r.ID, Stream: r.Stream, Seq: r.Seq, Time: r.Time, Value: r.Value, Unit: r.Unit, Quality: r.Quality, Event: r.Event}); err != nil && writeErr == nil {
 					writeErr = err
+				}
+				if sw != nil && b.Class == gateway.ClassSamples.String() {
+					if err := sw.add(b.Site, b.Gateway, r.Event); err != nil {
+						fmt.Fprintf(stderr, "collect: sample %s/%s id %d not kept: %v\n", b.Site, b.Gateway, r.ID, err)
+					}
 				}
 			}
 			if len(fresh) > 0 {
@@ -105,6 +127,11 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				}
 				if *ack {
 					if err := f.Sync(); err != nil && writeErr == nil {
+						writeErr = err
+					}
+				}
+				if sw != nil && b.Class == gateway.ClassSamples.String() {
+					if err := sw.flush(); err != nil && writeErr == nil {
 						writeErr = err
 					}
 				}
@@ -119,7 +146,7 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			fmt.Fprintf(stderr, "collect: rejected message on %s: %v\n", topic, err)
 		},
 		OnSubscribed: func() {
-			fmt.Fprintf(stderr, "collect: subscribed to %v on %s\n", (collect.SubscribeOptions{Site: *site, Gateway: *gw, Share: *share}).Filters(), cn.url)
+			fmt.Fprintf(stderr, "collect: subscribed to %v on %s\n", (collect.SubscribeOptions{Site: *site, Gateway: *gw, Share: *share, Samples: sw != nil}).Filters(), cn.url)
 		},
 		OnConnectionLost: func(err error) {
 			fmt.Fprintf(stderr, "collect: connection to %s lost (%v), reconnecting\n", cn.url, err)
@@ -161,6 +188,9 @@ func collectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	a := col.Audit(*fromFirst && !*fromStart)
 	a.Write(stdout)
+	if sw != nil {
+		fmt.Fprintf(stdout, "samples: %d kept as dataset rows under %s, %d without a usable window (in samples.jsonl only)\n", sw.Rows, *samplesDir, sw.Untrainable)
+	}
 	if !a.OK() {
 		return fmt.Errorf("%w: %d sequence numbers missing, %d conflicts, %d rejected messages", errAudit, a.Missing, a.Conflicts, a.Rejected)
 	}

@@ -129,6 +129,7 @@ func (h *commandHandler) Handle(ctx context.Context, m downlink.Message) error {
 		h.publish(name, r.Encode())
 		return downlink.Reject(downlink.ReasonMalformed, err)
 	}
+	h.log.Debug("command received", "command", name, "id", cmd.ID, "args_bytes", len(cmd.Args))
 	prev, done, err := h.store.CommandResult(ctx, cmd.ID)
 	if err != nil {
 		return fmt.Errorf("command %s %s: %w", name, cmd.ID, err)

@@ -60,10 +60,12 @@ type dlGateway struct {
 }
 
 type dlConfig struct {
-	url     string
-	path    string // outbox file; default a fresh one
-	opts    uplink.Options
-	cmds    map[string]commandFunc
+	url  string
+	path string // outbox file; default a fresh one
+	opts uplink.Options
+	cmds map[string]commandFunc
+	// cmdsFor adds commands that need the outbox and uplink (after cmds).
+	cmdsFor func(ob *outbox.Outbox, up *uplink.Uplink) map[string]commandFunc
 	extra   func(r *downlink.Router) // more handlers, before Run
 	prefill func(ob *outbox.Outbox)  // before the uplink starts
 }
@@ -97,6 +99,11 @@ func startDL(t *testing.T, c dlConfig) *dlGateway {
 	cmds := builtinCommands(func() map[string]any { return map[string]any{"version": "test", "backlog": ob.Backlog()} })
 	for k, v := range c.cmds {
 		cmds[k] = v
+	}
+	if c.cmdsFor != nil {
+		for k, v := range c.cmdsFor(ob, g.up) {
+			cmds[k] = v
+		}
 	}
 	if err := registerDownlink(g.router, dlTopics, ob, g.up, cmds, opts.ConsumerAcks, log); err != nil {
 		t.Fatal(err)

@@ -268,6 +268,12 @@ func plateChain(ctx context.Context, ss *sensorSet) (links []gateway.Classifier,
 		case classify.ModeShadow:
 			cfg.Primary, cfg.Shadow = classify.Analytic{}, classify.NewModelID(holder, len(cfg.Plates))
 		}
+		// Keep the model windows of recent changes, so a pick confirmed
+		// by a scan or corrected by an operator becomes a labelled sample
+		// with the window it was decided on (commands_samples.go).
+		rec := classify.NewWindowRecorder(cfg.Primary, sampleWindowsKept)
+		cfg.Primary = rec
+		stats.windows = append(stats.windows, rec)
 		det, err := classify.NewPlateDetector(cfg)
 		if err != nil {
 			return nil, nil, nil, err
@@ -285,10 +291,36 @@ func plateChain(ctx context.Context, ss *sensorSet) (links []gateway.Classifier,
 	return links, holder, stats, nil
 }
 
-// plateStats are the plates' inference counts, for /metrics.
+// plateStats are the plates' inference counts, for /metrics, and the
+// recorders of their recent model windows, for samples.
 type plateStats struct {
 	classify.Stats
 	mispick *classify.MisPick
+	windows windowSet
+}
+
+// sampleWindowsKept is how many recent change windows each plate keeps for
+// labelling samples.
+const sampleWindowsKept = 64
+
+// windowSet finds a change's window in any of the rate groups' recorders.
+type windowSet []*classify.WindowRecorder
+
+func (ws windowSet) Window(plate string, at time.Time) ([]float32, float64, bool) {
+	for _, w := range ws {
+		if x, rate, ok := w.Window(plate, at); ok {
+			return x, rate, true
+		}
+	}
+	return nil, 0, false
+}
+
+// sampleWindows is where samples find their windows: nil without plates.
+func (st *plateStats) sampleWindows() windowSource {
+	if st == nil || len(st.windows) == 0 {
+		return nil
+	}
+	return st.windows
 }
 
 var (

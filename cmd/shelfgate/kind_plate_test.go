@@ -140,6 +140,10 @@ func TestPlateSensorThroughGateway(t *testing.T) {
 		if inf == nil || inf.Plate != p.ID || inf.Classifier != "model" || inf.ModelVersion != 1 || !skus[ev.SKU] || ev.Quantity < 1 || inf.Shadow == nil {
 			t.Errorf("event %+v inference %+v", ev, inf)
 		}
+		// The model window the event was decided on is kept for samples.
+		if x, _, ok := stats.sampleWindows().Window(p.ID, ev.Time); !ok || len(x) == 0 {
+			t.Errorf("no sample window for the %s at %s", ev.Kind, ev.Time.Format(time.RFC3339Nano))
+		}
 	}
 	birth := withModel(func() map[string]any { return map[string]any{"model": "none"} }, holder)()
 	if birth["model"] != "plates v1" {

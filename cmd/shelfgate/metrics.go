@@ -105,6 +105,7 @@ func outboxCollector(ob outboxStats) metrics.Collector {
 		gauge(ch, obOldest, st.OldestAge.Seconds())
 		counter(ch, obShed, st.ShedTelemetry, gateway.ClassTelemetry.String())
 		counter(ch, obShed, st.ShedEvents, gateway.ClassEvent.String())
+		counter(ch, obShed, st.ShedSamples, gateway.ClassSamples.String())
 		counter(ch, obShedNotices, st.ShedNotices)
 		counter(ch, obFullRefused, st.FullRefused)
 		counter(ch, obQuarantined, st.Quarantined)

@@ -151,9 +151,6 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 	if err != nil {
 		return err
 	}
-	if err := registerDownlink(router, topics, ob, up, builtinCommands(birth), cfg.Uplink.AckMode == "consumer", log.With("component", "downlink")); err != nil {
-		return err
-	}
 	_, stopModels, err := startModelSync(ctx, cfg, router, up, log.With("component", "modelsync"))
 	if err != nil {
 		return err
@@ -165,6 +162,14 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 		return err
 	}
 	classifiers = append(classifiers, plateLinks...)
+	// Commands (commands.go); a gateway with plates labels samples too.
+	cmds, samples := commandSet(cfg, sensors, classifiers, plateStats.sampleWindows(), birth, ob, up, level, log.With("component", "commands"))
+	if samples != nil {
+		classifiers = append(classifiers, samples)
+	}
+	if err := registerDownlink(router, topics, ob, up, cmds, cfg.Uplink.AckMode == "consumer", log.With("component", "downlink")); err != nil {
+		return err
+	}
 	page, err := newStatusPage(cfg, sensors, classifiers, log)
 	if err != nil {
 		return err
@@ -189,6 +194,10 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 	if o.reload != nil && cfg.File() != "" {
 		bg.Add(1)
 		go func() { defer bg.Done(); rl.run(bgCtx, o.reload) }()
+	}
+	if samples != nil {
+		bg.Add(1)
+		go func() { defer bg.Done(); samples.Run(bgCtx, ob, log.With("component", "samples")) }()
 	}
 	bg.Add(1)
 	go func() { defer bg.Done(); notifySystemd(bgCtx, notifier, gw, sensors.sampling(), log) }()

@@ -49,12 +49,20 @@ type SubscribeOptions struct {
 	// gateways that keep rows until the consumer has them. OnBatch must have
 	// stored the batch durably. Batches without a tag are not acked.
 	Ack bool
+	// Samples subscribes the samples topic too (labelled samples, the
+	// feedback loop: shelfctl collect --samples).
+	Samples bool
 }
 
-// Filters returns the subscription filters for opts (telemetry and events).
+// Filters returns the subscription filters for opts (telemetry and events,
+// and samples with Samples).
 func (o SubscribeOptions) Filters() []string {
 	var fs []string
-	for _, c := range []gateway.Class{gateway.ClassTelemetry, gateway.ClassEvent} {
+	classes := []gateway.Class{gateway.ClassTelemetry, gateway.ClassEvent}
+	if o.Samples {
+		classes = append(classes, gateway.ClassSamples)
+	}
+	for _, c := range classes {
 		f := shelfv1.SubscriptionFilter(o.Site, o.Gateway, c)
 		if o.Share != "" {
 			f = "$share/" + o.Share + "/" + f

@@ -60,8 +60,8 @@ type shedRun struct {
 
 // shedResult is what one commit shed.
 type shedResult struct {
-	rows   [2]int64 // rows shed per class
-	hi     [2]int64 // highest id shed per class: every row of the class at or below it is gone, but notices
+	rows   [numClasses]int64 // rows shed per class
+	hi     [numClasses]int64 // highest id shed per class: every row of the class at or below it is gone, but notices
 	runs   []shedRun
 	reason string
 }
@@ -72,7 +72,7 @@ type maintState struct {
 	vacuumed bool // pages were vacuumed since the last TRUNCATE checkpoint
 }
 
-// budget sheds telemetry (then events) when the rows in use exceed
+// budget sheds samples, then telemetry (then events) when the rows in use exceed
 // MaxBytes, down to a little below it, at most shedMaxRows per commit: one
 // pragma query per commit, no per-row work.
 func (o *Outbox) budget(st *txState) error {
@@ -85,14 +85,15 @@ func (o *Outbox) budget(st *txState) error {
 		return nil
 	}
 	low := o.opts.MaxBytes - o.opts.MaxBytes/32
-	rows := o.backlog.Load() + st.added - st.deleted[0] - st.deleted[1] - st.shed.rows[0] - st.shed.rows[1]
+	rows := o.backlog.Load() + st.added - sum(st.deleted[:]) - sum(st.shed.rows[:])
 	perRow := max(used/max(rows, 1), 1)
 	want := min(max((used-low+perRow-1)/perRow, shedMinRows), shedMaxRows)
 	return o.shed(st, want, true, reasonBudget)
 }
 
-// shed deletes up to want of the oldest telemetry rows and, if events is
-// set and no telemetry is left, the oldest events, recording per stream the
+// shed deletes up to want of the oldest samples, then of the oldest
+// telemetry rows and, if events is set and neither is left, the oldest
+// events, recording per stream the
 // contiguous ranges of sequence numbers deleted. Shed notices themselves
 // (ShedStream) are never shed: they are the only account of what was, and
 // collect would report the rows they cover as missing.
@@ -102,7 +103,7 @@ func (o *Outbox) budget(st *txState) error {
 // shedding, notices) are left, and a 72 h outage showed scans past them
 // growing to half the writer's time.
 func (o *Outbox) shed(st *txState, want int64, events bool, reason string) error {
-	classes := []gateway.Class{gateway.ClassTelemetry}
+	classes := []gateway.Class{gateway.ClassSamples, gateway.ClassTelemetry}
 	if events {
 		classes = append(classes, gateway.ClassEvent)
 	}

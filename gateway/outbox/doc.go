@@ -12,8 +12,9 @@
 // # Bounded disk
 //
 // With Options.MaxBytes set, a commit that leaves more than MaxBytes of
-// pages in use sheds the oldest telemetry rows in the same transaction,
-// events only when no telemetry is left, in chunks of at most 32 Ki rows
+// pages in use sheds the oldest samples (gateway.ClassSamples, the
+// feedback loop's labelled windows: the lowest priority), then the oldest
+// telemetry rows in the same transaction, events only when neither is left, in chunks of at most 32 Ki rows
 // per commit, down to 1/32 below the budget. Ingest never waits for the
 // budget. For every stream and contiguous range of sequence numbers shed,
 // the same transaction appends an event record to stream "events/shed"

@@ -24,9 +24,9 @@ type Report struct {
 	MarkOK     bool  // the sidecar is readable
 	Integrity  string
 	Backlog    []StreamBacklog
-	OldestTime time.Time // oldest unsent row (zero if none)
-	Shed       [2]int64  // rows shed per class over the database's life
-	Commands   int64     // command ids recorded
+	OldestTime time.Time         // oldest unsent row (zero if none)
+	Shed       [numClasses]int64 // rows shed per class over the database's life
+	Commands   int64             // command ids recorded
 }
 
 // StreamBacklog is the backlog of one stream and class.
@@ -107,7 +107,7 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 	if srows, err := conn.QueryContext(ctx, `SELECT class, rows FROM shed`); err == nil {
 		for srows.Next() {
 			var c, n int64
-			if srows.Scan(&c, &n) == nil && c >= 0 && c < 2 {
+			if srows.Scan(&c, &n) == nil && c >= 0 && c < numClasses {
 				r.Shed[c] = n
 			}
 		}

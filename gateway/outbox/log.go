@@ -26,10 +26,10 @@ const shedQuiet = 5 * time.Second
 
 // episodes is what the writer has logged of the episodes in progress.
 type episodes struct {
-	shedding   [2]bool
-	shedStart  [2]int64 // shedN at the start
-	shedSince  [2]time.Time
-	shedLast   [2]time.Time
+	shedding   [numClasses]bool
+	shedStart  [numClasses]int64 // shedN at the start
+	shedSince  [numClasses]time.Time
+	shedLast   [numClasses]time.Time
 	full       bool // the filesystem is full
 	fullSince  time.Time
 	refusing   bool

@@ -277,7 +277,8 @@ type txState struct {
 	created []gateway.StreamID
 
 	added, addedEvents int64
-	deleted            [2]int64 // acked rows per class
+	addedSamples       int64
+	deleted            [numClasses]int64 // acked rows per class
 	shed               shedResult
 }
 
@@ -305,8 +306,11 @@ func (st *txState) insert(r *gateway.Record) error {
 	st.args = append(st.args, r.ID, s.id, int64(r.Seq), int64(r.Class), r.Time.UnixMicro(), r.Value, int64(r.Quality), body)
 	st.n++
 	st.added++
-	if r.Class == gateway.ClassEvent {
+	switch r.Class {
+	case gateway.ClassEvent:
 		st.addedEvents++
+	case gateway.ClassSamples:
+		st.addedSamples++
 	}
 	if st.n == insertRows {
 		return st.flush()
@@ -487,16 +491,16 @@ func (st *txState) deleteAcked(acks []ackReq) error {
 
 // shedForPending sheds room for the pending rows on the last retry after
 // SQLITE_FULL: events only when the rows coming in are events too, since
-// telemetry is always shed first.
+// samples and telemetry are always shed first.
 func (o *Outbox) shedForPending(st *txState, pending []appendReq) error {
-	rows, hasTelemetry := 0, false
+	rows, lower := 0, false
 	for _, p := range pending {
 		rows += len(p.recs)
 		for i := range p.recs {
-			hasTelemetry = hasTelemetry || p.recs[i].Class == gateway.ClassTelemetry
+			lower = lower || p.recs[i].Class != gateway.ClassEvent
 		}
 	}
-	return o.shed(st, max(shedMinRows, 2*int64(rows)), !hasTelemetry, reasonFull)
+	return o.shed(st, max(shedMinRows, 2*int64(rows)), !lower, reasonFull)
 }
 
 // insertPending inserts the pending rows; a command's rows only if its id
@@ -571,11 +575,12 @@ func (o *Outbox) publish(st *txState, pending []appendReq, acks []ackReq, notice
 	o.lastID.Store(st.nextID - 1)
 	o.commits.Add(1)
 	o.commitN.Add(st.added)
-	deleted := st.deleted[0] + st.deleted[1]
-	shed := st.shed.rows[0] + st.shed.rows[1]
+	deleted := sum(st.deleted[:])
+	shed := sum(st.shed.rows[:])
 	o.ackedN.Add(deleted)
 	o.backlog.Add(st.added - deleted - shed)
 	o.events.Add(st.addedEvents - st.deleted[gateway.ClassEvent] - st.shed.rows[gateway.ClassEvent])
+	o.samples.Add(st.addedSamples - st.deleted[gateway.ClassSamples] - st.shed.rows[gateway.ClassSamples])
 	for c, k := range st.shed.rows {
 		o.shedN[c].Add(k)
 	}

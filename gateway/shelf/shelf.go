@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	"github.com/shelfgate/shelfgate/gateway"
 )
@@ -104,8 +105,11 @@ type binState struct {
 
 	level    float64 // last settled level, grams
 	hasLevel bool
-	stock    int
-	low      bool // stock is at or below LowStockUnits
+	// rebase asks Observe to take the next settled level as the bin's
+	// level without an event (Rebaseline: a tare moved every reading).
+	rebase atomic.Bool
+	stock  int
+	low    bool // stock is at or below LowStockUnits
 }
 
 // Detector is a settled-weight-change event detector. Its state is per bin
@@ -224,6 +228,19 @@ func (d *Detector) Stock(binID string) (units int, ok bool) {
 	return d.bins[i].stock, true
 }
 
+// Rebaseline makes the bin with the given ID forget its settled level: the
+// next settled window becomes its level without an event, and its stock
+// estimate stays. Call it when a tare or calibration shifted the bin's
+// readings, which would otherwise look like a pick or a put. It is safe to
+// call concurrently with Observe; it reports false for an unknown bin.
+func (d *Detector) Rebaseline(binID string) bool {
+	i, ok := d.byID[binID]
+	if ok {
+		d.bins[i].rebase.Store(true)
+	}
+	return ok
+}
+
 // ObserveEvent implements gateway.Classifier; the detector derives nothing
 // from events.
 func (d *Detector) ObserveEvent(gateway.Event) []gateway.Event { return nil }
@@ -236,6 +253,9 @@ func (d *Detector) Observe(r gateway.Reading) []gateway.Event {
 		return nil
 	}
 	b := &d.bins[i]
+	if b.rebase.Load() && b.rebase.CompareAndSwap(true, false) {
+		b.n, b.pos, b.hasPrev, b.hasLevel = 0, 0, false, false
+	}
 	if r.Quality != 0 || math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
 		b.n = 0 // the window must refill with good readings
 		b.hasPrev = false

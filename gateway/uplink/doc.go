@@ -1,6 +1,7 @@
 // Package uplink delivers the outbox to an MQTT broker with paho.mqtt.golang:
-// QoS 1 batches per record class (events and telemetry in separate lanes, so
-// live events never wait behind a telemetry backlog), many PUBLISHes in
+// QoS 1 batches per record class (events, telemetry and samples in separate lanes,
+// so live events never wait behind a telemetry backlog; samples, the
+// feedback loop's labelled windows, go slowest), many PUBLISHes in
 // flight, and a row leaves the outbox only after its PUBACK. The outbox, not
 // paho's store, is the source of truth: after any connection loss the lanes
 // restart from the oldest unacknowledged row, so every row arrives at least

@@ -10,6 +10,15 @@ import (
 	"github.com/shelfgate/shelfgate/gateway"
 )
 
+// numClasses is the number of record classes, each with its lane.
+const numClasses = 3
+
+// Window and batch size of the samples lane.
+const (
+	samplesWindow   = 2
+	samplesPerBatch = 50
+)
+
 // lane delivers one class in one session: it keeps up to a window of
 // messages in flight and acks rows to the store in order as PUBACKs arrive.
 type lane struct {
@@ -32,6 +41,7 @@ type lane struct {
 	linger       <-chan time.Time
 	throttle     <-chan time.Time
 	bucket       *bucket
+	flushGen     int64 // the Uplink's flushGen this lane last honoured
 }
 
 type flight struct {
@@ -49,9 +59,16 @@ type checkpoint struct {
 func (u *Uplink) newLane(c paho.Client, class gateway.Class, wake <-chan struct{}) *lane {
 	l := &lane{u: u, c: c, class: class, wake: wake, topic: u.codec.BatchTopic(class),
 		window: u.opts.Window, limit: u.opts.BatchRecords}
-	if class == gateway.ClassEvent {
+	switch class {
+	case gateway.ClassEvent:
 		l.window, l.limit = u.opts.EventWindow, min(l.limit, 100)
-	} else {
+	case gateway.ClassSamples:
+		// The lowest priority: a small window, small batches (a sample
+		// carries a feature window) and the replay rate's bucket, so a
+		// backlog of samples never crowds events or telemetry.
+		l.window, l.limit = samplesWindow, min(l.limit, samplesPerBatch)
+		l.bucket = newBucket(u.opts.ReplayRate, l.limit)
+	default:
 		l.bucket = newBucket(u.opts.ReplayRate, l.limit)
 	}
 	u.ackedMu.Lock()
@@ -113,6 +130,11 @@ func (l *lane) next(ctx context.Context) ([]gateway.Record, error) {
 		l.pendingSince = time.Time{}
 		return nil, nil // nothing new: skip the query
 	}
+	forced := false // a Flush since the last batch: no lingering, no bucket
+	if g := l.u.flushGen.Load(); g != l.flushGen {
+		forced, l.flushGen = true, g
+		l.linger, l.throttle = nil, nil
+	}
 	if l.linger != nil && last-l.cursor < int64(l.limit) {
 		return nil, nil // still lingering and a full batch cannot exist yet
 	}
@@ -125,7 +147,7 @@ func (l *lane) next(ctx context.Context) ([]gateway.Record, error) {
 		l.pendingSince = time.Time{}
 		return nil, nil
 	}
-	if l.class == gateway.ClassTelemetry && len(l.buf) < l.limit && l.u.opts.BatchLinger > 0 {
+	if l.class == gateway.ClassTelemetry && len(l.buf) < l.limit && l.u.opts.BatchLinger > 0 && !forced {
 		now := time.Now()
 		if l.pendingSince.IsZero() {
 			l.pendingSince = now
@@ -136,7 +158,7 @@ func (l *lane) next(ctx context.Context) ([]gateway.Record, error) {
 		}
 	}
 	l.pendingSince, l.linger = time.Time{}, nil
-	if l.bucket != nil {
+	if l.bucket != nil && !forced {
 		if wait := l.bucket.take(len(l.buf), time.Now()); wait > 0 {
 			l.throttle = time.After(wait)
 			return nil, nil

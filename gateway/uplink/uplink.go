@@ -164,6 +164,7 @@ type Stats struct {
 	// connecting. Several a minute mean another client uses the same
 	// client id (a duplicate gateway.id): logged at ERROR once per episode.
 	Takeovers int64
+	Flushes   int64 // Flush calls
 }
 
 // Uplink delivers a Store to an MQTT broker. Create it with New and call Run.
@@ -187,11 +188,17 @@ type Uplink struct {
 	rewinds   atomic.Int64
 	takeovers atomic.Int64
 	client    atomic.Pointer[paho.Client] // the session's client, nil between sessions
+	// kick carries Flush to Run (a reconnect now) or the session (wake
+	// every lane); flushGen tells lanes to skip lingering and the replay
+	// bucket for their next batch.
+	kick     chan struct{}
+	flushGen atomic.Int64
+	flushes  atomic.Int64
 
 	// acked[c] is the highest id of class c below which everything sent was acknowledged.
 	ackedMu sync.Mutex
-	acked   [2]int64
-	sentMax [2]int64
+	acked   [numClasses]int64
+	sentMax [numClasses]int64
 }
 
 // New returns an uplink for store.
@@ -210,7 +217,7 @@ func New(store Store, opts Options) (*Uplink, error) {
 	} else if len(key) < 16 {
 		return nil, fmt.Errorf("uplink: batch key of %d bytes; want at least 16 (32 from outbox.Secret)", len(key))
 	}
-	u := &Uplink{store: store, opts: opts, codec: opts.Codec, log: opts.Logger, tags: newTagger(key), seen: newRecent(4096),
+	u := &Uplink{store: store, opts: opts, codec: opts.Codec, log: opts.Logger, tags: newTagger(key), seen: newRecent(4096), kick: make(chan struct{}, 1),
 		debug: opts.Logger.Enabled(context.Background(), slog.LevelDebug)}
 	if opts.Compress {
 		enc, err := compress.NewEncoder()
@@ -227,8 +234,23 @@ func (u *Uplink) Stats() Stats {
 	return Stats{
 		Connected: u.connected.Load(), Connects: u.connects.Load(), Messages: u.messages.Load(),
 		Delivered: u.delivered.Load(), Resent: u.resent.Load(), InFlight: u.inflight.Load(),
-		Confirmed: u.confirmed.Load(), Rewinds: u.rewinds.Load(), Takeovers: u.takeovers.Load(),
+		Confirmed: u.confirmed.Load(), Rewinds: u.rewinds.Load(), Takeovers: u.takeovers.Load(), Flushes: u.flushes.Load(),
 	}
+}
+
+// Flush asks for a delivery attempt now: between sessions the uplink
+// reconnects at once instead of waiting out its backoff; in a session
+// every lane sends what it has without lingering for a fuller batch or
+// waiting for the replay rate's bucket (once). It does not wait; it
+// reports whether a session was up.
+func (u *Uplink) Flush() (connected bool) {
+	u.flushes.Add(1)
+	u.flushGen.Add(1)
+	select {
+	case u.kick <- struct{}{}:
+	default:
+	}
+	return u.connected.Load()
 }
 
 // ErrNotConnected is returned by Publish between sessions.
@@ -337,6 +359,10 @@ func (u *Uplink) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-u.kick:
+			u.log.Info("flush: reconnecting now instead of waiting", "retry_in_was", sleep.Round(time.Millisecond))
+			backoff = u.opts.BackoffMin
+			continue
 		case <-time.After(sleep):
 		}
 		backoff = min(2*backoff, u.opts.BackoffMax)
@@ -458,8 +484,8 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost *loss, conn *w
 	if err := u.subscribe(c); err != nil {
 		return err
 	}
-	var wake [2]chan struct{}
-	for _, class := range []gateway.Class{gateway.ClassEvent, gateway.ClassTelemetry} {
+	var wake [numClasses]chan struct{}
+	for _, class := range []gateway.Class{gateway.ClassEvent, gateway.ClassTelemetry, gateway.ClassSamples} {
 		wake[class] = make(chan struct{}, 1)
 		l := u.newLane(c, class, wake[class])
 		wg.Go(func() {
@@ -471,6 +497,13 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost *loss, conn *w
 	wg.Go(func() { u.refreshStatus(sctx, c) })
 	for {
 		select {
+		case <-u.kick:
+			for _, w := range wake {
+				select {
+				case w <- struct{}{}:
+				default:
+				}
+			}
 		case <-u.store.Notify():
 			for _, w := range wake {
 				select {

@@ -31,6 +31,10 @@ type Config struct {
 	Seed        uint64
 	// Progress, when set, is called after every epoch.
 	Progress func(EpochStats)
+	// Init, when set, is the warm start: training starts from a copy of
+	// its weights and keeps its standardization (Hidden is ignored). Its
+	// input size and labels must be the data's.
+	Init *MLP
 }
 
 // DefaultConfig is a reasonable starting point.
@@ -81,6 +85,11 @@ func Fit(d *Dataset, c Config) (*MLP, Result, error) {
 	if err := fitScaler(m, trainSet); err != nil {
 		return nil, Result{}, err
 	}
+	if c.Init != nil {
+		if err := warmStart(m, c.Init, d); err != nil {
+			return nil, Result{}, err
+		}
+	}
 
 	t := newTrainer(m, c)
 	best := cloneWeights(m)
@@ -121,6 +130,24 @@ func Fit(d *Dataset, c Config) (*MLP, Result, error) {
 	}
 	m.W, m.B = best.W, best.B
 	return m, res, nil
+}
+
+// warmStart gives m init's sizes, weights and standardization (copies).
+func warmStart(m, init *MLP, d *Dataset) error {
+	if init.Sizes[0] != d.Features() || len(init.Labels) != len(d.Labels) {
+		return fmt.Errorf("train: warm start: model has %d inputs and %d classes, data %d and %d: %w", init.Sizes[0], len(init.Labels), d.Features(), len(d.Labels), ErrData)
+	}
+	for i, l := range init.Labels {
+		if l != d.Labels[i] {
+			return fmt.Errorf("train: warm start: label %d is %q in the model, %q in the data: %w", i, l, d.Labels[i], ErrData)
+		}
+	}
+	w := cloneWeights(init)
+	m.Sizes = append([]int(nil), init.Sizes...)
+	m.W, m.B = w.W, w.B
+	m.Mean = append([]float32(nil), init.Mean...)
+	m.Std = append([]float32(nil), init.Std...)
+	return nil
 }
 
 // fitScaler sets m's standardization from the rows of d.

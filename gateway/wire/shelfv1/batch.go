@@ -55,13 +55,16 @@ func (b *Batch) Ref() (gateway.BatchRef, bool) {
 	return gateway.BatchRef{Class: c, Lo: b.Lo, Hi: b.Hi, Tag: b.Tag}, true
 }
 
-// ParseClass maps a wire class name ("telemetry", "event") to its Class.
+// ParseClass maps a wire class name ("telemetry", "event", "samples") to
+// its Class.
 func ParseClass(s string) (gateway.Class, bool) {
 	switch s {
 	case "telemetry":
 		return gateway.ClassTelemetry, true
 	case "event":
 		return gateway.ClassEvent, true
+	case "samples":
+		return gateway.ClassSamples, true
 	}
 	return 0, false
 }

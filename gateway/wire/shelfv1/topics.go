@@ -15,6 +15,7 @@ const TopicRoot = "shelfgate/v1"
 //	shelfgate/v1/<site>/<gateway>/status     retained birth / LWT
 //	shelfgate/v1/<site>/<gateway>/telemetry  QoS1 reading batches
 //	shelfgate/v1/<site>/<gateway>/events     QoS1 event batches
+//	shelfgate/v1/<site>/<gateway>/samples    QoS1 labelled-sample batches
 //	shelfgate/v1/<site>/<gateway>/cmd/<name> QoS1 downlink commands
 //	shelfgate/v1/<site>/<gateway>/cmd/<name>/reply  best-effort command replies
 //	shelfgate/v1/<site>/<gateway>/ack        consumer acknowledgements
@@ -34,10 +35,16 @@ func (t Topics) Telemetry() string { return t.Base() + "/telemetry" }
 // Events is the topic of event batches.
 func (t Topics) Events() string { return t.Base() + "/events" }
 
+// Samples is the topic of labelled-sample batches (the feedback loop).
+func (t Topics) Samples() string { return t.Base() + "/samples" }
+
 // For returns the uplink topic of a record class.
 func (t Topics) For(c gateway.Class) string {
-	if c == gateway.ClassEvent {
+	switch c {
+	case gateway.ClassEvent:
 		return t.Events()
+	case gateway.ClassSamples:
+		return t.Samples()
 	}
 	return t.Telemetry()
 }
@@ -84,8 +91,11 @@ func SubscriptionFilter(site, gw string, c gateway.Class) string {
 		gw = "+"
 	}
 	leaf := "telemetry"
-	if c == gateway.ClassEvent {
+	switch c {
+	case gateway.ClassEvent:
 		leaf = "events"
+	case gateway.ClassSamples:
+		leaf = "samples"
 	}
 	return TopicRoot + "/" + site + "/" + gw + "/" + leaf
 }

@@ -1,0 +1,445 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/gateway/classify"
+	"github.com/shelfgate/shelfgate/gateway/config"
+	"github.com/shelfgate/shelfgate/gateway/outbox"
+	"github.com/shelfgate/shelfgate/gateway/shelf"
+	"github.com/shelfgate/shelfgate/gateway/statuspage"
+	"github.com/shelfgate/shelfgate/gateway/uplink"
+	"github.com/shelfgate/shelfgate/sensors/calibration"
+	"github.com/shelfgate/shelfgate/sensors/loadcell"
+)
+
+// rebaseliner forgets a bin's settled level after its readings moved (a
+// tare or calibration), so the move is not taken for a pick
+// (shelf.Detector.Rebaseline).
+type rebaseliner interface {
+	Rebaseline(bin string) bool
+}
+
+// flusher asks the uplink for a delivery attempt now (uplink.Uplink.Flush).
+type flusher interface {
+	Flush() (connected bool)
+}
+
+// outboxStats reports the backlog (outbox.Outbox.Stats).
+type outboxStatser interface {
+	Stats(ctx context.Context) (outbox.Stats, error)
+}
+
+var (
+	_ rebaseliner   = (*shelf.Detector)(nil)
+	_ flusher       = (*uplink.Uplink)(nil)
+	_ outboxStatser = (*outbox.Outbox)(nil)
+)
+
+// commandDeps is what the gateway's commands act on. A nil dependency
+// makes its command answer with an error saying it is not available here.
+type commandDeps struct {
+	Birth func() map[string]any // status fields (the birth status)
+	// Cells are the live load-cell calibrations by bin; CalibrationFile is
+	// where tare and calibrate persist them (statuspage.SaveCalibration, as
+	// the status page does).
+	Cells           statuspage.Calibrator
+	CalibrationFile string
+	Detectors       []rebaseliner // told of every tare and calibration
+	Level           *slog.LevelVar
+	Uplink          flusher
+	Outbox          outboxStatser
+	Sensors         []string    // names of the configured sensors (reboot-sensors)
+	Samples         *sampleBook // correct: recent plate events to label
+	Now             func() time.Time
+	Log             *slog.Logger
+}
+
+// Bounds of command arguments.
+const (
+	maxReferenceGrams = statuspage.MaxReference
+	tareMaxNoiseGram  = statuspage.TareMaxNoiseGram
+	// calibrateMinCounts is the least span, in ADC counts, between the
+	// empty offset and the reference: less is a reference too light for
+	// the cell (or no reference on it at all).
+	calibrateMinCounts = 1000
+	maxCorrectQty      = 10000
+)
+
+// errArgs marks an error in a command's arguments; the message names the
+// field.
+var errArgs = errors.New("bad args")
+
+// argError returns an error about the field args.<field>.
+func argError(field, format string, a ...any) error {
+	return fmt.Errorf("%w: args.%s: %s", errArgs, field, fmt.Sprintf(format, a...))
+}
+
+// decodeArgs decodes a command's args strictly into v: unknown fields,
+// wrong types and trailing data are errors naming the field.
+func decodeArgs(args json.RawMessage, v any) error {
+	if len(args) == 0 {
+		args = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(args))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return argError(te.Field, "%s is not a %s", te.Value, te.Type)
+		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return fmt.Errorf("%w: args: unknown field %s", errArgs, f)
+		}
+		return fmt.Errorf("%w: args: %v", errArgs, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: args: data after the object", errArgs)
+	}
+	return nil
+}
+
+// gatewayCommands are the commands of a running gateway: the built-ins
+// (ping, status) and tare, calibrate, flush, set-log-level,
+// reboot-sensors and correct. See docs/protocol.md for each one's args
+// and result.
+func gatewayCommands(d commandDeps) map[string]commandFunc {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	cmds := builtinCommands(nil)
+	cmds["status"] = d.status
+	cmds["tare"] = d.tare
+	cmds["calibrate"] = d.calibrate
+	cmds["flush"] = d.flush
+	cmds["set-log-level"] = d.setLogLevel
+	cmds["reboot-sensors"] = d.rebootSensors
+	cmds["correct"] = d.correct
+	return cmds
+}
+
+// status answers the birth fields plus the backlog per class and the log
+// level.
+func (d commandDeps) status(ctx context.Context, args json.RawMessage) (any, []gateway.Record, error) {
+	if err := decodeArgs(args, &struct{}{}); err != nil {
+		return nil, nil, err
+	}
+	out := map[string]any{}
+	if d.Birth != nil {
+		for k, v := range d.Birth() {
+			out[k] = v
+		}
+	}
+	if d.Outbox != nil {
+		bl, err := d.backlog(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		out["outbox"] = bl
+	}
+	if d.Level != nil {
+		out["log_level"] = strings.ToLower(d.Level.Level().String())
+	}
+	return out, nil, nil
+}
+
+// backlogReport is the backlog part of the status and flush results.
+type backlogReport struct {
+	Backlog    int64            `json:"backlog"`
+	ByClass    map[string]int64 `json:"by_class"`
+	Shed       map[string]int64 `json:"shed"`
+	OldestAgeS float64          `json:"oldest_age_s"`
+}
+
+func (d commandDeps) backlog(ctx context.Context) (backlogReport, error) {
+	st, err := d.Outbox.Stats(ctx)
+	if err != nil {
+		return backlogReport{}, fmt.Errorf("outbox stats: %w", err)
+	}
+	return backlogReport{
+		Backlog: st.Backlog,
+		ByClass: map[string]int64{
+			gateway.ClassTelemetry.String(): st.Backlog - st.Events - st.Samples,
+			gateway.ClassEvent.String():     st.Events,
+			gateway.ClassSamples.String():   st.Samples,
+		},
+		Shed: map[string]int64{
+			gateway.ClassTelemetry.String(): st.ShedTelemetry,
+			gateway.ClassEvent.String():     st.ShedEvents,
+			gateway.ClassSamples.String():   st.ShedSamples,
+		},
+		OldestAgeS: math.Round(st.OldestAge.Seconds()*1000) / 1000,
+	}, nil
+}
+
+type binArgs struct {
+	Bin string `json:"bin"`
+}
+
+// tareResult is the result of tare and calibrate.
+type tareResult struct {
+	Bin              string  `json:"bin"`
+	Key              string  `json:"key"` // the bin's key in the calibration file
+	Offset           int32   `json:"offset"`
+	CountsPerGram    float64 `json:"counts_per_gram"`
+	OldOffset        int32   `json:"old_offset"`
+	OldCountsPerGram float64 `json:"old_counts_per_gram"`
+	GramsBefore      float64 `json:"grams_before"` // what the bin read with the old calibration
+	Samples          int     `json:"samples"`
+	File             string  `json:"file"`
+	Rebaselined      bool    `json:"rebaselined"` // a detector re-took the bin's level
+}
+
+// steadyCodes returns the bin's recent codes, their median and the current
+// calibration, refusing a bin that saturates or is not steady.
+func (d commandDeps) steadyCodes(bin string) (statuspage.CellCalibration, []int32, float64, error) {
+	if d.Cells == nil {
+		return statuspage.CellCalibration{}, nil, 0, errors.New("this gateway has no load cells to calibrate")
+	}
+	if d.CalibrationFile == "" {
+		return statuspage.CellCalibration{}, nil, 0, fmt.Errorf("no calibration file is configured (calibration_file): a change to bin %s would not survive a restart", bin)
+	}
+	cur, err := d.Cells.Calibration(bin)
+	if err != nil {
+		return cur, nil, 0, argError("bin", "%q: %v", bin, err)
+	}
+	codes, err := d.Cells.RecentCodes(bin)
+	if err != nil {
+		return cur, nil, 0, fmt.Errorf("bin %s: %w", bin, err)
+	}
+	if len(codes) < calibration.MinSamples {
+		return cur, nil, 0, fmt.Errorf("bin %s: only %d recent codes, need %d (is the load cell reading?)", bin, len(codes), calibration.MinSamples)
+	}
+	for _, c := range codes {
+		if c >= calibration.MaxCode || c <= calibration.MinCode {
+			return cur, nil, 0, fmt.Errorf("bin %s: %w: %d", bin, calibration.ErrSaturated, c)
+		}
+	}
+	med, mad := medianMAD(codes)
+	if sigma := 1.4826 * mad / math.Abs(cur.CountsPerGram); sigma > tareMaxNoiseGram {
+		return cur, nil, 0, fmt.Errorf("bin %s is not steady (recent readings scatter by %.1f g, max %.1f g): wait until it settles", bin, sigma, tareMaxNoiseGram)
+	}
+	return cur, codes, med, nil
+}
+
+// apply persists the new calibration of bin (the same atomic write as the
+// status page), applies it live and re-baselines the detectors.
+func (d commandDeps) apply(kind, bin string, cur statuspage.CellCalibration, offset int32, cpg float64, codes []int32, med float64) (tareResult, error) {
+	now := d.Now().UTC()
+	cal := calibration.Calibration{Bin: cur.Key, Offset: offset, CountsPerGram: cpg,
+		Measured: time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)}
+	if err := cal.Validate(); err != nil {
+		return tareResult{}, fmt.Errorf("bin %s: %s would be invalid: %w", bin, kind, err)
+	}
+	if err := statuspage.SaveCalibration(d.CalibrationFile, cal); err != nil {
+		return tareResult{}, fmt.Errorf("persist %s of bin %s: %w", kind, bin, err)
+	}
+	if err := d.Cells.SetCalibration(bin, offset, cpg); err != nil {
+		return tareResult{}, fmt.Errorf("apply %s of bin %s (saved to %s): %w", kind, bin, d.CalibrationFile, err)
+	}
+	r := tareResult{Bin: bin, Key: cur.Key, Offset: offset, CountsPerGram: cpg, OldOffset: cur.Offset, OldCountsPerGram: cur.CountsPerGram,
+		GramsBefore: math.Round((med-float64(cur.Offset))/cur.CountsPerGram*10) / 10, Samples: len(codes), File: d.CalibrationFile}
+	for _, det := range d.Detectors {
+		r.Rebaselined = det.Rebaseline(bin) || r.Rebaselined
+	}
+	d.Log.Info("command: calibration applied", "kind", kind, "bin", bin, "offset", offset, "counts_per_gram", cpg,
+		"old_offset", cur.Offset, "old_counts_per_gram", cur.CountsPerGram, "file", d.CalibrationFile, "rebaselined", r.Rebaselined)
+	return r, nil
+}
+
+// tare takes the median of the bin's recent codes as its new offset; the
+// bin must be empty and steady.
+func (d commandDeps) tare(_ context.Context, args json.RawMessage) (any, []gateway.Record, error) {
+	var a binArgs
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, nil, err
+	}
+	if a.Bin == "" {
+		return nil, nil, argError("bin", "missing")
+	}
+	cur, codes, med, err := d.steadyCodes(a.Bin)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := d.apply("tare", a.Bin, cur, int32(math.Round(med)), cur.CountsPerGram, codes, med)
+	return r, nil, err
+}
+
+type calibrateArgs struct {
+	Bin            string   `json:"bin"`
+	ReferenceGrams *float64 `json:"reference_grams"`
+}
+
+// calibrate is the one-step calibration: with the reference weight on the
+// bin, counts per gram become (median − offset) / reference_grams, where
+// offset is the bin's current (tared) empty offset. Tare the empty bin
+// first; the two commands together are the status page's two steps.
+func (d commandDeps) calibrate(_ context.Context, args json.RawMessage) (any, []gateway.Record, error) {
+	var a calibrateArgs
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, nil, err
+	}
+	if a.Bin == "" {
+		return nil, nil, argError("bin", "missing")
+	}
+	if a.ReferenceGrams == nil {
+		return nil, nil, argError("reference_grams", "missing")
+	}
+	ref := *a.ReferenceGrams
+	if !(ref > 0) || ref > maxReferenceGrams {
+		return nil, nil, argError("reference_grams", "%v must be above 0 and at most %v grams", ref, maxReferenceGrams)
+	}
+	cur, codes, med, err := d.steadyCodes(a.Bin)
+	if err != nil {
+		return nil, nil, err
+	}
+	span := med - float64(cur.Offset)
+	if math.Abs(span) < calibrateMinCounts {
+		return nil, nil, fmt.Errorf("bin %s: the reading moved %.0f counts from the empty offset %d, less than %d: is the %v g reference on the bin (and was it tared empty)?",
+			a.Bin, span, cur.Offset, calibrateMinCounts, ref)
+	}
+	r, err := d.apply("calibrate", a.Bin, cur, cur.Offset, span/ref, codes, med)
+	return r, nil, err
+}
+
+// flush asks the uplink to deliver now and reports the backlog.
+func (d commandDeps) flush(ctx context.Context, args json.RawMessage) (any, []gateway.Record, error) {
+	if err := decodeArgs(args, &struct{}{}); err != nil {
+		return nil, nil, err
+	}
+	if d.Uplink == nil || d.Outbox == nil {
+		return nil, nil, errors.New("flush: no uplink on this gateway")
+	}
+	connected := d.Uplink.Flush()
+	bl, err := d.backlog(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return map[string]any{"connected": connected, "outbox": bl}, nil, nil
+}
+
+// logLevels are the levels set-log-level accepts.
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+type levelArgs struct {
+	Level string `json:"level"`
+}
+
+// setLogLevel changes the daemon's log level until a restart, or a reload
+// whose file changes log.level.
+func (d commandDeps) setLogLevel(_ context.Context, args json.RawMessage) (any, []gateway.Record, error) {
+	var a levelArgs
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, nil, err
+	}
+	if d.Level == nil {
+		return nil, nil, errors.New("set-log-level: the log level is fixed on this gateway")
+	}
+	l := strings.ToLower(a.Level)
+	if !slices.Contains(logLevels, l) {
+		return nil, nil, argError("level", "%q is not one of %s", a.Level, strings.Join(logLevels, ", "))
+	}
+	prev := strings.ToLower(d.Level.Level().String())
+	d.Level.Set(parseLevel(l))
+	d.Log.Info("command: log level set", "level", l, "previous", prev)
+	return map[string]string{"level": l, "previous": prev}, nil, nil
+}
+
+type rebootArgs struct {
+	Sensor string `json:"sensor"`
+}
+
+// errNotSupported is the answer of a command this gateway cannot carry out.
+var errNotSupported = errors.New("not supported")
+
+// rebootSensors is not supported: sources run for the life of the
+// gateway and own their buses, so restarting one alone could lose the
+// readings in its hands; the answer says what to do instead. A sensor
+// name that is not configured is an argument error.
+func (d commandDeps) rebootSensors(_ context.Context, args json.RawMessage) (any, []gateway.Record, error) {
+	var a rebootArgs
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, nil, err
+	}
+	if a.Sensor != "" && !slices.Contains(d.Sensors, a.Sensor) {
+		return nil, nil, argError("sensor", "%q is not a configured sensor (have %s)", a.Sensor, strings.Join(d.Sensors, ", "))
+	}
+	return nil, nil, fmt.Errorf("reboot-sensors: %w: sensors are restarted with the gateway (systemctl restart shelfgate); nothing was restarted", errNotSupported)
+}
+
+// medianMAD is the median of codes and their median absolute deviation.
+func medianMAD(codes []int32) (med, mad float64) {
+	s := make([]float64, len(codes))
+	for i, c := range codes {
+		s[i] = float64(c)
+	}
+	med = median(s)
+	for i := range s {
+		s[i] = math.Abs(s[i] - med)
+	}
+	return med, median(s)
+}
+
+func median(s []float64) float64 {
+	slices.Sort(s)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// commandSet builds the commands of a running gateway from what run built:
+// the load cells and calibration file (as the status page finds them), the
+// detectors of the classifier chain, the sensors, and a sample book when
+// the gateway has shelf plates (it must join the classifier chain after
+// the plate links, and its Run commit the scan-confirmed samples).
+func commandSet(cfg *config.Config, ss *sensorSet, chain []gateway.Classifier, windows windowSource, birth func() map[string]any,
+	ob *outbox.Outbox, up *uplink.Uplink, level *slog.LevelVar, log *slog.Logger) (map[string]commandFunc, *sampleBook) {
+	d := commandDeps{Birth: birth, Level: level, Uplink: up, Outbox: ob, Log: log,
+		CalibrationFile: cmp(os.Getenv(envStatusCalFile), cfg.CalibrationFile)}
+	cells := loadCells{}
+	var plates []classify.Plate
+	for _, s := range ss.sensors {
+		d.Sensors = append(d.Sensors, s.name)
+		switch src := s.source.(type) {
+		case *loadcell.Source:
+			for _, b := range s.bins {
+				cells[b.ID] = src
+			}
+		case *plateSource:
+			plates = append(plates, src.plate)
+		}
+	}
+	if len(cells) > 0 {
+		d.Cells = cells
+	}
+	for _, c := range chain {
+		if r, ok := c.(rebaseliner); ok {
+			d.Detectors = append(d.Detectors, r)
+		}
+	}
+	if len(plates) > 0 {
+		// windows: the plates' WindowRecorders (kind_plate.go), so samples
+		// carry the model window their event was decided on.
+		d.Samples = newSampleBook(cfg.Gateway.ID, plates, windows)
+	}
+	return gatewayCommands(d), d.Samples
+}
