@@ -75,7 +75,15 @@ func newStatusPage(cfg *config.Config, ss *sensorSet, chain []gateway.Classifier
 		CalibrationFile: cmp(os.Getenv(envStatusCalFile), cfg.CalibrationFile),
 	}
 	if len(cal) > 0 {
-		o.Calibrator = cal
+		// A tare or calibration from the page moves the bin's readings
+		// at once: the detectors are told, so it is no pick or put.
+		var dets []rebaseliner
+		for _, c := range chain {
+			if r, ok := c.(rebaseliner); ok {
+				dets = append(dets, r)
+			}
+		}
+		o.Calibrator = rebaselining{cal, dets}
 	}
 	for _, b := range ss.bins() {
 		o.Bins = append(o.Bins, statuspage.Bin{ID: b.ID, Stream: string(b.Stream), SKU: b.SKU, UnitGrams: b.UnitGrams})
@@ -159,6 +167,24 @@ var (
 	_ uplinkStats     = (*uplink.Uplink)(nil)
 	_ gatewayCounters = (*gateway.Gateway)(nil)
 )
+
+// rebaselining is a Calibrator that, once a new calibration is applied,
+// rebaselines the bin in every detector (shelf.Detector.Rebaseline), as
+// the tare and calibrate commands do.
+type rebaselining struct {
+	statuspage.Calibrator
+	detectors []rebaseliner
+}
+
+func (r rebaselining) SetCalibration(bin string, offset int32, countsPerGram float64) error {
+	if err := r.Calibrator.SetCalibration(bin, offset, countsPerGram); err != nil {
+		return err
+	}
+	for _, d := range r.detectors {
+		d.Rebaseline(bin)
+	}
+	return nil
+}
 
 // loadCells calibrates the load cells live, by bin.
 type loadCells map[string]*loadcell.Source

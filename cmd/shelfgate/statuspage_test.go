@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
 	"math/big"
@@ -171,4 +172,44 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
+}
+
+// failingCells is a Calibrator whose SetCalibration fails for bin "bad".
+type failingCells struct{ set []string }
+
+func (f *failingCells) Calibration(string) (statuspage.CellCalibration, error) {
+	return statuspage.CellCalibration{}, nil
+}
+func (f *failingCells) RecentCodes(string) ([]int32, error) { return nil, nil }
+func (f *failingCells) SetCalibration(bin string, _ int32, _ float64) error {
+	if bin == "bad" {
+		return errors.New("no such bin")
+	}
+	f.set = append(f.set, bin)
+	return nil
+}
+
+type fakeDetector struct{ rebased []string }
+
+func (f *fakeDetector) Rebaseline(bin string) bool {
+	f.rebased = append(f.rebased, bin)
+	return true
+}
+
+// A tare or calibration applied from the page rebaselines the bin in every
+// detector (so the jump is no pick), and only once it was applied.
+func TestStatusPageCalibrationRebaselines(t *testing.T) {
+	cells, d1, d2 := &failingCells{}, &fakeDetector{}, &fakeDetector{}
+	r := rebaselining{cells, []rebaseliner{d1, d2}}
+	if err := r.SetCalibration("s1/b1", 10, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetCalibration("bad", 10, 2); err == nil {
+		t.Fatal("a failed calibration reported success")
+	}
+	for _, d := range []*fakeDetector{d1, d2} {
+		if len(d.rebased) != 1 || d.rebased[0] != "s1/b1" {
+			t.Errorf("rebaselined %v, want [s1/b1]", d.rebased)
+		}
+	}
 }
