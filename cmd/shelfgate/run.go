@@ -63,6 +63,13 @@ func run(ctx, flushCtx context.Context, cfg *config.Config, o runOptions) error 
 		log.Error("outbox damaged while running; restarting the pipeline to quarantine it", "err", err, "path", cfg.Outbox.Path, "restart", restarts+1)
 		err = runLogged(ctx, flushCtx, cfg, o, log, level)
 	}
+	if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		// Stopped (a signal, or --duration) while still starting: a step
+		// that was waiting on ctx gave up. That is a clean stop, not a
+		// failure; nothing was accepted that is not in the outbox.
+		log.Info("stopped while starting", "err", err)
+		err = nil
+	}
 	return fatal(log, err)
 }
 

@@ -76,6 +76,7 @@ func demoGateway(t *testing.T, token string) (url, calFile string) {
 		"embedded_addr: 127.0.0.1:1883", fmt.Sprintf("embedded_addr: 127.0.0.1:%d", mqtttest.FreePort(t)),
 		"listen: 127.0.0.1:9464", "listen: "+httpAddr,
 		"level: info", "level: warn",
+		"model: configs/models/", "model: "+filepath.Join(root, "configs", "models")+"/",
 	).Replace(string(demo)) + "calibration_file: " + calFile + "\n"
 	cfgPath := filepath.Join(dir, "demo.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
