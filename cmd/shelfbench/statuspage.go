@@ -46,7 +46,7 @@ type pageRun struct {
 // page, A/B interleaved in one process.
 func statusPageBench(args []string) error {
 	fs := flag.NewFlagSet("statuspage", flag.ExitOnError)
-	n := fs.Int("readings", 300_000, "readings per run")
+	n := fs.Int("readings", 2_000_000, "readings per run")
 	producers := fs.Int("producers", 8, "concurrent Emit callers (a source per sensor)")
 	clients := fs.Int("clients", 100, "SSE clients that read")
 	silent := fs.Int("silent", 10, "SSE clients that connect and never read")
