@@ -288,7 +288,7 @@ func connectClients(ctx context.Context, addr string, readers, silent int, read 
 				return
 			}
 			defer resp.Body.Close()
-			buf := make([]byte, 32<<10)
+			buf := make([]byte, 4<<10) // small: the clients share this heap
 			for {
 				k, err := resp.Body.Read(buf)
 				read.Add(int64(k))
