@@ -5,6 +5,10 @@
 #                         uplink to mosquitto: RSS, CPU per million readings,
 #                         start to first commit (FIGURE lines, baselines from
 #                         the same run)
+#   make bench-statuspage the gateway pipeline (Emit → outbox → mosquitto)
+#                         with the status page serving 100 SSE clients (and
+#                         10 that never read) vs without the page, A/B
+#                         interleaved: e2e readings/s and heap in use
 #   make bench-fleet      shelfsim fleet: FLEET_N simulated gateways against
 #                         one mosquitto, a broker restart, a $share audit
 #
@@ -16,10 +20,13 @@ FLEET_RATE ?= 20
 FLEET_STEADY ?= 20s
 FOOTPRINT_WINDOW ?= 30s
 
-.PHONY: bench-footprint bench-fleet
+.PHONY: bench-footprint bench-fleet bench-statuspage
 
 bench-footprint:
 	$(GO) run ./cmd/shelfbench footprint -window $(FOOTPRINT_WINDOW)
 
 bench-fleet:
 	$(GO) run ./cmd/shelfsim fleet -n $(FLEET_N) --rate $(FLEET_RATE) --steady $(FLEET_STEADY)
+
+bench-statuspage:
+	$(GO) run ./cmd/shelfbench statuspage

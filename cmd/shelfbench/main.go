@@ -9,6 +9,7 @@
 //	shelfbench drain    time to deliver a 10-million-reading backlog vs the time to ingest it
 //	shelfbench compress zstd batch bytes and encode time vs plain JSON
 //	shelfbench modelpush 5 MB model push vs raw QoS1 publishes; telemetry during a transfer vs without
+//	shelfbench statuspage gateway e2e readings/s and heap with 100 SSE clients on the status page vs without the page
 //	shelfbench footprint RSS, CPU per million readings and start-to-first-commit of the real binary vs raw SQLite+paho and a bare start
 package main
 
@@ -57,6 +58,8 @@ func main() {
 		err = compressBench(os.Args[2:])
 	case "modelpush":
 		err = modelPush(os.Args[2:])
+	case "statuspage":
+		err = statusPageBench(os.Args[2:])
 	case "footprint":
 		err = footprint(os.Args[2:])
 	default:

@@ -25,9 +25,10 @@ import (
 	"github.com/shelfgate/shelfgate/sensors/scanner"
 )
 
-// Environment variables of the status page, until the configuration file
-// names them (see docs/status-page.md). The token never lives in the
-// configuration file itself.
+// Environment variables of the status page. They override the
+// configuration's metrics.status_page (see docs/status-page.md). The token
+// never lives in the configuration file itself: the file names a token file
+// or an environment variable.
 const (
 	envStatusToken     = "SHELFGATE_STATUS_TOKEN"      // the action token itself
 	envStatusTokenFile = "SHELFGATE_STATUS_TOKEN_FILE" // a file holding it (first line)
@@ -46,19 +47,26 @@ type statusPage struct {
 
 // newStatusPage prepares the status page over the sensors and the chain
 // (which it reads, never changes): bins, stock, model, sensor health,
-// live calibration of the load cells, the token and TLS from the
-// environment.
+// live calibration of the load cells, the token and TLS from
+// metrics.status_page, each overridden by its environment variable.
 func newStatusPage(cfg *config.Config, ss *sensorSet, chain []gateway.Classifier, log *slog.Logger) (*statusPage, error) {
-	if cfg.Metrics.Listen == "" {
-		return nil, nil // no listener, no page, no tap
+	sp := cfg.Metrics.StatusPage
+	if !sp.On(cfg.Metrics.Listen) {
+		return nil, nil // no listener or disabled: no page, no tap
 	}
-	token, err := statusToken()
+	token, err := statusToken(sp)
 	if err != nil {
 		return nil, err
 	}
-	p := &statusPage{tap: statuspage.NewTap(), tlsCert: os.Getenv(envStatusTLSCert), tlsKey: os.Getenv(envStatusTLSKey)}
+	p := &statusPage{tap: statuspage.NewTap(), tlsCert: sp.TLSCertFile, tlsKey: sp.TLSKeyFile}
+	if c, k := os.Getenv(envStatusTLSCert), os.Getenv(envStatusTLSKey); c != "" || k != "" {
+		if c == "" || k == "" {
+			return nil, fmt.Errorf("status page TLS: set both %s and %s", envStatusTLSCert, envStatusTLSKey)
+		}
+		p.tlsCert, p.tlsKey = c, k
+	}
 	if (p.tlsCert == "") != (p.tlsKey == "") {
-		return nil, fmt.Errorf("status page TLS: set both %s and %s", envStatusTLSCert, envStatusTLSKey)
+		return nil, fmt.Errorf("status page TLS: set both metrics.status_page.tls_cert_file and tls_key_file")
 	}
 	cal := loadCells{}
 	for _, s := range ss.sensors {
@@ -72,7 +80,7 @@ func newStatusPage(cfg *config.Config, ss *sensorSet, chain []gateway.Classifier
 		Tap: p.tap, Sensors: sensorHealth{ss}, Token: token,
 		Gateway: cfg.Gateway.ID, Site: cfg.Gateway.Site, Version: version,
 		Logger:          log.With("component", "statuspage"),
-		CalibrationFile: cmp(os.Getenv(envStatusCalFile), cfg.CalibrationFile),
+		CalibrationFile: cmp(os.Getenv(envStatusCalFile), cmp(sp.CalibrationFile, cfg.CalibrationFile)),
 	}
 	if len(cal) > 0 {
 		// A tare or calibration from the page moves the bin's readings
@@ -116,29 +124,47 @@ func cmp(a, b string) string {
 	return b
 }
 
-// statusToken reads the action token from the environment: the file named
-// by SHELFGATE_STATUS_TOKEN_FILE, or SHELFGATE_STATUS_TOKEN. None means a
-// read-only page.
-func statusToken() (string, error) {
-	if path := os.Getenv(envStatusTokenFile); path != "" {
+// statusToken reads the action token: from the file named by
+// SHELFGATE_STATUS_TOKEN_FILE, or SHELFGATE_STATUS_TOKEN, or else the
+// file named by metrics.status_page.token_file, or the variable named by
+// token_env. None means a read-only page. A token file other users can
+// read is refused, as is a token_env that names an empty variable.
+func statusToken(sp config.StatusPage) (string, error) {
+	fromFile := func(what, path string) (string, error) {
+		if err := config.CheckTokenFile(path); err != nil {
+			return "", fmt.Errorf("%s: %w", what, err)
+		}
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", envStatusTokenFile, err)
+			return "", fmt.Errorf("%s: %w", what, err)
 		}
 		tok, _, _ := strings.Cut(string(b), "\n")
-		tok = strings.TrimSpace(tok)
-		if len(tok) < 12 {
-			return "", fmt.Errorf("%s: the token in %s is %d characters; use at least 12", envStatusTokenFile, path, len(tok))
-		}
-		return tok, nil
+		return checkToken(what+": the token in "+path, strings.TrimSpace(tok))
+	}
+	if path := os.Getenv(envStatusTokenFile); path != "" {
+		return fromFile(envStatusTokenFile, path)
 	}
 	if tok := strings.TrimSpace(os.Getenv(envStatusToken)); tok != "" {
-		if len(tok) < 12 {
-			return "", fmt.Errorf("%s is %d characters; use at least 12", envStatusToken, len(tok))
+		return checkToken(envStatusToken, tok)
+	}
+	if sp.TokenFile != "" {
+		return fromFile("metrics.status_page.token_file", sp.TokenFile)
+	}
+	if sp.TokenEnv != "" {
+		tok := strings.TrimSpace(os.Getenv(sp.TokenEnv))
+		if tok == "" {
+			return "", fmt.Errorf("metrics.status_page.token_env: %s is empty or unset", sp.TokenEnv)
 		}
-		return tok, nil
+		return checkToken("metrics.status_page.token_env: "+sp.TokenEnv, tok)
 	}
 	return "", nil
+}
+
+func checkToken(what, tok string) (string, error) {
+	if len(tok) < 12 {
+		return "", fmt.Errorf("%s is %d characters; use at least 12", what, len(tok))
+	}
+	return tok, nil
 }
 
 // pipeline is the status page's view of the outbox, the uplink and the
@@ -333,7 +359,7 @@ func (p *statusPage) server(addr net.Addr, gw gatewayCounters, ob outboxStats, u
 	if p.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(p.tlsCert, p.tlsKey)
 		if err != nil {
-			return nil, nil, fmt.Errorf("status page TLS (%s, %s): %w", envStatusTLSCert, envStatusTLSKey, err)
+			return nil, nil, fmt.Errorf("status page TLS (%s, %s): %w", p.tlsCert, p.tlsKey, err)
 		}
 		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
@@ -343,9 +369,9 @@ func (p *statusPage) server(addr net.Addr, gw gatewayCounters, ob outboxStats, u
 	}
 	switch {
 	case o.Token == "":
-		log.Info("status page is read-only: set " + envStatusTokenFile + " to enable tare and calibration")
+		log.Info("status page is read-only: set metrics.status_page.token_file (or " + envStatusTokenFile + ") to enable tare and calibration")
 	case !loopback && tlsConf == nil:
-		log.Warn("status page actions are enabled on a non-loopback listener without TLS: the token crosses the network in clear; set "+envStatusTLSCert+" and "+envStatusTLSKey, "addr", addr.String())
+		log.Warn("status page actions are enabled on a non-loopback listener without TLS: the token crosses the network in clear; set metrics.status_page.tls_cert_file and tls_key_file", "addr", addr.String())
 	}
 	return srv, tlsConf, nil
 }

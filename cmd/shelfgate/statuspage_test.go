@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shelfgate/shelfgate/gateway/config"
 	"github.com/shelfgate/shelfgate/gateway/metrics"
 	"github.com/shelfgate/shelfgate/gateway/statuspage"
 )
@@ -46,7 +47,7 @@ func TestStatusToken(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(envStatusTokenFile, tc.file)
 			t.Setenv(envStatusToken, tc.env)
-			got, err := statusToken()
+			got, err := statusToken(config.StatusPage{})
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err %v, want one mentioning %q", err, tc.err)

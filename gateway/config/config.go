@@ -151,7 +151,8 @@ func (s *Sensor) UnmarshalYAML(n *yaml.Node) error {
 
 // Metrics configures the Prometheus endpoint (/metrics, /healthz, /readyz).
 type Metrics struct {
-	Listen string `yaml:"listen"` // host:port; empty = off
+	Listen     string     `yaml:"listen"`      // host:port; empty = off
+	StatusPage StatusPage `yaml:"status_page"` // the page at / on Listen
 }
 
 // Log configures logging.
@@ -508,6 +509,7 @@ func (c *Config) Validate(checks ...Check) error {
 	c.validateSensors(p)
 	c.validateRest(p)
 	c.validateModels(p)
+	c.validateStatusPage(p)
 	for _, check := range checks {
 		p.es = append(p.es, check(c)...)
 	}
