@@ -84,6 +84,10 @@ type swapRig struct {
 	windows *recentWindows
 	ms      *modelSync
 	base    *model.Model
+	cfg     *config.Config
+	sw      swapConfig
+	pub     ed25519.PublicKey
+	stop    func()
 }
 
 func newSwapRig(t *testing.T, sw swapConfig) *swapRig {
@@ -116,20 +120,29 @@ func newSwapRig(t *testing.T, sw swapConfig) *swapRig {
 	if es := cfg.Models.Validate(cfg); len(es) > 0 {
 		t.Fatal(es)
 	}
-	l, err := classify.LoadFile(context.Background(), shipped, []ed25519.PublicKey{pub})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &swapRig{t: t, priv: priv, holder: classify.NewHolder(l), windows: &recentWindows{}, base: l.M}
-	log := slog.New(slog.NewTextHandler(&logBuffer{}, nil))
 	sw.Poll = 10 * time.Millisecond
-	ms, stop, err := startModelSyncWith(context.Background(), cfg, downlink.New(log), &fakeModelUplink{}, r.holder, r.windows, sw, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	r.ms = ms
+	r := &swapRig{t: t, priv: priv, pub: pub, windows: &recentWindows{}, cfg: cfg, sw: sw}
+	r.start()
+	t.Cleanup(func() { r.stop() })
 	return r
+}
+
+// start starts model sync as run() does, the holder serving the shipped
+// model (the plate classifier's configured file).
+func (r *swapRig) start() {
+	r.t.Helper()
+	l, err := classify.LoadFile(context.Background(), "../../configs/models/plate.sgm", []ed25519.PublicKey{r.pub})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.holder, r.base = classify.NewHolder(l), l.M
+	log := slog.New(slog.NewTextHandler(&logBuffer{}, nil))
+	ms, stop, err := startModelSyncWith(context.Background(), r.cfg, downlink.New(log), &fakeModelUplink{}, r.holder, r.windows, r.sw, log)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var once sync.Once
+	r.ms, r.stop = ms, func() { once.Do(stop) }
 }
 
 // push offers a copy of the shipped model at version v (after edit),
@@ -264,5 +277,21 @@ func TestPlateModelRollback(t *testing.T) {
 	}
 	if _, v := r.ms.store.Active(); v != base {
 		t.Fatalf("store serves v%d after the rollback, want v%d", v, base)
+	}
+}
+
+// TestPlateModelAfterRestart: a model promoted before a restart is served
+// by the classifier after it, although the classifier's configured file is
+// the older shipped model.
+func TestPlateModelAfterRestart(t *testing.T) {
+	r := newSwapRig(t, swapConfig{})
+	r.windows.add(rand.New(rand.NewPCG(7, 8)), 30, classify.PlateWindow(classify.ModelRate).Len())
+	base := r.holder.Version()
+	r.push(base+1, nil)
+	r.waitHolder(base + 1)
+	r.stop()
+	r.start()
+	if v := r.holder.Version(); v != base+1 {
+		t.Fatalf("after a restart the holder serves v%d, want the promoted v%d", v, base+1)
 	}
 }
