@@ -145,9 +145,9 @@ func (r *swapRig) start() {
 	r.ms, r.stop = ms, func() { once.Do(stop) }
 }
 
-// push offers a copy of the shipped model at version v (after edit),
-// signed with the test key, and delivers every block.
-func (r *swapRig) push(v uint64, edit func(*model.Model)) {
+// signed is a copy of the shipped model at version v (after edit), signed
+// with the test key.
+func (r *swapRig) signed(v uint64, edit func(*model.Model)) (*model.Model, []byte) {
 	r.t.Helper()
 	data, err := os.ReadFile("../../configs/models/plate.sgm")
 	if err != nil {
@@ -165,6 +165,14 @@ func (r *swapRig) push(v uint64, edit func(*model.Model)) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	return m, file
+}
+
+// push offers a copy of the shipped model at version v (after edit),
+// signed with the test key, and delivers every block.
+func (r *swapRig) push(v uint64, edit func(*model.Model)) {
+	r.t.Helper()
+	m, file := r.signed(v, edit)
 	man := modelsync.NewManifest(m.Name, v, file, modelsync.DefaultBlockSize,
 		modelsync.Target{Site: msSite, Gateways: []string{"gw1"}}, time.Now().Add(time.Hour))
 	offer, err := modelsync.SignManifest(man, r.priv)
@@ -293,5 +301,40 @@ func TestPlateModelAfterRestart(t *testing.T) {
 	r.start()
 	if v := r.holder.Version(); v != base+1 {
 		t.Fatalf("after a restart the holder serves v%d, want the promoted v%d", v, base+1)
+	}
+}
+
+// TestPlateModelLoadFailureRollsBack: a model that reaches the store's
+// active slot without the evaluator (installed by hand) but does not load
+// into the plate classifier is rolled back; the holder never serves it.
+func TestPlateModelLoadFailureRollsBack(t *testing.T) {
+	r := newSwapRig(t, swapConfig{})
+	base := r.holder.Version()
+	_, file := r.signed(base+1, func(m *model.Model) { m.Output.Labels[0] = "left" })
+	p := filepath.Join(t.TempDir(), "unfit.sgm")
+	if err := os.WriteFile(p, file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c, err := r.ms.store.Import(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ms.store.Promote(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.ms.syncer.Status().State != modelsync.StateRolledBack {
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v, want rolled back", r.ms.syncer.Status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	st := r.ms.syncer.Status()
+	if st.Code != "health-check" || st.Active.Version != base || !strings.Contains(st.Reason, "does not load into the plate classifier") {
+		t.Fatalf("status %+v, want rolled back to v%d: does not load", st, base)
+	}
+	if v := r.holder.Version(); v != base {
+		t.Fatalf("holder serves v%d, want v%d", v, base)
 	}
 }
