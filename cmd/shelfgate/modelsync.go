@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shelfgate/shelfgate/gateway/classify"
 	"github.com/shelfgate/shelfgate/gateway/config"
 	"github.com/shelfgate/shelfgate/gateway/downlink"
 	"github.com/shelfgate/shelfgate/gateway/modelsync"
@@ -44,13 +45,26 @@ type modelSync struct {
 	store  *modelsync.Store
 	syncer *modelsync.Syncer
 	pub    *modelPublisher
+	bind   *modelBinder // nil without a plate model holder
 }
 
 // startModelSync opens the model store of cfg.Models (importing the bundled
 // model into an empty one), registers the offer and block handlers with r,
 // and runs the Syncer and the publisher until the returned stop is called
 // (stop joins them and closes the store).
-func startModelSync(ctx context.Context, cfg *config.Config, r *downlink.Router, up modelUplink, log *slog.Logger) (*modelSync, func(), error) {
+//
+// With a plate model holder (nil without plates in model or shadow mode),
+// a candidate is shadow-evaluated before promotion (plateEvaluator), a
+// promoted model is swapped into the holder, and a promoted model that does
+// not load into the classifier or fails its health check is rolled back
+// (modelBinder); windows are the plates' recorded change windows.
+func startModelSync(ctx context.Context, cfg *config.Config, r *downlink.Router, up modelUplink, holder *classify.Holder, windows modelWindows, log *slog.Logger) (*modelSync, func(), error) {
+	return startModelSyncWith(ctx, cfg, r, up, holder, windows, swapConfig{}, log)
+}
+
+// startModelSyncWith is startModelSync with the shadow and health-check
+// settings sw (zero fields take the defaults).
+func startModelSyncWith(ctx context.Context, cfg *config.Config, r *downlink.Router, up modelUplink, holder *classify.Holder, windows modelWindows, sw swapConfig, log *slog.Logger) (*modelSync, func(), error) {
 	mc := cfg.Models.WithDefaults(cfg.Outbox.Path)
 	keys, err := modelsync.LoadTrustedKeys(mc.TrustedKeys)
 	if err != nil {
@@ -77,16 +91,25 @@ func startModelSync(ctx context.Context, cfg *config.Config, r *downlink.Router,
 	}
 	topics := modelsync.Topics{Site: cfg.Gateway.Site, Gateway: cfg.Gateway.ID}
 	pub := newModelPublisher(up, topics, log)
-	syncer := modelsync.New(store, pub, modelsync.Config{
+	scfg := modelsync.Config{
 		Site: cfg.Gateway.Site, Gateway: cfg.Gateway.ID, TrustedKeys: keys,
 		MaxModelBytes: int64(mc.MaxBytes), MaxBlockSize: int(mc.MaxBlockSize),
 		Quiet: mc.Quiet, MaxRounds: mc.MaxRounds,
-	})
+	}
+	var req modelsync.Requester = pub
+	var bind *modelBinder
+	if holder != nil {
+		sw.defaults()
+		scfg.Evaluator = &plateEvaluator{holder: holder, windows: windows, cfg: sw}
+		bind = newModelBinder(store, holder, windows, sw, log)
+		req = &kickRequester{Requester: pub, kick: bind.kick}
+	}
+	syncer := modelsync.New(store, req, scfg)
 	if err := registerModelSync(r, topics, syncer, int(mc.MaxBlockSize)); err != nil {
 		store.Close()
 		return nil, nil, err
 	}
-	ms := &modelSync{store: store, syncer: syncer, pub: pub}
+	ms := &modelSync{store: store, syncer: syncer, pub: pub, bind: bind}
 	if m, v := store.Active(); m != nil {
 		log.Info("model", "name", m.Name, "version", v, "dir", mc.Dir)
 	}
@@ -98,6 +121,10 @@ func startModelSync(ctx context.Context, cfg *config.Config, r *downlink.Router,
 		}
 	})
 	wg.Go(func() { pub.run(sctx) })
+	if bind != nil {
+		bind.syncer = syncer
+		wg.Go(func() { bind.run(sctx) })
+	}
 	stop := func() {
 		cancel()
 		wg.Wait()
@@ -242,4 +269,267 @@ func (p *modelPublisher) run(ctx context.Context) {
 			p.mu.Unlock()
 		}
 	}
+}
+
+// modelWindows is where the plate model's shadow evaluation and health
+// check find change windows (windowSet: the plates' WindowRecorders).
+type modelWindows interface {
+	// Recent is up to n of the latest windows across plates.
+	Recent(n int) [][]float32
+	// Since is up to n windows of changes after t, oldest first.
+	Since(t time.Time, n int) [][]float32
+}
+
+var (
+	_ modelWindows        = windowSet(nil)
+	_ modelsync.Evaluator = (*plateEvaluator)(nil)
+)
+
+// Recent implements modelWindows over every rate group's recorder.
+func (ws windowSet) Recent(n int) [][]float32 {
+	var out [][]float32
+	for _, w := range ws {
+		out = append(out, w.Recent(n)...)
+	}
+	return out[max(0, len(out)-n):]
+}
+
+// Since implements modelWindows over every rate group's recorder.
+func (ws windowSet) Since(t time.Time, n int) [][]float32 {
+	var out [][]float32
+	for _, w := range ws {
+		out = append(out, w.Since(t, n)...)
+	}
+	return out[:min(n, len(out))]
+}
+
+// swapConfig is the shadow evaluation before a plate model is promoted and
+// the health check after. Zero fields take the defaults named.
+type swapConfig struct {
+	// MinAgreement is the top-1 agreement with the active model a
+	// candidate needs on the recent windows; 0.9.
+	MinAgreement float64
+	// MinWindows is how many recent windows make agreement evidence; 20.
+	// With fewer, a candidate is promoted on fit and latency alone (the
+	// status note says so) and the health check judges it on live changes.
+	MinWindows int
+	// Windows is the most recent windows compared; 200.
+	Windows int
+	// MaxLatency is the longest mean inference per window; 1ms.
+	MaxLatency time.Duration
+	// HealthChanges is how many live changes after a swap the health check
+	// waits for (M); 20.
+	HealthChanges int
+	// HealthAgreement is the agreement with the model swapped out, over
+	// those changes, below which the new model is rolled back; 0.5.
+	HealthAgreement float64
+	// Poll is how often the health check looks for new changes; 1s.
+	Poll time.Duration
+}
+
+func (c *swapConfig) defaults() {
+	if c.MinAgreement <= 0 {
+		c.MinAgreement = 0.9
+	}
+	if c.MinWindows <= 0 {
+		c.MinWindows = 20
+	}
+	if c.Windows <= 0 {
+		c.Windows = 200
+	}
+	if c.MaxLatency <= 0 {
+		c.MaxLatency = time.Millisecond
+	}
+	if c.HealthChanges <= 0 {
+		c.HealthChanges = 20
+	}
+	if c.HealthAgreement <= 0 {
+		c.HealthAgreement = 0.5
+	}
+	if c.Poll <= 0 {
+		c.Poll = time.Second
+	}
+}
+
+// plateEvaluator is the Syncer's Evaluator for a gateway with a plate
+// model: a candidate must be a plate model (feature window, labels) and,
+// run in shadow on the recent change windows beside the serving model,
+// agree with it and infer within the latency limit.
+type plateEvaluator struct {
+	holder  *classify.Holder
+	windows modelWindows // nil: no windows, promoted on fit and latency
+	cfg     swapConfig
+}
+
+// Evaluate implements modelsync.Evaluator; the refusal says why.
+func (e *plateEvaluator) Evaluate(_ context.Context, c *modelsync.Candidate) error {
+	cand, err := classify.NewLoaded(c.Model)
+	if err != nil {
+		return fmt.Errorf("does not fit the plate classifier: %w", err)
+	}
+	active := e.holder.Load()
+	var ws [][]float32
+	if e.windows != nil {
+		ws = e.windows.Recent(e.cfg.Windows)
+	}
+	res, err := classify.Shadow(cand, active, ws)
+	if err != nil {
+		return err
+	}
+	if res.Failed > 0 {
+		return fmt.Errorf("shadow: inference failed on %d of %d recent windows", res.Failed, res.Windows)
+	}
+	if res.Latency > e.cfg.MaxLatency {
+		return fmt.Errorf("shadow: inference takes %s per window, limit %s", res.Latency, e.cfg.MaxLatency)
+	}
+	if res.Windows < e.cfg.MinWindows {
+		c.Note = fmt.Sprintf("shadow: only %d of %d windows recorded, promoted on fit and latency (%s per window); health check over the next %d changes",
+			res.Windows, e.cfg.MinWindows, res.Latency, e.cfg.HealthChanges)
+		return nil
+	}
+	if res.Agreement < e.cfg.MinAgreement {
+		return fmt.Errorf("shadow: top-1 agreement %.3f with active v%d on %d recent windows, need %.2f",
+			res.Agreement, active.Version, res.Windows, e.cfg.MinAgreement)
+	}
+	c.Note = fmt.Sprintf("shadow: top-1 agreement %.3f with v%d on %d windows, %s per window", res.Agreement, active.Version, res.Windows, res.Latency)
+	return nil
+}
+
+// kickRequester passes the Syncer's requests and statuses on and wakes
+// the binder at each status (a promotion or rollback changes the store).
+type kickRequester struct {
+	modelsync.Requester
+	kick chan struct{}
+}
+
+// PublishStatus implements modelsync.Requester.
+func (k *kickRequester) PublishStatus(ctx context.Context, st modelsync.Status) error {
+	err := k.Requester.PublishStatus(ctx, st)
+	select {
+	case k.kick <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+// modelBinder keeps the plate classifier serving the store's active model.
+// When the store's model changes (a promotion) it loads it into the
+// holder (an atomic swap: each plate picks it up at its next change, no
+// reading waits) and watches its first HealthChanges live changes: run
+// beside the model it replaced, the new one must infer on them and agree
+// on at least HealthAgreement of them. A promoted model that does not
+// load into the classifier or fails that check is rolled back in the
+// store (Syncer.Rollback, reported on the status topic) and in the holder.
+type modelBinder struct {
+	store   *modelsync.Store
+	syncer  *modelsync.Syncer // set before run
+	holder  *classify.Holder
+	windows modelWindows
+	cfg     swapConfig
+	log     *slog.Logger
+	kick    chan struct{}
+
+	// Owned by run.
+	seen  uint64           // store version last handled
+	prev  *classify.Loaded // the model swapped out while watching
+	since time.Time        // when the watched model was swapped in
+}
+
+// newModelBinder returns a binder of store to holder. A store model newer
+// than the holder's (promoted before a restart) is served at once.
+func newModelBinder(store *modelsync.Store, holder *classify.Holder, windows modelWindows, cfg swapConfig, log *slog.Logger) *modelBinder {
+	b := &modelBinder{store: store, holder: holder, windows: windows, cfg: cfg, log: log, kick: make(chan struct{}, 1)}
+	m, v := store.Active()
+	b.seen = v
+	if m != nil && v > holder.Version() {
+		if l, err := classify.NewLoaded(m); err != nil {
+			log.Warn("the model store's active model is not a plate model; the classifier keeps its own", "version", v, "err", err)
+		} else {
+			log.Info("plate model from the model store", "name", m.Name, "version", v, "was", holder.Version())
+			holder.Swap(l)
+		}
+	}
+	return b
+}
+
+// run follows the store until ctx is done.
+func (b *modelBinder) run(ctx context.Context) {
+	t := time.NewTicker(b.cfg.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.kick:
+		case <-t.C:
+		}
+		b.step(ctx)
+	}
+}
+
+// step swaps a newly promoted model in, or judges the watched one.
+func (b *modelBinder) step(ctx context.Context) {
+	m, v := b.store.Active()
+	if m == nil {
+		return
+	}
+	if v != b.seen {
+		b.seen = v
+		cur := b.holder.Load()
+		l, err := classify.NewLoaded(m)
+		if err != nil {
+			b.prev = cur
+			b.rollback(ctx, fmt.Errorf("promoted model v%d does not load into the plate classifier: %w: %w", v, modelsync.ErrHealthCheck, err))
+			return
+		}
+		b.holder.Swap(l)
+		b.prev, b.since = cur, time.Now()
+		b.log.Info("plate model swapped", "name", m.Name, "version", v, "was", cur.Version)
+		return
+	}
+	if b.prev == nil || b.windows == nil {
+		return
+	}
+	ws := b.windows.Since(b.since, b.cfg.HealthChanges)
+	if len(ws) < b.cfg.HealthChanges {
+		return
+	}
+	cur := b.holder.Load()
+	res, err := classify.Shadow(cur, b.prev, ws)
+	switch {
+	case err != nil:
+		b.rollback(ctx, fmt.Errorf("model v%d: %w: %w", cur.Version, modelsync.ErrHealthCheck, err))
+	case res.Failed == res.Windows:
+		b.rollback(ctx, fmt.Errorf("model v%d: inference failed on all of its first %d changes: %w", cur.Version, res.Windows, modelsync.ErrHealthCheck))
+	case res.Agreement < b.cfg.HealthAgreement:
+		b.rollback(ctx, fmt.Errorf("model v%d: top-1 agreement %.3f with v%d over its first %d changes, below %.2f: %w",
+			cur.Version, res.Agreement, b.prev.Version, res.Windows, b.cfg.HealthAgreement, modelsync.ErrHealthCheck))
+	default:
+		b.log.Info("plate model healthy", "version", cur.Version, "agreement", res.Agreement, "changes", res.Windows)
+		b.prev = nil
+	}
+}
+
+// rollback makes the store's previous model active again (reporting
+// reason on the status topic) and serves it; the holder goes back to the
+// model it served before the promotion.
+func (b *modelBinder) rollback(ctx context.Context, reason error) {
+	b.log.Error("plate model rolled back", "reason", reason)
+	if err := b.syncer.Rollback(ctx, reason); err != nil {
+		b.log.Error("model store rollback", "err", err)
+	}
+	_, b.seen = b.store.Active()
+	if b.prev != nil {
+		b.holder.Swap(b.prev)
+	}
+	b.prev = nil
+}
+
+// modelWindows is where model sync finds the plates' windows: nil without
+// plates.
+func (st *plateStats) modelWindows() modelWindows {
+	if st == nil || len(st.windows) == 0 {
+		return nil
+	}
+	return st.windows
 }

@@ -54,4 +54,8 @@ var (
 	ErrNotPromoted = errors.New("candidate not promoted")
 	// ErrNoPrevious: rollback asked with no previous model to go back to.
 	ErrNoPrevious = errors.New("no previous model")
+	// ErrHealthCheck: a promoted model failed its check after promotion
+	// (it did not load into the classifier, or its health check failed)
+	// and was rolled back.
+	ErrHealthCheck = errors.New("health check failed")
 )

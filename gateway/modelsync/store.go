@@ -273,7 +273,11 @@ func (s *Store) setHighest(ctx context.Context, v uint64) error {
 type Candidate struct {
 	Model    *model.Model
 	Manifest *Manifest // nil for a file imported by hand
-	path     string
+	// Note is what the Evaluator says of the candidate (its shadow
+	// agreement and latency); a promoted candidate's note is reported in
+	// Status.Note.
+	Note string
+	path string
 }
 
 // Stage verifies the complete file at path as the model m describes (m may

@@ -134,10 +134,13 @@ type Status struct {
 	Offer    *OfferStatus `json:"offer,omitempty"`
 	// OfferID names the offer this state answers (OfferID of its
 	// payload), so a pusher tells its own rejection from an older one.
-	OfferID string    `json:"offer_id,omitempty"`
-	Code    string    `json:"code,omitempty"`   // machine-readable reason (Code)
-	Reason  string    `json:"reason,omitempty"` // the error text
-	Time    time.Time `json:"time"`
+	OfferID string `json:"offer_id,omitempty"`
+	Code    string `json:"code,omitempty"`   // machine-readable reason (Code)
+	Reason  string `json:"reason,omitempty"` // the error text
+	// Note is what the Evaluator said of a promoted candidate
+	// (Candidate.Note: its shadow agreement and latency).
+	Note string    `json:"note,omitempty"`
+	Time time.Time `json:"time"`
 }
 
 // OfferID is the first 16 hex digits of the SHA-256 of an offer payload.
@@ -157,7 +160,7 @@ func Code(err error) string {
 		{ErrClockNotSet, "clock-not-set"}, {ErrExpired, "expired"}, {ErrNoSpace, "no-space"},
 		{ErrCorruptBlock, "corrupt-block"}, {ErrNoTransfer, "no-transfer"}, {ErrHashMismatch, "hash-mismatch"},
 		{ErrModel, "model"}, {ErrTransferFailed, "transfer-failed"}, {ErrRejectedBefore, "rejected-before"},
-		{ErrNotPromoted, "not-promoted"}, {ErrNoPrevious, "no-previous"},
+		{ErrNotPromoted, "not-promoted"}, {ErrNoPrevious, "no-previous"}, {ErrHealthCheck, "health-check"},
 	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
@@ -233,8 +236,13 @@ func (s *Syncer) refreshLocked() {
 
 // setLocked changes the state and publishes it (s.mu held).
 func (s *Syncer) setLocked(ctx context.Context, state string, err error) {
+	s.setNotedLocked(ctx, state, err, "")
+}
+
+// setNotedLocked is setLocked with the Evaluator's note (s.mu held).
+func (s *Syncer) setNotedLocked(ctx context.Context, state string, err error, note string) {
 	s.st.State = state
-	s.st.Code, s.st.Reason = Code(err), ""
+	s.st.Code, s.st.Reason, s.st.Note = Code(err), "", note
 	if err != nil {
 		s.st.Reason = err.Error()
 	}
@@ -485,7 +493,7 @@ func (s *Syncer) finishLocked(ctx context.Context) {
 		return
 	}
 	s.cur = nil
-	s.setLocked(ctx, StatePromoted, nil)
+	s.setNotedLocked(ctx, StatePromoted, nil, c.Note)
 }
 
 // abortLocked drops the transfer and reports the rejection; remember keeps
