@@ -246,7 +246,7 @@ func (a *actions) tare(_ *http.Request, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	med, mad := medianMAD(codes)
+	med, mad := calibration.MedianMAD(codes)
 	if sigma := 1.4826 * mad / math.Abs(cur.CountsPerGram); sigma > TareMaxNoiseGram {
 		return nil, errorf(http.StatusConflict, "bin %s is not steady (recent readings scatter by %.1f g, max %.1f g): wait until it settles", b.ID, sigma, TareMaxNoiseGram)
 	}
@@ -317,7 +317,7 @@ func (a *actions) calibrateLoaded(_ *http.Request, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	med, _ := medianMAD(loaded)
+	med, _ := calibration.MedianMAD(loaded)
 	p := &proposal{Kind: "calibrate", Bin: first.Bin, Key: cur.Key, Offset: cal.Offset, CPG: cal.CountsPerGram,
 		OldOff: cur.Offset, OldCPG: cur.CountsPerGram, Samples: len(first.empty) + len(loaded)}
 	p.Grams = (med - float64(cur.Offset)) / cur.CountsPerGram
@@ -409,27 +409,4 @@ func (a *actions) take(id, kind string) (*proposal, error) {
 	}
 	delete(a.proposals, id)
 	return p, nil
-}
-
-// medianMAD returns the median of codes and their median absolute
-// deviation, as calibration.FromMeasurements computes them.
-func medianMAD(codes []int32) (med, mad float64) {
-	v := make([]float64, len(codes))
-	for i, c := range codes {
-		v[i] = float64(c)
-	}
-	med = median(v)
-	for i := range v {
-		v[i] = math.Abs(v[i] - med)
-	}
-	return med, median(v)
-}
-
-func median(v []float64) float64 {
-	slices.Sort(v)
-	n := len(v)
-	if n%2 == 1 {
-		return v[n/2]
-	}
-	return (v[n/2-1] + v[n/2]) / 2
 }

@@ -333,8 +333,8 @@ func FromMeasurements(emptyCodes []int32, loadedCodes []int32, referenceGrams fl
 			}
 		}
 	}
-	e, eMAD := medianMAD(emptyCodes)
-	l, lMAD := medianMAD(loadedCodes)
+	e, eMAD := MedianMAD(emptyCodes)
+	l, lMAD := MedianMAD(loadedCodes)
 	span := l - e
 	if span == 0 {
 		return Calibration{}, fmt.Errorf("%w (median %v)", ErrZeroSpan, e)
@@ -346,8 +346,10 @@ func FromMeasurements(emptyCodes []int32, loadedCodes []int32, referenceGrams fl
 	return Calibration{Offset: int32(math.Round(e)), CountsPerGram: span / referenceGrams}, nil
 }
 
-// medianMAD returns the median of codes and their median absolute deviation.
-func medianMAD(codes []int32) (med, mad float64) {
+// MedianMAD returns the median of codes and their median absolute
+// deviation: the robust level and scatter FromMeasurements judges a
+// calibration by, for callers (a tare) that need the same measure.
+func MedianMAD(codes []int32) (med, mad float64) {
 	v := make([]float64, len(codes))
 	for i, c := range codes {
 		v[i] = float64(c)
