@@ -143,7 +143,7 @@ else
 	# A few seconds of the gateway on the demo config (simulated warehouse,
 	# embedded broker on a free port, metrics off) from the installed tree.
 	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 18831)
-	sed -e "s#127.0.0.1:1883#127.0.0.1:$port#" -e 's#^\(  listen:\).*#\1 ""#' configs/demo.yaml >"$work/demo.yaml"
+	sed -e "s#127.0.0.1:1883#127.0.0.1:$port#" -e "s#configs/models/#$PWD/configs/models/#" -e 's#^\(  listen:\).*#\1 ""#' configs/demo.yaml >"$work/demo.yaml"
 	if out=$(cd "$work" && timeout 60 "$R/usr/bin/shelfgate" run --config demo.yaml --duration 5s --summary 2>&1); then
 		summary=$(echo "$out" | grep SUMMARY || true)
 		check "installed shelfgate ran 5 s on the demo config: $summary" test -n "$summary"
