@@ -160,6 +160,12 @@ func TestSignalEndsCommand(t *testing.T) {
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
+			if errors.Is(err, syscall.ENOEXEC) {
+				// make test-arm64 runs this binary under qemu-user with
+				// no binfmt handler, so it cannot start itself again; the
+				// native run covers the signal handling.
+				t.Skipf("cannot re-exec the test binary here: %v", err)
+			}
 			t.Fatal(err)
 		}
 		fmt.Fprintln(stdin, rows[1])
