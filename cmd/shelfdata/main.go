@@ -29,8 +29,6 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	simdata "github.com/shelfgate/shelfgate/firmware-sim/dataset"
 	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
 	"github.com/shelfgate/shelfgate/model/features"
@@ -154,28 +152,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// scenario is the scenario file: a warehouse section, nothing else (the
-// format cmd/shelfsim reads).
-type scenario struct {
-	Warehouse *warehouse.Config `yaml:"warehouse"`
-}
-
+// loadScenario reads a scenario file (warehouse.LoadScenario: a
+// warehouse section, nothing else); a bad file is a usage error.
 func loadScenario(path string) (warehouse.Config, error) {
-	data, err := os.ReadFile(path)
+	cfg, err := warehouse.LoadScenario(path)
 	if err != nil {
 		return warehouse.Config{}, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	def := warehouse.DefaultConfig()
-	sc := scenario{Warehouse: &def}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&sc); err != nil {
-		return warehouse.Config{}, fmt.Errorf("%w: %s: %v", errUsage, path, err)
-	}
-	if err := sc.Warehouse.Validate(); err != nil {
-		return warehouse.Config{}, fmt.Errorf("%w: %s: %v", errUsage, path, err)
-	}
-	return *sc.Warehouse, nil
+	return cfg, nil
 }
 
 // writeFile writes data atomically: a temporary file renamed over path.

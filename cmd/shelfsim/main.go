@@ -16,7 +16,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,8 +24,6 @@ import (
 	"math"
 	"os"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
 	"github.com/shelfgate/shelfgate/gateway"
@@ -83,29 +80,15 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 	return play(wh, time.Duration(*hours*float64(time.Hour)), *labels, stdout)
 }
 
-// scenario is the scenario file: a warehouse section, nothing else.
-type scenario struct {
-	Warehouse *warehouse.Config `yaml:"warehouse"`
-}
-
+// loadScenario reads a scenario file (warehouse.LoadScenario: a
+// warehouse section, nothing else); a bad file is a usage error.
 func loadScenario(path string) (warehouse.Config, error) {
-	data, err := os.ReadFile(path)
+	cfg, err := warehouse.LoadScenario(path)
 	if err != nil {
 		return warehouse.Config{}, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	sc := scenario{Warehouse: ptr(warehouse.DefaultConfig())}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&sc); err != nil {
-		return warehouse.Config{}, fmt.Errorf("%w: %s: %v", errUsage, path, err)
-	}
-	if err := sc.Warehouse.Validate(); err != nil {
-		return warehouse.Config{}, fmt.Errorf("%w: %s: %v", errUsage, path, err)
-	}
-	return *sc.Warehouse, nil
+	return cfg, nil
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // play feeds every sample of the scenario through the detector (as the
 // gateway would after calibration) and compares its events with the labels.
