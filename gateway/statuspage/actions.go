@@ -228,21 +228,31 @@ func (a *actions) codes(bin string) ([]int32, error) {
 	return codes, nil
 }
 
-// tare proposes the median of the bin's recent codes as its new offset.
-func (a *actions) tare(_ *http.Request, body []byte) (any, error) {
+// binNow decodes a binRequest and returns the bin, its calibration now
+// and its recent codes: what tare and the empty step start from.
+func (a *actions) binNow(body []byte) (Bin, CellCalibration, []int32, error) {
 	var req binRequest
 	if err := decode(body, &req); err != nil {
-		return nil, err
+		return Bin{}, CellCalibration{}, nil, err
 	}
 	b, err := a.bin(req.Bin)
 	if err != nil {
-		return nil, err
+		return Bin{}, CellCalibration{}, nil, err
 	}
 	cur, err := a.current(b.ID)
 	if err != nil {
-		return nil, err
+		return Bin{}, CellCalibration{}, nil, err
 	}
 	codes, err := a.codes(b.ID)
+	if err != nil {
+		return Bin{}, CellCalibration{}, nil, err
+	}
+	return b, cur, codes, nil
+}
+
+// tare proposes the median of the bin's recent codes as its new offset.
+func (a *actions) tare(_ *http.Request, body []byte) (any, error) {
+	b, cur, codes, err := a.binNow(body)
 	if err != nil {
 		return nil, err
 	}
@@ -268,19 +278,7 @@ type loadedRequest struct {
 // calibrateEmpty records the codes of the empty bin: the first step of a
 // two-point calibration.
 func (a *actions) calibrateEmpty(_ *http.Request, body []byte) (any, error) {
-	var req binRequest
-	if err := decode(body, &req); err != nil {
-		return nil, err
-	}
-	b, err := a.bin(req.Bin)
-	if err != nil {
-		return nil, err
-	}
-	cur, err := a.current(b.ID)
-	if err != nil {
-		return nil, err
-	}
-	codes, err := a.codes(b.ID)
+	b, cur, codes, err := a.binNow(body)
 	if err != nil {
 		return nil, err
 	}
