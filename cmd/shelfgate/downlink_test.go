@@ -249,9 +249,16 @@ func TestForgedAcksDeleteNothing(t *testing.T) {
 			if len(before[gateway.ClassTelemetry]) != 2000 || len(before[gateway.ClassEvent]) != 20 {
 				t.Fatalf("backlog %d+%d rows, want 2000+20", len(before[0]), len(before[1]))
 			}
+			// The fourth batch by id, never the first: the "shifted" attack
+			// below starts at id 1, and would be the genuine ack itself if
+			// the genuine batch started there too.
 			mu.Lock()
+			slices.SortFunc(batches, func(a, b *shelfv1.Batch) int { return int(a.Lo - b.Lo) })
 			genuine := batches[3]
 			mu.Unlock()
+			if genuine.Lo <= 1 {
+				t.Fatalf("the fourth batch starts at id %d", genuine.Lo)
+			}
 			ref, ok := genuine.Ref()
 			if !ok {
 				t.Fatalf("batch without a ref: %+v", genuine)
