@@ -68,6 +68,18 @@ func (c *Config) validateStatusPage(p *problems) {
 	if s.Enabled != nil && *s.Enabled && c.Metrics.Listen == "" {
 		p.add(pre+"enabled", "true needs metrics.listen (the page is served on the metrics listener)")
 	}
+	if s.Enabled == nil && c.Metrics.Listen == "" {
+		// Settings for a page nothing serves are a mistake, not a no-op:
+		// the operator believes the page has a token or TLS.
+		for _, f := range []struct{ key, val string }{
+			{"token_file", s.TokenFile}, {"token_env", s.TokenEnv}, {"tls_cert_file", s.TLSCertFile},
+			{"tls_key_file", s.TLSKeyFile}, {"calibration_file", s.CalibrationFile},
+		} {
+			if f.val != "" {
+				p.add(pre+f.key, "%q is set but metrics.listen is empty, so no status page is served (set metrics.listen, or enabled: false to keep the settings unused)", f.val)
+			}
+		}
+	}
 	if s.TokenFile != "" && s.TokenEnv != "" {
 		p.add(pre+"token_env", "%q and token_file %q both set; name one", s.TokenEnv, s.TokenFile)
 	}

@@ -26,6 +26,8 @@ func TestStatusPageErrors(t *testing.T) {
 		{name: "full", metrics: "listen: 127.0.0.1:9464\n  status_page:\n    token_file: " + tok + "\n    tls_cert_file: " + cert + "\n    tls_key_file: " + cert + "\n    calibration_file: " + filepath.Join(dir, "cal.yaml")},
 		{name: "token env", metrics: "{listen: 127.0.0.1:9464, status_page: {token_env: SHELF_TOKEN}}"},
 		{name: "disabled without listener", metrics: "{status_page: {enabled: false}}"},
+		{name: "disabled without listener keeps settings", metrics: "{status_page: {enabled: false, token_env: SHELF_TOKEN}}"},
+		{name: "settings without listener", metrics: "status_page:\n    token_env: SHELF_TOKEN", want: "metrics.status_page.token_env: \"SHELF_TOKEN\" is set but metrics.listen is empty", line: 4},
 		{name: "enabled without listener", metrics: "status_page:\n    enabled: true", want: "metrics.status_page.enabled: true needs metrics.listen", line: 4},
 		{name: "missing token file", metrics: "listen: 127.0.0.1:9464\n  status_page:\n    token_file: " + missing, want: "metrics.status_page.token_file: \"" + missing + "\": no such file", line: 5},
 		{name: "world-readable token file", metrics: "listen: 127.0.0.1:9464\n  status_page:\n    token_file: " + open, want: "metrics.status_page.token_file: \"" + open + "\" (mode 0644) is readable by other users", line: 5},
