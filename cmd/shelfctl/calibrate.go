@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -166,7 +165,7 @@ func calibrate(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stdout, "config:  calibration: {offset: %d, counts_per_gram: %.4f}\n", cal.Offset, cal.CountsPerGram)
 	}
 	if *out != "" {
-		if err := saveCalibration(*out, cals...); err != nil {
+		if err := calibration.Save(*out, cals...); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "saved %d bins to %s\n", len(cals), *out)
@@ -174,46 +173,3 @@ func calibrate(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	return nil
 }
 
-// saveCalibration adds or replaces cals' bins in the file at path, writing
-// a new file and renaming it over the old one so a crash never leaves half
-// a file.
-func saveCalibration(path string, cals ...calibration.Calibration) error {
-	var f calibration.File
-	if r, err := os.Open(path); err == nil {
-		f, err = calibration.Parse(r)
-		r.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	for _, cal := range cals {
-		replaced := false
-		for i := range f.Channels {
-			if f.Channels[i].Bin == cal.Bin {
-				f.Channels[i], replaced = cal, true
-			}
-		}
-		if !replaced {
-			f.Channels = append(f.Channels, cal)
-		}
-	}
-	tmp := path + ".tmp"
-	w, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if err := calibration.Write(w, f); err != nil {
-		w.Close()
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := w.Sync(); err != nil {
-		w.Close()
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}

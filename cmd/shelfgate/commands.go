@@ -52,7 +52,7 @@ var (
 type commandDeps struct {
 	Birth func() map[string]any // status fields (the birth status)
 	// Cells are the live load-cell calibrations by bin; CalibrationFile is
-	// where tare and calibrate persist them (statuspage.SaveCalibration, as
+	// where tare and calibrate persist them (calibration.Save, as
 	// the status page does).
 	Cells           statuspage.Calibrator
 	CalibrationFile string
@@ -245,7 +245,7 @@ func (d commandDeps) apply(kind, bin string, cur statuspage.CellCalibration, off
 	if err := cal.Validate(); err != nil {
 		return tareResult{}, fmt.Errorf("bin %s: %s would be invalid: %w", bin, kind, err)
 	}
-	if err := statuspage.SaveCalibration(d.CalibrationFile, cal); err != nil {
+	if err := calibration.Save(d.CalibrationFile, cal); err != nil {
 		return tareResult{}, fmt.Errorf("persist %s of bin %s: %w", kind, bin, err)
 	}
 	if err := d.Cells.SetCalibration(bin, offset, cpg); err != nil {

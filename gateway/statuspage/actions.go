@@ -349,7 +349,7 @@ func (a *actions) confirm(_ *http.Request, body []byte) (any, error) {
 	now := a.o.Now().UTC()
 	cal := calibration.Calibration{Bin: p.Key, Offset: p.Offset, CountsPerGram: p.CPG,
 		Measured: time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)}
-	if err := SaveCalibration(a.o.CalibrationFile, cal); err != nil {
+	if err := calibration.Save(a.o.CalibrationFile, cal); err != nil {
 		return nil, fmt.Errorf("persist %s of bin %s: %w", p.Kind, p.Bin, err)
 	}
 	if err := a.o.Calibrator.SetCalibration(p.Bin, p.Offset, p.CPG); err != nil {
