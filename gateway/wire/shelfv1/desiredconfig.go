@@ -37,7 +37,7 @@ const (
 	// EventConfigApplied and EventConfigRejected are the outcomes' kinds.
 	EventConfigApplied  gateway.EventKind = "config_applied"
 	EventConfigRejected gateway.EventKind = "config_rejected"
-	maxConfigVersion    = 1<<63 - 1
+	maxConfigVersion                      = 1<<63 - 1
 )
 
 // ErrBadConfigEnvelope is wrapped by the decoders for a payload that is
