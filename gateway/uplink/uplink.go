@@ -199,6 +199,9 @@ type Uplink struct {
 	ackedMu sync.Mutex
 	acked   [numClasses]int64
 	sentMax [numClasses]int64
+
+	tuned  atomic.Pointer[tuned] // what Tune may change while lanes run (tune.go)
+	tuneMu sync.Mutex
 }
 
 // New returns an uplink for store.
