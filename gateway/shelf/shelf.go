@@ -111,7 +111,7 @@ type binState struct {
 	// pending holds thresholds set by TuneBin, taken by Observe (tune.go).
 	pending atomic.Pointer[BinTuning]
 	stock   int
-	low    bool // stock is at or below LowStockUnits
+	low     bool // stock is at or below LowStockUnits
 }
 
 // Detector is a settled-weight-change event detector. Its state is per bin
