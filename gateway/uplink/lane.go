@@ -181,7 +181,7 @@ func (l *lane) publish(recs []gateway.Record) {
 	// it after Publish returns, so it is never reused.
 	tok := l.c.Publish(l.topic, 1, false, payload)
 	l.inflight = append(l.inflight, flight{lo: ref.Lo, hi: ref.Hi, n: len(recs), tok: tok, sent: now})
-	if u.debug {
+	if u.debugOn() {
 		u.log.Debug("batch sent", "class", l.class.String(), "lo", ref.Lo, "hi", ref.Hi, "records", len(recs), "bytes", len(payload), "inflight", len(l.inflight), "resend", recs[0].ID <= l.resendTo)
 	}
 	u.inflight.Add(1)
@@ -208,7 +208,7 @@ func (l *lane) retire(ctx context.Context) error {
 		u.ackedMu.Lock()
 		u.acked[l.class] = f.hi
 		u.ackedMu.Unlock()
-		if u.debug {
+		if u.debugOn() {
 			u.log.Debug("batch acked", "class", l.class.String(), "lo", f.lo, "hi", f.hi, "records", f.n, "rtt", time.Since(f.sent).Round(time.Microsecond), "store_deleted", !u.opts.ConsumerAcks)
 		}
 		u.messages.Add(1)

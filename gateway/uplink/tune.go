@@ -1,8 +1,10 @@
 package uplink
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/shelfgate/shelfgate/gateway"
@@ -111,3 +113,7 @@ func (l *lane) retune() {
 		l.bucket, l.throttle = newBucket(t.ReplayRate, l.limit), nil
 	}
 }
+
+// debugOn reports whether the logger takes debug records now (the level
+// may change while running): per-batch logs are built only then.
+func (u *Uplink) debugOn() bool { return u.log.Enabled(context.Background(), slog.LevelDebug) }
