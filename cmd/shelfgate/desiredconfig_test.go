@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -312,3 +313,54 @@ func TestDesiredConfigOverMosquitto(t *testing.T) {
 		t.Fatalf("audit %+v", a)
 	}
 }
+
+// TestShelfctlConfigPush runs `shelfctl config push` against a running
+// gateway: a valid file is applied (exit 0, the live fields listed); a
+// file the gateway refuses ends non-zero with the reason; a file that
+// fails the local check is not published at all.
+func TestShelfctlConfigPush(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binaries")
+	}
+	_, ctl := binaries(t)
+	r := newDCRig(t)
+	r.start()
+	pem, err := modelsync.MarshalPrivateKeyPEM(r.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath, file := filepath.Join(r.dir, "cloud.key"), filepath.Join(r.dir, "desired.yaml")
+	if err := os.WriteFile(keyPath, pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	push := func(version int, yaml string) (string, error) {
+		if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(ctl, "config", "push", "--broker", r.url, "--site", "site-dc", "--gateway", "gw-dc",
+			"--key", keyPath, "--version", fmt.Sprint(version), "--wait", "20s", file).CombinedOutput()
+		return string(out), err
+	}
+	out, err := push(3, r.yaml(7, "info"))
+	if err != nil || !strings.Contains(out, "applied version 3") || !strings.Contains(out, "live:            uplink.batch_records") {
+		t.Fatalf("push v3: %v\n%s", err, out)
+	}
+	r.wait("config_version 3", func() bool { return r.configVersion() == 3 })
+
+	out, err = push(2, r.yaml(9, "info"))
+	if err == nil || !strings.Contains(out, "rejected version 2: rollback") {
+		t.Fatalf("push v2 (older): %v\n%s", err, out)
+	}
+
+	before := r.numOutcomes()
+	out, err = push(4, strings.Replace(r.yaml(7, "info"), "level: info", "level: loud", 1))
+	if err == nil || !strings.Contains(out, "log.level") || strings.Contains(out, "published") {
+		t.Fatalf("push of an invalid file: %v\n%s", err, out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if r.numOutcomes() != before || r.configVersion() != 3 {
+		t.Errorf("a file that failed the local check reached the gateway")
+	}
+}
+
+func (r *dcRig) numOutcomes() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.outcomes) }
