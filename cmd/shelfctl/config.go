@@ -236,7 +236,7 @@ func errOrTimeout(err error) any {
 // localOnly reports whether a validation message is about a file or
 // directory of the machine it runs on.
 func localOnly(msg string) bool {
-	for _, s := range []string{"no such file or directory", "permission denied", "not a directory", "is not a directory"} {
+	for _, s := range []string{"no such file or directory", "permission denied", "not a directory", "does not exist"} {
 		if strings.Contains(msg, s) {
 			return true
 		}
