@@ -272,7 +272,7 @@ func (d *desiredConfig) handle(p []byte) (*shelfv1.ConfigOutcome, error) {
 			for _, e := range es {
 				o.Errors = append(o.Errors, e.Error())
 			}
-			err = fmt.Errorf("%s has %d errors", name, len(es))
+			err = fmt.Errorf("%s fails validation: %d error(s)", name, len(es))
 		}
 		return reject(reasonInvalidConfig, err)
 	}

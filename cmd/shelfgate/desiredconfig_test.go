@@ -261,7 +261,7 @@ func TestDesiredConfigOverMosquitto(t *testing.T) {
 		{"older version", reasonRollback, "not above the accepted v5", r.signed(4, r.yaml(500, "info"))},
 		{"same version, other content", reasonRollback, "not above the accepted v5", r.signed(5, r.yaml(500, "info"))},
 		{"oversize", reasonOversize, "exceeds the limit", append(r.signed(6, r.yaml(500, "info")), bytes.Repeat([]byte(" "), shelfv1.MaxConfigBytes)...)},
-		{"invalid yaml", reasonInvalidConfig, "has 1 errors", r.signed(6, invalid)},
+		{"invalid yaml", reasonInvalidConfig, "fails validation: 1 error(s)", r.signed(6, invalid)},
 	}
 	for i, tc := range cases {
 		r.push(tc.payload)

@@ -111,7 +111,7 @@ func (r *reloader) reload(ctx context.Context) {
 			for _, e := range es {
 				o.Errors = append(o.Errors, e.Error())
 			}
-			o.Error = fmt.Sprintf("%s has %d errors", r.path, len(es))
+			o.Error = fmt.Sprintf("%s fails validation: %d error(s)", r.path, len(es))
 			r.log.Error("reload refused: the new configuration has errors; still running the previous one", "path", r.path, "errors", o.Errors)
 		} else {
 			r.log.Error("reload refused; still running the previous configuration", "path", r.path, "err", err)

@@ -50,7 +50,7 @@ func TestGoldenDesiredConfig(t *testing.T) {
 	applied := ConfigOutcome{Kind: EventConfigApplied, Source: ConfigSourceMQTT, Version: 7, Key: kid,
 		Applied: []string{"log.level", "uplink.batch_records"}, Restart: []string{"broker"}, Time: goldenTime}
 	rejected := ConfigOutcome{Kind: EventConfigRejected, Source: ConfigSourceMQTT, Version: 8, Key: kid, Reason: "invalid_config",
-		Error: "the configuration has 1 error", Errors: []string{"desired config v8:5: uplink.window: -3 must be between 1 and 1024"}, Time: goldenTime}
+		Error: "desired config v8 fails validation: 1 error(s)", Errors: []string{"desired config v8:5: uplink.window: -3 must be between 1 and 1024"}, Time: goldenTime}
 	for name, o := range map[string]ConfigOutcome{"config_applied.json": applied, "config_rejected.json": rejected} {
 		p := o.Encode()
 		golden(t, name, p)
