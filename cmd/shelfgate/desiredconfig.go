@@ -169,6 +169,9 @@ type desiredConfig struct {
 	now    func() time.Time
 	log    *slog.Logger
 
+	// mu makes one document at a time go through the checks and the
+	// apply: the gateway's and the site's topic have a goroutine each.
+	mu sync.Mutex
 	// seen are the payloads refused lately: a retained document comes
 	// again on every reconnect, and is reported once.
 	seen map[[32]byte]bool
@@ -186,6 +189,8 @@ func registerDesiredConfig(r *downlink.Router, d *desiredConfig) error {
 
 // Handle implements downlink.Handler.
 func (d *desiredConfig) Handle(ctx context.Context, m downlink.Message) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	sum := sha256.Sum256(m.Payload)
 	o, err := d.handle(m.Payload)
 	if o == nil { // already in effect: nothing to report

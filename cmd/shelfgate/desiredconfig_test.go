@@ -364,3 +364,44 @@ func TestShelfctlConfigPush(t *testing.T) {
 }
 
 func (r *dcRig) numOutcomes() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.outcomes) }
+
+// TestDesiredConfigSiteWide: a document on the site's topic without a
+// gateway.id is applied with the gateway's own id; a document for another
+// gateway is refused as wrong_target even when published on this
+// gateway's topic.
+func TestDesiredConfigSiteWide(t *testing.T) {
+	r := newDCRig(t)
+	r.start()
+	siteYAML := strings.Replace(r.yaml(2, "info"), "gateway: {id: gw-dc, site: site-dc}", "gateway: {site: site-dc}", 1)
+	p, err := shelfv1.SignConfig(shelfv1.ConfigDoc{Format: shelfv1.ConfigFormat, Site: "site-dc", Version: 3, Issued: time.Now(), YAML: siteYAML},
+		r.priv, modelsync.KeyID(r.priv.Public().(ed25519.PublicKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := r.pub.Publish("shelfgate/v1/site-dc/all/config", 1, true, p); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	if o := r.outcome(1); o.Kind != shelfv1.EventConfigApplied || o.Version != 3 || fmt.Sprint(o.Applied) != "[uplink.batch_records]" || len(o.Restart) != 0 {
+		t.Fatalf("site-wide outcome %+v", o)
+	}
+	r.wait("config_version 3", func() bool { return r.configVersion() == 3 })
+
+	other := strings.Replace(r.yaml(9, "info"), "id: gw-dc", "id: gw-other", 1)
+	p, err = shelfv1.SignConfig(shelfv1.ConfigDoc{Format: shelfv1.ConfigFormat, Site: "site-dc", Gateway: "gw-other", Version: 4, Issued: time.Now(), YAML: other},
+		r.priv, modelsync.KeyID(r.priv.Public().(ed25519.PublicKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.push(p)
+	if o := r.outcome(2); o.Reason != reasonWrongTarget {
+		t.Fatalf("another gateway's document: %+v, want wrong_target", o)
+	}
+	// The document names this gateway but its YAML another one.
+	r.push(r.signed(5, other))
+	if o := r.outcome(3); o.Reason != reasonWrongTarget || !strings.Contains(o.Error, `gateway.id "gw-other"`) {
+		t.Fatalf("YAML for another gateway: %+v, want wrong_target", o)
+	}
+	if r.configVersion() != 3 {
+		t.Errorf("config_version %v, want 3", r.configVersion())
+	}
+}
