@@ -95,6 +95,10 @@ func commands() []command {
 			run: func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				return pushCmd(ctx, args, stdout, stderr)
 			}},
+		{name: "config", synopsis: configSynopsis, summary: "sign a configuration file and publish it as the desired config of a gateway or site; wait for its outcome", ownHelp: true,
+			run: func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+				return configCmd(ctx, args, stdout, stderr)
+			}},
 		{name: "keys", synopsis: "gen -o NAME [--force] | id FILE...", summary: "make an ed25519 signing key pair for models and manifests, or print a key's id",
 			run: func(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				return keysCmd(args, stdout, stderr)

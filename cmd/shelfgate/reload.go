@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"reflect"
@@ -12,6 +13,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/config"
 	"github.com/shelfgate/shelfgate/gateway/sdnotify"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
 
 // newLogger returns the daemon's logger in the configured format, at a
@@ -58,17 +60,21 @@ func fatal(log *slog.Logger, err error) error {
 	return loggedError{err}
 }
 
-// reloader applies a new configuration file on SIGHUP: what is safe to
-// change while running is applied, what needs a restart is logged, and a
-// file with errors is refused and logged while the running configuration
-// stays.
+// reloader applies a new configuration file on SIGHUP through the
+// gateway's configApplier (the path desired configurations take too): what
+// is safe to change while running is applied, what needs a restart is
+// logged, and a file with errors is refused and logged while the running
+// configuration stays. Each outcome is also a config event (source
+// "sighup"). The file's live settings replace a desired configuration's:
+// the status's config_version goes back to 0.
 type reloader struct {
 	path  string
 	host  hostCheck
-	level *slog.LevelVar
+	apply *configApplier
+	rep   *configReporter // nil: no events
+	state *desiredState   // nil: no desired configuration
 	log   *slog.Logger
 
-	cur *config.Config
 	// reloads and refused count the SIGHUPs handled.
 	reloads, refused atomic.Int64
 }
@@ -80,35 +86,45 @@ func (r *reloader) run(ctx context.Context, hup <-chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			r.reload()
+			r.reload(ctx)
 		}
 	}
 }
 
 // reload reads the file again and applies it.
-func (r *reloader) reload() {
+func (r *reloader) reload(ctx context.Context) {
 	r.log.Info("SIGHUP: reloading the configuration", "path", r.path)
+	o := shelfv1.ConfigOutcome{Kind: shelfv1.EventConfigRejected, Source: shelfv1.ConfigSourceSIGHUP, Time: time.Now()}
 	next, err := loadConfigWith(r.path, r.host)
+	var applied, restart []string
+	if err == nil {
+		applied, restart, err = r.apply.apply(next)
+		o.Reason = reasonApplyFailed
+	} else {
+		o.Reason = reasonInvalidConfig
+	}
 	if err != nil {
 		r.refused.Add(1)
+		o.Error = err.Error()
 		var es config.Errors
 		if errors.As(err, &es) {
-			msgs := make([]string, len(es))
-			for i, e := range es {
-				msgs[i] = e.Error()
+			for _, e := range es {
+				o.Errors = append(o.Errors, e.Error())
 			}
-			r.log.Error("reload refused: the new configuration has errors; still running the previous one", "path", r.path, "errors", msgs)
+			o.Error = fmt.Sprintf("%s fails validation: %d error(s)", r.path, len(es))
+			r.log.Error("reload refused: the new configuration has errors; still running the previous one", "path", r.path, "errors", o.Errors)
 		} else {
 			r.log.Error("reload refused; still running the previous configuration", "path", r.path, "err", err)
 		}
+		r.report(ctx, o)
 		return
 	}
 	r.reloads.Add(1)
-	applied, restart := diffConfig(r.cur, next)
-	if r.cur.Log.Level != next.Log.Level {
-		r.level.Set(parseLevel(next.Log.Level))
+	if r.state != nil {
+		r.state.applied.Store(0)
 	}
-	r.cur = next
+	o.Kind, o.Reason, o.Applied, o.Restart = shelfv1.EventConfigApplied, "", applied, restart
+	r.report(ctx, o)
 	if len(applied) == 0 && len(restart) == 0 {
 		r.log.Info("reload: the configuration is unchanged")
 		return
@@ -121,48 +137,10 @@ func (r *reloader) reload() {
 	}
 }
 
-// diffConfig lists the fields that differ between a and b: applied live
-// (the log level) or needing a restart (everything else: the sensors,
-// outbox and connection are built once at start).
-func diffConfig(a, b *config.Config) (applied, restart []string) {
-	if a.Log.Level != b.Log.Level {
-		applied = append(applied, "log.level")
+func (r *reloader) report(ctx context.Context, o shelfv1.ConfigOutcome) {
+	if r.rep != nil {
+		r.rep.report(ctx, o)
 	}
-	same := func(x, y any) bool { return reflect.DeepEqual(x, y) }
-	for _, f := range []struct {
-		name string
-		same bool
-	}{
-		{"gateway", same(a.Gateway, b.Gateway)},
-		{"broker", same(a.Broker, b.Broker)},
-		{"outbox", same(a.Outbox, b.Outbox)},
-		{"uplink", same(a.Uplink, b.Uplink)},
-		{"sensors", sameSensors(a, b)},
-		{"calibration_file", a.CalibrationFile == b.CalibrationFile},
-		{"simulation", sameSimulation(a, b)},
-		{"metrics", same(a.Metrics, b.Metrics)},
-		{"log.format", a.Log.Format == b.Log.Format},
-	} {
-		if !f.same {
-			restart = append(restart, f.name)
-		}
-	}
-	return applied, restart
-}
-
-// sameSensors compares the sensors as their kinds decode them.
-func sameSensors(a, b *config.Config) bool {
-	sa, _ := decodeSensors(a, sensorKinds())
-	sb, _ := decodeSensors(b, sensorKinds())
-	if len(sa) != len(sb) {
-		return false
-	}
-	for i := range sa {
-		if sa[i].name != sb[i].name || sa[i].typ != sb[i].typ || !reflect.DeepEqual(sa[i].conf, sb[i].conf) {
-			return false
-		}
-	}
-	return true
 }
 
 func sameSimulation(a, b *config.Config) bool {

@@ -168,20 +168,22 @@ func TestDaemonReloadLockNotify(t *testing.T) {
 		t.Fatalf("second instance: %v\n%s", err, out2.String())
 	}
 
-	// SIGHUP with a new log level and window: the level applies, the window
-	// needs a restart.
-	write(fmt.Sprintf(daemonConfig, "gw-1", dbPath, 64, "debug"))
+	// SIGHUP with a new log level, window and flush timeout: the level and
+	// the window apply live, the flush timeout needs a restart.
+	write(strings.Replace(fmt.Sprintf(daemonConfig, "gw-1", dbPath, 64, "debug"), "flush_timeout: 1s", "flush_timeout: 2s", 1))
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	m, i := log.wait(t, 0, "reload applied", msgIs("reload: applied"))
-	if fmt.Sprint(m["fields"]) != "[log.level]" {
+	if fmt.Sprint(m["fields"]) != "[log.level uplink.window]" {
 		t.Errorf("applied %v", m["fields"])
 	}
 	m, i = log.wait(t, i, "reload restart", msgIs("reload: these changes take effect only after a restart (systemctl restart shelfgate)"))
-	if fmt.Sprint(m["fields"]) != "[uplink]" {
+	if fmt.Sprint(m["fields"]) != "[uplink.flush_timeout]" {
 		t.Errorf("restart %v", m["fields"])
 	}
+	// Debug logs now appear: the level applied for real.
+	log.wait(t, i, "a debug line after the reload", func(m map[string]any) bool { return m["level"] == "DEBUG" })
 
 	// A broken file is refused; the gateway keeps running the old one.
 	write(fmt.Sprintf(daemonConfig, "gw/1", dbPath, 5000, "debug"))

@@ -145,7 +145,11 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 	if err != nil {
 		return err
 	}
-	birth := withModel(birthStatus(ob, cfg.Uplink.AckMode), plateModel)
+	cfgState, err := openDesiredState(desiredStatePath(cfg.Outbox.Path)) // desiredconfig.go
+	if err != nil {
+		return err
+	}
+	birth := withConfigVersion(withModel(birthStatus(ob, cfg.Uplink.AckMode), plateModel), cfgState)
 	up, err := uplink.New(ob, uplink.Options{
 		Brokers: brokers, Topics: topics,
 		Username: cfg.Broker.Username, Password: cfg.Broker.Password, TLS: tlsConf,
@@ -177,6 +181,11 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 	if err := registerDownlink(router, topics, ob, up, cmds, cfg.Uplink.AckMode == "consumer", log.With("component", "downlink")); err != nil {
 		return err
 	}
+	// SIGHUP and the cloud's desired config share one apply path.
+	rl, err := wireConfig(cfg, o.host, level, router, topics, up, classifiers, ob, birth, cfgState, log)
+	if err != nil {
+		return err
+	}
 	page, err := newStatusPage(cfg, sensors, classifiers, log)
 	if err != nil {
 		return err
@@ -197,7 +206,6 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 	var bg sync.WaitGroup
 	defer bg.Wait()
 	defer stopBackground()
-	rl := &reloader{path: cfg.File(), host: o.host, level: level, log: log, cur: cfg}
 	if o.reload != nil && cfg.File() != "" {
 		bg.Add(1)
 		go func() { defer bg.Done(); rl.run(bgCtx, o.reload) }()

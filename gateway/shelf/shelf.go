@@ -108,8 +108,10 @@ type binState struct {
 	// rebase asks Observe to take the next settled level as the bin's
 	// level without an event (Rebaseline: a tare moved every reading).
 	rebase atomic.Bool
-	stock  int
-	low    bool // stock is at or below LowStockUnits
+	// pending holds thresholds set by TuneBin, taken by Observe (tune.go).
+	pending atomic.Pointer[BinTuning]
+	stock   int
+	low     bool // stock is at or below LowStockUnits
 }
 
 // Detector is a settled-weight-change event detector. Its state is per bin
@@ -255,6 +257,9 @@ func (d *Detector) Observe(r gateway.Reading) []gateway.Event {
 	b := &d.bins[i]
 	if b.rebase.Load() && b.rebase.CompareAndSwap(true, false) {
 		b.n, b.pos, b.hasPrev, b.hasLevel = 0, 0, false, false
+	}
+	if b.pending.Load() != nil {
+		b.retune(b.pending.Swap(nil))
 	}
 	if r.Quality != 0 || math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
 		b.n = 0 // the window must refill with good readings

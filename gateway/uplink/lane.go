@@ -42,6 +42,7 @@ type lane struct {
 	throttle     <-chan time.Time
 	bucket       *bucket
 	flushGen     int64 // the Uplink's flushGen this lane last honoured
+	tuning       *tuned
 }
 
 type flight struct {
@@ -57,20 +58,8 @@ type checkpoint struct {
 }
 
 func (u *Uplink) newLane(c paho.Client, class gateway.Class, wake <-chan struct{}) *lane {
-	l := &lane{u: u, c: c, class: class, wake: wake, topic: u.codec.BatchTopic(class),
-		window: u.opts.Window, limit: u.opts.BatchRecords}
-	switch class {
-	case gateway.ClassEvent:
-		l.window, l.limit = u.opts.EventWindow, min(l.limit, 100)
-	case gateway.ClassSamples:
-		// The lowest priority: a small window, small batches (a sample
-		// carries a feature window) and the replay rate's bucket, so a
-		// backlog of samples never crowds events or telemetry.
-		l.window, l.limit = samplesWindow, min(l.limit, samplesPerBatch)
-		l.bucket = newBucket(u.opts.ReplayRate, l.limit)
-	default:
-		l.bucket = newBucket(u.opts.ReplayRate, l.limit)
-	}
+	l := &lane{u: u, c: c, class: class, wake: wake, topic: u.codec.BatchTopic(class)}
+	l.retune() // window, limit and bucket from the current Tuning (tune.go)
 	u.ackedMu.Lock()
 	l.cursor, l.resendTo = u.acked[class], u.sentMax[class]
 	u.ackedMu.Unlock()
@@ -86,6 +75,7 @@ func (l *lane) run(ctx context.Context) error {
 	defer poll.Stop()
 	defer func() { l.u.inflight.Add(-int64(len(l.inflight))) }()
 	for {
+		l.retune()
 		if err := l.fill(ctx); err != nil {
 			return quiet(ctx, err)
 		}
@@ -181,8 +171,8 @@ func (l *lane) publish(recs []gateway.Record) {
 		ref = u.tags.ref(l.class, l.cursor+1, recs[len(recs)-1].ID)
 		payload = u.codec.AppendBatch(payload[:0], ref, now, recs)
 	}
-	if u.zstd != nil {
-		payload = u.zstd.Compress(make([]byte, 0, len(payload)/4), payload)
+	if enc := l.tuning.encoder(); enc != nil {
+		payload = enc.Compress(make([]byte, 0, len(payload)/4), payload)
 	}
 	if recs[0].ID <= l.resendTo {
 		u.resent.Add(int64(len(recs)))
@@ -191,7 +181,7 @@ func (l *lane) publish(recs []gateway.Record) {
 	// it after Publish returns, so it is never reused.
 	tok := l.c.Publish(l.topic, 1, false, payload)
 	l.inflight = append(l.inflight, flight{lo: ref.Lo, hi: ref.Hi, n: len(recs), tok: tok, sent: now})
-	if u.debug {
+	if u.debugOn() {
 		u.log.Debug("batch sent", "class", l.class.String(), "lo", ref.Lo, "hi", ref.Hi, "records", len(recs), "bytes", len(payload), "inflight", len(l.inflight), "resend", recs[0].ID <= l.resendTo)
 	}
 	u.inflight.Add(1)
@@ -218,7 +208,7 @@ func (l *lane) retire(ctx context.Context) error {
 		u.ackedMu.Lock()
 		u.acked[l.class] = f.hi
 		u.ackedMu.Unlock()
-		if u.debug {
+		if u.debugOn() {
 			u.log.Debug("batch acked", "class", l.class.String(), "lo", f.lo, "hi", f.hi, "records", f.n, "rtt", time.Since(f.sent).Round(time.Microsecond), "store_deleted", !u.opts.ConsumerAcks)
 		}
 		u.messages.Add(1)
@@ -237,9 +227,9 @@ func (l *lane) wait(ctx context.Context, poll <-chan time.Time) error {
 	if len(l.inflight) > 0 {
 		f := l.inflight[0]
 		front = f.tok.Done()
-		d := time.Until(f.sent.Add(l.u.opts.AckTimeout))
+		d := time.Until(f.sent.Add(l.tuning.AckTimeout))
 		if d <= 0 {
-			return fmt.Errorf("no PUBACK for %s ids %d-%d within %s", l.class, f.lo, f.hi, l.u.opts.AckTimeout)
+			return fmt.Errorf("no PUBACK for %s ids %d-%d within %s", l.class, f.lo, f.hi, l.tuning.AckTimeout)
 		}
 		timeout = time.After(d)
 	}

@@ -176,7 +176,6 @@ type Uplink struct {
 	zstd  *compress.Encoder // nil unless Options.Compress
 	tags  *tagger
 	seen  *recent // batch tags confirmed lately, to reject replays
-	debug bool    // the logger takes debug records: per-batch logs are built only then
 
 	connected atomic.Bool
 	connects  atomic.Int64
@@ -199,6 +198,9 @@ type Uplink struct {
 	ackedMu sync.Mutex
 	acked   [numClasses]int64
 	sentMax [numClasses]int64
+
+	tuned  atomic.Pointer[tuned] // what Tune may change while lanes run (tune.go)
+	tuneMu sync.Mutex
 }
 
 // New returns an uplink for store.
@@ -217,8 +219,7 @@ func New(store Store, opts Options) (*Uplink, error) {
 	} else if len(key) < 16 {
 		return nil, fmt.Errorf("uplink: batch key of %d bytes; want at least 16 (32 from outbox.Secret)", len(key))
 	}
-	u := &Uplink{store: store, opts: opts, codec: opts.Codec, log: opts.Logger, tags: newTagger(key), seen: newRecent(4096), kick: make(chan struct{}, 1),
-		debug: opts.Logger.Enabled(context.Background(), slog.LevelDebug)}
+	u := &Uplink{store: store, opts: opts, codec: opts.Codec, log: opts.Logger, tags: newTagger(key), seen: newRecent(4096), kick: make(chan struct{}, 1)}
 	if opts.Compress {
 		enc, err := compress.NewEncoder()
 		if err != nil {
