@@ -542,6 +542,8 @@ func (c *Config) undecoded(path string) bool {
 func (c *Config) validateGateway(p *problems) {
 	if err := gateway.ValidTopicLevel(c.Gateway.ID); err != nil {
 		p.add("gateway.id", "%v", err)
+	} else if c.Gateway.ID == "all" {
+		p.add("gateway.id", `"all" is reserved: shelfgate/v1/<site>/all/... addresses every gateway of the site (model offers, desired config)`)
 	}
 	if err := gateway.ValidTopicLevel(c.Gateway.Site); err != nil {
 		p.add("gateway.site", "%v", err)

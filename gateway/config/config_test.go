@@ -60,6 +60,8 @@ func TestErrors(t *testing.T) {
 			`16: sensors[1].name: "a" is already used by sensors[0]`},
 		{"bad size", strings.Replace(good, "64MiB", "lots", 1),
 			`9: outbox.max_bytes: "lots" is not a size (e.g. 512MiB, 2GiB)`},
+		{"reserved gateway id", strings.Replace(good, "id: gw-1", "id: all", 1),
+			`3: gateway.id: "all" is reserved: shelfgate/v1/<site>/all/... addresses every gateway of the site (model offers, desired config)`},
 		{"bad gateway id", strings.Replace(good, "id: gw-1", "id: gw/1", 1),
 			`3: gateway.id: "gw/1" has '/' at byte 2; use letters, digits, '-', '_' or '.'`},
 		{"not yaml", "gateway: [", "1: did not find expected node content"},
