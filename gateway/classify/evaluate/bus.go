@@ -50,10 +50,11 @@ type BusStats struct {
 	Speed       float64 `json:"speed"`        // simulated s per wall s
 	WallSeconds float64 `json:"wall_seconds"` // the run, wall clock
 	// Conversions is the number of conversions the chips completed from
-	// their first to their last one read; Reads of them were shifted out.
-	// The rest were missed: the host fell behind the accelerated clock.
+	// the first to the last one a cell's Source took; Codes of them
+	// reached it. The rest were missed: the host fell behind the
+	// accelerated clock.
 	Conversions int64 `json:"conversions"`
-	Reads       int64 `json:"reads"`
+	Codes       int64 `json:"codes"`
 	Spurious    int64 `json:"spurious"` // chip transactions clocked while not ready (−1)
 	// LockstepReads counts loadcell.Group reads (each serves four chips).
 	LockstepReads int64 `json:"lockstep_reads"`
@@ -68,8 +69,8 @@ type BusStats struct {
 	Unstamped int64 `json:"unstamped"`
 }
 
-// Missed is the number of conversions no read shifted out.
-func (b BusStats) Missed() int64 { return b.Conversions - b.Reads }
+// Missed is the number of conversions that reached no Source.
+func (b BusStats) Missed() int64 { return b.Conversions - b.Codes }
 
 // RunBus scores o's scenario through the bus-level path: each plate's
 // four cells are an hx711sim.Group (one shared PD_SCK, four DOUTs) fed by
@@ -322,14 +323,7 @@ func (pb *plateBus) stats(e *busEmitter) *BusStats {
 	st := &BusStats{}
 	for _, sim := range pb.sims {
 		for c := range sim.Len() {
-			cs := sim.Chip(c).Stats()
-			st.Reads += cs.Reads
-			st.Spurious += cs.Spurious
-			if cs.LastIndex >= 0 {
-				// Conversion 0 completes at the chips' start; the first
-				// is ready after the power-up settling (hx711sim Settle).
-				st.Conversions += cs.LastIndex + 1 - int64(max(hx711sim.DefaultOpts.Settle, 1))
-			}
+			st.Spurious += sim.Chip(c).Stats().Spurious
 		}
 	}
 	for _, g := range pb.groups {
@@ -344,6 +338,10 @@ func (pb *plateBus) stats(e *busEmitter) *BusStats {
 	}
 	for _, s := range pb.stamps {
 		st.Unstamped += s.unstamped
+		if s.codes > 0 {
+			st.Conversions += s.last - s.first + 1
+			st.Codes += s.codes
+		}
 	}
 	e.mu.Lock()
 	st.FaultEvents = e.faultEv
@@ -362,8 +360,10 @@ type stampADC struct {
 	w    *warehouse.Warehouse
 	pass bool
 
-	t         time.Time
-	unstamped int64 // read by stats after the source stopped
+	t time.Time
+	// Read by stats after the source stopped.
+	first, last      int64 // conversions of the first and last code
+	codes, unstamped int64
 }
 
 var errNoCode = errors.New("no conversion with that code")
@@ -380,6 +380,11 @@ func (a *stampADC) ReadTimeout(timeout time.Duration) (int32, error) {
 	if err != nil {
 		a.unstamped++
 	}
+	if a.codes == 0 {
+		a.first = k
+	}
+	a.codes++
+	a.last = k
 	a.t = Epoch.Add(a.w.SampleTime(k))
 	return code, nil
 }
