@@ -16,9 +16,10 @@ import (
 )
 
 // DefaultBusPeriod is the wall-clock time per HX711 conversion that
-// BusOptions.Speed 0 runs the simulators at: 50× real time at 10
-// samples/s, 6.25× at 80.
-const DefaultBusPeriod = 2 * time.Millisecond
+// BusOptions.Speed 0 runs the simulators at: 20× real time at 10
+// samples/s, 2.5× at 80. On a loaded machine the host then misses some
+// conversions (BusStats.Missed); a longer period misses fewer.
+const DefaultBusPeriod = 5 * time.Millisecond
 
 // BusOptions configures RunBus.
 type BusOptions struct {
