@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shelfgate/shelfgate/firmware-sim/hx711sim"
 	"github.com/shelfgate/shelfgate/gateway"
 )
 
@@ -16,19 +17,7 @@ import (
 // settled on fewer samples, latency ×3). Every read must now reach every
 // cell.
 func TestGroupChannelsLoseNoRead(t *testing.T) {
-	sim := fourChips(t)
-	g, err := NewGroup(sim.CLK(), sim.DOUTs(), ModeA128)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var chans []Channel
-	for i := range 4 {
-		chans = append(chans, Channel{Stream: gateway.StreamID("loadcell/plate-01/c" + string(rune('0'+i))), ADC: g.Channel(i), Offset: 100000, CountsPerGram: 10})
-	}
-	src, err := New("plate-01", chans, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, src := plateOverGroup(t, fourChips(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	em := &countEmitter{want: 4 * 150, done: cancel}
@@ -88,4 +77,23 @@ func TestGroupChannelGivesUpOnAStoppedPeer(t *testing.T) {
 	if d, r := g.Dropped(), g.Reads(); d != 3 || r != 3 {
 		t.Errorf("dropped %d, reads %d; want 3 and 3", d, r)
 	}
+}
+
+// plateOverGroup is a Source of plate-01's four cells (loadcell/plate-01/c0..3,
+// offset 100000, 10 counts per gram) over a Group on sim.
+func plateOverGroup(t *testing.T, sim *hx711sim.Group) (*Group, *Source) {
+	t.Helper()
+	g, err := NewGroup(sim.CLK(), sim.DOUTs(), ModeA128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chans []Channel
+	for i := range 4 {
+		chans = append(chans, Channel{Stream: gateway.StreamID("loadcell/plate-01/c" + string(rune('0'+i))), ADC: g.Channel(i), Offset: 100000, CountsPerGram: 10})
+	}
+	src, err := New("plate-01", chans, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, src
 }
