@@ -192,6 +192,6 @@ BUS_SHELF_DURATION ?= 5m
 BUS_SHELF_PERIOD ?= 5ms
 .PHONY: bench-shelf-bus
 bench-shelf-bus:
-	@mkdir -p $(MODEL_PLATE_DIR)
+	@mkdir -p $(MODEL_PLATE_DIR) $(CURDIR)/tmp
 	$(GO) build -o $(MODEL_PLATE_DIR)/shelfctl ./cmd/shelfctl
 	$(MODEL_PLATE_DIR)/shelfctl eval --bus --bus-glitch --bus-period $(BUS_SHELF_PERIOD) --classifier both --model configs/models/plate.sgm --duration $(BUS_SHELF_DURATION) --json $(CURDIR)/tmp/bench-shelf-bus.json $(MODEL_PLATE_EVAL)

@@ -56,7 +56,10 @@ type BusStats struct {
 	// accelerated clock.
 	Conversions int64 `json:"conversions"`
 	Codes       int64 `json:"codes"`
-	Spurious    int64 `json:"spurious"` // chip transactions clocked while not ready (−1)
+	// MaxGapMs is the longest run of conversions one cell missed, in
+	// simulated ms: a stall of the host process, times the speed.
+	MaxGapMs float64 `json:"max_gap_ms"`
+	Spurious int64   `json:"spurious"` // chip transactions clocked while not ready (−1)
 	// LockstepReads counts loadcell.Group reads (each serves four chips).
 	LockstepReads int64 `json:"lockstep_reads"`
 	Readings      int64 `json:"readings"` // emitted by the sources
@@ -178,7 +181,7 @@ func RunBus(ctx context.Context, o Options, modes []classify.Mode, b BusOptions)
 	if runErr != nil {
 		return nil, nil, runErr
 	}
-	st := bus.stats(em)
+	st := bus.stats(em, rate)
 	st.Speed, st.WallSeconds = speed, time.Since(start).Seconds()
 
 	var reps []*Report
@@ -320,7 +323,7 @@ func newPlateBus(w *warehouse.Warehouse, plates []classify.Plate, rate, speed fl
 	return pb, nil
 }
 
-func (pb *plateBus) stats(e *busEmitter) *BusStats {
+func (pb *plateBus) stats(e *busEmitter, rate float64) *BusStats {
 	st := &BusStats{}
 	for _, sim := range pb.sims {
 		for c := range sim.Len() {
@@ -343,6 +346,7 @@ func (pb *plateBus) stats(e *busEmitter) *BusStats {
 			st.Conversions += s.last - s.first + 1
 			st.Codes += s.codes
 		}
+		st.MaxGapMs = max(st.MaxGapMs, float64(s.maxGap)*1000/rate)
 	}
 	e.mu.Lock()
 	st.FaultEvents = e.faultEv
@@ -365,6 +369,7 @@ type stampADC struct {
 	// Read by stats after the source stopped.
 	first, last      int64 // conversions of the first and last code
 	codes, unstamped int64
+	maxGap           int64 // conversions
 }
 
 var errNoCode = errors.New("no conversion with that code")
@@ -383,6 +388,8 @@ func (a *stampADC) ReadTimeout(timeout time.Duration) (int32, error) {
 	}
 	if a.codes == 0 {
 		a.first = k
+	} else {
+		a.maxGap = max(a.maxGap, k-a.last-1)
 	}
 	a.codes++
 	a.last = k

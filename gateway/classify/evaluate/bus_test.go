@@ -16,7 +16,7 @@ import (
 // accelerated clock on a loaded machine), which can delay or split a
 // settle, never more. Latency is not compared: missed conversions
 // lengthen settles in simulated time, and how many are missed depends on
-// the machine's load (BusStats.Missed reports it).
+// the machine's load (BusStats.Missed and MaxGapMs report it).
 const (
 	busTolF1     = 0.05 // event F1, precision, recall
 	busTolID     = 0.05 // SKU accuracy, exact quantity (matched events)
@@ -69,19 +69,20 @@ func TestRunBusMatchesDirect(t *testing.T) {
 	o, direct := busScenario(t)
 	t.Logf("direct: %+v", direct)
 	mirrored := [4]int{1, 0, 3, 2} // front-left and front-right swapped, back too
+	// Wall clock per conversion: the faithful run at 20 ms (5× real time
+	// at 10 samples/s), so that a stall of a loaded test machine costs
+	// little simulated time; the faulty ones at 10 ms (any missed
+	// conversion only widens their difference).
 	for _, tc := range []struct {
 		name  string
 		b     BusOptions
 		match bool
 	}{
-		{"faithful, glitching chips", BusOptions{Glitches: true}, true},
-		{"cells wired mirrored", BusOptions{wiring: &mirrored}, false},
-		{"no glitch rejection", BusOptions{Glitches: true, passGlitches: true}, false},
+		{"faithful, glitching chips", BusOptions{Glitches: true, Period: 20 * time.Millisecond}, true},
+		{"cells wired mirrored", BusOptions{wiring: &mirrored, Period: 10 * time.Millisecond}, false},
+		{"no glitch rejection", BusOptions{Glitches: true, passGlitches: true, Period: 10 * time.Millisecond}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			// 10 ms of wall clock per conversion: 10× real time at 10
-			// samples/s, slow enough that a loaded test machine keeps up.
-			tc.b.Period = 10 * time.Millisecond
 			reps, st, err := RunBus(context.Background(), o, nil, tc.b)
 			if err != nil {
 				t.Fatal(err)
