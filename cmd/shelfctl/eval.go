@@ -250,8 +250,8 @@ func ratio(v, base float64) float64 {
 // their baselines (ratio = bus/direct).
 func printBusFigures(w io.Writer, br busReport) {
 	st := br.Stats
-	fmt.Fprintf(w, "# bus %s: speed %g, %.1f s wall; %d conversions, %d missed (%.2f %%, longest gap %.0f ms simulated), %d lockstep reads, %d spurious chip reads, %d glitches rejected, %d spikes, %d timeouts, %d fault events\n",
-		br.Scenario, st.Speed, st.WallSeconds, st.Conversions, st.Missed(), 100*ratio(float64(st.Missed()), float64(st.Conversions)), st.MaxGapMs, st.LockstepReads, st.Spurious, st.Glitches, st.Spikes, st.Timeouts, st.FaultEvents)
+	fmt.Fprintf(w, "# bus %s: speed %g, %.1f s wall; %d conversions, %d missed (%.2f %%, longest gap %.0f ms simulated, %d labels within 1 s of a gap ≥ %v), %d lockstep reads, %d spurious chip reads, %d glitches rejected, %d spikes, %d timeouts, %d fault events\n",
+		br.Scenario, st.Speed, st.WallSeconds, st.Conversions, st.Missed(), 100*ratio(float64(st.Missed()), float64(st.Conversions)), st.MaxGapMs, st.Disturbed, evaluate.DisturbingGap, st.LockstepReads, st.Spurious, st.Glitches, st.Spikes, st.Timeouts, st.FaultEvents)
 	for i, b := range br.Bus {
 		d := br.Direct[i]
 		name := strings.ReplaceAll(b.Scenario, "-", "_") + "_" + b.Classifier

@@ -46,6 +46,10 @@ type BusOptions struct {
 	passGlitches bool
 }
 
+// DisturbingGap is the shortest run of missed conversions, in simulated
+// time, that BusStats.Disturbed counts: most of a settle window.
+const DisturbingGap = 300 * time.Millisecond
+
 // BusStats is what the bus did in one RunBus.
 type BusStats struct {
 	Speed       float64 `json:"speed"`        // simulated s per wall s
@@ -59,7 +63,12 @@ type BusStats struct {
 	// MaxGapMs is the longest run of conversions one cell missed, in
 	// simulated ms: a stall of the host process, times the speed.
 	MaxGapMs float64 `json:"max_gap_ms"`
-	Spurious int64   `json:"spurious"` // chip transactions clocked while not ready (−1)
+	// Disturbed counts the scored labels that a gap of at least
+	// DisturbingGap on one of their plate's cells overlaps (from 1 s
+	// before the visit to 1 s after it settled): their events may be late
+	// or missed for the host's sake, not the chain's.
+	Disturbed int   `json:"disturbed_labels"`
+	Spurious  int64 `json:"spurious"` // chip transactions clocked while not ready (−1)
 	// LockstepReads counts loadcell.Group reads (each serves four chips).
 	LockstepReads int64 `json:"lockstep_reads"`
 	Readings      int64 `json:"readings"` // emitted by the sources
@@ -182,6 +191,7 @@ func RunBus(ctx context.Context, o Options, modes []classify.Mode, b BusOptions)
 		return nil, nil, runErr
 	}
 	st := bus.stats(em, rate)
+	st.Disturbed = bus.disturbed(w, labels)
 	st.Speed, st.WallSeconds = speed, time.Since(start).Seconds()
 
 	var reps []*Report
@@ -354,6 +364,27 @@ func (pb *plateBus) stats(e *busEmitter, rate float64) *BusStats {
 	return st
 }
 
+// disturbed counts the labels a gap overlaps (see BusStats.Disturbed).
+// The stamps are in plate order, four per plate.
+func (pb *plateBus) disturbed(w *warehouse.Warehouse, labels [][]warehouse.PlateLabel) int {
+	n := 0
+	for pi, ls := range labels {
+		for _, l := range ls {
+			from, to := l.Start-time.Second, l.Settled+time.Second
+		cells:
+			for _, s := range pb.stamps[4*pi : 4*pi+4] {
+				for _, g := range s.gaps {
+					if w.SampleTime(g[0]) <= to && w.SampleTime(g[1]) >= from {
+						n++
+						break cells
+					}
+				}
+			}
+		}
+	}
+	return n
+}
+
 // stampADC is one cell's channel of a loadcell.Group. It remembers which
 // conversion the code it returned came from, and its Source stamps the
 // reading with that conversion's simulated time (now, called by the
@@ -369,7 +400,8 @@ type stampADC struct {
 	// Read by stats after the source stopped.
 	first, last      int64 // conversions of the first and last code
 	codes, unstamped int64
-	maxGap           int64 // conversions
+	maxGap           int64      // conversions
+	gaps             [][2]int64 // runs of at least DisturbingGap missed: first and last conversion
 }
 
 var errNoCode = errors.New("no conversion with that code")
@@ -390,6 +422,9 @@ func (a *stampADC) ReadTimeout(timeout time.Duration) (int32, error) {
 		a.first = k
 	} else {
 		a.maxGap = max(a.maxGap, k-a.last-1)
+		if a.w.SampleTime(k)-a.w.SampleTime(a.last+1) >= DisturbingGap {
+			a.gaps = append(a.gaps, [2]int64{a.last + 1, k - 1})
+		}
 	}
 	a.codes++
 	a.last = k

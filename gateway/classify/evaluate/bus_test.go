@@ -23,17 +23,23 @@ const (
 	busTolMisPck = 0.15 // mis-pick recall and precision (few wrong scans per run)
 )
 
-// busDiffs lists where bus differs from direct beyond the tolerances.
-func busDiffs(bus, direct *Report) []string {
+// busDiffs lists where bus differs from direct beyond the tolerances;
+// event F1, precision and recall get slack for the labels that a stall of
+// the host disturbed (BusStats.Disturbed).
+func busDiffs(bus, direct *Report, st *BusStats) []string {
+	slack := 0.0
+	if direct.Labels > 0 {
+		slack = float64(st.Disturbed) / float64(direct.Labels)
+	}
 	var out []string
 	cmp := func(name string, b, d, tol float64) {
 		if math.Abs(b-d) > tol {
 			out = append(out, fmt.Sprintf("%s %.3f vs %.3f direct", name, b, d))
 		}
 	}
-	cmp("f1", bus.F1, direct.F1, busTolF1)
-	cmp("precision", bus.Precision, direct.Precision, busTolF1)
-	cmp("recall", bus.Recall, direct.Recall, busTolF1)
+	cmp("f1", bus.F1, direct.F1, busTolF1+slack)
+	cmp("precision", bus.Precision, direct.Precision, busTolF1+slack)
+	cmp("recall", bus.Recall, direct.Recall, busTolF1+slack)
 	cmp("sku", bus.SKUAccuracy, direct.SKUAccuracy, busTolID)
 	cmp("quantity", bus.ExactQuantity, direct.ExactQuantity, busTolID)
 	cmp("mispick recall", bus.MisPickRecall, direct.MisPickRecall, busTolMisPck)
@@ -97,7 +103,7 @@ func TestRunBusMatchesDirect(t *testing.T) {
 			if tc.b.Glitches && st.Spurious == 0 {
 				t.Errorf("glitching chips clocked no spurious read: %+v", st)
 			}
-			diffs := busDiffs(bus, direct)
+			diffs := busDiffs(bus, direct, st)
 			switch {
 			case tc.match && len(diffs) > 0:
 				t.Errorf("bus path differs from the direct path: %v", diffs)
