@@ -185,11 +185,12 @@ bench-shelf:
 # chains, beside the direct path on the same slice. FIGURE
 # eval_bus_<scenario>_<classifier>_<metric> has the direct path's value as
 # baseline (ratio = bus/direct). A 5-minute slice per scenario at
-# BUS_SHELF_PERIOD of wall clock per conversion (20× real time at 10
-# samples/s, 2.5× at 80): about 4 minutes in all. JSON in
+# BUS_SHELF_PERIOD of wall clock per conversion (10 ms: 10× real time at
+# 10 samples/s, 1.25× at 80; about 7.5 minutes in all; 5 ms halves it but
+# a loaded machine then misses more conversions). JSON in
 # tmp/bench-shelf-bus.json.
 BUS_SHELF_DURATION ?= 5m
-BUS_SHELF_PERIOD ?= 5ms
+BUS_SHELF_PERIOD ?= 10ms
 .PHONY: bench-shelf-bus
 bench-shelf-bus:
 	@mkdir -p $(MODEL_PLATE_DIR) $(CURDIR)/tmp
