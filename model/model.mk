@@ -178,3 +178,21 @@ bench-shelf:
 	$(GO) build -o $(MODEL_PLATE_DIR)/shelfctl ./cmd/shelfctl
 	$(MODEL_PLATE_DIR)/shelfctl eval --classifier all --model configs/models/plate.sgm --float $(MODEL_PLATE_DIR)/float.json --duration 1h --json $(CURDIR)/tmp/bench-shelf.json $(MODEL_PLATE_EVAL)
 	$(GO) test -run '^$$' -bench 'BenchmarkIdentify' -benchmem -cpu 1 -count 1 ./gateway/classify -args -figures
+
+# Bus-level evaluation (docs/inference.md, "Bus-level evaluation"): every
+# evaluation scenario through simulated HX711 buses (hx711sim groups, one
+# shared clock per plate, loadcell.Group, loadcell.Source) into the same
+# chains, beside the direct path on the same slice. FIGURE
+# eval_bus_<scenario>_<classifier>_<metric> has the direct path's value as
+# baseline (ratio = bus/direct). A 5-minute slice per scenario at
+# BUS_SHELF_PERIOD of wall clock per conversion (10 ms: 10× real time at
+# 10 samples/s, 1.25× at 80; about 7.5 minutes in all; 5 ms halves it but
+# a loaded machine then misses more conversions). JSON in
+# tmp/bench-shelf-bus.json.
+BUS_SHELF_DURATION ?= 5m
+BUS_SHELF_PERIOD ?= 10ms
+.PHONY: bench-shelf-bus
+bench-shelf-bus:
+	@mkdir -p $(MODEL_PLATE_DIR) $(CURDIR)/tmp
+	$(GO) build -o $(MODEL_PLATE_DIR)/shelfctl ./cmd/shelfctl
+	$(MODEL_PLATE_DIR)/shelfctl eval --bus --bus-glitch --bus-period $(BUS_SHELF_PERIOD) --classifier both --model configs/models/plate.sgm --duration $(BUS_SHELF_DURATION) --json $(CURDIR)/tmp/bench-shelf-bus.json $(MODEL_PLATE_EVAL)

@@ -3,6 +3,7 @@ package loadcell
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,7 +22,9 @@ var ErrGroupTimeout = fmt.Errorf("loadcell: hx711 group: conversion not ready: %
 //
 // Channel(i) is chip i as an ADC for Source: the read that serves one
 // chip serves them all, so the four cells of a plate come from the same
-// conversion instant. A chip that was not ready returns −1 (all ones), as
+// conversion instant. A new read waits until every channel took its code
+// of the last one, so no cell's sample is overwritten by a channel that
+// runs ahead. A chip that was not ready returns −1 (all ones), as
 // periph's single-chip driver does, and Source rejects it as a glitch.
 type Group struct {
 	clk  gpio.PinOut
@@ -32,6 +35,8 @@ type Group struct {
 	codes   []int32
 	pending []bool
 	reads   int64
+	dropped int64
+	taken   chan struct{} // closed and replaced when a channel takes its code
 }
 
 // NewGroup configures the pins (DOUT as inputs with pull-down and falling
@@ -51,7 +56,7 @@ func NewGroup(clk gpio.PinOut, data []gpio.PinIn, mode Mode) (*Group, error) {
 	if err := clk.Out(gpio.Low); err != nil {
 		return nil, fmt.Errorf("loadcell: hx711 group: clock pin %s: %w", clk, err)
 	}
-	return &Group{clk: clk, data: data, mode: mode, codes: make([]int32, len(data)), pending: make([]bool, len(data))}, nil
+	return &Group{clk: clk, data: data, mode: mode, codes: make([]int32, len(data)), pending: make([]bool, len(data)), taken: make(chan struct{})}, nil
 }
 
 // Len is the number of chips.
@@ -62,6 +67,15 @@ func (g *Group) Reads() int64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.reads
+}
+
+// Dropped is the number of codes a channel never took because it did not
+// ask for them within the timeout of another channel's next read (its
+// Source stopped or paused).
+func (g *Group) Dropped() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.dropped
 }
 
 // ReadAll does one lockstep read into dst (one code per chip). A chip not
@@ -126,7 +140,9 @@ func (g *Group) readLocked(timeout time.Duration, dst []int32) error {
 
 // Channel returns chip i as an ADC. Its ReadTimeout returns chip i's code
 // of the latest lockstep read if it has not returned it yet, and otherwise
-// does a new lockstep read (whose other codes wait for their channels).
+// does a new lockstep read (whose other codes wait for their channels)
+// once the other channels took their codes of the last one, or timeout
+// passed (their codes are then dropped and counted).
 func (g *Group) Channel(i int) ADC { return groupChannel{g, i} }
 
 type groupChannel struct {
@@ -138,14 +154,40 @@ func (c groupChannel) ReadTimeout(timeout time.Duration) (int32, error) {
 	g := c.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.pending[c.i] {
-		if err := g.readLocked(timeout, g.codes); err != nil {
-			return 0, err
+	var timer *time.Timer
+	for !g.pending[c.i] {
+		if !slices.Contains(g.pending, true) {
+			if err := g.readLocked(timeout, g.codes); err != nil {
+				return 0, err
+			}
+			for j := range g.pending {
+				g.pending[j] = true
+			}
+			break
 		}
-		for j := range g.pending {
-			g.pending[j] = true
+		// Another channel has not taken its code of the last read yet.
+		if timer == nil {
+			timer = time.NewTimer(timeout)
+			defer timer.Stop()
 		}
+		taken := g.taken
+		g.mu.Unlock()
+		select {
+		case <-taken:
+		case <-timer.C:
+			g.mu.Lock()
+			for j, p := range g.pending {
+				if p {
+					g.dropped++
+					g.pending[j] = false
+				}
+			}
+			continue
+		}
+		g.mu.Lock()
 	}
 	g.pending[c.i] = false
+	close(g.taken)
+	g.taken = make(chan struct{})
 	return g.codes[c.i], nil
 }

@@ -107,19 +107,7 @@ func TestGroupTimeoutIsATimeout(t *testing.T) {
 // The Source reads a group's channels like single chips: four streams of
 // readings, calibrated.
 func TestSourceOverGroup(t *testing.T) {
-	sim := fourChips(t)
-	g, err := NewGroup(sim.CLK(), sim.DOUTs(), ModeA128)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var chans []Channel
-	for i := range 4 {
-		chans = append(chans, Channel{Stream: gateway.StreamID("loadcell/plate-01/c" + string(rune('0'+i))), ADC: g.Channel(i), Offset: 100000, CountsPerGram: 10})
-	}
-	src, err := New("plate-01", chans, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, src := plateOverGroup(t, fourChips(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	em := &countEmitter{want: 40, done: cancel}
@@ -186,18 +174,7 @@ func (e *countEmitter) EmitEvents(context.Context, []gateway.Event) error { retu
 func TestGroupGlitchRejected(t *testing.T) {
 	sim := fourChips(t)
 	sim.Chip(1).InjectFault(hx711sim.FaultGlitch)
-	g, err := NewGroup(sim.CLK(), sim.DOUTs(), ModeA128)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var chans []Channel
-	for i := range 4 {
-		chans = append(chans, Channel{Stream: gateway.StreamID("loadcell/plate-01/c" + string(rune('0'+i))), ADC: g.Channel(i), Offset: 100000, CountsPerGram: 10})
-	}
-	src, err := New("plate-01", chans, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, src := plateOverGroup(t, sim)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	em := &countEmitter{want: 40, done: cancel}

@@ -235,18 +235,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	var pickers []classify.Picker
-	for _, p := range plates {
-		pickers = append(pickers, classify.Picker{Scanner: gateway.StreamID("scanner/" + p.ID), Plates: []string{p.ID}})
-	}
-	mp, err := classify.NewMisPick(classify.MisPickConfig{Pickers: pickers})
+	mp, err := misPick(plates)
 	if err != nil {
 		return nil, err
 	}
-	labels := make([][]warehouse.PlateLabel, len(plates))
-	for pi := range plates {
-		labels[pi] = w.PlateLabels(pi, o.Duration-2*time.Second)
-	}
+	labels := scoredLabels(w, len(plates), o.Duration)
 	scans := makeScans(o, w, labels)
 	var evs, mis []gateway.Event
 	if err := feed(ctx, o, w, det, mp, scans, func(ev gateway.Event) {
@@ -258,16 +251,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}); err != nil {
 		return nil, err
 	}
-	rep := score(o, plates, labels, evs, mis, scans)
-	st := stats.Snapshot()
-	if st.Inferences > 0 {
-		rep.InferMeanUs = st.SumSeconds / float64(st.Inferences) * 1e6
-	}
-	rep.Classifier = string(o.Mode)
-	if o.Mode == "" {
-		rep.Classifier = string(classify.ModeAnalytic)
-	}
-	return rep, nil
+	return finish(score(o, plates, labels, evs, mis, scans), o.Mode, &stats), nil
 }
 
 // score matches events to labels per plate: each label to the earliest
