@@ -23,7 +23,7 @@ FOOTPRINT_WINDOW ?= 30s
 .PHONY: bench-footprint bench-fleet bench-statuspage
 
 bench-footprint:
-	$(GO) run ./cmd/shelfbench footprint -window $(FOOTPRINT_WINDOW)
+	$(GO) run ./cmd/shelfbench footprint -window $(FOOTPRINT_WINDOW) $(FOOTPRINT_FLAGS)
 
 bench-fleet:
 	$(GO) run ./cmd/shelfsim fleet -n $(FLEET_N) --rate $(FLEET_RATE) --steady $(FLEET_STEADY)
