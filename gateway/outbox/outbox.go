@@ -102,7 +102,7 @@ CREATE TABLE IF NOT EXISTS commands (
 const insertRows = 128
 
 // DefaultTailBytes is the default of Options.TailBytes.
-const DefaultTailBytes = 4 << 20
+const DefaultTailBytes = 8 << 20
 
 // numClasses is the number of record classes (gateway.ClassTelemetry,
 // ClassEvent, ClassSamples): the size of every per-class array.
