@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -20,9 +22,13 @@ import (
 
 // simsResult is what the simulators-only child reports: its anonymous
 // memory before the simulators exist and at the end of the window, its
-// max RSS, and how many conversions the bare drivers read.
+// max RSS, how many cell readings the bare drivers took, the live heap and
+// goroutine stacks after a collection at the end (what the simulators hold,
+// without the garbage a process of their own lets pile up to its first
+// collection), and its CPU seconds.
 type simsResult struct {
-	AnonStartKB, AnonEndKB, HWMKB, Reads int64
+	AnonStartKB, AnonEndKB, HWMKB, Reads, LiveKB int64
+	CPU                                          float64
 }
 
 // simsOnly builds the hardware simulators of the footprint shape as the
@@ -32,7 +38,7 @@ type simsResult struct {
 // (periph's hx711 for a bin, loadcell.Group for a plate) at the shape's
 // rate for warm+window, with a reader draining each scanner pty. Nothing
 // goes through loadcell.Source, the gateway, the outbox or the uplink. It
-// prints a simsResult: "anon_start_kb anon_end_kb hwm_kb reads".
+// prints a simsResult: "anon_start_kb anon_end_kb hwm_kb reads live_kb cpu_s".
 func simsOnly(sh footprintShape, warm, window time.Duration, w io.Writer) error {
 	self := os.Getpid()
 	anon0, err := statusKB(self, "RssAnon")
@@ -48,13 +54,13 @@ func simsOnly(sh footprintShape, warm, window time.Duration, w io.Writer) error 
 	defer cancel()
 	var reads atomic.Int64
 	var wg sync.WaitGroup
-	readLoop := func(read func() error) {
+	readLoop := func(cells int64, read func() error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				if err := read(); err == nil {
-					reads.Add(1)
+					reads.Add(cells)
 				}
 			}
 		}()
@@ -70,7 +76,7 @@ func simsOnly(sh footprintShape, warm, window time.Duration, w io.Writer) error 
 		if err != nil {
 			return fmt.Errorf("hx711 on %s: %w", opts.Name, err)
 		}
-		readLoop(func() error { _, err := dev.ReadTimeout(time.Second); return err })
+		readLoop(1, func() error { _, err := dev.ReadTimeout(time.Second); return err })
 	}
 	for _, p := range wh.Plates() {
 		opts := hx711sim.GroupOpts{Opts: hx711sim.DefaultOpts}
@@ -85,7 +91,7 @@ func simsOnly(sh footprintShape, warm, window time.Duration, w io.Writer) error 
 			return fmt.Errorf("plate %s: %w", p.ID, err)
 		}
 		var codes [4]int32
-		readLoop(func() error { return lg.ReadAll(time.Second, codes[:]) })
+		readLoop(4, func() error { return lg.ReadAll(time.Second, codes[:]) })
 	}
 	for range sh.scanners() {
 		opts := scannersim.DefaultOpts
@@ -103,6 +109,13 @@ func simsOnly(sh footprintShape, warm, window time.Duration, w io.Writer) error 
 		go io.Copy(io.Discard, f)
 	}
 	wg.Wait()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return err
+	}
 	anon1, err := statusKB(self, "RssAnon")
 	if err != nil {
 		return err
@@ -111,6 +124,7 @@ func simsOnly(sh footprintShape, warm, window time.Duration, w io.Writer) error 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(w, anon0, anon1, hwm, reads.Load())
+	live := int64(ms.HeapAlloc+ms.StackInuse) / 1024
+	fmt.Fprintln(w, anon0, anon1, hwm, reads.Load(), live, tv(ru.Utime)+tv(ru.Stime))
 	return nil
 }
