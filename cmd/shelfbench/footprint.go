@@ -66,6 +66,11 @@ func footprint(args []string) error {
 		}
 		sh.Model = abs
 	}
+	if sh.Classifier != "analytic" {
+		if _, err := os.Stat(sh.Model); err != nil {
+			return fmt.Errorf("plate model for -classifier %s (run from the repository root or pass -model): %w", sh.Classifier, err)
+		}
+	}
 
 	dir, err := os.MkdirTemp("", "shelfbench-footprint")
 	if err != nil {
