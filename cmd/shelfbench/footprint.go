@@ -44,6 +44,7 @@ func footprint(args []string) error {
 	fs.StringVar(&sh.Model, "model", "configs/models/plate.sgm", "plate model file for -classifier model|shadow")
 	fs.StringVar(&sh.Key, "trusted-key", testSigningKey, "hex ed25519 key the model is signed with")
 	fs.Float64Var(&sh.Rate, "rate", 80, "samples/s per load cell")
+	fs.Float64Var(&sh.Visits, "visits", 600, "picker visits per plate per hour (each an event the model classifies); 600 is the simulation's most")
 	warm := fs.Duration("warm", 5*time.Second, "settling time before the measured window")
 	window := fs.Duration("window", 30*time.Second, "measured steady-state window")
 	bin := fs.String("shelfgate", "", "shelfgate binary (default: go build ./cmd/shelfgate)")
@@ -207,9 +208,9 @@ func footprint(args []string) error {
 	gwCPU := (cpu1 - cpu0) / readings * 1e6
 	fmt.Printf("footprint: %d load cells at %.0f samples/s (%d bins + %d plates x 4, plate classifier %s), %d simulated scanners, uplink to mosquitto; %0.f readings committed in %s (%.0f/s), subscriber got %d\n",
 		cells, sh.Rate, sh.Bins, sh.Plates, sh.Classifier, sh.scanners(), readings, *window, readings/window.Seconds(), got.Load())
-	if evs, err := scrapeCounter(metricsAddr, "shelfgate_events_committed_total"); err == nil {
-		fmt.Printf("footprint: %.0f events committed since start\n", evs)
-	}
+	evs, _ := scrapeCounter(metricsAddr, "shelfgate_events_committed_total")
+	inf, _ := scrapeCounter(metricsAddr, "shelfgate_inferences_total")
+	fmt.Printf("footprint: since start %.0f events committed, %.0f model inferences\n", evs, inf)
 
 	fmt.Printf("footprint: at the end RssAnon %.1f MiB (heap, stacks, SQLite caches), RssFile %.1f MiB (binary text), %d threads; the simulated HX711s and scanner run inside the gateway process and count in both RSS and CPU\n",
 		float64(anon)/1024, float64(file)/1024, len(threads))
@@ -295,7 +296,7 @@ const testSigningKey = "b78fb2145bc3f53008e749bf95a328fe4cfffb36f48bc793c30a47ec
 // picking scanner, so a shape with plates has plates+1 scanners.
 type footprintShape struct {
 	Bins, Plates      int
-	Rate              float64
+	Rate, Visits      float64
 	Classifier, Model string
 	Key               string
 }
@@ -305,7 +306,7 @@ func (s footprintShape) scanners() int { return 1 + s.Plates }
 
 // flags passes the shape on to a child run.
 func (s footprintShape) flags() []string {
-	return []string{"-bins", strconv.Itoa(s.Bins), "-plates", strconv.Itoa(s.Plates), "-rate", fmt.Sprint(s.Rate),
+	return []string{"-bins", strconv.Itoa(s.Bins), "-plates", strconv.Itoa(s.Plates), "-rate", fmt.Sprint(s.Rate), "-visits", fmt.Sprint(s.Visits),
 		"-classifier", s.Classifier, "-model", s.Model, "-trusted-key", s.Key}
 }
 
@@ -314,7 +315,7 @@ func (s footprintShape) flags() []string {
 func (s footprintShape) warehouse() warehouse.Config {
 	wc := warehouse.DefaultConfig()
 	wc.Seed, wc.Shelves, wc.BinsPerShelf, wc.SampleRate, wc.Speed = 7, 1, s.Bins, s.Rate, 1
-	wc.Plates = warehouse.PlateConfig{Count: s.Plates, Facings: 4, WidthMM: 600, DepthMM: 400, VisitsPerHour: 60,
+	wc.Plates = warehouse.PlateConfig{Count: s.Plates, Facings: 4, WidthMM: 600, DepthMM: 400, VisitsPerHour: s.Visits,
 		UnitSpread: 0.03, LightShare: 0.25}
 	return wc
 }
