@@ -1,10 +1,13 @@
 # Footprint and fleet benchmarks (issue 12). Included by the Makefile.
 #
-#   make bench-footprint  the real shelfgate binary, 24 simulated HX711 load
-#                         cells at 80 samples/s and a simulated scanner,
-#                         uplink to mosquitto: RSS, CPU per million readings,
-#                         start to first commit (FIGURE lines, baselines from
-#                         the same run)
+#   make bench-footprint  the real shelfgate binary on the issue's shape: 24
+#                         simulated HX711 load cells at 80 samples/s (4 bins
+#                         + 5 plates classified by the int8 model), 6
+#                         simulated scanners, uplink to mosquitto: RSS, CPU
+#                         per million readings, start to first commit, and
+#                         the simulators alone in a process of their own
+#                         (FIGURE lines, baselines from the same run);
+#                         FOOTPRINT_FLAGS="-plates 6 -bins 1" etc. reshape it
 #   make bench-statuspage the gateway pipeline (Emit → outbox → mosquitto)
 #                         with the status page serving 100 SSE clients (and
 #                         10 that never read) vs without the page, A/B
@@ -23,7 +26,7 @@ FOOTPRINT_WINDOW ?= 30s
 .PHONY: bench-footprint bench-fleet bench-statuspage
 
 bench-footprint:
-	$(GO) run ./cmd/shelfbench footprint -window $(FOOTPRINT_WINDOW)
+	$(GO) run ./cmd/shelfbench footprint -window $(FOOTPRINT_WINDOW) $(FOOTPRINT_FLAGS)
 
 bench-fleet:
 	$(GO) run ./cmd/shelfsim fleet -n $(FLEET_N) --rate $(FLEET_RATE) --steady $(FLEET_STEADY)

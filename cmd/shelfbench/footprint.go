@@ -22,6 +22,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 )
@@ -36,17 +37,40 @@ import (
 // same rate, and the bare start of `shelfgate version`.
 func footprint(args []string) error {
 	fs := flag.NewFlagSet("footprint", flag.ExitOnError)
-	shelves := fs.Int("shelves", 3, "simulated shelves (8 load cells each)")
-	rate := fs.Float64("rate", 80, "samples/s per load cell")
+	var sh footprintShape
+	fs.IntVar(&sh.Bins, "bins", 4, "simulated single-cell bins (one HX711 each, analytic detector)")
+	fs.IntVar(&sh.Plates, "plates", 5, "simulated shelf plates (four HX711s on a shared clock each, classified per event)")
+	fs.StringVar(&sh.Classifier, "classifier", "model", "plate classifier: model (int8 inference on every event), shadow or analytic")
+	fs.StringVar(&sh.Model, "model", "configs/models/plate.sgm", "plate model file for -classifier model|shadow")
+	fs.StringVar(&sh.Key, "trusted-key", testSigningKey, "hex ed25519 key the model is signed with")
+	fs.Float64Var(&sh.Rate, "rate", 80, "samples/s per load cell")
+	fs.Float64Var(&sh.Visits, "visits", 600, "picker visits per plate per hour (each an event the model classifies); 600 is the simulation's most")
 	warm := fs.Duration("warm", 5*time.Second, "settling time before the measured window")
 	window := fs.Duration("window", 30*time.Second, "measured steady-state window")
 	bin := fs.String("shelfgate", "", "shelfgate binary (default: go build ./cmd/shelfgate)")
+	noSims := fs.Bool("no-sims-run", false, "skip the simulators-only run")
 	child := fs.Bool("baseline-child", false, "internal: run the raw SQLite+paho baseline in this process")
+	simsChild := fs.Bool("sims-child", false, "internal: run the simulators alone in this process")
 	broker := fs.String("broker", "", "internal: broker URL for -baseline-child")
 	fs.Parse(args)
-	cells := *shelves * 8
+	cells := sh.cells()
 	if *child {
-		return rawBaseline(*broker, cells, *rate, *window, os.Stdout)
+		return rawBaseline(*broker, cells, sh.Rate, *window, os.Stdout)
+	}
+	if *simsChild {
+		return simsOnly(sh, *warm, *window, os.Stdout)
+	}
+	if sh.Model != "" && !filepath.IsAbs(sh.Model) {
+		abs, err := filepath.Abs(sh.Model)
+		if err != nil {
+			return err
+		}
+		sh.Model = abs
+	}
+	if sh.Classifier != "analytic" {
+		if _, err := os.Stat(sh.Model); err != nil {
+			return fmt.Errorf("plate model for -classifier %s (run from the repository root or pass -model): %w", sh.Classifier, err)
+		}
 	}
 
 	dir, err := os.MkdirTemp("", "shelfbench-footprint")
@@ -86,7 +110,7 @@ func footprint(args []string) error {
 		return err
 	}
 	conf := filepath.Join(dir, "footprint.yaml")
-	if err := os.WriteFile(conf, []byte(footprintConfig(url, filepath.Join(dir, "outbox.db"), metricsAddr, *shelves, *rate)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(footprintConfig(url, filepath.Join(dir, "outbox.db"), metricsAddr, sh)), 0o644); err != nil {
 		return err
 	}
 	var got atomic.Int64
@@ -182,8 +206,11 @@ func footprint(args []string) error {
 	slices.Sort(rss)
 	steady := rss[len(rss)/2]
 	gwCPU := (cpu1 - cpu0) / readings * 1e6
-	fmt.Printf("footprint: %d load cells at %.0f samples/s + 1 simulated scanner, uplink to mosquitto; %0.f readings committed in %s (%.0f/s), subscriber got %d\n",
-		cells, *rate, readings, *window, readings/window.Seconds(), got.Load())
+	fmt.Printf("footprint: %d load cells at %.0f samples/s (%d bins + %d plates x 4, plate classifier %s), %d simulated scanners, uplink to mosquitto; %0.f readings committed in %s (%.0f/s), subscriber got %d\n",
+		cells, sh.Rate, sh.Bins, sh.Plates, sh.Classifier, sh.scanners(), readings, *window, readings/window.Seconds(), got.Load())
+	evs, _ := scrapeCounter(metricsAddr, "shelfgate_events_committed_total")
+	inf, _ := scrapeCounter(metricsAddr, "shelfgate_inferences_total")
+	fmt.Printf("footprint: since start %.0f events committed, %.0f model inferences\n", evs, inf)
 
 	fmt.Printf("footprint: at the end RssAnon %.1f MiB (heap, stacks, SQLite caches), RssFile %.1f MiB (binary text), %d threads; the simulated HX711s and scanner run inside the gateway process and count in both RSS and CPU\n",
 		float64(anon)/1024, float64(file)/1024, len(threads))
@@ -194,7 +221,7 @@ func footprint(args []string) error {
 	if err != nil {
 		return err
 	}
-	bcmd := exec.Command(self, "footprint", "-baseline-child", "-broker", url, "-shelves", strconv.Itoa(*shelves), "-rate", fmt.Sprint(*rate), "-window", window.String())
+	bcmd := exec.Command(self, append([]string{"footprint", "-baseline-child", "-broker", url, "-window", window.String()}, sh.flags()...)...)
 	bcmd.Stderr = os.Stderr
 	bout, err := bcmd.Output()
 	if err != nil {
@@ -212,8 +239,40 @@ func footprint(args []string) error {
 	figureF("footprint_rss_steady_mib", float64(steady)/1024, "MiB", bRSS)
 	figureF("footprint_cpu_s_per_million_readings", gwCPU, "s", bCPU)
 	figureF("footprint_start_to_first_commit_ms", ms(firstCommit), "ms", ms(bareStart))
-	fmt.Printf("footprint: targets RSS <= 32 MiB (stretch 20): %s; start to first commit <= 1000 ms: %s\n",
-		verdict(float64(hwm)/1024 <= 32), verdict(firstCommit <= time.Second))
+	fmt.Printf("footprint: targets RSS <= 32 MiB (stretch 20): %s (stretch %s); start to first commit <= 1000 ms: %s\n",
+		verdict(float64(hwm)/1024 <= 32), verdict(float64(hwm)/1024 <= 20), verdict(firstCommit <= time.Second))
+	if *noSims {
+		return nil
+	}
+
+	// The simulators alone, in a process of their own: the same warehouse,
+	// hx711sims and scanner ptys read at the same rate by the bare periph
+	// driver (no loadcell.Source, no gateway). What its anonymous memory
+	// grows by is what the simulators cost the gateway process, which a
+	// real Pi does not pay.
+	scmd := exec.Command(self, append([]string{"footprint", "-sims-child", "-warm", warm.String(), "-window", window.String()}, sh.flags()...)...)
+	scmd.Stderr = os.Stderr
+	sout, err := scmd.Output()
+	if err != nil {
+		return fmt.Errorf("simulators-only run: %w", err)
+	}
+	var sr simsResult
+	if _, err := fmt.Sscan(string(sout), &sr.AnonStartKB, &sr.AnonEndKB, &sr.HWMKB, &sr.Reads, &sr.LiveKB, &sr.CPU); err != nil {
+		return fmt.Errorf("simulators-only run printed %q: %w", sout, err)
+	}
+	simsAnon := max(float64(sr.AnonEndKB-sr.AnonStartKB)/1024, 0)
+	simsLive := float64(sr.LiveKB) / 1024
+	fmt.Printf("footprint: simulators alone: %d cell readings by the bare drivers in %s, anonymous memory %.1f -> %.1f MiB (+%.1f MiB), live heap and stacks %.1f MiB after a collection, max RSS %.1f MiB of a separate process\n",
+		sr.Reads, *warm+*window, float64(sr.AnonStartKB)/1024, float64(sr.AnonEndKB)/1024, simsAnon, simsLive, float64(sr.HWMKB)/1024)
+	figureF("footprint_sims_anon_mib", simsAnon, "MiB", float64(anon)/1024)
+	figureF("footprint_sims_live_mib", simsLive, "MiB", float64(anon)/1024)
+	figureF("footprint_sims_cpu_s_per_million_readings", sr.CPU/float64(sr.Reads)*1e6, "s", gwCPU)
+	// The simulators' share of the gateway's RSS lies between what they
+	// hold live and what a process of their own grew by.
+	hi, lo := float64(hwm)/1024-simsLive, float64(hwm)/1024-simsAnon
+	figureF("footprint_pipeline_rss_max_mib", hi, "MiB", bRSS)
+	fmt.Printf("footprint: pipeline alone (max RSS less the simulators) %.1f-%.1f MiB: RSS <= 32 MiB %s, stretch 20 MiB %s\n",
+		lo, hi, verdict(hi <= 32), verdict(hi <= 20))
 	return nil
 }
 
@@ -228,10 +287,50 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
+// testSigningKey is the TEST-ONLY key the shipped plate model
+// (configs/models/plate.sgm) is signed with.
+const testSigningKey = "b78fb2145bc3f53008e749bf95a328fe4cfffb36f48bc793c30a47ecdf45d355"
+
+// footprintShape is the simulated hardware of the footprint run. The
+// daemon's simulation puts a scanner on every plate's picker besides the
+// picking scanner, so a shape with plates has plates+1 scanners.
+type footprintShape struct {
+	Bins, Plates      int
+	Rate, Visits      float64
+	Classifier, Model string
+	Key               string
+}
+
+func (s footprintShape) cells() int    { return s.Bins + 4*s.Plates }
+func (s footprintShape) scanners() int { return 1 + s.Plates }
+
+// flags passes the shape on to a child run.
+func (s footprintShape) flags() []string {
+	return []string{"-bins", strconv.Itoa(s.Bins), "-plates", strconv.Itoa(s.Plates), "-rate", fmt.Sprint(s.Rate), "-visits", fmt.Sprint(s.Visits),
+		"-classifier", s.Classifier, "-model", s.Model, "-trusted-key", s.Key}
+}
+
+// warehouse is the simulation.warehouse section for the shape: one shelf
+// of Bins bins, Plates plates of four facings.
+func (s footprintShape) warehouse() warehouse.Config {
+	wc := warehouse.DefaultConfig()
+	wc.Seed, wc.Shelves, wc.BinsPerShelf, wc.SampleRate, wc.Speed = 7, 1, s.Bins, s.Rate, 1
+	wc.Plates = warehouse.PlateConfig{Count: s.Plates, Facings: 4, WidthMM: 600, DepthMM: 400, VisitsPerHour: s.Visits,
+		UnitSpread: 0.03, LightShare: 0.25}
+	return wc
+}
+
 // footprintConfig is the gateway's configuration: the simulated warehouse
-// (HX711 simulators under every bin read through the real driver, a
-// simulated USB-CDC scanner) at speed 1, uplink to the bench's mosquitto.
-func footprintConfig(url, outbox, metrics string, shelves int, rate float64) string {
+// (HX711 simulators under every bin and plate, read through the real
+// drivers; the plates classified by the int8 model on every event; a
+// simulated USB-CDC scanner for picking and one per plate picker) at speed
+// 1, uplink to the bench's mosquitto.
+func footprintConfig(url, outbox, metrics string, sh footprintShape) string {
+	wc := sh.warehouse()
+	classifier := "    mode: " + sh.Classifier + "\n"
+	if sh.Classifier != "analytic" {
+		classifier += fmt.Sprintf("    model: %s\n    trusted_keys: [%s]\n", sh.Model, sh.Key)
+	}
 	return fmt.Sprintf(`gateway:
   id: footprint
   site: bench
@@ -241,18 +340,28 @@ outbox:
   path: %s
 simulation:
   warehouse:
-    seed: 7
+    seed: %d
     shelves: %d
-    bins_per_shelf: 8
+    bins_per_shelf: %d
     sample_rate: %g
     speed: 1
+    plates:
+      count: %d
+      facings: %d
+      width_mm: %g
+      depth_mm: %g
+      visits_per_hour: %g
+      unit_spread: %g
+      light_share: %g
   scanner: true
-metrics:
+  plate_classifier:
+%smetrics:
   listen: %s
 log:
   level: info
   format: json
-`, url, outbox, shelves, rate, metrics)
+`, url, outbox, wc.Seed, wc.Shelves, wc.BinsPerShelf, wc.SampleRate, wc.Plates.Count, wc.Plates.Facings, wc.Plates.WidthMM,
+		wc.Plates.DepthMM, wc.Plates.VisitsPerHour, wc.Plates.UnitSpread, wc.Plates.LightShare, classifier, metrics)
 }
 
 // listenNotify listens on a unixgram socket as systemd's notify socket

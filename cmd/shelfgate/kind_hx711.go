@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"periph.io/x/devices/v3/hx711"
@@ -154,9 +155,17 @@ var (
 	loadcellLastReading = prometheus.NewDesc("shelfgate_loadcell_last_reading_timestamp_seconds", "Time of the last reading emitted.", loadcellLabels, nil)
 )
 
-// collectLoadcell sends one snapshot of src: one Health per channel.
+// collectLoadcell sends one snapshot of src: one Health per channel. labels
+// are the sensor and bin; a source of several channels (a plate's four
+// cells) labels each with its channel's bin (plate-01/c0), or the samples
+// would collide and /metrics would fail as a whole.
 func collectLoadcell(ch chan<- prometheus.Metric, src *loadcell.Source, labels []string) {
-	for _, h := range src.Health() {
+	hs := src.Health()
+	for _, h := range hs {
+		labels := labels
+		if len(hs) > 1 {
+			labels = []string{labels[0], strings.TrimPrefix(string(h.Stream), "loadcell/")}
+		}
 		counter := func(d *prometheus.Desc, v int64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/config"
+	"github.com/shelfgate/shelfgate/sensors/loadcell"
 )
 
 const plateSensorYAML = `  - name: plate-a
@@ -204,3 +206,38 @@ func (e *eventsSeen) all() []gateway.Event {
 	defer e.mu.Unlock()
 	return append([]gateway.Event(nil), e.evs...)
 }
+
+// A plate's four cells are one loadcell.Source under one bin: their
+// samples must still be distinct, or the registry refuses the whole
+// /metrics page.
+func TestPlateLoadcellMetricsDistinct(t *testing.T) {
+	var chans []loadcell.Channel
+	for i := range 4 {
+		chans = append(chans, loadcell.Channel{Stream: gateway.StreamID(fmt.Sprintf("loadcell/plate-01/c%d", i)), ADC: idleADC{}, CountsPerGram: 1})
+	}
+	src, err := loadcell.New("plate-01", chans, loadcell.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(collectorFunc(func(ch chan<- prometheus.Metric) { collectLoadcell(ch, src, []string{"plate-01", "plate-01"}) }))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "shelfgate_loadcell_readings_total" && len(mf.GetMetric()) != 4 {
+			t.Errorf("%s: %d samples, want one per cell", mf.GetName(), len(mf.GetMetric()))
+		}
+	}
+}
+
+type idleADC struct{}
+
+func (idleADC) ReadTimeout(time.Duration) (int32, error) { return 0, nil }
+
+// collectorFunc is an unchecked collector (no Describe).
+type collectorFunc func(chan<- prometheus.Metric)
+
+func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}
+func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }

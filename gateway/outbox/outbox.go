@@ -49,6 +49,14 @@ type Options struct {
 	// on a reader connection, which does not block the writer) after the
 	// one at Open. 0 means 10 minutes; negative, only at Open.
 	CheckEvery time.Duration
+	// TailBytes bounds the in-memory tails of recently committed records
+	// that the uplink reads instead of querying (half for telemetry, a
+	// quarter each for events and samples). Memory is taken only while
+	// records wait for their acks: a few hundred rows in steady state, up
+	// to the bound while the uplink is behind; a reader further behind is
+	// served from the database. 0 means DefaultTailBytes; negative, the
+	// smallest tails (64 records each).
+	TailBytes int64
 }
 
 // DefaultOptions are sane for a Raspberry Pi with an SD card: a commit every
@@ -93,12 +101,8 @@ CREATE TABLE IF NOT EXISTS commands (
 // insertRows is how many rows one multi-row INSERT statement carries.
 const insertRows = 128
 
-// Sizes of the in-memory tails of recently committed records (see tail).
-const (
-	tailTelemetry = 32 << 10
-	tailEvents    = 4 << 10
-	tailSamples   = 1 << 10
-)
+// DefaultTailBytes is the default of Options.TailBytes.
+const DefaultTailBytes = 8 << 20
 
 // numClasses is the number of record classes (gateway.ClassTelemetry,
 // ClassEvent, ClassSamples): the size of every per-class array.
@@ -440,7 +444,15 @@ func (o *Outbox) load() error {
 	}
 	o.nextID = hw.Int64 + 1
 	o.lastID.Store(hw.Int64)
-	o.tails = [numClasses]*tail{newTail(tailTelemetry, hw.Int64), newTail(tailEvents, hw.Int64), newTail(tailSamples, hw.Int64)}
+	tb := o.opts.TailBytes
+	if tb == 0 {
+		tb = DefaultTailBytes
+	}
+	// Half for telemetry, a quarter each for events and samples.
+	shares := [numClasses]int64{4, 2, 2}
+	for c := range o.tails {
+		o.tails[c] = newTail(int(max(tb, 0)/8*shares[c]), hw.Int64)
+	}
 	var n, ev, sm int64
 	if err := o.wdb.QueryRow(`SELECT count(*), count(*) FILTER (WHERE class = 1), count(*) FILTER (WHERE class = 2) FROM outbox`).Scan(&n, &ev, &sm); err != nil {
 		return fmt.Errorf("outbox: count backlog: %w", err)

@@ -296,7 +296,7 @@ func BenchmarkAppend(b *testing.B) {
 func TestReadAcrossTailAndDatabase(t *testing.T) {
 	o, _ := openTemp(t)
 	ctx := context.Background()
-	const n = 38000 // more than tailTelemetry, a multiple of 1000
+	const n = 38000 // more than the telemetry tail holds (DefaultTailBytes/2), a multiple of 1000
 	for i := 0; i < n; i += 1000 {
 		if err := o.Append(ctx, readings("x", 1000, 0)); err != nil {
 			t.Fatal(err)

@@ -88,7 +88,8 @@ func TestAutoZeroRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := src.cells[0]
-	out := make(chan gateway.Reading, 2)
+	out := newReadingQueue(2)
+	var got []gateway.Reading
 	t0 := time.Unix(0, 0)
 	i := 0
 	// feed pushes grams (as codes) one per 100 ms and returns the last
@@ -99,8 +100,8 @@ func TestAutoZeroRules(t *testing.T) {
 		for _, g := range grams {
 			i++
 			src.process(c, int32(math.Round(g*100))+int32(i%3), t0.Add(time.Duration(i)*100*time.Millisecond), out, nil)
-			for len(out) > 0 {
-				last = <-out
+			if got, _ = out.take(got[:0]); len(got) > 0 {
+				last = got[len(got)-1]
 			}
 		}
 		return last

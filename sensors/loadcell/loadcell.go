@@ -92,7 +92,8 @@ type Options struct {
 	// Now stamps readings and events; default time.Now.
 	Now func() time.Time
 	// Buffer is how many readings may wait for the emitter; default 4096.
-	// A full buffer blocks sampling rather than dropping readings.
+	// A full buffer blocks sampling rather than dropping readings. Memory
+	// is taken only for the readings waiting, not for the whole buffer.
 	Buffer int
 	// Backoff is the pause after an ADC error, and between reads while a
 	// channel is stuck (a floating DOUT reads 0 without ever waiting);
@@ -291,23 +292,23 @@ func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 	// Samplers stop when ctx ends or when emitting fails.
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	out := make(chan gateway.Reading, s.opts.Buffer)
+	q := newReadingQueue(s.opts.Buffer)
 	evc := make(chan gateway.Event, 64)
 	var wg sync.WaitGroup
 	for _, c := range s.cells {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.sample(sctx, c, out, evc)
+			s.sample(sctx, c, q, evc)
 		}()
 	}
 	go func() {
 		wg.Wait()
-		close(out)
+		q.close()
 		close(evc)
 	}()
 
-	batch := make([]gateway.Reading, 0, 1024)
+	var batch []gateway.Reading
 	evs := make([]gateway.Event, 0, 16)
 	var emitErr error
 	ectx := func() context.Context {
@@ -316,39 +317,32 @@ func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 		}
 		return ctx
 	}
-	// drainReadings appends what is waiting in out to batch.
+	// drainReadings appends what is queued to batch and reports whether
+	// more may come.
 	drainReadings := func() bool {
-		for len(batch) < cap(batch) {
-			select {
-			case r, ok := <-out:
-				if !ok {
-					return false
-				}
-				batch = append(batch, r)
-			default:
-				return true
-			}
-		}
-		return true
+		var open bool
+		batch, open = q.take(batch)
+		return open
 	}
+	// flush emits batch, at most emitChunk readings per call, and lets a
+	// batch a stall made large go.
 	flush := func() {
-		if len(batch) > 0 && emitErr == nil {
-			if err := emit.Emit(ectx(), batch); err != nil {
+		for i := 0; i < len(batch) && emitErr == nil; i += emitChunk {
+			if err := emit.Emit(ectx(), batch[i:min(i+emitChunk, len(batch))]); err != nil {
 				emitErr = err
 				stop()
 			}
 		}
+		clear(batch)
 		batch = batch[:0]
+		if cap(batch) > emitChunk {
+			batch = nil
+		}
 	}
-	inOut, inEv := out, evc
+	inOut, inEv := q.ready, evc
 	for inOut != nil || inEv != nil {
 		select {
-		case r, ok := <-inOut:
-			if !ok {
-				inOut = nil
-				continue
-			}
-			batch = append(batch, r)
+		case <-inOut:
 			if !drainReadings() {
 				inOut = nil
 			}
@@ -393,7 +387,7 @@ func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 }
 
 // sample runs the read loop of one channel.
-func (s *Source) sample(ctx context.Context, c *cell, out chan<- gateway.Reading, evc chan<- gateway.Event) {
+func (s *Source) sample(ctx context.Context, c *cell, out *readingQueue, evc chan<- gateway.Event) {
 	modeSet := c.setter == nil
 	for ctx.Err() == nil {
 		if !modeSet {
@@ -427,7 +421,7 @@ func (s *Source) sample(ctx context.Context, c *cell, out chan<- gateway.Reading
 // process takes one code read from c at now through fault monitoring, the
 // spike filter and auto-zero, and queues the readings it releases. It
 // reports whether c is in the stuck fault. It does not allocate.
-func (s *Source) process(c *cell, code int32, now time.Time, out chan<- gateway.Reading, evc chan<- gateway.Event) (stuck bool) {
+func (s *Source) process(c *cell, code int32, now time.Time, out *readingQueue, evc chan<- gateway.Event) (stuck bool) {
 	var rel [2]sample
 	s.applyPending(c)
 	enter, leave, stale, sat := c.mon.code(code)
@@ -463,7 +457,7 @@ func (s *Source) process(c *cell, code int32, now time.Time, out chan<- gateway.
 		if stale {
 			r.Quality |= gateway.QualityStale
 		}
-		out <- r
+		out.push(r)
 	}
 	s.readings.Add(int64(n))
 	if stale {
