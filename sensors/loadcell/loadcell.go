@@ -386,6 +386,10 @@ func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 	return nil
 }
 
+// spinRead is how fast a read must return to count as not having waited
+// for a conversion (an HX711 converts every 12.5 ms at 80 samples/s).
+const spinRead = time.Millisecond
+
 // sample runs the read loop of one channel.
 func (s *Source) sample(ctx context.Context, c *cell, out *readingQueue, evc chan<- gateway.Event) {
 	modeSet := c.setter == nil
@@ -397,6 +401,7 @@ func (s *Source) sample(ctx context.Context, c *cell, out *readingQueue, evc cha
 			}
 			modeSet = true
 		}
+		began := time.Now()
 		code, err := c.ch.ADC.ReadTimeout(s.opts.Timeout)
 		if err != nil {
 			s.readFailed(ctx, c, err, evc)
@@ -411,8 +416,11 @@ func (s *Source) sample(ctx context.Context, c *cell, out *readingQueue, evc cha
 			c.mu.Unlock()
 			continue
 		}
-		if s.process(c, code, s.opts.Now(), out, evc) {
-			// A floating DOUT reads 0 at once, forever: do not spin.
+		if s.process(c, code, s.opts.Now(), out, evc) && time.Since(began) < spinRead {
+			// A floating DOUT reads 0 at once, forever: do not spin. A
+			// stuck chip whose reads still wait for a conversion (a frozen
+			// ADC, or a cell of a Group, paced by its peers) is read at its
+			// own rate: pausing it would hold up the Group's healthy cells.
 			pause(ctx, s.opts.Backoff)
 		}
 	}
