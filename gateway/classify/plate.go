@@ -169,6 +169,7 @@ type plateState struct {
 	out      int // the cell held, −1 none
 	hold     float64
 	degraded int64 // changes identified with a cell out
+	shaken   int   // consecutive settled samples whose change no load explains
 	change   Change
 }
 
@@ -185,6 +186,7 @@ type PlateDetector struct {
 	early       int // early settle window in samples, 0: none
 	noiseKEarly float64
 	halfPeriod  time.Duration
+	shakenWait  int // samples (see ShakenWait)
 }
 
 var _ gateway.Classifier = (*PlateDetector)(nil)
@@ -234,6 +236,7 @@ func NewPlateDetector(cfg Config) (*PlateDetector, error) {
 	w := settleSamples(cfg.Rate, cfg.Settle)
 	d.noiseK = 2*math.Sqrt(2*math.Log(float64(w))) + 2
 	d.meanK = 6 * math.Sqrt(2/float64(w))
+	d.shakenWait = settleSamples(cfg.Rate, ShakenWait)
 	if cfg.EarlySettle == 0 {
 		cfg.EarlySettle = DefaultEarlySettle
 	}
@@ -535,10 +538,25 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	for _, f := range s.p.Facings {
 		minUnit = min(minUnit, f.UnitGrams)
 	}
-	if math.Abs(delta) < max(0.5*minUnit, d.meanK*sigma) || !d.sameSign(s, mean, delta) {
+	if math.Abs(delta) < max(0.5*minUnit, d.meanK*sigma) {
 		if !early {
 			s.level, s.levelTot = mean, mt // follow drift and fading disturbances
 			s.anchor = -1
+			s.shaken = 0
+		}
+		return gateway.Event{}, false
+	}
+	if !d.sameSign(s, mean, delta) || !d.pointLoad(s, mean, delta) {
+		// Not what a load does to a rigid plate: the plate is being
+		// shaken (or pressed in two places). Keep the level and wait,
+		// unless it stays so for ShakenWait: then follow it silently.
+		if !early {
+			s.shaken++
+			if s.shaken >= d.shakenWait {
+				s.level, s.levelTot = mean, mt
+				s.anchor = -1
+				s.shaken = 0
+			}
 		}
 		return gateway.Event{}, false
 	}
@@ -576,7 +594,7 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		sr := d.cfg.Shadow.Identify(ch)
 		shadow = &sr
 	}
-	s.level, s.levelTot, s.anchor = mean, mt, -1
+	s.level, s.levelTot, s.anchor, s.shaken = mean, mt, -1, 0
 	if st := d.cfg.Stats; st != nil {
 		st.observe(res, shadow, time.Since(start), d.cfg.LowConfidence)
 	}
@@ -593,16 +611,28 @@ func (d *PlateDetector) still(s *plateState, n int, k, sigma float64) (mean [4]f
 		return mean, 0, false
 	}
 	lo, hi := math.Inf(1), math.Inf(-1)
+	var clo, chi [4]float64
 	for i := 1; i <= n; i++ {
 		w := s.win[(s.wpos-i+len(s.win))%len(s.win)]
 		tw := w[0] + w[1] + w[2] + w[3]
 		lo, hi = min(lo, tw), max(hi, tw)
 		for c := range mean {
 			mean[c] += w[c]
+			if i == 1 {
+				clo[c], chi[c] = w[c], w[c]
+			}
+			clo[c], chi[c] = min(clo[c], w[c]), max(chi[c], w[c])
 		}
 	}
 	if hi-lo > max(1.5, k*sigma) {
 		return mean, 0, false
+	}
+	// Every cell still too: vibration moves the cells in phases of their
+	// own, which can cancel in the total while each cell swings.
+	for c := range mean {
+		if c != s.out && chi[c]-clo[c] > max(CellFloor, CellK*d.noiseK*s.cellMed[c]/0.9539) {
+			return mean, 0, false
+		}
 	}
 	for c := range mean {
 		mean[c] /= float64(n)
@@ -610,6 +640,14 @@ func (d *PlateDetector) still(s *plateState, n int, k, sigma float64) (mean [4]f
 	}
 	return mean, mt, true
 }
+
+// CellFloor is the least range, in grams, a cell may move within a
+// settle window (the total's is 1.5 g).
+const CellFloor = 1.0
+
+// CellK scales a cell's noise tolerance within a settle window against
+// the total's: the test is for swings, not for noise.
+const CellK = 1.5
 
 // EarlyFrac is how near a whole number of units an early-settled change
 // must be: |Δ|/unit within EarlyFrac of an integer ≥ 1.
@@ -662,6 +700,49 @@ func (d *PlateDetector) sameSign(s *plateState, mean [4]float64, delta float64) 
 	}
 	return true
 }
+
+// pointLoad reports whether the change of plate s from its level to
+// mean is what one load at one place does to a rigid plate on four
+// corner supports: with bilinear shares, the centre (u, v) (fractions of
+// width and depth) fixes the twist Δ0−Δ1−Δ2+Δ3 = Δ(1−2u)(1−2v), and the
+// centre lies on the plate. A vibration burst moves the cells with
+// phases of their own and leaves a twist no single load makes. The
+// slack is the cells' noise plus TwistSlack of |Δ| (real plates are not
+// exactly bilinear) and CentreSlack outside the plate. With a cell out
+// the change is estimated from three cells and is consistent by
+// construction: not tested.
+func (d *PlateDetector) pointLoad(s *plateState, mean [4]float64, delta float64) bool {
+	if s.out >= 0 {
+		return true
+	}
+	var dc [4]float64
+	var v2 float64
+	for c := range dc {
+		dc[c] = mean[c] - s.level[c]
+		sg := s.cellMed[c] / 0.9539 / math.Sqrt2
+		v2 += sg * sg
+	}
+	u := (dc[1] + dc[3]) / delta
+	v := (dc[2] + dc[3]) / delta
+	if u < -CentreSlack || u > 1+CentreSlack || v < -CentreSlack || v > 1+CentreSlack {
+		return false
+	}
+	twist := dc[0] - dc[1] - dc[2] + dc[3] - delta*(1-2*u)*(1-2*v)
+	tol := 0.5 + TwistSlack*math.Abs(delta) + 6*math.Sqrt(v2)*math.Sqrt(2/float64(len(s.win)))
+	return math.Abs(twist) <= tol
+}
+
+// TwistSlack is the share of |Δ| by which a change's twist may differ from
+// a single load's; CentreSlack how far (as a share of the plate's size)
+// its centre may lie outside the plate.
+const (
+	TwistSlack  = 0.1
+	CentreSlack = 0.05
+)
+
+// ShakenWait is how long a settled level that no single load explains is
+// waited on before the detector follows it without an event.
+const ShakenWait = 2 * time.Second
 
 // SignSlack is the share of |Δ| a cell may move against the total before
 // the change is taken for vibration rather than a load.

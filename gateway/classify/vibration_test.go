@@ -1,0 +1,90 @@
+package classify
+
+import (
+	"math"
+	"testing"
+
+	"github.com/shelfgate/shelfgate/gateway"
+)
+
+// A vibration burst at 10 Hz sampling aliases to a slow wobble with each
+// cell in its own phase; the total can stay nearly flat while the cells
+// swing, and a window of it can look like a new level. Neither may settle
+// into an event, and a real pick after the burst is still reported once.
+func TestVibrationIsNotAVisit(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		alias  float64 // Hz after aliasing
+		amp    float64 // grams per cell
+		phases [4]float64
+	}{
+		{"slow", 0.4, 15, [4]float64{0, 0.5, 2.5, 3.0}},
+		{"mid", 0.9, 20, [4]float64{0, 2.1, 4.2, 1.0}},
+		{"fast", 3.1, 25, [4]float64{0, 0.5, 2.5, 3.0}},
+		{"near-dc", 0.15, 20, [4]float64{0, 0.5, 2.5, 3.0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pl := testPlate()
+			for f := range pl.Facings {
+				pl.Facings[f].UnitGrams = []float64{12, 20, 12, 20}[f] // light items: a small Δ is a unit
+			}
+			d, err := NewPlateDetector(Config{Plates: []Plate{pl}, Rate: 10, Primary: Analytic{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &d.cfg.Plates[0]
+			s := newScript(p, 7)
+			s.add(2000, 300, 200)
+			rs := s.samples(20, nil)
+			n := 40 // a 4 s burst
+			rs = append(rs, s.samples(n, func(i int) [4]float64 {
+				var e [4]float64
+				env := math.Pow(math.Sin(math.Pi*float64(i)/float64(n)), 2)
+				for c := range e {
+					e[c] = tc.amp * env * math.Sin(2*math.Pi*tc.alias*float64(i)/10+tc.phases[c])
+				}
+				return e
+			})...)
+			rs = append(rs, s.samples(20, nil)...)
+			if evs := observeAll(d, rs); len(evs) != 0 {
+				t.Fatalf("a burst made %d events: %+v", len(evs), evs)
+			}
+			evs := observeAll(d, s.visit(1, 2))
+			if len(evs) != 1 || evs[0].Kind != gateway.EventPick || evs[0].Quantity != 2 || evs[0].SKU != p.Facings[1].SKU {
+				t.Fatalf("the pick after the burst: %+v", evs)
+			}
+		})
+	}
+}
+
+// pointLoad: a change one load makes passes; the same total split in a
+// way no single load on a rigid plate splits it does not.
+func TestPointLoad(t *testing.T) {
+	d, p := newTestDetector(t, Analytic{}, nil, nil)
+	s := d.plates[0]
+	s.level = [4]float64{500, 500, 500, 500}
+	var load [4]float64
+	for c := range load {
+		load[c] = 500 + 300*p.share(c, 120, 260)
+	}
+	if !d.pointLoad(s, load, 300) {
+		t.Errorf("a 300 g load at (120, 260) judged not a load: %v", load)
+	}
+	// Same centre of mass, but the twist of two loads at opposite corners.
+	twisted := load
+	twisted[0] += 40
+	twisted[3] += 40
+	twisted[1] -= 40
+	twisted[2] -= 40
+	if d.pointLoad(s, twisted, 300) {
+		t.Errorf("a twisted change judged a single load: %v", twisted)
+	}
+	off := [4]float64{500, 560, 500, 560} // centre at x = 1.0 … fine; beyond it is not
+	if !d.pointLoad(s, off, 120) {
+		t.Errorf("a load on the right edge judged not a load: %v", off)
+	}
+	beyond := [4]float64{480, 580, 480, 580}
+	if d.pointLoad(s, beyond, 120) {
+		t.Errorf("a centre outside the plate judged a load: %v", beyond)
+	}
+}
