@@ -62,6 +62,10 @@ type Change struct {
 	// After[Degraded] is then an estimate from the other three (see
 	// estimateCell); Before[Degraded] is the cell's last healthy level.
 	Degraded int
+	// Shaken is set when the plate was shaking (see shaken.go) and the
+	// change was settled on its readings projected away from the
+	// vibration: After is then Before plus Δ at the facing's position.
+	Shaken bool
 }
 
 // Result is an Identifier's answer: which facing's units moved (−1: none),
@@ -170,7 +174,10 @@ type plateState struct {
 	hold     float64
 	degraded int64 // changes identified with a cell out
 	shaken   int   // consecutive settled samples whose change no load explains
-	change   Change
+	shake    shake // the plate's vibration model
+	// changes settled through vibration
+	shakenChanges int64
+	change        Change
 }
 
 // PlateDetector is the gateway.Classifier of shelf plates: it assembles
@@ -186,7 +193,8 @@ type PlateDetector struct {
 	early       int // early settle window in samples, 0: none
 	noiseKEarly float64
 	halfPeriod  time.Duration
-	shakenWait  int // samples (see ShakenWait)
+	shakenWait  int   // samples (see ShakenWait)
+	shakenHold  int64 // samples (see ShakenHold)
 }
 
 var _ gateway.Classifier = (*PlateDetector)(nil)
@@ -237,6 +245,7 @@ func NewPlateDetector(cfg Config) (*PlateDetector, error) {
 	d.noiseK = 2*math.Sqrt(2*math.Log(float64(w))) + 2
 	d.meanK = 6 * math.Sqrt(2/float64(w))
 	d.shakenWait = settleSamples(cfg.Rate, ShakenWait)
+	d.shakenHold = int64(math.Round(ShakenHold * cfg.Rate))
 	if cfg.EarlySettle == 0 {
 		cfg.EarlySettle = DefaultEarlySettle
 	}
@@ -444,6 +453,15 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		return gateway.Event{}, false
 	}
 	if good == [4]bool{true, true, true, true} {
+		if s.hasPrev && out < 0 && s.out < 0 {
+			var step [4]float64
+			sc := math.Inf(1)
+			for c := range step {
+				step[c] = g[c] - s.prevG[c]
+				sc = min(sc, s.cellMed[c]/0.9539)
+			}
+			s.shake.observeStep(step, sc, s.n, d.shakenHold)
+		}
 		s.prevG = g
 	} else {
 		for c := range g {
@@ -518,6 +536,11 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	// of the facing identified (checked below): a hand still resting on
 	// the plate adds a force that is rarely a whole number of units, and
 	// such a change waits for the whole window.
+	if s.shake.rank > 0 && s.n < s.shake.until && s.out < 0 {
+		// Shaken: settle on the readings projected away from the
+		// vibration; the plain test resumes when the plate is quiet.
+		return d.shakenSettle(s, t)
+	}
 	early := false
 	mean, mt, ok := d.still(s, len(s.win), d.noiseK, sigma)
 	if !ok {
@@ -589,6 +612,18 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	}
 	if early && (res.Facing < 0 || !wholeUnits(ch.Delta, s.p.Facings[res.Facing].UnitGrams) || !onLane(ch, res.Facing)) {
 		return gateway.Event{}, false // wait for the whole window
+	}
+	if !early && s.out < 0 && !onAnyLane(ch) {
+		// Units are taken from their lane: a change centred elsewhere is
+		// a hand still resting or the plate still shaking. Wait, as for
+		// a change no single load explains.
+		s.shaken++
+		if s.shaken >= d.shakenWait {
+			s.level, s.levelTot = mean, mt
+			s.anchor = -1
+			s.shaken = 0
+		}
+		return gateway.Event{}, false
 	}
 	if s.out < 0 && d.cfg.Shadow != nil { // only for a change reported
 		sr := d.cfg.Shadow.Identify(ch)
@@ -675,6 +710,17 @@ func onLane(ch *Change, f int) bool {
 	x, y, ok := Centre(p, ch.Before, ch.After)
 	fc := p.Facings[f]
 	return ok && math.Abs(x-fc.XMM) <= EarlyLane*p.WidthMM && math.Abs(y-fc.YMM) <= (0.25+EarlyLane)*p.DepthMM
+}
+
+// onAnyLane reports whether the centre of change ch lies on some facing's
+// lane (onLane), whatever the identifier says.
+func onAnyLane(ch *Change) bool {
+	for f := range ch.Plate.Facings {
+		if onLane(ch, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // EarlyLane is the slack of onLane, as a share of the plate's size.

@@ -88,3 +88,98 @@ func TestPointLoad(t *testing.T) {
 		t.Errorf("a centre outside the plate judged a load: %v", beyond)
 	}
 }
+
+// burst returns the vibration of a burst of n samples at alias Hz with
+// per-cell phases, for script.samples.
+func burst(n int, alias, amp float64, phases [4]float64, from int) func(i int) [4]float64 {
+	return func(i int) [4]float64 {
+		var e [4]float64
+		j := from + i
+		env := math.Pow(math.Sin(math.Pi*float64(j)/float64(n)), 2)
+		for c := range e {
+			e[c] = amp * env * math.Sin(2*math.Pi*alias*float64(j)/10+phases[c])
+		}
+		return e
+	}
+}
+
+// Once the detector has seen the plate shake, a pick in the middle of a
+// burst is reported within a second of the hand leaving, not after the
+// burst: the detector settles on the readings projected away from the
+// vibration it learned.
+func TestPickDuringBurst(t *testing.T) {
+	phases := [4]float64{0.3, 2.0, 4.1, 5.5}
+	d, p := newTestDetector(t, Analytic{}, nil, nil)
+	s := newScript(p, 11)
+	s.add(2000, 300, 200)
+	rs := s.samples(20, nil)
+	for b := range 4 { // bursts with no visit: the detector learns the shape
+		rs = append(rs, s.samples(40, burst(40, 2.5+0.4*float64(b), 30, phases, 0))...)
+		rs = append(rs, s.samples(30, nil)...)
+	}
+	if evs := observeAll(d, rs); len(evs) != 0 {
+		t.Fatalf("bursts made events: %+v", evs)
+	}
+	if d.plates[0].shake.rank == 0 {
+		t.Fatal("no vibration subspace learned")
+	}
+	// A 6 s burst; the pick of 2 × facing 2 (410 g) settles 3 s into it.
+	const n = 60
+	vib := burst(n, 3.1, 35, phases, 0)
+	rs = s.samples(15, vib)
+	fc := p.Facings[2]
+	rs = append(rs, s.samples(15, func(i int) [4]float64 {
+		e := vib(15 + i)
+		for c := range e {
+			e[c] += 300 * math.Sin(math.Pi*float64(i)/15) * p.share(c, fc.XMM, fc.YMM)
+		}
+		return e
+	})...)
+	s.add(-2*fc.UnitGrams, fc.XMM, fc.YMM)
+	settled := s.k
+	var at int = -1
+	var evs []gateway.Event
+	for i := range n - 30 {
+		got := observeAll(d, s.samples(1, func(int) [4]float64 { return vib(30 + i) }))
+		if len(got) > 0 && at < 0 {
+			at = s.k - settled
+		}
+		evs = append(evs, got...)
+	}
+	evs = append(evs, observeAll(d, s.samples(30, nil))...)
+	if len(evs) != 1 || evs[0].Kind != gateway.EventPick || evs[0].SKU != fc.SKU || evs[0].Quantity != 2 {
+		t.Fatalf("events %+v, want one pick of 2 × %s", evs, fc.SKU)
+	}
+	if at < 0 || at > 10 {
+		t.Errorf("reported %d samples after settling (−1: after the burst), want within 10", at)
+	}
+}
+
+// eigSym4 against a matrix built from known eigenpairs.
+func TestEigSym4(t *testing.T) {
+	// An orthonormal basis (a rotation of the axes) and eigenvalues.
+	c, s := math.Cos(0.7), math.Sin(0.7)
+	q := [4][4]float64{{c, s, 0, 0}, {-s, c, 0, 0}, {0, 0, 0.6, 0.8}, {0, 0, -0.8, 0.6}}
+	want := [4]float64{9, 4, 1, 0.25}
+	var a [4][4]float64
+	for k := range 4 {
+		for i := range 4 {
+			for j := range 4 {
+				a[i][j] += want[k] * q[k][i] * q[k][j]
+			}
+		}
+	}
+	vals, vecs := eigSym4(a)
+	for k := range 4 {
+		if math.Abs(vals[k]-want[k]) > 1e-9 {
+			t.Errorf("eigenvalue %d: %v, want %v", k, vals[k], want[k])
+		}
+		dot := 0.0
+		for i := range 4 {
+			dot += vecs[k][i] * q[k][i]
+		}
+		if math.Abs(math.Abs(dot)-1) > 1e-9 {
+			t.Errorf("eigenvector %d: %v, want ±%v", k, vecs[k], q[k])
+		}
+	}
+}
