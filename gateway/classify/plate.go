@@ -613,7 +613,7 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	if early && (res.Facing < 0 || !wholeUnits(ch.Delta, s.p.Facings[res.Facing].UnitGrams) || !onLane(ch, res.Facing)) {
 		return gateway.Event{}, false // wait for the whole window
 	}
-	if !early && s.out < 0 && !onAnyLane(ch) {
+	if !early && s.out < 0 && !onAnyLane(ch, d.centreNoise(s, ch.Delta)) {
 		// Units are taken from their lane: a change centred elsewhere is
 		// a hand still resting or the plate still shaking. Wait, as for
 		// a change no single load explains.
@@ -713,14 +713,31 @@ func onLane(ch *Change, f int) bool {
 }
 
 // onAnyLane reports whether the centre of change ch lies on some facing's
-// lane (onLane), whatever the identifier says.
-func onAnyLane(ch *Change) bool {
-	for f := range ch.Plate.Facings {
-		if onLane(ch, f) {
+// lane (onLane), whatever the identifier says, with slack more: the
+// centre's noise as a share of the plate's size.
+func onAnyLane(ch *Change, slack float64) bool {
+	p := ch.Plate
+	x, y, ok := Centre(p, ch.Before, ch.After)
+	if !ok {
+		return false
+	}
+	for _, fc := range p.Facings {
+		if math.Abs(x-fc.XMM) <= (EarlyLane+slack)*p.WidthMM && math.Abs(y-fc.YMM) <= (0.25+EarlyLane+slack)*p.DepthMM {
 			return true
 		}
 	}
 	return false
+}
+
+// centreNoise is 3σ of a change's centre (u or v) on plate s: two cells'
+// window-mean noise over |Δ|.
+func (d *PlateDetector) centreNoise(s *plateState, delta float64) float64 {
+	var v2 float64
+	for c := range 4 {
+		sg := s.cellMed[c] / 0.9539
+		v2 += sg * sg
+	}
+	return 3 * math.Sqrt(v2/2*2/float64(len(s.win))) / math.Abs(delta)
 }
 
 // EarlyLane is the slack of onLane, as a share of the plate's size.
