@@ -193,6 +193,14 @@ const (
 	ShakenSlack = 0.1
 )
 
+// Choosing between facings that both fit a shaken change: the quotient's
+// expected distance from whole units (unit weights spread a few per cent),
+// and the cost margin the best must have over the second.
+const (
+	shakenFracSigma = 0.04
+	shakenMargin    = 4.0
+)
+
 // shakenSettle is the settle test of a shaken plate s: the window's
 // readings projected away from the vibration subspace must be still, and
 // their change from the level must be whole units of one facing at its
@@ -272,14 +280,17 @@ func (d *PlateDetector) shakenSettle(s *plateState, t time.Time) (gateway.Event,
 		if q < 1 || math.Abs(u-q) > ShakenFrac || res2 > rtol*rtol {
 			continue
 		}
-		cost := res2/(rtol*rtol) + ((u-q)/ShakenFrac)*((u-q)/ShakenFrac)
+		// A χ²-like cost: the misfit against the projection's noise, the
+		// quotient's distance from whole units against the spread of
+		// unit weights.
+		cost := res2/(sdz*sdz) + ((u-q)/shakenFracSigma)*((u-q)/shakenFracSigma)
 		if cost < best {
 			best, second, bf, bw = cost, best, f, w
 		} else if cost < second {
 			second = cost
 		}
 	}
-	if bf < 0 || second < best+1 { // no facing fits, or two do
+	if bf < 0 || second < best+shakenMargin { // no facing fits, or two do
 		return gateway.Event{}, false
 	}
 	fc := p.Facings[bf]
