@@ -26,14 +26,16 @@ import (
 // incoherent steps, its eigenvectors, and the projector onto their
 // complement.
 type shake struct {
-	m     [4][4]float64 // decayed sum of d·dᵀ/|d|² over incoherent steps
-	steps int           // incoherent steps seen (saturating)
-	fresh int           // steps since the basis was last computed
-	rank  int           // nuisance dimensions, 0: none learned
-	basis [4][4]float64 // complement basis vectors (rows 0..3−rank−1)
-	until int64         // the plate counts as shaken until this sample
-	last  int64         // sample of the last incoherent step
-	run   int           // incoherent steps in a row (gaps ≤ shakeGap)
+	m      [4][4]float64 // decayed sum of d·dᵀ/|d|² over incoherent steps
+	steps  int           // incoherent steps seen (saturating)
+	fresh  int           // steps since the basis was last computed
+	rank   int           // nuisance dimensions, 0: none learned
+	basis  [4][4]float64 // complement basis vectors (rows 0..3−rank−1)
+	until  int64         // the plate counts as shaken until this sample
+	last   int64         // sample of the last incoherent step
+	run    int           // incoherent steps in a row (gaps ≤ shakeGap)
+	prev   [4]float64    // the last mixed line-load-like step
+	prevAt int64
 }
 
 // Shake tuning.
@@ -43,6 +45,7 @@ const (
 	shakeMixed   = 0.5   // and Σ|d| − |Σd| at least this share of Σ|d|
 	shakeFloor   = 3.0   // grams: and exceed this
 	shakeDet     = 0.1   // and |d0·d3 − d1·d2| at least this share of |d|²
+	shakeReverse = 0.8   // cosine below −this: a step reverses the last
 	shakeGap     = 3     // samples between the steps of one run
 	shakeRun     = 3     // steps in a run before the plate counts as shaken
 	shakeLearn   = 30    // incoherent steps before the subspace is used
@@ -72,8 +75,24 @@ func (k *shake) observeStep(d [4]float64, sigma float64, n int64, hold int64) bo
 	lineX := d[0]*d[1] >= eps && d[2]*d[3] >= eps
 	lineY := d[0]*d[2] >= eps && d[1]*d[3] >= eps
 	loadLike := math.Abs(d[0]*d[3]-d[1]*d[2]) < shakeDet*n2 && (lineX || lineY)
-	if th := max(shakeFloor, shakeMinStep*sigma); n2 <= th*th || abs-math.Abs(sum) < shakeMixed*abs || loadLike {
+	th := max(shakeFloor, shakeMinStep*sigma)
+	if n2 <= th*th || abs-math.Abs(sum) < shakeMixed*abs {
 		return false
+	}
+	if loadLike {
+		// A mixed step of a line load's pattern that reverses the last
+		// mixed step's pattern: the plate swings back and forth (a hand
+		// taking an item does not put it back within a sample).
+		var dot, p2 float64
+		for c := range d {
+			dot += d[c] * k.prev[c]
+			p2 += k.prev[c] * k.prev[c]
+		}
+		rev := n-k.prevAt <= 2 && dot < -shakeReverse*math.Sqrt(n2*p2)
+		k.prev, k.prevAt = d, n
+		if !rev {
+			return false
+		}
 	}
 	// One such step is a hand slipping; vibration is a run of them.
 	if n-k.last <= shakeGap {

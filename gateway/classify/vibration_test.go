@@ -108,50 +108,63 @@ func burst(n int, alias, amp float64, phases [4]float64, from int) func(i int) [
 // burst: the detector settles on the readings projected away from the
 // vibration it learned.
 func TestPickDuringBurst(t *testing.T) {
-	phases := [4]float64{0.3, 2.0, 4.1, 5.5}
-	d, p := newTestDetector(t, Analytic{}, nil, nil)
-	s := newScript(p, 11)
-	s.add(2000, 300, 200)
-	rs := s.samples(20, nil)
-	for b := range 4 { // bursts with no visit: the detector learns the shape
-		rs = append(rs, s.samples(40, burst(40, 2.5+0.4*float64(b), 30, phases, 0))...)
-		rs = append(rs, s.samples(30, nil)...)
-	}
-	if evs := observeAll(d, rs); len(evs) != 0 {
-		t.Fatalf("bursts made events: %+v", evs)
-	}
-	if d.plates[0].shake.rank == 0 {
-		t.Fatal("no vibration subspace learned")
-	}
-	// A 6 s burst; the pick of 2 × facing 2 (410 g) settles 3 s into it.
-	const n = 60
-	vib := burst(n, 3.1, 35, phases, 0)
-	rs = s.samples(15, vib)
-	fc := p.Facings[2]
-	rs = append(rs, s.samples(15, func(i int) [4]float64 {
-		e := vib(15 + i)
-		for c := range e {
-			e[c] += 300 * math.Sin(math.Pi*float64(i)/15) * p.share(c, fc.XMM, fc.YMM)
-		}
-		return e
-	})...)
-	s.add(-2*fc.UnitGrams, fc.XMM, fc.YMM)
-	settled := s.k
-	var at int = -1
-	var evs []gateway.Event
-	for i := range n - 30 {
-		got := observeAll(d, s.samples(1, func(int) [4]float64 { return vib(30 + i) }))
-		if len(got) > 0 && at < 0 {
-			at = s.k - settled
-		}
-		evs = append(evs, got...)
-	}
-	evs = append(evs, observeAll(d, s.samples(30, nil))...)
-	if len(evs) != 1 || evs[0].Kind != gateway.EventPick || evs[0].SKU != fc.SKU || evs[0].Quantity != 2 {
-		t.Fatalf("events %+v, want one pick of 2 × %s", evs, fc.SKU)
-	}
-	if at < 0 || at > 10 {
-		t.Errorf("reported %d samples after settling (−1: after the burst), want within 10", at)
+	for _, tc := range []struct {
+		name   string
+		phases [4]float64
+	}{
+		{"phases apart", [4]float64{0.3, 2.0, 4.1, 5.5}},
+		// Front and back rows in opposition, each row's cells together:
+		// every step has the pattern of a hand and an item on one lane,
+		// only its swinging back and forth tells vibration.
+		{"rows opposed", [4]float64{0, 0.25, math.Pi, math.Pi + 0.25}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			phases := tc.phases
+			d, p := newTestDetector(t, Analytic{}, nil, nil)
+			s := newScript(p, 11)
+			s.add(2000, 300, 200)
+			rs := s.samples(20, nil)
+			for b := range 4 { // bursts with no visit: the detector learns the shape
+				rs = append(rs, s.samples(40, burst(40, 2.5+0.4*float64(b), 30, phases, 0))...)
+				rs = append(rs, s.samples(30, nil)...)
+			}
+			if evs := observeAll(d, rs); len(evs) != 0 {
+				t.Fatalf("bursts made events: %+v", evs)
+			}
+			if d.plates[0].shake.rank == 0 {
+				t.Fatal("no vibration subspace learned")
+			}
+			// A 6 s burst; the pick of 2 × facing 2 (410 g) settles 3 s into it.
+			const n = 60
+			vib := burst(n, 3.1, 35, phases, 0)
+			rs = s.samples(15, vib)
+			fc := p.Facings[2]
+			rs = append(rs, s.samples(15, func(i int) [4]float64 {
+				e := vib(15 + i)
+				for c := range e {
+					e[c] += 300 * math.Sin(math.Pi*float64(i)/15) * p.share(c, fc.XMM, fc.YMM)
+				}
+				return e
+			})...)
+			s.add(-2*fc.UnitGrams, fc.XMM, fc.YMM)
+			settled := s.k
+			var at int = -1
+			var evs []gateway.Event
+			for i := range n - 30 {
+				got := observeAll(d, s.samples(1, func(int) [4]float64 { return vib(30 + i) }))
+				if len(got) > 0 && at < 0 {
+					at = s.k - settled
+				}
+				evs = append(evs, got...)
+			}
+			evs = append(evs, observeAll(d, s.samples(30, nil))...)
+			if len(evs) != 1 || evs[0].Kind != gateway.EventPick || evs[0].SKU != fc.SKU || evs[0].Quantity != 2 {
+				t.Fatalf("events %+v, want one pick of 2 × %s", evs, fc.SKU)
+			}
+			if at < 0 || at > 10 {
+				t.Errorf("reported %d samples after settling (−1: after the burst), want within 10", at)
+			}
+		})
 	}
 }
 
