@@ -146,6 +146,9 @@ func TestPickDuringBurst(t *testing.T) {
 				}
 				return e
 			})...)
+			if evs := observeAll(d, rs); len(evs) != 0 {
+				t.Fatalf("events before the pick settled: %+v", evs)
+			}
 			s.add(-2*fc.UnitGrams, fc.XMM, fc.YMM)
 			settled := s.k
 			var at int = -1
