@@ -62,6 +62,10 @@ type Change struct {
 	// After[Degraded] is then an estimate from the other three (see
 	// estimateCell); Before[Degraded] is the cell's last healthy level.
 	Degraded int
+	// Shaken is set when the plate was shaking (see shaken.go) and the
+	// change was settled on its readings projected away from the
+	// vibration: After is then Before plus Δ at the facing's position.
+	Shaken bool
 }
 
 // Result is an Identifier's answer: which facing's units moved (−1: none),
@@ -169,7 +173,11 @@ type plateState struct {
 	out      int // the cell held, −1 none
 	hold     float64
 	degraded int64 // changes identified with a cell out
-	change   Change
+	shaken   int   // consecutive settled samples whose change no load explains
+	shake    shake // the plate's vibration model
+	// changes settled through vibration
+	shakenChanges int64
+	change        Change
 }
 
 // PlateDetector is the gateway.Classifier of shelf plates: it assembles
@@ -185,6 +193,8 @@ type PlateDetector struct {
 	early       int // early settle window in samples, 0: none
 	noiseKEarly float64
 	halfPeriod  time.Duration
+	shakenWait  int   // samples (see ShakenWait)
+	shakenHold  int64 // samples (see ShakenHold)
 }
 
 var _ gateway.Classifier = (*PlateDetector)(nil)
@@ -234,6 +244,8 @@ func NewPlateDetector(cfg Config) (*PlateDetector, error) {
 	w := settleSamples(cfg.Rate, cfg.Settle)
 	d.noiseK = 2*math.Sqrt(2*math.Log(float64(w))) + 2
 	d.meanK = 6 * math.Sqrt(2/float64(w))
+	d.shakenWait = settleSamples(cfg.Rate, ShakenWait)
+	d.shakenHold = int64(math.Round(ShakenHold * cfg.Rate))
 	if cfg.EarlySettle == 0 {
 		cfg.EarlySettle = DefaultEarlySettle
 	}
@@ -441,6 +453,15 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		return gateway.Event{}, false
 	}
 	if good == [4]bool{true, true, true, true} {
+		if s.hasPrev && out < 0 && s.out < 0 {
+			var step [4]float64
+			sc := math.Inf(1)
+			for c := range step {
+				step[c] = g[c] - s.prevG[c]
+				sc = min(sc, s.cellMed[c]/0.9539)
+			}
+			s.shake.observeStep(step, sc, s.n, d.shakenHold)
+		}
 		s.prevG = g
 	} else {
 		for c := range g {
@@ -515,6 +536,11 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	// of the facing identified (checked below): a hand still resting on
 	// the plate adds a force that is rarely a whole number of units, and
 	// such a change waits for the whole window.
+	if s.shake.rank > 0 && s.n < s.shake.until && s.out < 0 {
+		// Shaken: settle on the readings projected away from the
+		// vibration; the plain test resumes when the plate is quiet.
+		return d.shakenSettle(s, t)
+	}
 	early := false
 	mean, mt, ok := d.still(s, len(s.win), d.noiseK, sigma)
 	if !ok {
@@ -535,10 +561,25 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	for _, f := range s.p.Facings {
 		minUnit = min(minUnit, f.UnitGrams)
 	}
-	if math.Abs(delta) < max(0.5*minUnit, d.meanK*sigma) || !d.sameSign(s, mean, delta) {
+	if math.Abs(delta) < max(0.5*minUnit, d.meanK*sigma) {
 		if !early {
 			s.level, s.levelTot = mean, mt // follow drift and fading disturbances
 			s.anchor = -1
+			s.shaken = 0
+		}
+		return gateway.Event{}, false
+	}
+	if !d.sameSign(s, mean, delta) || !d.pointLoad(s, mean, delta) {
+		// Not what a load does to a rigid plate: the plate is being
+		// shaken (or pressed in two places). Keep the level and wait,
+		// unless it stays so for ShakenWait: then follow it silently.
+		if !early {
+			s.shaken++
+			if s.shaken >= d.shakenWait {
+				s.level, s.levelTot = mean, mt
+				s.anchor = -1
+				s.shaken = 0
+			}
 		}
 		return gateway.Event{}, false
 	}
@@ -572,11 +613,23 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	if early && (res.Facing < 0 || !wholeUnits(ch.Delta, s.p.Facings[res.Facing].UnitGrams) || !onLane(ch, res.Facing)) {
 		return gateway.Event{}, false // wait for the whole window
 	}
+	if !early && s.out < 0 && !onAnyLane(ch, d.centreNoise(s, ch.Delta)) {
+		// Units are taken from their lane: a change centred elsewhere is
+		// a hand still resting or the plate still shaking. Wait, as for
+		// a change no single load explains.
+		s.shaken++
+		if s.shaken >= d.shakenWait {
+			s.level, s.levelTot = mean, mt
+			s.anchor = -1
+			s.shaken = 0
+		}
+		return gateway.Event{}, false
+	}
 	if s.out < 0 && d.cfg.Shadow != nil { // only for a change reported
 		sr := d.cfg.Shadow.Identify(ch)
 		shadow = &sr
 	}
-	s.level, s.levelTot, s.anchor = mean, mt, -1
+	s.level, s.levelTot, s.anchor, s.shaken = mean, mt, -1, 0
 	if st := d.cfg.Stats; st != nil {
 		st.observe(res, shadow, time.Since(start), d.cfg.LowConfidence)
 	}
@@ -593,16 +646,28 @@ func (d *PlateDetector) still(s *plateState, n int, k, sigma float64) (mean [4]f
 		return mean, 0, false
 	}
 	lo, hi := math.Inf(1), math.Inf(-1)
+	var clo, chi [4]float64
 	for i := 1; i <= n; i++ {
 		w := s.win[(s.wpos-i+len(s.win))%len(s.win)]
 		tw := w[0] + w[1] + w[2] + w[3]
 		lo, hi = min(lo, tw), max(hi, tw)
 		for c := range mean {
 			mean[c] += w[c]
+			if i == 1 {
+				clo[c], chi[c] = w[c], w[c]
+			}
+			clo[c], chi[c] = min(clo[c], w[c]), max(chi[c], w[c])
 		}
 	}
 	if hi-lo > max(1.5, k*sigma) {
 		return mean, 0, false
+	}
+	// Every cell still too: vibration moves the cells in phases of their
+	// own, which can cancel in the total while each cell swings.
+	for c := range mean {
+		if c != s.out && chi[c]-clo[c] > max(CellFloor, CellK*d.noiseK*s.cellMed[c]/0.9539) {
+			return mean, 0, false
+		}
 	}
 	for c := range mean {
 		mean[c] /= float64(n)
@@ -610,6 +675,14 @@ func (d *PlateDetector) still(s *plateState, n int, k, sigma float64) (mean [4]f
 	}
 	return mean, mt, true
 }
+
+// CellFloor is the least range, in grams, a cell may move within a
+// settle window (the total's is 1.5 g).
+const CellFloor = 1.0
+
+// CellK scales a cell's noise tolerance within a settle window against
+// the total's: the test is for swings, not for noise.
+const CellK = 1.5
 
 // EarlyFrac is how near a whole number of units an early-settled change
 // must be: |Δ|/unit within EarlyFrac of an integer ≥ 1.
@@ -639,6 +712,34 @@ func onLane(ch *Change, f int) bool {
 	return ok && math.Abs(x-fc.XMM) <= EarlyLane*p.WidthMM && math.Abs(y-fc.YMM) <= (0.25+EarlyLane)*p.DepthMM
 }
 
+// onAnyLane reports whether the centre of change ch lies on some facing's
+// lane (onLane), whatever the identifier says, with slack more: the
+// centre's noise as a share of the plate's size.
+func onAnyLane(ch *Change, slack float64) bool {
+	p := ch.Plate
+	x, y, ok := Centre(p, ch.Before, ch.After)
+	if !ok {
+		return false
+	}
+	for _, fc := range p.Facings {
+		if math.Abs(x-fc.XMM) <= (EarlyLane+slack)*p.WidthMM && math.Abs(y-fc.YMM) <= (0.25+EarlyLane+slack)*p.DepthMM {
+			return true
+		}
+	}
+	return false
+}
+
+// centreNoise is 3σ of a change's centre (u or v) on plate s: two cells'
+// window-mean noise over |Δ|.
+func (d *PlateDetector) centreNoise(s *plateState, delta float64) float64 {
+	var v2 float64
+	for c := range 4 {
+		sg := s.cellMed[c] / 0.9539
+		v2 += sg * sg
+	}
+	return 3 * math.Sqrt(v2/2*2/float64(len(s.win))) / math.Abs(delta)
+}
+
 // EarlyLane is the slack of onLane, as a share of the plate's size.
 const EarlyLane = 0.05
 
@@ -662,6 +763,49 @@ func (d *PlateDetector) sameSign(s *plateState, mean [4]float64, delta float64) 
 	}
 	return true
 }
+
+// pointLoad reports whether the change of plate s from its level to
+// mean is what one load at one place does to a rigid plate on four
+// corner supports: with bilinear shares, the centre (u, v) (fractions of
+// width and depth) fixes the twist Δ0−Δ1−Δ2+Δ3 = Δ(1−2u)(1−2v), and the
+// centre lies on the plate. A vibration burst moves the cells with
+// phases of their own and leaves a twist no single load makes. The
+// slack is the cells' noise plus TwistSlack of |Δ| (real plates are not
+// exactly bilinear) and CentreSlack outside the plate. With a cell out
+// the change is estimated from three cells and is consistent by
+// construction: not tested.
+func (d *PlateDetector) pointLoad(s *plateState, mean [4]float64, delta float64) bool {
+	if s.out >= 0 {
+		return true
+	}
+	var dc [4]float64
+	var v2 float64
+	for c := range dc {
+		dc[c] = mean[c] - s.level[c]
+		sg := s.cellMed[c] / 0.9539 / math.Sqrt2
+		v2 += sg * sg
+	}
+	u := (dc[1] + dc[3]) / delta
+	v := (dc[2] + dc[3]) / delta
+	if u < -CentreSlack || u > 1+CentreSlack || v < -CentreSlack || v > 1+CentreSlack {
+		return false
+	}
+	twist := dc[0] - dc[1] - dc[2] + dc[3] - delta*(1-2*u)*(1-2*v)
+	tol := 0.5 + TwistSlack*math.Abs(delta) + 6*math.Sqrt(v2)*math.Sqrt(2/float64(len(s.win)))
+	return math.Abs(twist) <= tol
+}
+
+// TwistSlack is the share of |Δ| by which a change's twist may differ from
+// a single load's; CentreSlack how far (as a share of the plate's size)
+// its centre may lie outside the plate.
+const (
+	TwistSlack  = 0.1
+	CentreSlack = 0.05
+)
+
+// ShakenWait is how long a settled level that no single load explains is
+// waited on before the detector follows it without an event.
+const ShakenWait = 2 * time.Second
 
 // SignSlack is the share of |Δ| a cell may move against the total before
 // the change is taken for vibration rather than a load.

@@ -395,3 +395,12 @@ func BenchmarkIdentifyModel(b *testing.B) {
 		fmt.Printf("FIGURE identify_model_budget_ms=%.4f unit=ms baseline=1 ratio=%.4f\n", ns/1e6, ns/1e6)
 	}
 }
+
+// The gated identifier's cost per change: the model's plus the analytic
+// one's, beside the analytic baseline (run after BenchmarkIdentifyAnalytic).
+func BenchmarkIdentifyGated(b *testing.B) {
+	ns := benchIdentify(b, func(l *Loaded) Identifier { return Gated{Gate: NewModelID(NewHolder(l), 1), Namer: Analytic{}} })
+	if *figures && analyticNs > 0 {
+		fmt.Printf("FIGURE identify_gated_ns=%.0f unit=ns baseline=%.0f ratio=%.2f\n", ns, analyticNs, ns/analyticNs)
+	}
+}

@@ -111,6 +111,8 @@ func detector(o Options, w *warehouse.Warehouse, plates []classify.Plate, stats 
 		cfg.Primary, cfg.Shadow = mid, an
 	case classify.ModeShadow:
 		cfg.Primary, cfg.Shadow = an, mid
+	case ModeGated:
+		cfg.Primary = classify.Gated{Gate: mid, Namer: an}
 	case ModeFloat:
 		if o.Float == nil {
 			return nil, fmt.Errorf("evaluate: mode float needs the float model")
@@ -123,7 +125,7 @@ func detector(o Options, w *warehouse.Warehouse, plates []classify.Plate, stats 
 	default:
 		return nil, fmt.Errorf("evaluate: mode %q", o.Mode)
 	}
-	if (o.Mode == classify.ModeModel || o.Mode == classify.ModeShadow) && o.Holder == nil {
+	if (o.Mode == classify.ModeModel || o.Mode == classify.ModeShadow || o.Mode == ModeGated) && o.Holder == nil {
 		return nil, fmt.Errorf("evaluate: mode %s needs a model", o.Mode)
 	}
 	if rec != nil {
@@ -131,6 +133,12 @@ func detector(o Options, w *warehouse.Warehouse, plates []classify.Plate, stats 
 	}
 	return classify.NewPlateDetector(cfg)
 }
+
+// ModeGated runs the int8 model as a gate and the analytic identifier as
+// the namer (classify.Gated): the model says whether anything moved, the
+// catalogue match what.
+// Not (yet) a classifier mode of the gateway's configuration.
+const ModeGated classify.Mode = "gated"
 
 // Epoch is the wall-clock time of sample 0.
 var Epoch = time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)

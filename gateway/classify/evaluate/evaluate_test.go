@@ -3,8 +3,11 @@ package evaluate
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"github.com/shelfgate/shelfgate/firmware-sim/trace"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +137,36 @@ func TestRunTraceMatchesRun(t *testing.T) {
 	bad := strings.Replace(buf.String(), ",plate-01,", ",plate-99,", 1)
 	if _, err := RunTrace(context.Background(), o, strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), `plate "plate-99"`) {
 		t.Errorf("unknown plate: %v", err)
+	}
+}
+
+// ModeGated runs the shipped model as the gate and the analytic
+// identifier as the namer: events carry both names, and a missing model
+// is refused.
+func TestRunGated(t *testing.T) {
+	pub, err := os.ReadFile("../../../configs/models/test-signing.pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(string(pub)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := classify.LoadFile(context.Background(), "../../../configs/models/plate.sgm", []ed25519.PublicKey{k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := scenario(t, "../../../configs/scenarios/eval/quiet-shift.yaml")
+	o := Options{Name: "quiet-shift", Config: cfg, Duration: 20 * time.Minute, Mode: ModeGated, Seed: 1}
+	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "needs a model") {
+		t.Fatalf("gated without a model: err %v", err)
+	}
+	o.Holder = classify.NewHolder(l)
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Classifier != "gated" || rep.Labels < 30 || rep.F1 < 0.95 || rep.SKUAccuracy < 0.95 {
+		t.Errorf("gated: %+v", rep)
 	}
 }

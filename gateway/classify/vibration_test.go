@@ -1,0 +1,201 @@
+package classify
+
+import (
+	"math"
+	"testing"
+
+	"github.com/shelfgate/shelfgate/gateway"
+)
+
+// A vibration burst at 10 Hz sampling aliases to a slow wobble with each
+// cell in its own phase; the total can stay nearly flat while the cells
+// swing, and a window of it can look like a new level. Neither may settle
+// into an event, and a real pick after the burst is still reported once.
+func TestVibrationIsNotAVisit(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		alias  float64 // Hz after aliasing
+		amp    float64 // grams per cell
+		phases [4]float64
+	}{
+		{"slow", 0.4, 15, [4]float64{0, 0.5, 2.5, 3.0}},
+		{"mid", 0.9, 20, [4]float64{0, 2.1, 4.2, 1.0}},
+		{"fast", 3.1, 25, [4]float64{0, 0.5, 2.5, 3.0}},
+		{"near-dc", 0.15, 20, [4]float64{0, 0.5, 2.5, 3.0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pl := testPlate()
+			for f := range pl.Facings {
+				pl.Facings[f].UnitGrams = []float64{12, 20, 12, 20}[f] // light items: a small Δ is a unit
+			}
+			d, err := NewPlateDetector(Config{Plates: []Plate{pl}, Rate: 10, Primary: Analytic{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &d.cfg.Plates[0]
+			s := newScript(p, 7)
+			s.add(2000, 300, 200)
+			rs := s.samples(20, nil)
+			n := 40 // a 4 s burst
+			rs = append(rs, s.samples(n, func(i int) [4]float64 {
+				var e [4]float64
+				env := math.Pow(math.Sin(math.Pi*float64(i)/float64(n)), 2)
+				for c := range e {
+					e[c] = tc.amp * env * math.Sin(2*math.Pi*tc.alias*float64(i)/10+tc.phases[c])
+				}
+				return e
+			})...)
+			rs = append(rs, s.samples(20, nil)...)
+			if evs := observeAll(d, rs); len(evs) != 0 {
+				t.Fatalf("a burst made %d events: %+v", len(evs), evs)
+			}
+			evs := observeAll(d, s.visit(1, 2))
+			if len(evs) != 1 || evs[0].Kind != gateway.EventPick || evs[0].Quantity != 2 || evs[0].SKU != p.Facings[1].SKU {
+				t.Fatalf("the pick after the burst: %+v", evs)
+			}
+		})
+	}
+}
+
+// pointLoad: a change one load makes passes; the same total split in a
+// way no single load on a rigid plate splits it does not.
+func TestPointLoad(t *testing.T) {
+	d, p := newTestDetector(t, Analytic{}, nil, nil)
+	s := d.plates[0]
+	s.level = [4]float64{500, 500, 500, 500}
+	var load [4]float64
+	for c := range load {
+		load[c] = 500 + 300*p.share(c, 120, 260)
+	}
+	if !d.pointLoad(s, load, 300) {
+		t.Errorf("a 300 g load at (120, 260) judged not a load: %v", load)
+	}
+	// Same centre of mass, but the twist of two loads at opposite corners.
+	twisted := load
+	twisted[0] += 40
+	twisted[3] += 40
+	twisted[1] -= 40
+	twisted[2] -= 40
+	if d.pointLoad(s, twisted, 300) {
+		t.Errorf("a twisted change judged a single load: %v", twisted)
+	}
+	off := [4]float64{500, 560, 500, 560} // centre at x = 1.0 … fine; beyond it is not
+	if !d.pointLoad(s, off, 120) {
+		t.Errorf("a load on the right edge judged not a load: %v", off)
+	}
+	beyond := [4]float64{480, 580, 480, 580}
+	if d.pointLoad(s, beyond, 120) {
+		t.Errorf("a centre outside the plate judged a load: %v", beyond)
+	}
+}
+
+// burst returns the vibration of a burst of n samples at alias Hz with
+// per-cell phases, for script.samples.
+func burst(n int, alias, amp float64, phases [4]float64, from int) func(i int) [4]float64 {
+	return func(i int) [4]float64 {
+		var e [4]float64
+		j := from + i
+		env := math.Pow(math.Sin(math.Pi*float64(j)/float64(n)), 2)
+		for c := range e {
+			e[c] = amp * env * math.Sin(2*math.Pi*alias*float64(j)/10+phases[c])
+		}
+		return e
+	}
+}
+
+// Once the detector has seen the plate shake, a pick in the middle of a
+// burst is reported within a second of the hand leaving, not after the
+// burst: the detector settles on the readings projected away from the
+// vibration it learned.
+func TestPickDuringBurst(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		phases [4]float64
+	}{
+		{"phases apart", [4]float64{0.3, 2.0, 4.1, 5.5}},
+		// Front and back rows in opposition, each row's cells together:
+		// every step has the pattern of a hand and an item on one lane,
+		// only its swinging back and forth tells vibration.
+		{"rows opposed", [4]float64{0, 0.25, math.Pi, math.Pi + 0.25}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			phases := tc.phases
+			d, p := newTestDetector(t, Analytic{}, nil, nil)
+			s := newScript(p, 11)
+			s.add(2000, 300, 200)
+			rs := s.samples(20, nil)
+			for b := range 4 { // bursts with no visit: the detector learns the shape
+				rs = append(rs, s.samples(40, burst(40, 2.5+0.4*float64(b), 30, phases, 0))...)
+				rs = append(rs, s.samples(30, nil)...)
+			}
+			if evs := observeAll(d, rs); len(evs) != 0 {
+				t.Fatalf("bursts made events: %+v", evs)
+			}
+			if d.plates[0].shake.rank == 0 {
+				t.Fatal("no vibration subspace learned")
+			}
+			// A 6 s burst; the pick of 2 × facing 2 (410 g) settles 3 s into it.
+			const n = 60
+			vib := burst(n, 3.1, 35, phases, 0)
+			rs = s.samples(15, vib)
+			fc := p.Facings[2]
+			rs = append(rs, s.samples(15, func(i int) [4]float64 {
+				e := vib(15 + i)
+				for c := range e {
+					e[c] += 300 * math.Sin(math.Pi*float64(i)/15) * p.share(c, fc.XMM, fc.YMM)
+				}
+				return e
+			})...)
+			if evs := observeAll(d, rs); len(evs) != 0 {
+				t.Fatalf("events before the pick settled: %+v", evs)
+			}
+			s.add(-2*fc.UnitGrams, fc.XMM, fc.YMM)
+			settled := s.k
+			var at int = -1
+			var evs []gateway.Event
+			for i := range n - 30 {
+				got := observeAll(d, s.samples(1, func(int) [4]float64 { return vib(30 + i) }))
+				if len(got) > 0 && at < 0 {
+					at = s.k - settled
+				}
+				evs = append(evs, got...)
+			}
+			evs = append(evs, observeAll(d, s.samples(30, nil))...)
+			if len(evs) != 1 || evs[0].Kind != gateway.EventPick || evs[0].SKU != fc.SKU || evs[0].Quantity != 2 {
+				t.Fatalf("events %+v, want one pick of 2 × %s", evs, fc.SKU)
+			}
+			if at < 0 || at > 10 {
+				t.Errorf("reported %d samples after settling (−1: after the burst), want within 10", at)
+			}
+		})
+	}
+}
+
+// eigSym4 against a matrix built from known eigenpairs.
+func TestEigSym4(t *testing.T) {
+	// An orthonormal basis (a rotation of the axes) and eigenvalues.
+	c, s := math.Cos(0.7), math.Sin(0.7)
+	q := [4][4]float64{{c, s, 0, 0}, {-s, c, 0, 0}, {0, 0, 0.6, 0.8}, {0, 0, -0.8, 0.6}}
+	want := [4]float64{9, 4, 1, 0.25}
+	var a [4][4]float64
+	for k := range 4 {
+		for i := range 4 {
+			for j := range 4 {
+				a[i][j] += want[k] * q[k][i] * q[k][j]
+			}
+		}
+	}
+	vals, vecs := eigSym4(a)
+	for k := range 4 {
+		if math.Abs(vals[k]-want[k]) > 1e-9 {
+			t.Errorf("eigenvalue %d: %v, want %v", k, vals[k], want[k])
+		}
+		dot := 0.0
+		for i := range 4 {
+			dot += vecs[k][i] * q[k][i]
+		}
+		if math.Abs(math.Abs(dot)-1) > 1e-9 {
+			t.Errorf("eigenvector %d: %v, want ±%v", k, vecs[k], q[k])
+		}
+	}
+}
