@@ -131,7 +131,9 @@ func configPush(ctx context.Context, args []string, lookup func(string) (string,
 func checkDesired(path string, data []byte, site, gw string, force bool, stderr io.Writer) error {
 	id := gw
 	if id == "" {
-		id = "all"
+		// A site-wide file leaves gateway.id out; check it as any one
+		// gateway of the site would ("all" itself is a reserved id).
+		id = "each-gateway"
 	}
 	c, err := config.Parse(strings.NewReader(string(data)))
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 	"github.com/shelfgate/shelfgate/model/train"
 )
 
-const evalUsage = `shelfctl eval [--classifier analytic|model|both|shadow] [--model FILE] [--duration D] [--seed N] [--json FILE] scenario.yaml...
+const evalUsage = `shelfctl eval [--classifier analytic|model|gated|both|shadow] [--model FILE] [--duration D] [--seed N] [--json FILE] scenario.yaml...
 shelfctl eval --bus [--bus-period 5ms | --bus-speed X] [--bus-glitch] [...] scenario.yaml...   (through simulated HX711 buses, beside the direct path)
 shelfctl eval --trace FILE.csv [--classifier ...] scenario.yaml   (a recorded trace; the scenario names the plates)
 shelfctl eval --windows OUT.sgds [--duration D] scenario.yaml...   (training windows for make model)
@@ -101,16 +101,16 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var modes []classify.Mode
 	switch *which {
-	case "analytic", "model", "shadow":
+	case "analytic", "model", "shadow", "gated":
 		modes = []classify.Mode{classify.Mode(*which)}
 	case "both":
 		modes = []classify.Mode{classify.ModeAnalytic, classify.ModeModel}
 	case "float":
 		modes = []classify.Mode{evaluate.ModeFloat}
 	case "all":
-		modes = []classify.Mode{classify.ModeAnalytic, classify.ModeModel, evaluate.ModeFloat}
+		modes = []classify.Mode{classify.ModeAnalytic, classify.ModeModel, classify.ModeGated, evaluate.ModeFloat}
 	default:
-		return fmt.Errorf("%w: eval: --classifier %q: want analytic, model, both, float, all or shadow", errUsage, *which)
+		return fmt.Errorf("%w: eval: --classifier %q: want analytic, model, gated, both, float, all or shadow", errUsage, *which)
 	}
 	var fm *train.MLP
 	if *which == "float" || *which == "all" {

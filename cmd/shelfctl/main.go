@@ -87,7 +87,7 @@ func commands() []command {
 			}},
 		{name: "model", synopsis: "train|quantize|eval|inspect|run|bench ... (shelfctl model help) | " + trainSynopsis, summary: "train, quantize, evaluate, inspect, run and benchmark models; retrain from collected samples", ownHelp: true,
 			run: modelCmd},
-		{name: "eval", synopsis: "[--classifier analytic|model|both|float|all|shadow] [--model FILE] [--duration D] [--trace FILE.csv] [--json FILE] SCENARIO.yaml...", summary: "score the plate classifiers on a scenario or a recorded trace (F1, SKU, quantity, mis-pick, latency)",
+		{name: "eval", synopsis: "[--classifier analytic|model|gated|both|float|all|shadow] [--model FILE] [--duration D] [--trace FILE.csv] [--json FILE] SCENARIO.yaml...", summary: "score the plate classifiers on a scenario or a recorded trace (F1, SKU, quantity, mis-pick, latency)",
 			run: func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				return evalCmd(ctx, args, stdout, stderr)
 			}},

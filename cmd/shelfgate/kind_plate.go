@@ -267,6 +267,8 @@ func plateChain(ctx context.Context, ss *sensorSet) (links []gateway.Classifier,
 			cfg.Primary, cfg.Shadow = classify.NewModelID(holder, len(cfg.Plates)), classify.Analytic{}
 		case classify.ModeShadow:
 			cfg.Primary, cfg.Shadow = classify.Analytic{}, classify.NewModelID(holder, len(cfg.Plates))
+		case classify.ModeGated:
+			cfg.Primary = classify.Gated{Gate: classify.NewModelID(holder, len(cfg.Plates)), Namer: classify.Analytic{}}
 		}
 		// Keep the model windows of recent changes, so a pick confirmed
 		// by a scan or corrected by an operator becomes a labelled sample

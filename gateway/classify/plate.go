@@ -93,15 +93,19 @@ const (
 	ModeAnalytic Mode = "analytic" // the analytic baseline alone
 	ModeModel    Mode = "model"    // the int8 model; analytic recorded as its shadow
 	ModeShadow   Mode = "shadow"   // analytic decides; the model is recorded as its shadow
+	// ModeGated: the int8 model says whether anything moved, the analytic
+	// identifier what and how many (Gated); the best of the four on the
+	// evaluation scenarios (docs/inference.md).
+	ModeGated Mode = "gated"
 )
 
 // ParseMode checks a configured classifier name.
 func ParseMode(s string) (Mode, error) {
 	switch m := Mode(s); m {
-	case ModeAnalytic, ModeModel, ModeShadow:
+	case ModeAnalytic, ModeModel, ModeShadow, ModeGated:
 		return m, nil
 	}
-	return "", fmt.Errorf("classifier %q: want analytic, model or shadow", s)
+	return "", fmt.Errorf("classifier %q: want analytic, model, shadow or gated", s)
 }
 
 // Config configures a PlateDetector.

@@ -29,7 +29,7 @@ type Options struct {
 	Name     string
 	Config   warehouse.Config
 	Duration time.Duration
-	Mode     classify.Mode    // analytic, model or shadow
+	Mode     classify.Mode    // analytic, model, shadow or gated
 	Holder   *classify.Holder // the model, for model and shadow
 	Float    *train.MLP       // the float model, for ModeFloat
 	// MisPickRate is the share of picks whose scanned line is wrong (a
@@ -136,9 +136,8 @@ func detector(o Options, w *warehouse.Warehouse, plates []classify.Plate, stats 
 
 // ModeGated runs the int8 model as a gate and the analytic identifier as
 // the namer (classify.Gated): the model says whether anything moved, the
-// catalogue match what.
-// Not (yet) a classifier mode of the gateway's configuration.
-const ModeGated classify.Mode = "gated"
+// catalogue match what. The gateway's classifier mode of the same name.
+const ModeGated = classify.ModeGated
 
 // Epoch is the wall-clock time of sample 0.
 var Epoch = time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
