@@ -172,4 +172,3 @@ func calibrate(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	return nil
 }
-

@@ -53,7 +53,7 @@ func TestDemoPlatesThroughGateway(t *testing.T) {
 	if es := checkSimulation(cfg); len(es) != 0 {
 		t.Fatalf("demo simulation: %v", es)
 	}
-	if sc.Warehouse.Plates.Count < 2 || sc.PlateClassifier.Mode != "model" {
+	if sc.Warehouse.Plates.Count < 2 || sc.PlateClassifier.Mode != "gated" {
 		t.Fatalf("demo plates %d, classifier %+v", sc.Warehouse.Plates.Count, sc.PlateClassifier)
 	}
 	sc.PlateClassifier.Model = "../../" + sc.PlateClassifier.Model
@@ -117,7 +117,7 @@ func TestDemoPlatesThroughGateway(t *testing.T) {
 	}
 	for _, ev := range seen.all() {
 		if inf := ev.Inference; inf != nil && ev.Kind == gateway.EventPick {
-			if inf.Classifier != "model" || inf.ModelVersion != 1 || inf.Shadow == nil || ev.SKU == "" || ev.Quantity < 1 || !(ev.Confidence > 0) {
+			if inf.Classifier != "model+analytic" || inf.ModelVersion != 1 || ev.SKU == "" || ev.Quantity < 1 || !(ev.Confidence > 0) {
 				t.Errorf("plate pick %+v, inference %+v", ev, inf)
 			}
 		}
