@@ -33,6 +33,7 @@ var _ windowSource = (*classify.WindowRecorder)(nil)
 const (
 	sampleEvents = 4096             // plate events kept for correct
 	sampleQueue  = 256              // confirmed samples waiting to be committed
+	labelledKept = 1024             // labelled windows kept for judging plate models
 	scanConfirm  = 30 * time.Second // a pick this soon after a scan of a SKU on its plate is labelled by it
 )
 
@@ -63,6 +64,57 @@ type sampleBook struct {
 	queue   chan gateway.Record
 	dropped atomic.Int64
 	made    atomic.Int64
+
+	lmu      sync.Mutex
+	labelled []labelledWindow // the last labelledKept, oldest first
+}
+
+// labelledWindow is a change window with its true class label: the
+// window and label of a scan-confirmed or corrected sample.
+type labelledWindow struct {
+	plate string
+	at    time.Time // the event's time
+	x     []float32
+	label string
+}
+
+var _ labelledSource = (*sampleBook)(nil)
+
+// Labelled implements labelledSource: up to n of the latest labelled
+// windows, or with after set the first n of events after it; oldest first.
+func (b *sampleBook) Labelled(after time.Time, n int) []labelledWindow {
+	b.lmu.Lock()
+	defer b.lmu.Unlock()
+	if after.IsZero() {
+		return append([]labelledWindow(nil), b.labelled[max(0, len(b.labelled)-n):]...)
+	}
+	var out []labelledWindow
+	for _, w := range b.labelled {
+		if w.at.After(after) && len(out) < n {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// keepLabelled remembers the window and label of sample s of event ev;
+// a later label of the same event (a correction) replaces the earlier.
+func (b *sampleBook) keepLabelled(ev gateway.Event, s shelfv1.Sample) {
+	if len(s.Features) == 0 || s.Rate != classify.ModelRate {
+		return
+	}
+	b.lmu.Lock()
+	defer b.lmu.Unlock()
+	for i := range b.labelled {
+		if w := &b.labelled[i]; w.plate == s.Plate && w.at.Equal(ev.Time) {
+			w.label = s.Label
+			return
+		}
+	}
+	if len(b.labelled) == labelledKept {
+		b.labelled = append(b.labelled[:0], b.labelled[1:]...)
+	}
+	b.labelled = append(b.labelled, labelledWindow{plate: s.Plate, at: ev.Time, x: s.Features, label: s.Label})
 }
 
 type eventKey struct {
@@ -161,13 +213,14 @@ func (b *sampleBook) confirm(ev gateway.Event) {
 	if line == nil {
 		return
 	}
-	rec, err := b.sample(shelfv1.SampleScan, ev, sku, qty)
+	rec, s, err := b.sample(shelfv1.SampleScan, ev, sku, qty)
 	if err != nil {
 		return
 	}
 	select {
 	case b.queue <- rec:
 		b.made.Add(1)
+		b.keepLabelled(ev, s)
 	default:
 		b.dropped.Add(1)
 	}
@@ -184,17 +237,17 @@ func facingOf(p *classify.Plate, sku string) int {
 }
 
 // sample builds the sample record labelling ev with sku and qty.
-func (b *sampleBook) sample(source string, ev gateway.Event, sku string, qty int) (gateway.Record, error) {
+func (b *sampleBook) sample(source string, ev gateway.Event, sku string, qty int) (gateway.Record, shelfv1.Sample, error) {
 	inf := ev.Inference
 	p := b.plates[inf.Plate]
 	label := shelfv1.LabelNone
 	if qty > 0 {
 		if p == nil {
-			return gateway.Record{}, fmt.Errorf("plate %q is not configured on this gateway", inf.Plate)
+			return gateway.Record{}, shelfv1.Sample{}, fmt.Errorf("plate %q is not configured on this gateway", inf.Plate)
 		}
 		fi := facingOf(p, sku)
 		if fi < 0 {
-			return gateway.Record{}, argError("sku", "%q is not on plate %s", sku, inf.Plate)
+			return gateway.Record{}, shelfv1.Sample{}, argError("sku", "%q is not on plate %s", sku, inf.Plate)
 		}
 		label = classify.BinLabel(classify.BinOf(p.Facings[fi].XMM, p.WidthMM))
 	}
@@ -206,7 +259,8 @@ func (b *sampleBook) sample(source string, ev gateway.Event, sku string, qty int
 			s.Features, s.Rate = x, rate
 		}
 	}
-	return s.Record()
+	rec, err := s.Record()
+	return rec, s, err
 }
 
 // Run commits the scan-confirmed samples until ctx is done.
@@ -266,14 +320,13 @@ func (b *sampleBook) correct(_ context.Context, args json.RawMessage) (any, []ga
 	if !ok {
 		return nil, nil, argError("event", "no plate event on %s at t=%d among the last %d this gateway keeps", a.Event.Stream, a.Event.T, sampleEvents)
 	}
-	rec, err := b.sample(shelfv1.SampleCorrection, ev, a.SKU, *a.Quantity)
+	rec, s, err := b.sample(shelfv1.SampleCorrection, ev, a.SKU, *a.Quantity)
 	if err != nil {
 		return nil, nil, err
 	}
-	var s shelfv1.Sample
-	if err := json.Unmarshal(rec.Body, &s); err != nil {
-		return nil, nil, err
-	}
+	// Kept for judging models before the reply commits: a correction that
+	// fails to commit is answered with an error and may be sent again.
+	b.keepLabelled(ev, s)
 	return map[string]any{"label": s.Label, "plate": s.Plate, "predicted_sku": s.PredictedSKU, "features": len(s.Features) > 0}, []gateway.Record{rec}, nil
 }
 

@@ -470,6 +470,13 @@ func TestScanConfirmedSamples(t *testing.T) {
 	if rec.Class != gateway.ClassSamples || s.Source != shelfv1.SampleScan || s.SKU != "SKU-B" || s.Quantity != 2 || s.Label != "x14" || s.PredictedSKU != "SKU-A" {
 		t.Fatalf("sample %+v", s)
 	}
+	// The sample's window and label are kept to judge plate models by.
+	if lw := b.Labelled(time.Time{}, 10); len(lw) != 1 || lw[0].label != "x14" || !lw[0].at.Equal(t0.Add(3*time.Second)) || len(lw[0].x) == 0 {
+		t.Fatalf("labelled windows %+v, want the one sample's", lw)
+	}
+	if lw := b.Labelled(t0.Add(3*time.Second), 10); len(lw) != 0 {
+		t.Fatalf("labelled after its own time: %+v", lw)
+	}
 	// Run commits queued samples to the outbox.
 	ob, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), outbox.DefaultOptions)
 	if err != nil {

@@ -46,6 +46,15 @@ type modelSync struct {
 	syncer *modelsync.Syncer
 	pub    *modelPublisher
 	bind   *modelBinder // nil without a plate model holder
+	labels *labels
+}
+
+// useLabels makes the sample book's labelled windows (nil: none) the
+// evidence of the shadow evaluation and the health check.
+func (ms *modelSync) useLabels(b *sampleBook) {
+	if ms != nil && b != nil {
+		ms.labels.set(b)
+	}
 }
 
 // startModelSync opens the model store of cfg.Models (importing the bundled
@@ -59,7 +68,7 @@ type modelSync struct {
 // not load into the classifier or fails its health check is rolled back
 // (modelBinder); windows are the plates' recorded change windows.
 func startModelSync(ctx context.Context, cfg *config.Config, r *downlink.Router, up modelUplink, holder *classify.Holder, windows modelWindows, log *slog.Logger) (*modelSync, func(), error) {
-	return startModelSyncWith(ctx, cfg, r, up, holder, windows, swapConfig{}, log)
+	return startModelSyncWith(ctx, cfg, r, up, holder, windows, swapFromConfig(cfg.Models.WithDefaults(cfg.Outbox.Path).Shadow), log)
 }
 
 // startModelSyncWith is startModelSync with the shadow and health-check
@@ -98,10 +107,12 @@ func startModelSyncWith(ctx context.Context, cfg *config.Config, r *downlink.Rou
 	}
 	var req modelsync.Requester = pub
 	var bind *modelBinder
+	lab, basis := &labels{}, &judgedByAccuracy{}
 	if holder != nil {
 		sw.defaults()
-		scfg.Evaluator = &plateEvaluator{holder: holder, windows: windows, cfg: sw}
+		scfg.Evaluator = &plateEvaluator{holder: holder, windows: windows, labelled: lab, basis: basis, cfg: sw}
 		bind = newModelBinder(store, holder, windows, sw, log)
+		bind.labelled, bind.basis = lab, basis
 		req = &kickRequester{Requester: pub, kick: bind.kick}
 	}
 	syncer := modelsync.New(store, req, scfg)
@@ -109,7 +120,7 @@ func startModelSyncWith(ctx context.Context, cfg *config.Config, r *downlink.Rou
 		store.Close()
 		return nil, nil, err
 	}
-	ms := &modelSync{store: store, syncer: syncer, pub: pub, bind: bind}
+	ms := &modelSync{store: store, syncer: syncer, pub: pub, bind: bind, labels: lab}
 	if m, v := store.Active(); m != nil {
 		log.Info("model", "name", m.Name, "version", v, "dir", mc.Dir)
 	}
@@ -304,61 +315,150 @@ func (ws windowSet) Since(t time.Time, n int) [][]float32 {
 }
 
 // swapConfig is the shadow evaluation before a plate model is promoted and
-// the health check after. Zero fields take the defaults named.
+// the health check after: the models.shadow keys (config.ModelShadow,
+// whose defaults zero fields take) and the health check's poll interval.
 type swapConfig struct {
 	// MinAgreement is the top-1 agreement with the active model a
-	// candidate needs on the recent windows; 0.9.
+	// candidate needs on the recent windows when there are too few
+	// labelled ones.
 	MinAgreement float64
-	// MinWindows is how many recent windows make agreement evidence; 20.
+	// MinWindows is how many recent windows make agreement evidence.
 	// With fewer, a candidate is promoted on fit and latency alone (the
 	// status note says so) and the health check judges it on live changes.
 	MinWindows int
-	// Windows is the most recent windows compared; 200.
+	// Windows is the most recent windows compared.
 	Windows int
-	// MaxLatency is the longest mean inference per window; 1ms.
+	// MaxLatency is the longest mean inference per window.
 	MaxLatency time.Duration
+	// MinLabelled is how many labelled windows make accuracy the rule.
+	MinLabelled int
+	// AccuracyMargin is how far below the serving model's accuracy on the
+	// labelled windows a candidate's (or a new model's) may be.
+	AccuracyMargin float64
 	// HealthChanges is how many live changes after a swap the health check
-	// waits for (M); 20.
+	// waits for (M).
 	HealthChanges int
 	// HealthAgreement is the agreement with the model swapped out, over
-	// those changes, below which the new model is rolled back; 0.5.
+	// those changes, below which the new model is rolled back.
 	HealthAgreement float64
 	// Poll is how often the health check looks for new changes; 1s.
 	Poll time.Duration
 }
 
+// swapFromConfig is the swap settings of the models.shadow keys.
+func swapFromConfig(c config.ModelShadow) swapConfig {
+	return swapConfig{MinAgreement: c.MinAgreement, MinWindows: c.MinWindows, Windows: c.Windows, MaxLatency: c.MaxLatency,
+		MinLabelled: c.MinLabelled, AccuracyMargin: c.AccuracyMargin, HealthChanges: c.HealthChanges, HealthAgreement: c.HealthMinAgreement}
+}
+
 func (c *swapConfig) defaults() {
-	if c.MinAgreement <= 0 {
-		c.MinAgreement = 0.9
+	d := swapFromConfig(config.ModelShadow{}.WithDefaults())
+	setZero(&c.MinAgreement, d.MinAgreement)
+	setZero(&c.MinWindows, d.MinWindows)
+	setZero(&c.Windows, d.Windows)
+	setZero(&c.MaxLatency, d.MaxLatency)
+	setZero(&c.MinLabelled, d.MinLabelled)
+	setZero(&c.AccuracyMargin, d.AccuracyMargin)
+	setZero(&c.HealthChanges, d.HealthChanges)
+	setZero(&c.HealthAgreement, d.HealthAgreement)
+	setZero(&c.Poll, time.Second)
+}
+
+func setZero[T int | float64 | time.Duration](f *T, def T) {
+	if *f <= 0 {
+		*f = def
 	}
-	if c.MinWindows <= 0 {
-		c.MinWindows = 20
+}
+
+// labelledSource is where the evaluation and the health check find
+// labelled windows (the sample book: scan-confirmed and corrected samples).
+type labelledSource interface {
+	// Labelled is up to n of the latest labelled windows, or with after
+	// set the first n of changes after it; oldest first.
+	Labelled(after time.Time, n int) []labelledWindow
+}
+
+// labels is the labelled windows of a gateway, set once the sample book
+// exists (after model sync starts); nil until then.
+type labels struct {
+	mu  sync.Mutex
+	src labelledSource
+}
+
+func (l *labels) set(src labelledSource) {
+	l.mu.Lock()
+	l.src = src
+	l.mu.Unlock()
+}
+
+func (l *labels) get(after time.Time, n int) []labelledWindow {
+	l.mu.Lock()
+	src := l.src
+	l.mu.Unlock()
+	if src == nil {
+		return nil
 	}
-	if c.Windows <= 0 {
-		c.Windows = 200
+	return src.Labelled(after, n)
+}
+
+// accuracy is the share of ws that m labels correctly (top-1 class label
+// equal to the window's label) and how many it could not infer (counted
+// as wrong).
+func accuracy(m *classify.Loaded, ws []labelledWindow) (acc float64, failed int, err error) {
+	if len(ws) == 0 {
+		return 0, 0, nil
 	}
-	if c.MaxLatency <= 0 {
-		c.MaxLatency = time.Millisecond
+	s, err := m.M.NewSessionWith()
+	if err != nil {
+		return 0, 0, fmt.Errorf("model %q v%d: %w", m.M.Name, m.Version, err)
 	}
-	if c.HealthChanges <= 0 {
-		c.HealthChanges = 20
+	right := 0
+	for _, w := range ws {
+		out, err := s.Infer(w.x)
+		switch {
+		case err != nil:
+			failed++
+		case m.M.Output.Labels[out.Class] == w.label:
+			right++
+		}
 	}
-	if c.HealthAgreement <= 0 {
-		c.HealthAgreement = 0.5
+	return float64(right) / float64(len(ws)), failed, nil
+}
+
+// judgedByAccuracy records the versions promoted on labelled accuracy,
+// whose health check is then by accuracy too.
+type judgedByAccuracy struct {
+	mu sync.Mutex
+	v  map[uint64]bool
+}
+
+func (j *judgedByAccuracy) set(v uint64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.v == nil {
+		j.v = map[uint64]bool{}
 	}
-	if c.Poll <= 0 {
-		c.Poll = time.Second
-	}
+	j.v[v] = true
+}
+
+func (j *judgedByAccuracy) get(v uint64) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.v[v]
 }
 
 // plateEvaluator is the Syncer's Evaluator for a gateway with a plate
 // model: a candidate must be a plate model (feature window, labels) and,
 // run in shadow on the recent change windows beside the serving model,
-// agree with it and infer within the latency limit.
+// infer within the latency limit and then either be at least as accurate
+// as the serving model (less the margin) on the labelled windows, when
+// there are MinLabelled of them, or else agree with it.
 type plateEvaluator struct {
-	holder  *classify.Holder
-	windows modelWindows // nil: no windows, promoted on fit and latency
-	cfg     swapConfig
+	holder   *classify.Holder
+	windows  modelWindows // nil: no windows, promoted on fit and latency
+	labelled *labels
+	basis    *judgedByAccuracy
+	cfg      swapConfig
 }
 
 // Evaluate implements modelsync.Evaluator; the refusal says why.
@@ -381,6 +481,24 @@ func (e *plateEvaluator) Evaluate(_ context.Context, c *modelsync.Candidate) err
 	}
 	if res.Latency > e.cfg.MaxLatency {
 		return fmt.Errorf("shadow: inference takes %s per window, limit %s", res.Latency, e.cfg.MaxLatency)
+	}
+	if lw := e.labelled.get(time.Time{}, e.cfg.Windows); len(lw) >= e.cfg.MinLabelled {
+		ca, _, err := accuracy(cand, lw)
+		if err != nil {
+			return err
+		}
+		sa, _, err := accuracy(active, lw)
+		if err != nil {
+			return err
+		}
+		if ca < sa-e.cfg.AccuracyMargin {
+			return fmt.Errorf("shadow: accuracy %.3f on %d labelled windows, active v%d has %.3f (margin %.2f)",
+				ca, len(lw), active.Version, sa, e.cfg.AccuracyMargin)
+		}
+		e.basis.set(cand.Version)
+		c.Note = fmt.Sprintf("shadow: accuracy %.3f on %d labelled windows, active v%d %.3f; top-1 agreement %.3f on %d windows, %s per window",
+			ca, len(lw), active.Version, sa, res.Agreement, res.Windows, res.Latency)
+		return nil
 	}
 	if res.Windows < e.cfg.MinWindows {
 		c.Note = fmt.Sprintf("shadow: only %d of %d windows recorded, promoted on fit and latency (%s per window); health check over the next %d changes",
@@ -428,6 +546,10 @@ type modelBinder struct {
 	cfg     swapConfig
 	log     *slog.Logger
 	kick    chan struct{}
+	// labelled and basis: the health check of a model promoted on labelled
+	// accuracy is by accuracy (nil: by agreement).
+	labelled *labels
+	basis    *judgedByAccuracy
 
 	// Owned by run.
 	seen  uint64           // store version last handled
@@ -487,14 +609,21 @@ func (b *modelBinder) step(ctx context.Context) {
 		b.log.Info("plate model swapped", "name", m.Name, "version", v, "was", cur.Version)
 		return
 	}
-	if b.prev == nil || b.windows == nil {
+	if b.prev == nil {
+		return
+	}
+	cur := b.holder.Load()
+	if b.basis != nil && b.basis.get(cur.Version) {
+		b.checkAccuracy(ctx, cur)
+		return
+	}
+	if b.windows == nil {
 		return
 	}
 	ws := b.windows.Since(b.since, b.cfg.HealthChanges)
 	if len(ws) < b.cfg.HealthChanges {
 		return
 	}
-	cur := b.holder.Load()
 	res, err := classify.Shadow(cur, b.prev, ws)
 	switch {
 	case err != nil:
@@ -506,6 +635,36 @@ func (b *modelBinder) step(ctx context.Context) {
 			cur.Version, res.Agreement, b.prev.Version, res.Windows, b.cfg.HealthAgreement, modelsync.ErrHealthCheck))
 	default:
 		b.log.Info("plate model healthy", "version", cur.Version, "agreement", res.Agreement, "changes", res.Windows)
+		b.prev = nil
+	}
+}
+
+// checkAccuracy is the health check of a model promoted on labelled
+// accuracy: over its first HealthChanges labelled changes it must be at
+// least as accurate as the model it replaced, less the margin. (Agreement
+// with a poor model it was promoted to replace is no evidence.)
+func (b *modelBinder) checkAccuracy(ctx context.Context, cur *classify.Loaded) {
+	lw := b.labelled.get(b.since, b.cfg.HealthChanges)
+	if len(lw) < b.cfg.HealthChanges {
+		return
+	}
+	na, failed, err := accuracy(cur, lw)
+	if err != nil {
+		b.rollback(ctx, fmt.Errorf("model v%d: %w: %w", cur.Version, modelsync.ErrHealthCheck, err))
+		return
+	}
+	pa, _, err := accuracy(b.prev, lw)
+	if err != nil {
+		pa = 0 // the old model cannot judge: the new one stands on its own
+	}
+	switch {
+	case failed == len(lw):
+		b.rollback(ctx, fmt.Errorf("model v%d: inference failed on all of its first %d labelled changes: %w", cur.Version, len(lw), modelsync.ErrHealthCheck))
+	case na < pa-b.cfg.AccuracyMargin:
+		b.rollback(ctx, fmt.Errorf("model v%d: accuracy %.3f over its first %d labelled changes, v%d had %.3f (margin %.2f): %w",
+			cur.Version, na, len(lw), b.prev.Version, pa, b.cfg.AccuracyMargin, modelsync.ErrHealthCheck))
+	default:
+		b.log.Info("plate model healthy", "version", cur.Version, "accuracy", na, "was", pa, "labelled_changes", len(lw))
 		b.prev = nil
 	}
 }
