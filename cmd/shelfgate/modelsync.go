@@ -9,11 +9,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/classify"
 	"github.com/shelfgate/shelfgate/gateway/config"
 	"github.com/shelfgate/shelfgate/gateway/downlink"
 	"github.com/shelfgate/shelfgate/gateway/modelsync"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 	"github.com/shelfgate/shelfgate/model"
 )
 
@@ -47,6 +49,7 @@ type modelSync struct {
 	pub    *modelPublisher
 	bind   *modelBinder // nil without a plate model holder
 	labels *labels
+	events *modelEvents // nil without an outbox
 }
 
 // useLabels makes the sample book's labelled windows (nil: none) the
@@ -67,13 +70,15 @@ func (ms *modelSync) useLabels(b *sampleBook) {
 // promoted model is swapped into the holder, and a promoted model that does
 // not load into the classifier or fails its health check is rolled back
 // (modelBinder); windows are the plates' recorded change windows.
-func startModelSync(ctx context.Context, cfg *config.Config, r *downlink.Router, up modelUplink, holder *classify.Holder, windows modelWindows, log *slog.Logger) (*modelSync, func(), error) {
-	return startModelSyncWith(ctx, cfg, r, up, holder, windows, swapFromConfig(cfg.Models.WithDefaults(cfg.Outbox.Path).Shadow), log)
+// Promotions, shadow refusals and rollbacks are also events in ob
+// (model_promoted, model_rejected, model_rolled_back; nil ob: none).
+func startModelSync(ctx context.Context, cfg *config.Config, r *downlink.Router, up modelUplink, ob appender, holder *classify.Holder, windows modelWindows, log *slog.Logger) (*modelSync, func(), error) {
+	return startModelSyncWith(ctx, cfg, r, up, ob, holder, windows, swapFromConfig(cfg.Models.WithDefaults(cfg.Outbox.Path).Shadow), log)
 }
 
 // startModelSyncWith is startModelSync with the shadow and health-check
 // settings sw (zero fields take the defaults).
-func startModelSyncWith(ctx context.Context, cfg *config.Config, r *downlink.Router, up modelUplink, holder *classify.Holder, windows modelWindows, sw swapConfig, log *slog.Logger) (*modelSync, func(), error) {
+func startModelSyncWith(ctx context.Context, cfg *config.Config, r *downlink.Router, up modelUplink, ob appender, holder *classify.Holder, windows modelWindows, sw swapConfig, log *slog.Logger) (*modelSync, func(), error) {
 	mc := cfg.Models.WithDefaults(cfg.Outbox.Path)
 	keys, err := modelsync.LoadTrustedKeys(mc.TrustedKeys)
 	if err != nil {
@@ -105,22 +110,29 @@ func startModelSyncWith(ctx context.Context, cfg *config.Config, r *downlink.Rou
 		MaxModelBytes: int64(mc.MaxBytes), MaxBlockSize: int(mc.MaxBlockSize),
 		Quiet: mc.Quiet, MaxRounds: mc.MaxRounds,
 	}
-	var req modelsync.Requester = pub
+	tap := &statusTap{Requester: pub}
 	var bind *modelBinder
+	var eval *plateEvaluator
 	lab, basis := &labels{}, &judgedByAccuracy{}
 	if holder != nil {
 		sw.defaults()
-		scfg.Evaluator = &plateEvaluator{holder: holder, windows: windows, labelled: lab, basis: basis, cfg: sw}
+		eval = &plateEvaluator{holder: holder, windows: windows, labelled: lab, basis: basis, cfg: sw}
+		scfg.Evaluator = eval
 		bind = newModelBinder(store, holder, windows, sw, log)
 		bind.labelled, bind.basis = lab, basis
-		req = &kickRequester{Requester: pub, kick: bind.kick}
+		tap.kick = bind.kick
 	}
-	syncer := modelsync.New(store, req, scfg)
+	var events *modelEvents
+	if ob != nil {
+		events = newModelEvents(ob, eval, log)
+		tap.events = events
+	}
+	syncer := modelsync.New(store, tap, scfg)
 	if err := registerModelSync(r, topics, syncer, int(mc.MaxBlockSize)); err != nil {
 		store.Close()
 		return nil, nil, err
 	}
-	ms := &modelSync{store: store, syncer: syncer, pub: pub, bind: bind, labels: lab}
+	ms := &modelSync{store: store, syncer: syncer, pub: pub, bind: bind, labels: lab, events: events}
 	if m, v := store.Active(); m != nil {
 		log.Info("model", "name", m.Name, "version", v, "dir", mc.Dir)
 	}
@@ -135,6 +147,9 @@ func startModelSyncWith(ctx context.Context, cfg *config.Config, r *downlink.Rou
 	if bind != nil {
 		bind.syncer = syncer
 		wg.Go(func() { bind.run(sctx) })
+	}
+	if events != nil {
+		wg.Go(func() { events.run(sctx) })
 	}
 	stop := func() {
 		cancel()
@@ -459,10 +474,23 @@ type plateEvaluator struct {
 	labelled *labels
 	basis    *judgedByAccuracy
 	cfg      swapConfig
+
+	mu   sync.Mutex
+	last modelsync.ModelRef // the candidate evaluated last
+}
+
+// lastCandidate is the name and version of the candidate evaluated last.
+func (e *plateEvaluator) lastCandidate() (string, uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.last.Name, e.last.Version
 }
 
 // Evaluate implements modelsync.Evaluator; the refusal says why.
 func (e *plateEvaluator) Evaluate(_ context.Context, c *modelsync.Candidate) error {
+	e.mu.Lock()
+	e.last = modelsync.ModelRef{Name: c.Model.Name, Version: c.Model.Version}
+	e.mu.Unlock()
 	cand, err := classify.NewLoaded(c.Model)
 	if err != nil {
 		return fmt.Errorf("does not fit the plate classifier: %w", err)
@@ -513,21 +541,136 @@ func (e *plateEvaluator) Evaluate(_ context.Context, c *modelsync.Candidate) err
 	return nil
 }
 
-// kickRequester passes the Syncer's requests and statuses on and wakes
-// the binder at each status (a promotion or rollback changes the store).
-type kickRequester struct {
+// statusTap passes the Syncer's requests and statuses on; at each status
+// it wakes the binder (a promotion or rollback changes the store; nil
+// kick: no binder) and turns the lifecycle steps into events (nil events:
+// none).
+type statusTap struct {
 	modelsync.Requester
-	kick chan struct{}
+	kick   chan struct{}
+	events *modelEvents
 }
 
 // PublishStatus implements modelsync.Requester.
-func (k *kickRequester) PublishStatus(ctx context.Context, st modelsync.Status) error {
+func (k *statusTap) PublishStatus(ctx context.Context, st modelsync.Status) error {
 	err := k.Requester.PublishStatus(ctx, st)
-	select {
-	case k.kick <- struct{}{}:
-	default:
+	if k.events != nil {
+		k.events.status(st)
+	}
+	if k.kick != nil {
+		select {
+		case k.kick <- struct{}{}:
+		default:
+		}
 	}
 	return err
+}
+
+// modelEventQueue bounds the model events waiting for the outbox (they
+// are a few per rollout).
+const modelEventQueue = 16
+
+// modelEvents turns the Syncer's lifecycle steps into events in the
+// outbox, through the normal event path (class events, stream
+// events/model: durable, numbered, delivered and acknowledged like every
+// event): a promotion (model_promoted), a verified candidate the shadow
+// evaluation refused (model_rejected, code not-promoted) and a rollback
+// (model_rolled_back, with its code). Each step makes one event: a status
+// published again for the same step is recognised by its key. status is
+// called with the Syncer's lock held, so it only queues; run appends.
+type modelEvents struct {
+	ob   appender
+	eval *plateEvaluator // names the refused candidate; nil without plates
+	log  *slog.Logger
+	q    chan gateway.Record
+
+	mu      sync.Mutex
+	last    string // key of the last step turned into an event
+	dropped int64
+}
+
+func newModelEvents(ob appender, eval *plateEvaluator, log *slog.Logger) *modelEvents {
+	return &modelEvents{ob: ob, eval: eval, log: log, q: make(chan gateway.Record, modelEventQueue)}
+}
+
+// status queues the event of st's step, if it is one and not yet queued.
+func (e *modelEvents) status(st modelsync.Status) {
+	ev, key, ok := e.event(st)
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if key == e.last {
+		return
+	}
+	e.last = key
+	rec, err := ev.Record()
+	if err != nil {
+		e.log.Error("model event not made", "kind", ev.Kind, "err", err)
+		return
+	}
+	select {
+	case e.q <- rec:
+	default:
+		e.dropped++
+		e.log.Error("model event queue full; event dropped (the model status topic still has the step)", "kind", ev.Kind, "dropped", e.dropped)
+	}
+}
+
+// event is the model event of st and its key, or false for a status that
+// is no lifecycle step.
+func (e *modelEvents) event(st modelsync.Status) (shelfv1.ModelEvent, string, bool) {
+	ev := shelfv1.ModelEvent{Model: st.Active.Name, ModelVersion: st.Active.Version, Code: st.Code, Reason: st.Reason, OfferID: st.OfferID, Time: st.Time}
+	switch {
+	case st.State == modelsync.StatePromoted:
+		ev.Kind, ev.PreviousVersion, ev.Note, ev.Code = shelfv1.EventModelPromoted, st.Previous, st.Note, ""
+		ev.Detail = fmt.Sprintf("%s v%d promoted (was v%d)", ev.Model, ev.ModelVersion, st.Previous)
+		return ev, fmt.Sprintf("promoted/%d", st.Active.Version), true
+	case st.State == modelsync.StateRejected && st.Code == modelsync.Code(modelsync.ErrNotPromoted):
+		ev.Kind = shelfv1.EventModelRejected
+		if e.eval != nil {
+			ev.Model, ev.CandidateVersion = e.eval.lastCandidate()
+		}
+		if ev.CandidateVersion == 0 {
+			ev.CandidateVersion = st.Highest // not known: the offer's version is above it
+		}
+		ev.Detail = fmt.Sprintf("%s v%d not promoted; v%d keeps serving", ev.Model, ev.CandidateVersion, ev.ModelVersion)
+		return ev, fmt.Sprintf("rejected/%s/%d", st.OfferID, ev.CandidateVersion), true
+	case st.State == modelsync.StateRolledBack:
+		ev.Kind, ev.RolledBackVersion = shelfv1.EventModelRolledBack, st.Highest
+		ev.Detail = fmt.Sprintf("%s v%d rolled back; v%d serves again", ev.Model, st.Highest, ev.ModelVersion)
+		return ev, fmt.Sprintf("rolled-back/%d", st.Highest), true
+	}
+	return shelfv1.ModelEvent{}, "", false
+}
+
+// run appends the queued events until ctx is done, then what is still
+// queued (the outbox closes after model sync stops).
+func (e *modelEvents) run(ctx context.Context) {
+	for {
+		select {
+		case rec := <-e.q:
+			e.append(ctx, rec)
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			for {
+				select {
+				case rec := <-e.q:
+					e.append(dctx, rec)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (e *modelEvents) append(ctx context.Context, rec gateway.Record) {
+	if err := e.ob.Append(ctx, []gateway.Record{rec}); err != nil {
+		e.log.Error("model event not committed (the model status topic still has the step)", "err", err)
+	}
 }
 
 // modelBinder keeps the plate classifier serving the store's active model.

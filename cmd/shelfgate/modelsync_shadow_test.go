@@ -14,10 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/classify"
 	"github.com/shelfgate/shelfgate/gateway/config"
 	"github.com/shelfgate/shelfgate/gateway/downlink"
 	"github.com/shelfgate/shelfgate/gateway/modelsync"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 	"github.com/shelfgate/shelfgate/model"
 )
 
@@ -87,7 +89,52 @@ type swapRig struct {
 	cfg     *config.Config
 	sw      swapConfig
 	pub     ed25519.PublicKey
+	events  *eventSink
 	stop    func()
+}
+
+// eventSink is the outbox of the model events: it keeps what is appended.
+type eventSink struct {
+	mu   sync.Mutex
+	recs []gateway.Record
+}
+
+var _ appender = (*eventSink)(nil)
+
+func (s *eventSink) Append(_ context.Context, recs []gateway.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recs = append(s.recs, recs...)
+	return nil
+}
+
+// wait returns the model events once there are n of them (fails after 10 s).
+func (s *eventSink) wait(t *testing.T, n int) []shelfv1.ModelEvent {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		recs := append([]gateway.Record(nil), s.recs...)
+		s.mu.Unlock()
+		if len(recs) >= n || time.Now().After(deadline) {
+			var out []shelfv1.ModelEvent
+			for _, r := range recs {
+				if r.Class != gateway.ClassEvent || r.Stream != "events/model" {
+					t.Fatalf("model event record class %v stream %q", r.Class, r.Stream)
+				}
+				e, err := shelfv1.DecodeModelEvent(r.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, e)
+			}
+			if len(out) != n {
+				t.Fatalf("%d model events, want %d: %+v", len(out), n, out)
+			}
+			return out
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func newSwapRig(t *testing.T, sw swapConfig) *swapRig {
@@ -121,7 +168,7 @@ func newSwapRig(t *testing.T, sw swapConfig) *swapRig {
 		t.Fatal(es)
 	}
 	sw.Poll = 10 * time.Millisecond
-	r := &swapRig{t: t, priv: priv, pub: pub, windows: &recentWindows{}, cfg: cfg, sw: sw}
+	r := &swapRig{t: t, priv: priv, pub: pub, windows: &recentWindows{}, cfg: cfg, sw: sw, events: &eventSink{}}
 	r.start()
 	t.Cleanup(func() { r.stop() })
 	return r
@@ -137,7 +184,7 @@ func (r *swapRig) start() {
 	}
 	r.holder, r.base = classify.NewHolder(l), l.M
 	log := slog.New(slog.NewTextHandler(&logBuffer{}, nil))
-	ms, stop, err := startModelSyncWith(context.Background(), r.cfg, downlink.New(log), &fakeModelUplink{}, r.holder, r.windows, r.sw, log)
+	ms, stop, err := startModelSyncWith(context.Background(), r.cfg, downlink.New(log), &fakeModelUplink{}, r.events, r.holder, r.windows, r.sw, log)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -245,12 +292,21 @@ func TestPlateModelSwap(t *testing.T) {
 				if r.holder.Version() != base || st.Active.Version != base {
 					t.Fatalf("holder v%d, store v%d after a refusal, want v%d", r.holder.Version(), st.Active.Version, base)
 				}
+				evs := r.events.wait(t, 1)
+				if e := evs[0]; e.Kind != shelfv1.EventModelRejected || e.ModelVersion != base || e.CandidateVersion != base+1 ||
+					e.Code != "not-promoted" || !strings.Contains(e.Reason, tc.reason) || e.OfferID != st.OfferID || e.Model != r.base.Name {
+					t.Fatalf("model event %+v, want model_rejected of v%d with the status' reason", e, base+1)
+				}
 				return
 			}
 			if st.State != modelsync.StatePromoted || st.Active.Version != base+1 || !strings.Contains(st.Note, "agreement 1.000") {
 				t.Fatalf("status %+v, want promoted v%d with its agreement noted", st, base+1)
 			}
 			r.waitHolder(base + 1)
+			evs := r.events.wait(t, 1)
+			if e := evs[0]; e.Kind != shelfv1.EventModelPromoted || e.ModelVersion != base+1 || e.PreviousVersion != base || e.Note != st.Note || e.Model != r.base.Name {
+				t.Fatalf("model event %+v, want model_promoted v%d", e, base+1)
+			}
 			want := r.base.Name + " v" + strconv.FormatUint(base+1, 10)
 			if got := birth()["model"]; got != want {
 				t.Errorf("status model %v, want %q", got, want)
@@ -285,6 +341,13 @@ func TestPlateModelRollback(t *testing.T) {
 	}
 	if _, v := r.ms.store.Active(); v != base {
 		t.Fatalf("store serves v%d after the rollback, want v%d", v, base)
+	}
+	evs := r.events.wait(t, 2)
+	if e := evs[0]; e.Kind != shelfv1.EventModelPromoted || e.ModelVersion != base+1 {
+		t.Fatalf("first model event %+v, want model_promoted v%d", e, base+1)
+	}
+	if e := evs[1]; e.Kind != shelfv1.EventModelRolledBack || e.ModelVersion != base || e.RolledBackVersion != base+1 || e.Code != "health-check" || e.Reason != st.Reason {
+		t.Fatalf("second model event %+v, want model_rolled_back of v%d with the health check's reason", e, base+1)
 	}
 }
 

@@ -158,7 +158,7 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 	if err != nil {
 		return err
 	}
-	models, stopModels, err := startModelSync(ctx, cfg, router, up, plateModel, plateStats.modelWindows(), log.With("component", "modelsync"))
+	models, stopModels, err := startModelSync(ctx, cfg, router, up, ob, plateModel, plateStats.modelWindows(), log.With("component", "modelsync"))
 	if err != nil {
 		return err
 	}
