@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,12 @@ const (
 	sampleEvents = 4096             // plate events kept for correct
 	sampleQueue  = 256              // confirmed samples waiting to be committed
 	labelledKept = 1024             // labelled windows kept for judging plate models
+	scansKept    = 64               // recent scans a pick may be confirmed by
+	// scanWeightTolerance is how far (as a share of the scanned units'
+	// nominal weight, at least scanWeightFloor) a pick's weight change may
+	// be from the scanned SKU × quantity and still be confirmed by it.
+	scanWeightTolerance = 0.25
+	scanWeightFloor     = 5.0 // grams
 	scanConfirm  = 30 * time.Second // a pick this soon after a scan of a SKU on its plate is labelled by it
 )
 
@@ -59,7 +66,7 @@ type sampleBook struct {
 	mu     sync.Mutex
 	events map[eventKey]gateway.Event
 	order  []eventKey
-	scans  []scanLine // the last scan of each scanner
+	scans  []scanLine // the last scansKept scans, oldest first
 
 	queue   chan gateway.Record
 	dropped atomic.Int64
@@ -154,11 +161,8 @@ func (b *sampleBook) ObserveEvent(ev gateway.Event) []gateway.Event {
 		}
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		for i := range b.scans {
-			if b.scans[i].scanner == ev.Stream {
-				b.scans[i] = scanLine{ev.Stream, sku, qty, ev.Time}
-				return nil
-			}
+		if len(b.scans) == scansKept {
+			b.scans = append(b.scans[:0], b.scans[1:]...)
 		}
 		b.scans = append(b.scans, scanLine{ev.Stream, sku, qty, ev.Time})
 	case ev.Inference != nil && (ev.Kind == gateway.EventPick || ev.Kind == gateway.EventPut):
@@ -186,7 +190,12 @@ func (b *sampleBook) remember(ev gateway.Event) {
 }
 
 // confirm queues a scan-labelled sample for a pick that follows a scan of
-// a SKU on its plate (the scan is used once).
+// a SKU on its plate whose units explain the pick's weight change (each
+// scan labels one pick). Among such scans the oldest is used: a picker
+// may scan the next line before the gateway has reported the pick of the
+// previous one (the pick is reported after it settles), so the latest
+// scan is not always this pick's; the weight check keeps a scan that was
+// never followed by its pick (or a wrong line) from labelling another.
 func (b *sampleBook) confirm(ev gateway.Event) {
 	p := b.plates[ev.Inference.Plate]
 	if p == nil {
@@ -194,19 +203,30 @@ func (b *sampleBook) confirm(ev gateway.Event) {
 	}
 	b.mu.Lock()
 	var line *scanLine
+	var qty int
 	for i := range b.scans {
 		s := &b.scans[i]
-		if s.sku == "" || ev.Time.Before(s.at) || ev.Time.Sub(s.at) > scanConfirm || facingOf(p, s.sku) < 0 {
+		if s.sku == "" || ev.Time.Before(s.at) || ev.Time.Sub(s.at) > scanConfirm {
 			continue
 		}
-		if line == nil || s.at.After(line.at) {
-			line = s
+		fi := facingOf(p, s.sku)
+		if fi < 0 {
+			continue
 		}
+		unit := p.Facings[fi].UnitGrams
+		units := s.qty
+		if units == 0 { // a line without a quantity: the whole units the weight says
+			units = max(1, int(math.Round(math.Abs(ev.DeltaGrams)/unit)))
+		}
+		if !weighs(unit*float64(units), ev.DeltaGrams) {
+			continue
+		}
+		line, qty = s, units // the oldest: scans are in arrival order
+		break
 	}
 	var sku string
-	var qty int
 	if line != nil {
-		sku, qty = line.sku, line.qty
+		sku = line.sku
 		line.sku = "" // one pick per scan
 	}
 	b.mu.Unlock()
@@ -224,6 +244,15 @@ func (b *sampleBook) confirm(ev gateway.Event) {
 	default:
 		b.dropped.Add(1)
 	}
+}
+
+// weighs reports whether a weight change of delta grams (either sign; 0:
+// not known) is the nominal weight want within the scan tolerance.
+func weighs(want, delta float64) bool {
+	if delta == 0 {
+		return true
+	}
+	return math.Abs(math.Abs(delta)-want) <= max(scanWeightTolerance*want, scanWeightFloor)
 }
 
 // facingOf is the index of the facing holding sku on p, or −1.
