@@ -32,16 +32,16 @@ var _ windowSource = (*classify.WindowRecorder)(nil)
 
 // Sample book bounds.
 const (
-	sampleEvents = 4096             // plate events kept for correct
-	sampleQueue  = 256              // confirmed samples waiting to be committed
-	labelledKept = 1024             // labelled windows kept for judging plate models
-	scansKept    = 64               // recent scans a pick may be confirmed by
+	sampleEvents = 4096 // plate events kept for correct
+	sampleQueue  = 256  // confirmed samples waiting to be committed
+	labelledKept = 1024 // labelled windows kept for judging plate models
+	scansKept    = 64   // recent scans a pick may be confirmed by
 	// scanWeightTolerance is how far (as a share of the scanned units'
 	// nominal weight, at least scanWeightFloor) a pick's weight change may
 	// be from the scanned SKU × quantity and still be confirmed by it.
 	scanWeightTolerance = 0.25
-	scanWeightFloor     = 5.0 // grams
-	scanConfirm  = 30 * time.Second // a pick this soon after a scan of a SKU on its plate is labelled by it
+	scanWeightFloor     = 5.0              // grams
+	scanConfirm         = 30 * time.Second // a pick this soon after a scan of a SKU on its plate is labelled by it
 )
 
 // sampleBook turns ground truth into labelled samples (class samples):
