@@ -38,18 +38,22 @@ const (
 	oldFacings, oldWidth = 2, 600.0
 	newFacings, newWidth = 6, 900.0
 	retrainPlates        = 3
-	// retrainSpeed and retrainVisits make the gateways' plates busy:
-	// 600 visits per plate per simulated hour at 40× real time are about
-	// 6.7 visits per plate per wall second.
-	retrainSpeed  = 40
+	// retrainVisits makes the gateways' plates busy: 600 visits per plate
+	// per simulated hour are, at 40× real time, about 6.7 visits per plate
+	// per wall second.
 	retrainVisits = 600
 	// retrainSamples is how many scan-confirmed samples the cloud waits
 	// for before retraining (about 2 h of the shelf's picks).
 	retrainSamples = 900
-	// minRetrainedAccuracy is the SKU identification the promoted model
-	// must reach on the fresh scenario's picks.
-	minRetrainedAccuracy = 0.8
 )
+
+// retrainRun is how fast the gateways' warehouses run and what the
+// promoted model must reach on the fresh scenario's picks.
+type retrainRun struct {
+	speed  int     // simulated seconds per wall second
+	minAcc float64 // SKU identification of the promoted model
+	wait   time.Duration
+}
 
 // retrainShelf is the warehouse of a plate shelf (speed 1: for the
 // simulator-time tools; the gateways run it faster).
@@ -113,10 +117,21 @@ log: {level: warn}
 //  5. On a fresh scenario of the shelf (another seed), SKU accuracy and
 //     event F1 of the deployed and of the promoted model are measured;
 //     collect's audit finds nothing missing across the swaps.
+//
+// At 40× real time (this test, about a minute) the samples' windows are
+// noisier than at 12× (the retrained model's held-out accuracy on them
+// was 0.78–0.91 against 0.97 at 12×) and the promoted model reached
+// 0.86–0.90 on the fresh picks, so it is held to ≥ 0.75 and a gain of 0.3; at
+// 12× (TestFaultRetrainLoopRealTime, make test-faults, about three
+// minutes; 0.997 measured) it is held to the 0.97.
 func TestRetrainLoopEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds binaries and runs three gateways")
 	}
+	testRetrainLoop(t, retrainRun{speed: 40, minAcc: 0.75, wait: time.Minute})
+}
+
+func testRetrainLoop(t *testing.T, run retrainRun) {
 	ctx := context.Background()
 	m := mqtttest.StartMosquitto(t)
 	gwBin, ctlBin := binaries(t)
@@ -178,7 +193,7 @@ func TestRetrainLoopEndToEnd(t *testing.T) {
 			}
 			cfg := filepath.Join(gdir, "shelfgate.yaml")
 			body := fmt.Sprintf(retrainConfig, id, m.URL, filepath.Join(gdir, "outbox.db"), keys.pubPath, deployed,
-				seed+i, retrainSpeed, retrainPlates, newFacings, newWidth, retrainVisits, deployed, pubHex)
+				seed+i, run.speed, retrainPlates, newFacings, newWidth, retrainVisits, deployed, pubHex)
 			if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -223,13 +238,13 @@ func TestRetrainLoopEndToEnd(t *testing.T) {
 		return s
 	}
 	start := time.Now()
-	waitFor(t, fmt.Sprintf("%d scan-confirmed samples", retrainSamples), 120*time.Second, func() bool { return total(rows(1)) >= retrainSamples })
+	waitFor(t, fmt.Sprintf("%d scan-confirmed samples", retrainSamples), 2*run.wait, func() bool { return total(rows(1)) >= retrainSamples })
 	t.Logf("samples from the deployed model after %s: %v", time.Since(start).Round(time.Millisecond), rows(1))
 
 	// 3. Retrain from the collected samples, sign, push.
 	retrained := filepath.Join(dir, "plates-v2.sgm")
 	out, err := exec.Command(ctlBin, "model", "train", "--from", samplesDir, "--warm-start", deployed+".float.json", "--sim", oldSim,
-		"--sign-key", keyPath, "--version", "2", "-o", retrained).CombinedOutput()
+		"--epochs", "100", "--patience", "30", "--sign-key", keyPath, "--version", "2", "-o", retrained).CombinedOutput()
 	t.Logf("shelfctl model train:\n%s", out)
 	if err != nil {
 		t.Fatalf("model train: %v", err)
@@ -258,7 +273,7 @@ func TestRetrainLoopEndToEnd(t *testing.T) {
 
 	// 4. The promoted model serves: the next samples carry version 2; it
 	// stays through its health check (20 labelled changes by default).
-	waitFor(t, "20 samples from v2 on every gateway", 60*time.Second, func() bool {
+	waitFor(t, "30 samples from v2 on every gateway", run.wait, func() bool {
 		for _, n := range rows(2) {
 			if n < 30 {
 				return false
@@ -288,7 +303,7 @@ func TestRetrainLoopEndToEnd(t *testing.T) {
 	stopGateways()
 	freshFrom := settledRows(rows)
 	startGateways(31)
-	waitFor(t, "100 fresh samples on every gateway", 60*time.Second, func() bool {
+	waitFor(t, "100 fresh samples on every gateway", run.wait, func() bool {
 		for id, n := range rows(2) {
 			if n < freshFrom[id]+100 {
 				return false
@@ -338,15 +353,13 @@ func TestRetrainLoopEndToEnd(t *testing.T) {
 	t.Logf("fresh scenario, %d scan-confirmed picks on the gateways: SKU identification %.4f (deployed v1) → %.4f (promoted v2)", len(fresh), before, after)
 	t.Logf("fresh scenario in simulated time (%d labels): event F1 %.4f → %.4f, SKU accuracy %.4f → %.4f",
 		evAfter.Labels, evBefore.F1, evAfter.F1, evBefore.SKUAccuracy, evAfter.SKUAccuracy)
-	fmt.Printf("FIGURE retrain_sku_accuracy=%.4f unit=ratio baseline=%.4f ratio=%.3f\n", after, before, after/before)
-	fmt.Printf("FIGURE retrain_event_f1=%.4f unit=ratio baseline=%.4f ratio=%.3f\n", evAfter.F1, evBefore.F1, evAfter.F1/evBefore.F1)
-	// The target is 0.97; from the samples of a 40× simulation
-	// the loop reaches 0.85–0.9 here (see docs/model-sync.md), so the test
-	// holds it to a large, certain gain: a loop that does not learn the new
-	// lanes stays near the deployed model's third.
-	if len(fresh) < 300 || after < minRetrainedAccuracy || after < before+0.3 {
+	fmt.Printf("FIGURE retrain_x%d_sku_accuracy=%.4f unit=ratio baseline=%.4f ratio=%.3f\n", run.speed, after, before, after/before)
+	fmt.Printf("FIGURE retrain_x%d_event_f1=%.4f unit=ratio baseline=%.4f ratio=%.3f\n", run.speed, evAfter.F1, evBefore.F1, evAfter.F1/evBefore.F1)
+	// A loop that does not learn the new lanes stays near the deployed
+	// model's third.
+	if len(fresh) < 300 || after < run.minAcc || after < before+0.3 {
 		t.Errorf("SKU identification %.4f after retraining (deployed %.4f) on %d fresh picks, want ≥ %.2f and ≥ 0.3 above the deployed model's",
-			after, before, len(fresh), minRetrainedAccuracy)
+			after, before, len(fresh), run.minAcc)
 	}
 	if evAfter.F1 < 0.98 {
 		t.Errorf("event F1 %.4f after retraining, want ≥ 0.98", evAfter.F1)
