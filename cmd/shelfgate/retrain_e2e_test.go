@@ -42,17 +42,16 @@ const (
 	// per simulated hour are, at 40× real time, about 6.7 visits per plate
 	// per wall second.
 	retrainVisits = 600
-	// retrainSamples is how many scan-confirmed samples the cloud waits
-	// for before retraining (about 2 h of the shelf's picks).
-	retrainSamples = 900
 )
 
 // retrainRun is how fast the gateways' warehouses run and what the
 // promoted model must reach on the fresh scenario's picks.
 type retrainRun struct {
-	speed  int     // simulated seconds per wall second
-	minAcc float64 // SKU identification of the promoted model
-	wait   time.Duration
+	speed   int     // simulated seconds per wall second
+	samples int     // scan-confirmed samples the cloud waits for before retraining
+	epochs  int     // shelfctl model train --epochs (--patience 30)
+	minAcc  float64 // SKU identification of the promoted model
+	wait    time.Duration
 }
 
 // retrainShelf is the warehouse of a plate shelf (speed 1: for the
@@ -128,7 +127,7 @@ func TestRetrainLoopEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds binaries and runs three gateways")
 	}
-	testRetrainLoop(t, retrainRun{speed: 40, minAcc: 0.75, wait: time.Minute})
+	testRetrainLoop(t, retrainRun{speed: 40, samples: 900, epochs: 100, minAcc: 0.75, wait: time.Minute})
 }
 
 func testRetrainLoop(t *testing.T, run retrainRun) {
@@ -238,13 +237,13 @@ func testRetrainLoop(t *testing.T, run retrainRun) {
 		return s
 	}
 	start := time.Now()
-	waitFor(t, fmt.Sprintf("%d scan-confirmed samples", retrainSamples), 2*run.wait, func() bool { return total(rows(1)) >= retrainSamples })
+	waitFor(t, fmt.Sprintf("%d scan-confirmed samples", run.samples), 2*run.wait, func() bool { return total(rows(1)) >= run.samples })
 	t.Logf("samples from the deployed model after %s: %v", time.Since(start).Round(time.Millisecond), rows(1))
 
 	// 3. Retrain from the collected samples, sign, push.
 	retrained := filepath.Join(dir, "plates-v2.sgm")
 	out, err := exec.Command(ctlBin, "model", "train", "--from", samplesDir, "--warm-start", deployed+".float.json", "--sim", oldSim,
-		"--epochs", "100", "--patience", "30", "--sign-key", keyPath, "--version", "2", "-o", retrained).CombinedOutput()
+		"--epochs", strconv.Itoa(run.epochs), "--patience", "30", "--sign-key", keyPath, "--version", "2", "-o", retrained).CombinedOutput()
 	t.Logf("shelfctl model train:\n%s", out)
 	if err != nil {
 		t.Fatalf("model train: %v", err)
