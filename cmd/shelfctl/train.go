@@ -50,7 +50,7 @@ func modelCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	return modelcli.Main(ctx, args, stdin, stdout, stderr)
 }
 
-const trainSynopsis = "train --from DIR [--warm-start FLOAT.json] [--sim FILE.sgds ...] [--holdout F] [--sign-key KEY] [--name N] [--version V] -o MODEL.sgm"
+const trainSynopsis = "train --from DIR [--warm-start FLOAT.json] [--sim FILE.sgds ...] [--holdout F] [--epochs N] [--patience N] [--sign-key KEY] [--name N] [--version V] -o MODEL.sgm"
 
 // trainFromSamples retrains the plate model from the CSV datasets collect
 // --samples wrote under DIR (plus simulator windows with --sim): a
@@ -68,6 +68,7 @@ func trainFromSamples(ctx context.Context, args []string, stdout, stderr io.Writ
 	holdout := fl.Float64("holdout", 0.2, "fraction of the samples held out for evaluation (never trained on)")
 	seed := fl.Uint64("seed", 1, "random seed (split, initialization, batches)")
 	epochs := fl.Int("epochs", 60, "maximum epochs")
+	patience := fl.Int("patience", 8, "epochs without validation improvement before training stops (a warm start's first epochs often do not improve)")
 	hidden := fl.Int("hidden", 64, "hidden units (ignored with --warm-start)")
 	keyPath := fl.String("sign-key", "", "ed25519 private key (PEM or OpenSSH, from shelfctl keys gen) to sign the model with")
 	name := fl.String("name", "plates", "model name")
@@ -85,6 +86,8 @@ func trainFromSamples(ctx context.Context, args []string, stdout, stderr io.Writ
 		return fmt.Errorf("%w: model train needs -o MODEL.sgm", errUsage)
 	case *version == 0:
 		return fmt.Errorf("%w: model train needs --version V (above the installed model's)", errUsage)
+	case *patience < 1 || *epochs < 1:
+		return fmt.Errorf("%w: --epochs %d and --patience %d must be at least 1", errUsage, *epochs, *patience)
 	case !(*holdout > 0 && *holdout < 1):
 		return fmt.Errorf("%w: --holdout %v must be between 0 and 1", errUsage, *holdout)
 	}
@@ -121,7 +124,7 @@ func trainFromSamples(ctx context.Context, args []string, stdout, stderr io.Writ
 		return fmt.Errorf("merge samples and simulator data: %w", err)
 	}
 	cfg := train.DefaultConfig()
-	cfg.Hidden, cfg.Epochs, cfg.Seed, cfg.Patience = []int{*hidden}, *epochs, *seed, 8
+	cfg.Hidden, cfg.Epochs, cfg.Seed, cfg.Patience = []int{*hidden}, *epochs, *seed, *patience
 	var before *train.MLP
 	if *warm != "" {
 		if before, err = loadFloatModel(*warm); err != nil {

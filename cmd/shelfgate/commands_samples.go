@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,9 +32,16 @@ var _ windowSource = (*classify.WindowRecorder)(nil)
 
 // Sample book bounds.
 const (
-	sampleEvents = 4096             // plate events kept for correct
-	sampleQueue  = 256              // confirmed samples waiting to be committed
-	scanConfirm  = 30 * time.Second // a pick this soon after a scan of a SKU on its plate is labelled by it
+	sampleEvents = 4096 // plate events kept for correct
+	sampleQueue  = 256  // confirmed samples waiting to be committed
+	labelledKept = 1024 // labelled windows kept for judging plate models
+	scansKept    = 64   // recent scans a pick may be confirmed by
+	// scanWeightTolerance is how far (as a share of the scanned units'
+	// nominal weight, at least scanWeightFloor) a pick's weight change may
+	// be from the scanned SKU × quantity and still be confirmed by it.
+	scanWeightTolerance = 0.25
+	scanWeightFloor     = 5.0              // grams
+	scanConfirm         = 30 * time.Second // a pick this soon after a scan of a SKU on its plate is labelled by it
 )
 
 // sampleBook turns ground truth into labelled samples (class samples):
@@ -58,11 +66,62 @@ type sampleBook struct {
 	mu     sync.Mutex
 	events map[eventKey]gateway.Event
 	order  []eventKey
-	scans  []scanLine // the last scan of each scanner
+	scans  []scanLine // the last scansKept scans, oldest first
 
 	queue   chan gateway.Record
 	dropped atomic.Int64
 	made    atomic.Int64
+
+	lmu      sync.Mutex
+	labelled []labelledWindow // the last labelledKept, oldest first
+}
+
+// labelledWindow is a change window with its true class label: the
+// window and label of a scan-confirmed or corrected sample.
+type labelledWindow struct {
+	plate string
+	at    time.Time // the event's time
+	x     []float32
+	label string
+}
+
+var _ labelledSource = (*sampleBook)(nil)
+
+// Labelled implements labelledSource: up to n of the latest labelled
+// windows, or with after set the first n of events after it; oldest first.
+func (b *sampleBook) Labelled(after time.Time, n int) []labelledWindow {
+	b.lmu.Lock()
+	defer b.lmu.Unlock()
+	if after.IsZero() {
+		return append([]labelledWindow(nil), b.labelled[max(0, len(b.labelled)-n):]...)
+	}
+	var out []labelledWindow
+	for _, w := range b.labelled {
+		if w.at.After(after) && len(out) < n {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// keepLabelled remembers the window and label of sample s of event ev;
+// a later label of the same event (a correction) replaces the earlier.
+func (b *sampleBook) keepLabelled(ev gateway.Event, s shelfv1.Sample) {
+	if len(s.Features) == 0 || s.Rate != classify.ModelRate {
+		return
+	}
+	b.lmu.Lock()
+	defer b.lmu.Unlock()
+	for i := range b.labelled {
+		if w := &b.labelled[i]; w.plate == s.Plate && w.at.Equal(ev.Time) {
+			w.label = s.Label
+			return
+		}
+	}
+	if len(b.labelled) == labelledKept {
+		b.labelled = append(b.labelled[:0], b.labelled[1:]...)
+	}
+	b.labelled = append(b.labelled, labelledWindow{plate: s.Plate, at: ev.Time, x: s.Features, label: s.Label})
 }
 
 type eventKey struct {
@@ -102,11 +161,8 @@ func (b *sampleBook) ObserveEvent(ev gateway.Event) []gateway.Event {
 		}
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		for i := range b.scans {
-			if b.scans[i].scanner == ev.Stream {
-				b.scans[i] = scanLine{ev.Stream, sku, qty, ev.Time}
-				return nil
-			}
+		if len(b.scans) == scansKept {
+			b.scans = append(b.scans[:0], b.scans[1:]...)
 		}
 		b.scans = append(b.scans, scanLine{ev.Stream, sku, qty, ev.Time})
 	case ev.Inference != nil && (ev.Kind == gateway.EventPick || ev.Kind == gateway.EventPut):
@@ -134,7 +190,12 @@ func (b *sampleBook) remember(ev gateway.Event) {
 }
 
 // confirm queues a scan-labelled sample for a pick that follows a scan of
-// a SKU on its plate (the scan is used once).
+// a SKU on its plate whose units explain the pick's weight change (each
+// scan labels one pick). Among such scans the oldest is used: a picker
+// may scan the next line before the gateway has reported the pick of the
+// previous one (the pick is reported after it settles), so the latest
+// scan is not always this pick's; the weight check keeps a scan that was
+// never followed by its pick (or a wrong line) from labelling another.
 func (b *sampleBook) confirm(ev gateway.Event) {
 	p := b.plates[ev.Inference.Plate]
 	if p == nil {
@@ -142,35 +203,56 @@ func (b *sampleBook) confirm(ev gateway.Event) {
 	}
 	b.mu.Lock()
 	var line *scanLine
+	var qty int
 	for i := range b.scans {
 		s := &b.scans[i]
-		if s.sku == "" || ev.Time.Before(s.at) || ev.Time.Sub(s.at) > scanConfirm || facingOf(p, s.sku) < 0 {
+		if s.sku == "" || ev.Time.Before(s.at) || ev.Time.Sub(s.at) > scanConfirm {
 			continue
 		}
-		if line == nil || s.at.After(line.at) {
-			line = s
+		fi := facingOf(p, s.sku)
+		if fi < 0 {
+			continue
 		}
+		unit := p.Facings[fi].UnitGrams
+		units := s.qty
+		if units == 0 { // a line without a quantity: the whole units the weight says
+			units = max(1, int(math.Round(math.Abs(ev.DeltaGrams)/unit)))
+		}
+		if !weighs(unit*float64(units), ev.DeltaGrams) {
+			continue
+		}
+		line, qty = s, units // the oldest: scans are in arrival order
+		break
 	}
 	var sku string
-	var qty int
 	if line != nil {
-		sku, qty = line.sku, line.qty
+		sku = line.sku
 		line.sku = "" // one pick per scan
 	}
 	b.mu.Unlock()
 	if line == nil {
 		return
 	}
-	rec, err := b.sample(shelfv1.SampleScan, ev, sku, qty)
+	rec, s, err := b.sample(shelfv1.SampleScan, ev, sku, qty)
 	if err != nil {
 		return
 	}
 	select {
 	case b.queue <- rec:
 		b.made.Add(1)
+		b.keepLabelled(ev, s)
 	default:
 		b.dropped.Add(1)
 	}
+}
+
+// weighs reports whether a weight change of delta grams (either sign; 0:
+// not known) is the nominal weight want within the scan tolerance.
+func weighs(want, delta float64) bool {
+	if delta == 0 {
+		return true
+	}
+	return math.Abs(math.Abs(delta)-want) <= max(scanWeightTolerance*want, scanWeightFloor)
 }
 
 // facingOf is the index of the facing holding sku on p, or −1.
@@ -184,17 +266,17 @@ func facingOf(p *classify.Plate, sku string) int {
 }
 
 // sample builds the sample record labelling ev with sku and qty.
-func (b *sampleBook) sample(source string, ev gateway.Event, sku string, qty int) (gateway.Record, error) {
+func (b *sampleBook) sample(source string, ev gateway.Event, sku string, qty int) (gateway.Record, shelfv1.Sample, error) {
 	inf := ev.Inference
 	p := b.plates[inf.Plate]
 	label := shelfv1.LabelNone
 	if qty > 0 {
 		if p == nil {
-			return gateway.Record{}, fmt.Errorf("plate %q is not configured on this gateway", inf.Plate)
+			return gateway.Record{}, shelfv1.Sample{}, fmt.Errorf("plate %q is not configured on this gateway", inf.Plate)
 		}
 		fi := facingOf(p, sku)
 		if fi < 0 {
-			return gateway.Record{}, argError("sku", "%q is not on plate %s", sku, inf.Plate)
+			return gateway.Record{}, shelfv1.Sample{}, argError("sku", "%q is not on plate %s", sku, inf.Plate)
 		}
 		label = classify.BinLabel(classify.BinOf(p.Facings[fi].XMM, p.WidthMM))
 	}
@@ -206,7 +288,8 @@ func (b *sampleBook) sample(source string, ev gateway.Event, sku string, qty int
 			s.Features, s.Rate = x, rate
 		}
 	}
-	return s.Record()
+	rec, err := s.Record()
+	return rec, s, err
 }
 
 // Run commits the scan-confirmed samples until ctx is done.
@@ -266,14 +349,13 @@ func (b *sampleBook) correct(_ context.Context, args json.RawMessage) (any, []ga
 	if !ok {
 		return nil, nil, argError("event", "no plate event on %s at t=%d among the last %d this gateway keeps", a.Event.Stream, a.Event.T, sampleEvents)
 	}
-	rec, err := b.sample(shelfv1.SampleCorrection, ev, a.SKU, *a.Quantity)
+	rec, s, err := b.sample(shelfv1.SampleCorrection, ev, a.SKU, *a.Quantity)
 	if err != nil {
 		return nil, nil, err
 	}
-	var s shelfv1.Sample
-	if err := json.Unmarshal(rec.Body, &s); err != nil {
-		return nil, nil, err
-	}
+	// Kept for judging models before the reply commits: a correction that
+	// fails to commit is answered with an error and may be sent again.
+	b.keepLabelled(ev, s)
 	return map[string]any{"label": s.Label, "plate": s.Plate, "predicted_sku": s.PredictedSKU, "features": len(s.Features) > 0}, []gateway.Record{rec}, nil
 }
 

@@ -470,6 +470,13 @@ func TestScanConfirmedSamples(t *testing.T) {
 	if rec.Class != gateway.ClassSamples || s.Source != shelfv1.SampleScan || s.SKU != "SKU-B" || s.Quantity != 2 || s.Label != "x14" || s.PredictedSKU != "SKU-A" {
 		t.Fatalf("sample %+v", s)
 	}
+	// The sample's window and label are kept to judge plate models by.
+	if lw := b.Labelled(time.Time{}, 10); len(lw) != 1 || lw[0].label != "x14" || !lw[0].at.Equal(t0.Add(3*time.Second)) || len(lw[0].x) == 0 {
+		t.Fatalf("labelled windows %+v, want the one sample's", lw)
+	}
+	if lw := b.Labelled(t0.Add(3*time.Second), 10); len(lw) != 0 {
+		t.Fatalf("labelled after its own time: %+v", lw)
+	}
 	// Run commits queued samples to the outbox.
 	ob, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), outbox.DefaultOptions)
 	if err != nil {
@@ -488,5 +495,48 @@ func TestScanConfirmedSamples(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestScanConfirmedInOrderAndByWeight: a picker who scans the next line
+// before the previous pick is reported still gets each pick labelled by
+// its own scan (the oldest scan whose units explain the weight change),
+// and a scan whose SKU × quantity does not explain a pick's weight change
+// (a wrong line) labels nothing.
+func TestScanConfirmedInOrderAndByWeight(t *testing.T) {
+	b := newCmdRig(t, t.TempDir()).book
+	t0 := time.Now()
+	pick := func(at time.Time, grams float64) {
+		b.ObserveEvent(gateway.Event{Kind: gateway.EventPick, Stream: "loadcell/plate-01", Bin: cmdPlate, SKU: "SKU-A", Quantity: 1, DeltaGrams: -grams, Time: at,
+			Inference: &gateway.Inference{Plate: cmdPlate, SKU: "SKU-A", Action: "pick", Quantity: 1, Classifier: "model", ModelVersion: 1}})
+	}
+	scan := func(at time.Time, line string) {
+		b.ObserveEvent(gateway.Event{Kind: gateway.EventScan, Stream: "scanner/s1", Detail: line, Time: at})
+	}
+	scan(t0, "SKU-B*2")                      // 600 g
+	scan(t0.Add(time.Second), "SKU-A")       // 200 g, typed before the first pick is reported
+	pick(t0.Add(1500*time.Millisecond), 598) // SKU-B*2
+	pick(t0.Add(2500*time.Millisecond), 203) // SKU-A
+	scan(t0.Add(3*time.Second), "SKU-B")     // a wrong line: 300 g
+	pick(t0.Add(3500*time.Millisecond), 401) // two of SKU-A: nothing scanned explains it
+	var got []string
+	for len(b.queue) > 0 {
+		s, err := shelfv1.DecodeSample((<-b.queue).Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s*%d=%s", s.SKU, s.Quantity, s.Label))
+	}
+	scan(t0.Add(4*time.Second), "SKU-B")     // no quantity on the line: the weight says 2
+	pick(t0.Add(4500*time.Millisecond), 605) // SKU-B×2
+	for len(b.queue) > 0 {
+		s, err := shelfv1.DecodeSample((<-b.queue).Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s*%d=%s", s.SKU, s.Quantity, s.Label))
+	}
+	if want := "SKU-B*2=x14 SKU-A*1=x02 SKU-B*2=x14"; strings.Join(got, " ") != want {
+		t.Fatalf("samples %q, want %q", got, want)
 	}
 }

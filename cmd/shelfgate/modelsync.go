@@ -9,11 +9,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/classify"
 	"github.com/shelfgate/shelfgate/gateway/config"
 	"github.com/shelfgate/shelfgate/gateway/downlink"
 	"github.com/shelfgate/shelfgate/gateway/modelsync"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 	"github.com/shelfgate/shelfgate/model"
 )
 
@@ -46,6 +48,16 @@ type modelSync struct {
 	syncer *modelsync.Syncer
 	pub    *modelPublisher
 	bind   *modelBinder // nil without a plate model holder
+	labels *labels
+	events *modelEvents // nil without an outbox
+}
+
+// useLabels makes the sample book's labelled windows (nil: none) the
+// evidence of the shadow evaluation and the health check.
+func (ms *modelSync) useLabels(b *sampleBook) {
+	if ms != nil && b != nil {
+		ms.labels.set(b)
+	}
 }
 
 // startModelSync opens the model store of cfg.Models (importing the bundled
@@ -58,13 +70,15 @@ type modelSync struct {
 // promoted model is swapped into the holder, and a promoted model that does
 // not load into the classifier or fails its health check is rolled back
 // (modelBinder); windows are the plates' recorded change windows.
-func startModelSync(ctx context.Context, cfg *config.Config, r *downlink.Router, up modelUplink, holder *classify.Holder, windows modelWindows, log *slog.Logger) (*modelSync, func(), error) {
-	return startModelSyncWith(ctx, cfg, r, up, holder, windows, swapConfig{}, log)
+// Promotions, shadow refusals and rollbacks are also events in ob
+// (model_promoted, model_rejected, model_rolled_back; nil ob: none).
+func startModelSync(ctx context.Context, cfg *config.Config, r *downlink.Router, up modelUplink, ob appender, holder *classify.Holder, windows modelWindows, log *slog.Logger) (*modelSync, func(), error) {
+	return startModelSyncWith(ctx, cfg, r, up, ob, holder, windows, swapFromConfig(cfg.Models.WithDefaults(cfg.Outbox.Path).Shadow), log)
 }
 
 // startModelSyncWith is startModelSync with the shadow and health-check
 // settings sw (zero fields take the defaults).
-func startModelSyncWith(ctx context.Context, cfg *config.Config, r *downlink.Router, up modelUplink, holder *classify.Holder, windows modelWindows, sw swapConfig, log *slog.Logger) (*modelSync, func(), error) {
+func startModelSyncWith(ctx context.Context, cfg *config.Config, r *downlink.Router, up modelUplink, ob appender, holder *classify.Holder, windows modelWindows, sw swapConfig, log *slog.Logger) (*modelSync, func(), error) {
 	mc := cfg.Models.WithDefaults(cfg.Outbox.Path)
 	keys, err := modelsync.LoadTrustedKeys(mc.TrustedKeys)
 	if err != nil {
@@ -96,20 +110,29 @@ func startModelSyncWith(ctx context.Context, cfg *config.Config, r *downlink.Rou
 		MaxModelBytes: int64(mc.MaxBytes), MaxBlockSize: int(mc.MaxBlockSize),
 		Quiet: mc.Quiet, MaxRounds: mc.MaxRounds,
 	}
-	var req modelsync.Requester = pub
+	tap := &statusTap{Requester: pub}
 	var bind *modelBinder
+	var eval *plateEvaluator
+	lab, basis := &labels{}, &judgedByAccuracy{}
 	if holder != nil {
 		sw.defaults()
-		scfg.Evaluator = &plateEvaluator{holder: holder, windows: windows, cfg: sw}
+		eval = &plateEvaluator{holder: holder, windows: windows, labelled: lab, basis: basis, cfg: sw}
+		scfg.Evaluator = eval
 		bind = newModelBinder(store, holder, windows, sw, log)
-		req = &kickRequester{Requester: pub, kick: bind.kick}
+		bind.labelled, bind.basis = lab, basis
+		tap.kick = bind.kick
 	}
-	syncer := modelsync.New(store, req, scfg)
+	var events *modelEvents
+	if ob != nil {
+		events = newModelEvents(ob, eval, log)
+		tap.events = events
+	}
+	syncer := modelsync.New(store, tap, scfg)
 	if err := registerModelSync(r, topics, syncer, int(mc.MaxBlockSize)); err != nil {
 		store.Close()
 		return nil, nil, err
 	}
-	ms := &modelSync{store: store, syncer: syncer, pub: pub, bind: bind}
+	ms := &modelSync{store: store, syncer: syncer, pub: pub, bind: bind, labels: lab, events: events}
 	if m, v := store.Active(); m != nil {
 		log.Info("model", "name", m.Name, "version", v, "dir", mc.Dir)
 	}
@@ -124,6 +147,9 @@ func startModelSyncWith(ctx context.Context, cfg *config.Config, r *downlink.Rou
 	if bind != nil {
 		bind.syncer = syncer
 		wg.Go(func() { bind.run(sctx) })
+	}
+	if events != nil {
+		wg.Go(func() { events.run(sctx) })
 	}
 	stop := func() {
 		cancel()
@@ -304,65 +330,167 @@ func (ws windowSet) Since(t time.Time, n int) [][]float32 {
 }
 
 // swapConfig is the shadow evaluation before a plate model is promoted and
-// the health check after. Zero fields take the defaults named.
+// the health check after: the models.shadow keys (config.ModelShadow,
+// whose defaults zero fields take) and the health check's poll interval.
 type swapConfig struct {
 	// MinAgreement is the top-1 agreement with the active model a
-	// candidate needs on the recent windows; 0.9.
+	// candidate needs on the recent windows when there are too few
+	// labelled ones.
 	MinAgreement float64
-	// MinWindows is how many recent windows make agreement evidence; 20.
+	// MinWindows is how many recent windows make agreement evidence.
 	// With fewer, a candidate is promoted on fit and latency alone (the
 	// status note says so) and the health check judges it on live changes.
 	MinWindows int
-	// Windows is the most recent windows compared; 200.
+	// Windows is the most recent windows compared.
 	Windows int
-	// MaxLatency is the longest mean inference per window; 1ms.
+	// MaxLatency is the longest mean inference per window.
 	MaxLatency time.Duration
+	// MinLabelled is how many labelled windows make accuracy the rule.
+	MinLabelled int
+	// AccuracyMargin is how far below the serving model's accuracy on the
+	// labelled windows a candidate's (or a new model's) may be.
+	AccuracyMargin float64
 	// HealthChanges is how many live changes after a swap the health check
-	// waits for (M); 20.
+	// waits for (M).
 	HealthChanges int
 	// HealthAgreement is the agreement with the model swapped out, over
-	// those changes, below which the new model is rolled back; 0.5.
+	// those changes, below which the new model is rolled back.
 	HealthAgreement float64
 	// Poll is how often the health check looks for new changes; 1s.
 	Poll time.Duration
 }
 
+// swapFromConfig is the swap settings of the models.shadow keys.
+func swapFromConfig(c config.ModelShadow) swapConfig {
+	return swapConfig{MinAgreement: c.MinAgreement, MinWindows: c.MinWindows, Windows: c.Windows, MaxLatency: c.MaxLatency,
+		MinLabelled: c.MinLabelled, AccuracyMargin: c.AccuracyMargin, HealthChanges: c.HealthChanges, HealthAgreement: c.HealthMinAgreement}
+}
+
 func (c *swapConfig) defaults() {
-	if c.MinAgreement <= 0 {
-		c.MinAgreement = 0.9
+	d := swapFromConfig(config.ModelShadow{}.WithDefaults())
+	setZero(&c.MinAgreement, d.MinAgreement)
+	setZero(&c.MinWindows, d.MinWindows)
+	setZero(&c.Windows, d.Windows)
+	setZero(&c.MaxLatency, d.MaxLatency)
+	setZero(&c.MinLabelled, d.MinLabelled)
+	setZero(&c.AccuracyMargin, d.AccuracyMargin)
+	setZero(&c.HealthChanges, d.HealthChanges)
+	setZero(&c.HealthAgreement, d.HealthAgreement)
+	setZero(&c.Poll, time.Second)
+}
+
+func setZero[T int | float64 | time.Duration](f *T, def T) {
+	if *f <= 0 {
+		*f = def
 	}
-	if c.MinWindows <= 0 {
-		c.MinWindows = 20
+}
+
+// labelledSource is where the evaluation and the health check find
+// labelled windows (the sample book: scan-confirmed and corrected samples).
+type labelledSource interface {
+	// Labelled is up to n of the latest labelled windows, or with after
+	// set the first n of changes after it; oldest first.
+	Labelled(after time.Time, n int) []labelledWindow
+}
+
+// labels is the labelled windows of a gateway, set once the sample book
+// exists (after model sync starts); nil until then.
+type labels struct {
+	mu  sync.Mutex
+	src labelledSource
+}
+
+func (l *labels) set(src labelledSource) {
+	l.mu.Lock()
+	l.src = src
+	l.mu.Unlock()
+}
+
+func (l *labels) get(after time.Time, n int) []labelledWindow {
+	l.mu.Lock()
+	src := l.src
+	l.mu.Unlock()
+	if src == nil {
+		return nil
 	}
-	if c.Windows <= 0 {
-		c.Windows = 200
+	return src.Labelled(after, n)
+}
+
+// accuracy is the share of ws that m labels correctly (top-1 class label
+// equal to the window's label) and how many it could not infer (counted
+// as wrong).
+func accuracy(m *classify.Loaded, ws []labelledWindow) (acc float64, failed int, err error) {
+	if len(ws) == 0 {
+		return 0, 0, nil
 	}
-	if c.MaxLatency <= 0 {
-		c.MaxLatency = time.Millisecond
+	s, err := m.M.NewSessionWith()
+	if err != nil {
+		return 0, 0, fmt.Errorf("model %q v%d: %w", m.M.Name, m.Version, err)
 	}
-	if c.HealthChanges <= 0 {
-		c.HealthChanges = 20
+	right := 0
+	for _, w := range ws {
+		out, err := s.Infer(w.x)
+		switch {
+		case err != nil:
+			failed++
+		case m.M.Output.Labels[out.Class] == w.label:
+			right++
+		}
 	}
-	if c.HealthAgreement <= 0 {
-		c.HealthAgreement = 0.5
+	return float64(right) / float64(len(ws)), failed, nil
+}
+
+// judgedByAccuracy records the versions promoted on labelled accuracy,
+// whose health check is then by accuracy too.
+type judgedByAccuracy struct {
+	mu sync.Mutex
+	v  map[uint64]bool
+}
+
+func (j *judgedByAccuracy) set(v uint64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.v == nil {
+		j.v = map[uint64]bool{}
 	}
-	if c.Poll <= 0 {
-		c.Poll = time.Second
-	}
+	j.v[v] = true
+}
+
+func (j *judgedByAccuracy) get(v uint64) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.v[v]
 }
 
 // plateEvaluator is the Syncer's Evaluator for a gateway with a plate
 // model: a candidate must be a plate model (feature window, labels) and,
 // run in shadow on the recent change windows beside the serving model,
-// agree with it and infer within the latency limit.
+// infer within the latency limit and then either be at least as accurate
+// as the serving model (less the margin) on the labelled windows, when
+// there are MinLabelled of them, or else agree with it.
 type plateEvaluator struct {
-	holder  *classify.Holder
-	windows modelWindows // nil: no windows, promoted on fit and latency
-	cfg     swapConfig
+	holder   *classify.Holder
+	windows  modelWindows // nil: no windows, promoted on fit and latency
+	labelled *labels
+	basis    *judgedByAccuracy
+	cfg      swapConfig
+
+	mu   sync.Mutex
+	last modelsync.ModelRef // the candidate evaluated last
+}
+
+// lastCandidate is the name and version of the candidate evaluated last.
+func (e *plateEvaluator) lastCandidate() (string, uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.last.Name, e.last.Version
 }
 
 // Evaluate implements modelsync.Evaluator; the refusal says why.
 func (e *plateEvaluator) Evaluate(_ context.Context, c *modelsync.Candidate) error {
+	e.mu.Lock()
+	e.last = modelsync.ModelRef{Name: c.Model.Name, Version: c.Model.Version}
+	e.mu.Unlock()
 	cand, err := classify.NewLoaded(c.Model)
 	if err != nil {
 		return fmt.Errorf("does not fit the plate classifier: %w", err)
@@ -382,6 +510,24 @@ func (e *plateEvaluator) Evaluate(_ context.Context, c *modelsync.Candidate) err
 	if res.Latency > e.cfg.MaxLatency {
 		return fmt.Errorf("shadow: inference takes %s per window, limit %s", res.Latency, e.cfg.MaxLatency)
 	}
+	if lw := e.labelled.get(time.Time{}, e.cfg.Windows); len(lw) >= e.cfg.MinLabelled {
+		ca, _, err := accuracy(cand, lw)
+		if err != nil {
+			return err
+		}
+		sa, _, err := accuracy(active, lw)
+		if err != nil {
+			return err
+		}
+		if ca < sa-e.cfg.AccuracyMargin {
+			return fmt.Errorf("shadow: accuracy %.3f on %d labelled windows, active v%d has %.3f (margin %.2f)",
+				ca, len(lw), active.Version, sa, e.cfg.AccuracyMargin)
+		}
+		e.basis.set(cand.Version)
+		c.Note = fmt.Sprintf("shadow: accuracy %.3f on %d labelled windows, active v%d %.3f; top-1 agreement %.3f on %d windows, %s per window",
+			ca, len(lw), active.Version, sa, res.Agreement, res.Windows, res.Latency)
+		return nil
+	}
 	if res.Windows < e.cfg.MinWindows {
 		c.Note = fmt.Sprintf("shadow: only %d of %d windows recorded, promoted on fit and latency (%s per window); health check over the next %d changes",
 			res.Windows, e.cfg.MinWindows, res.Latency, e.cfg.HealthChanges)
@@ -395,21 +541,136 @@ func (e *plateEvaluator) Evaluate(_ context.Context, c *modelsync.Candidate) err
 	return nil
 }
 
-// kickRequester passes the Syncer's requests and statuses on and wakes
-// the binder at each status (a promotion or rollback changes the store).
-type kickRequester struct {
+// statusTap passes the Syncer's requests and statuses on; at each status
+// it wakes the binder (a promotion or rollback changes the store; nil
+// kick: no binder) and turns the lifecycle steps into events (nil events:
+// none).
+type statusTap struct {
 	modelsync.Requester
-	kick chan struct{}
+	kick   chan struct{}
+	events *modelEvents
 }
 
 // PublishStatus implements modelsync.Requester.
-func (k *kickRequester) PublishStatus(ctx context.Context, st modelsync.Status) error {
+func (k *statusTap) PublishStatus(ctx context.Context, st modelsync.Status) error {
 	err := k.Requester.PublishStatus(ctx, st)
-	select {
-	case k.kick <- struct{}{}:
-	default:
+	if k.events != nil {
+		k.events.status(st)
+	}
+	if k.kick != nil {
+		select {
+		case k.kick <- struct{}{}:
+		default:
+		}
 	}
 	return err
+}
+
+// modelEventQueue bounds the model events waiting for the outbox (they
+// are a few per rollout).
+const modelEventQueue = 16
+
+// modelEvents turns the Syncer's lifecycle steps into events in the
+// outbox, through the normal event path (class events, stream
+// events/model: durable, numbered, delivered and acknowledged like every
+// event): a promotion (model_promoted), a verified candidate the shadow
+// evaluation refused (model_rejected, code not-promoted) and a rollback
+// (model_rolled_back, with its code). Each step makes one event: a status
+// published again for the same step is recognised by its key. status is
+// called with the Syncer's lock held, so it only queues; run appends.
+type modelEvents struct {
+	ob   appender
+	eval *plateEvaluator // names the refused candidate; nil without plates
+	log  *slog.Logger
+	q    chan gateway.Record
+
+	mu      sync.Mutex
+	last    string // key of the last step turned into an event
+	dropped int64
+}
+
+func newModelEvents(ob appender, eval *plateEvaluator, log *slog.Logger) *modelEvents {
+	return &modelEvents{ob: ob, eval: eval, log: log, q: make(chan gateway.Record, modelEventQueue)}
+}
+
+// status queues the event of st's step, if it is one and not yet queued.
+func (e *modelEvents) status(st modelsync.Status) {
+	ev, key, ok := e.event(st)
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if key == e.last {
+		return
+	}
+	e.last = key
+	rec, err := ev.Record()
+	if err != nil {
+		e.log.Error("model event not made", "kind", ev.Kind, "err", err)
+		return
+	}
+	select {
+	case e.q <- rec:
+	default:
+		e.dropped++
+		e.log.Error("model event queue full; event dropped (the model status topic still has the step)", "kind", ev.Kind, "dropped", e.dropped)
+	}
+}
+
+// event is the model event of st and its key, or false for a status that
+// is no lifecycle step.
+func (e *modelEvents) event(st modelsync.Status) (shelfv1.ModelEvent, string, bool) {
+	ev := shelfv1.ModelEvent{Model: st.Active.Name, ModelVersion: st.Active.Version, Code: st.Code, Reason: st.Reason, OfferID: st.OfferID, Time: st.Time}
+	switch {
+	case st.State == modelsync.StatePromoted:
+		ev.Kind, ev.PreviousVersion, ev.Note, ev.Code = shelfv1.EventModelPromoted, st.Previous, st.Note, ""
+		ev.Detail = fmt.Sprintf("%s v%d promoted (was v%d)", ev.Model, ev.ModelVersion, st.Previous)
+		return ev, fmt.Sprintf("promoted/%d", st.Active.Version), true
+	case st.State == modelsync.StateRejected && st.Code == modelsync.Code(modelsync.ErrNotPromoted):
+		ev.Kind = shelfv1.EventModelRejected
+		if e.eval != nil {
+			ev.Model, ev.CandidateVersion = e.eval.lastCandidate()
+		}
+		if ev.CandidateVersion == 0 {
+			ev.CandidateVersion = st.Highest // not known: the offer's version is above it
+		}
+		ev.Detail = fmt.Sprintf("%s v%d not promoted; v%d keeps serving", ev.Model, ev.CandidateVersion, ev.ModelVersion)
+		return ev, fmt.Sprintf("rejected/%s/%d", st.OfferID, ev.CandidateVersion), true
+	case st.State == modelsync.StateRolledBack:
+		ev.Kind, ev.RolledBackVersion = shelfv1.EventModelRolledBack, st.Highest
+		ev.Detail = fmt.Sprintf("%s v%d rolled back; v%d serves again", ev.Model, st.Highest, ev.ModelVersion)
+		return ev, fmt.Sprintf("rolled-back/%d", st.Highest), true
+	}
+	return shelfv1.ModelEvent{}, "", false
+}
+
+// run appends the queued events until ctx is done, then what is still
+// queued (the outbox closes after model sync stops).
+func (e *modelEvents) run(ctx context.Context) {
+	for {
+		select {
+		case rec := <-e.q:
+			e.append(ctx, rec)
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			for {
+				select {
+				case rec := <-e.q:
+					e.append(dctx, rec)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (e *modelEvents) append(ctx context.Context, rec gateway.Record) {
+	if err := e.ob.Append(ctx, []gateway.Record{rec}); err != nil {
+		e.log.Error("model event not committed (the model status topic still has the step)", "err", err)
+	}
 }
 
 // modelBinder keeps the plate classifier serving the store's active model.
@@ -428,6 +689,10 @@ type modelBinder struct {
 	cfg     swapConfig
 	log     *slog.Logger
 	kick    chan struct{}
+	// labelled and basis: the health check of a model promoted on labelled
+	// accuracy is by accuracy (nil: by agreement).
+	labelled *labels
+	basis    *judgedByAccuracy
 
 	// Owned by run.
 	seen  uint64           // store version last handled
@@ -487,14 +752,21 @@ func (b *modelBinder) step(ctx context.Context) {
 		b.log.Info("plate model swapped", "name", m.Name, "version", v, "was", cur.Version)
 		return
 	}
-	if b.prev == nil || b.windows == nil {
+	if b.prev == nil {
+		return
+	}
+	cur := b.holder.Load()
+	if b.basis != nil && b.basis.get(cur.Version) {
+		b.checkAccuracy(ctx, cur)
+		return
+	}
+	if b.windows == nil {
 		return
 	}
 	ws := b.windows.Since(b.since, b.cfg.HealthChanges)
 	if len(ws) < b.cfg.HealthChanges {
 		return
 	}
-	cur := b.holder.Load()
 	res, err := classify.Shadow(cur, b.prev, ws)
 	switch {
 	case err != nil:
@@ -506,6 +778,36 @@ func (b *modelBinder) step(ctx context.Context) {
 			cur.Version, res.Agreement, b.prev.Version, res.Windows, b.cfg.HealthAgreement, modelsync.ErrHealthCheck))
 	default:
 		b.log.Info("plate model healthy", "version", cur.Version, "agreement", res.Agreement, "changes", res.Windows)
+		b.prev = nil
+	}
+}
+
+// checkAccuracy is the health check of a model promoted on labelled
+// accuracy: over its first HealthChanges labelled changes it must be at
+// least as accurate as the model it replaced, less the margin. (Agreement
+// with a poor model it was promoted to replace is no evidence.)
+func (b *modelBinder) checkAccuracy(ctx context.Context, cur *classify.Loaded) {
+	lw := b.labelled.get(b.since, b.cfg.HealthChanges)
+	if len(lw) < b.cfg.HealthChanges {
+		return
+	}
+	na, failed, err := accuracy(cur, lw)
+	if err != nil {
+		b.rollback(ctx, fmt.Errorf("model v%d: %w: %w", cur.Version, modelsync.ErrHealthCheck, err))
+		return
+	}
+	pa, _, err := accuracy(b.prev, lw)
+	if err != nil {
+		pa = 0 // the old model cannot judge: the new one stands on its own
+	}
+	switch {
+	case failed == len(lw):
+		b.rollback(ctx, fmt.Errorf("model v%d: inference failed on all of its first %d labelled changes: %w", cur.Version, len(lw), modelsync.ErrHealthCheck))
+	case na < pa-b.cfg.AccuracyMargin:
+		b.rollback(ctx, fmt.Errorf("model v%d: accuracy %.3f over its first %d labelled changes, v%d had %.3f (margin %.2f): %w",
+			cur.Version, na, len(lw), b.prev.Version, pa, b.cfg.AccuracyMargin, modelsync.ErrHealthCheck))
+	default:
+		b.log.Info("plate model healthy", "version", cur.Version, "accuracy", na, "was", pa, "labelled_changes", len(lw))
 		b.prev = nil
 	}
 }

@@ -132,7 +132,7 @@ func TestStartModelSyncRefusesAnUntrustedBundledModel(t *testing.T) {
 			dir := t.TempDir()
 			cfg := &config.Config{Gateway: config.Gateway{ID: "g", Site: "s"}, Outbox: config.Outbox{Path: filepath.Join(dir, "outbox.db")},
 				Models: config.ModelSync{TrustedKeys: []string{keys.pubPath}, BundledModel: writeFile(t, msModel(t, 1, 8<<10, tc.key))}}
-			_, stop, err := startModelSync(context.Background(), cfg, downlink.New(log), &fakeModelUplink{}, nil, nil, log)
+			_, stop, err := startModelSync(context.Background(), cfg, downlink.New(log), &fakeModelUplink{}, nil, nil, nil, log)
 			if tc.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("err %v, want one naming %s", err, tc.want)

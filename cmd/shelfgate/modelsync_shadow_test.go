@@ -14,10 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/classify"
 	"github.com/shelfgate/shelfgate/gateway/config"
 	"github.com/shelfgate/shelfgate/gateway/downlink"
 	"github.com/shelfgate/shelfgate/gateway/modelsync"
+	"github.com/shelfgate/shelfgate/gateway/wire/shelfv1"
 	"github.com/shelfgate/shelfgate/model"
 )
 
@@ -87,7 +89,52 @@ type swapRig struct {
 	cfg     *config.Config
 	sw      swapConfig
 	pub     ed25519.PublicKey
+	events  *eventSink
 	stop    func()
+}
+
+// eventSink is the outbox of the model events: it keeps what is appended.
+type eventSink struct {
+	mu   sync.Mutex
+	recs []gateway.Record
+}
+
+var _ appender = (*eventSink)(nil)
+
+func (s *eventSink) Append(_ context.Context, recs []gateway.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recs = append(s.recs, recs...)
+	return nil
+}
+
+// wait returns the model events once there are n of them (fails after 10 s).
+func (s *eventSink) wait(t *testing.T, n int) []shelfv1.ModelEvent {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		recs := append([]gateway.Record(nil), s.recs...)
+		s.mu.Unlock()
+		if len(recs) >= n || time.Now().After(deadline) {
+			var out []shelfv1.ModelEvent
+			for _, r := range recs {
+				if r.Class != gateway.ClassEvent || r.Stream != "events/model" {
+					t.Fatalf("model event record class %v stream %q", r.Class, r.Stream)
+				}
+				e, err := shelfv1.DecodeModelEvent(r.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, e)
+			}
+			if len(out) != n {
+				t.Fatalf("%d model events, want %d: %+v", len(out), n, out)
+			}
+			return out
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func newSwapRig(t *testing.T, sw swapConfig) *swapRig {
@@ -121,7 +168,7 @@ func newSwapRig(t *testing.T, sw swapConfig) *swapRig {
 		t.Fatal(es)
 	}
 	sw.Poll = 10 * time.Millisecond
-	r := &swapRig{t: t, priv: priv, pub: pub, windows: &recentWindows{}, cfg: cfg, sw: sw}
+	r := &swapRig{t: t, priv: priv, pub: pub, windows: &recentWindows{}, cfg: cfg, sw: sw, events: &eventSink{}}
 	r.start()
 	t.Cleanup(func() { r.stop() })
 	return r
@@ -137,7 +184,7 @@ func (r *swapRig) start() {
 	}
 	r.holder, r.base = classify.NewHolder(l), l.M
 	log := slog.New(slog.NewTextHandler(&logBuffer{}, nil))
-	ms, stop, err := startModelSyncWith(context.Background(), r.cfg, downlink.New(log), &fakeModelUplink{}, r.holder, r.windows, r.sw, log)
+	ms, stop, err := startModelSyncWith(context.Background(), r.cfg, downlink.New(log), &fakeModelUplink{}, r.events, r.holder, r.windows, r.sw, log)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -245,12 +292,21 @@ func TestPlateModelSwap(t *testing.T) {
 				if r.holder.Version() != base || st.Active.Version != base {
 					t.Fatalf("holder v%d, store v%d after a refusal, want v%d", r.holder.Version(), st.Active.Version, base)
 				}
+				evs := r.events.wait(t, 1)
+				if e := evs[0]; e.Kind != shelfv1.EventModelRejected || e.ModelVersion != base || e.CandidateVersion != base+1 ||
+					e.Code != "not-promoted" || !strings.Contains(e.Reason, tc.reason) || e.OfferID != st.OfferID || e.Model != r.base.Name {
+					t.Fatalf("model event %+v, want model_rejected of v%d with the status' reason", e, base+1)
+				}
 				return
 			}
 			if st.State != modelsync.StatePromoted || st.Active.Version != base+1 || !strings.Contains(st.Note, "agreement 1.000") {
 				t.Fatalf("status %+v, want promoted v%d with its agreement noted", st, base+1)
 			}
 			r.waitHolder(base + 1)
+			evs := r.events.wait(t, 1)
+			if e := evs[0]; e.Kind != shelfv1.EventModelPromoted || e.ModelVersion != base+1 || e.PreviousVersion != base || e.Note != st.Note || e.Model != r.base.Name {
+				t.Fatalf("model event %+v, want model_promoted v%d", e, base+1)
+			}
 			want := r.base.Name + " v" + strconv.FormatUint(base+1, 10)
 			if got := birth()["model"]; got != want {
 				t.Errorf("status model %v, want %q", got, want)
@@ -285,6 +341,13 @@ func TestPlateModelRollback(t *testing.T) {
 	}
 	if _, v := r.ms.store.Active(); v != base {
 		t.Fatalf("store serves v%d after the rollback, want v%d", v, base)
+	}
+	evs := r.events.wait(t, 2)
+	if e := evs[0]; e.Kind != shelfv1.EventModelPromoted || e.ModelVersion != base+1 {
+		t.Fatalf("first model event %+v, want model_promoted v%d", e, base+1)
+	}
+	if e := evs[1]; e.Kind != shelfv1.EventModelRolledBack || e.ModelVersion != base || e.RolledBackVersion != base+1 || e.Code != "health-check" || e.Reason != st.Reason {
+		t.Fatalf("second model event %+v, want model_rolled_back of v%d with the health check's reason", e, base+1)
 	}
 }
 
@@ -337,4 +400,148 @@ func TestPlateModelLoadFailureRollsBack(t *testing.T) {
 	if v := r.holder.Version(); v != base {
 		t.Fatalf("holder serves v%d, want v%d", v, base)
 	}
+}
+
+// fakeLabels is a sample book's labelled windows, filled by the test.
+type fakeLabels struct {
+	mu sync.Mutex
+	ws []labelledWindow
+}
+
+var _ labelledSource = (*fakeLabels)(nil)
+
+func (f *fakeLabels) Labelled(after time.Time, n int) []labelledWindow {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []labelledWindow
+	for _, w := range f.ws {
+		if after.IsZero() || w.at.After(after) {
+			out = append(out, w)
+		}
+	}
+	if after.IsZero() {
+		return out[max(0, len(out)-n):]
+	}
+	return out[:min(n, len(out))]
+}
+
+// add labels n random windows: with the serving model's answer when
+// rotated is false, with the class after it (what a rotateLabels copy
+// answers) when true.
+func (f *fakeLabels) add(t *testing.T, rng *rand.Rand, ref *classify.Loaded, n int, rotated bool) {
+	t.Helper()
+	s, err := ref.M.NewSessionWith()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := ref.M.Output.Labels
+	size := classify.PlateWindow(classify.ModelRate).Len()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for range n {
+		x := make([]float32, size)
+		for i := range x {
+			if rng.IntN(3) == 0 {
+				x[i] = float32(rng.Float64()*2*classify.FeatureClip - classify.FeatureClip)
+			}
+		}
+		out, err := s.Infer(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := out.Class
+		if rotated {
+			c = (c + 1) % len(ls)
+		}
+		f.ws = append(f.ws, labelledWindow{plate: "plate-01", at: time.Now(), x: x, label: ls[c]})
+		time.Sleep(time.Microsecond)
+	}
+}
+
+// TestPlateModelPromotedOnAccuracy: with enough labelled windows the
+// promotion rule is accuracy, not agreement. A candidate that disagrees
+// with the serving model everywhere but is right where it is wrong is
+// promoted (and stays through its health check on labelled changes); one
+// less accurate than the serving model is refused although agreement is
+// not what refuses it; a model promoted on accuracy whose first labelled
+// changes show it worse than the model it replaced is rolled back.
+func TestPlateModelPromotedOnAccuracy(t *testing.T) {
+	size := classify.PlateWindow(classify.ModelRate).Len()
+	t.Run("better candidate promoted and healthy", func(t *testing.T) {
+		r := newSwapRig(t, swapConfig{MinLabelled: 20, HealthChanges: 10})
+		lab := &fakeLabels{}
+		r.ms.labels.set(lab)
+		r.windows.add(rand.New(rand.NewPCG(1, 2)), 50, size)
+		lab.add(t, rand.New(rand.NewPCG(9, 9)), r.holder.Load(), 30, true)
+		base := r.holder.Version()
+		r.push(base+1, rotateLabels)
+		st := r.ms.syncer.Status()
+		if st.State != modelsync.StatePromoted || !strings.Contains(st.Note, "accuracy 1.000 on 30 labelled windows, active v1 0.000") {
+			t.Fatalf("status %+v, want promoted on accuracy", st)
+		}
+		r.waitHolder(base + 1)
+		// Its first live changes disagree with the old model (agreement 0)
+		// but are labelled, and it is right on them: it stays.
+		r.windows.add(rand.New(rand.NewPCG(5, 6)), 20, size)
+		base1, err := classify.NewLoaded(r.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lab.add(t, rand.New(rand.NewPCG(7, 7)), base1, 10, true)
+		time.Sleep(200 * time.Millisecond) // several health polls
+		if v := r.holder.Version(); v != base+1 {
+			t.Fatalf("holder v%d after a healthy accuracy check, want v%d (status %+v)", v, base+1, r.ms.syncer.Status())
+		}
+		if st := r.ms.syncer.Status(); st.State != modelsync.StatePromoted {
+			t.Fatalf("status %+v, want still promoted", st)
+		}
+	})
+	t.Run("less accurate candidate refused", func(t *testing.T) {
+		r := newSwapRig(t, swapConfig{MinLabelled: 20, AccuracyMargin: 0.05})
+		lab := &fakeLabels{}
+		r.ms.labels.set(lab)
+		lab.add(t, rand.New(rand.NewPCG(9, 8)), r.holder.Load(), 25, false)
+		base := r.holder.Version()
+		r.push(base+1, rotateLabels)
+		st := r.ms.syncer.Status()
+		if st.State != modelsync.StateRejected || st.Code != "not-promoted" ||
+			!strings.Contains(st.Reason, "accuracy 0.000 on 25 labelled windows, active v1 has 1.000 (margin 0.05)") {
+			t.Fatalf("status %+v, want refused on accuracy", st)
+		}
+		if r.holder.Version() != base {
+			t.Fatalf("holder v%d, want v%d", r.holder.Version(), base)
+		}
+	})
+	t.Run("too few labelled: agreement rules", func(t *testing.T) {
+		r := newSwapRig(t, swapConfig{MinLabelled: 20})
+		lab := &fakeLabels{}
+		r.ms.labels.set(lab)
+		r.windows.add(rand.New(rand.NewPCG(1, 3)), 50, size)
+		lab.add(t, rand.New(rand.NewPCG(9, 7)), r.holder.Load(), 19, true)
+		r.push(r.holder.Version()+1, rotateLabels)
+		if st := r.ms.syncer.Status(); st.State != modelsync.StateRejected || !strings.Contains(st.Reason, "top-1 agreement 0.000") {
+			t.Fatalf("status %+v, want refused on agreement with 19 of 20 labelled windows", st)
+		}
+	})
+	t.Run("worse on its first labelled changes: rolled back", func(t *testing.T) {
+		r := newSwapRig(t, swapConfig{MinLabelled: 20, HealthChanges: 10})
+		lab := &fakeLabels{}
+		r.ms.labels.set(lab)
+		serving := r.holder.Load()
+		lab.add(t, rand.New(rand.NewPCG(4, 4)), serving, 30, true)
+		base := r.holder.Version()
+		r.push(base+1, rotateLabels)
+		r.waitHolder(base + 1)
+		lab.add(t, rand.New(rand.NewPCG(4, 5)), serving, 9, false)
+		time.Sleep(50 * time.Millisecond)
+		if v := r.holder.Version(); v != base+1 {
+			t.Fatalf("rolled back to v%d before %d labelled changes", v, 10)
+		}
+		lab.add(t, rand.New(rand.NewPCG(4, 6)), serving, 1, false)
+		r.waitHolder(base)
+		st := r.ms.syncer.Status()
+		if st.State != modelsync.StateRolledBack || st.Code != "health-check" || !strings.Contains(st.Reason, "accuracy 0.000 over its first 10 labelled changes, v1 had 1.000") {
+			t.Fatalf("status %+v, want rolled back on accuracy", st)
+		}
+	})
 }

@@ -97,7 +97,7 @@ func startMSGateway(t *testing.T, url, id string, keys msKeys, bundled string) *
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ms, stopModels, err := startModelSync(ctx, cfg, g.router, g.up, nil, nil, log)
+	ms, stopModels, err := startModelSync(ctx, cfg, g.router, g.up, nil, nil, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -162,7 +162,7 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 	if err != nil {
 		return err
 	}
-	_, stopModels, err := startModelSync(ctx, cfg, router, up, plateModel, plateStats.modelWindows(), log.With("component", "modelsync"))
+	models, stopModels, err := startModelSync(ctx, cfg, router, up, ob, plateModel, plateStats.modelWindows(), log.With("component", "modelsync"))
 	if err != nil {
 		return err
 	}
@@ -178,6 +178,7 @@ func runLogged(ctx, flushCtx context.Context, cfg *config.Config, o runOptions, 
 	if samples != nil {
 		classifiers = append(classifiers, samples)
 	}
+	models.useLabels(samples) // labelled windows judge plate models (modelsync.go)
 	if err := registerDownlink(router, topics, ob, up, cmds, cfg.Uplink.AckMode == "consumer", log.With("component", "downlink")); err != nil {
 		return err
 	}
