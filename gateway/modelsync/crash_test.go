@@ -86,26 +86,35 @@ func TestSIGKILLDuringStagingAndRename(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The reference model is five 1 KiB blocks, committed two at a time
+	// (rigConfig); kept is how many blocks the restarted store holds
+	// recorded (-1: no transfer is left, the install finished or not
+	// checked).
 	cases := []struct {
 		op, point string
 		at        int
 		want      []uint64 // acceptable active versions after restart
+		kept      int
 	}{
-		{"transfer", "block-written", 3, []uint64{1}},
-		{"transfer", "block-recorded", 3, []uint64{1}},
-		{"transfer", "stage-start", 1, []uint64{1}},
-		{"transfer", "stage-hashed", 1, []uint64{1}},
-		{"transfer", "promote-start", 1, []uint64{1}},
-		{"transfer", "previous-linked", 1, []uint64{1}},
-		{"transfer", "previous-renamed", 1, []uint64{1}},
-		{"transfer", "active-renamed", 1, []uint64{2}},
-		{"transfer", "dir-synced", 1, []uint64{2}},
-		{"transfer", "committed", 1, []uint64{2}},
-		{"rollback", "rollback-start", 1, []uint64{2}},
-		{"rollback", "rollback-renamed", 1, []uint64{1}},
+		{"transfer", "block-written", 3, []uint64{1}, 2},  // blocks 0-1 recorded, 2 written
+		{"transfer", "blocks-synced", 1, []uint64{1}, 0},  // blocks 0-1 synced, not recorded
+		{"transfer", "block-recorded", 1, []uint64{1}, 2}, // blocks 0-1 recorded
+		{"transfer", "blocks-synced", 2, []uint64{1}, 2},  // blocks 2-3 synced, not recorded
+		{"transfer", "block-recorded", 2, []uint64{1}, 4},
+		{"transfer", "blocks-synced", 3, []uint64{1}, 4}, // the last block synced, not recorded
+		{"transfer", "stage-start", 1, []uint64{1}, 5},
+		{"transfer", "stage-hashed", 1, []uint64{1}, 5},
+		{"transfer", "promote-start", 1, []uint64{1}, 5},
+		{"transfer", "previous-linked", 1, []uint64{1}, 5},
+		{"transfer", "previous-renamed", 1, []uint64{1}, 5},
+		{"transfer", "active-renamed", 1, []uint64{2}, -1},
+		{"transfer", "dir-synced", 1, []uint64{2}, -1},
+		{"transfer", "committed", 1, []uint64{2}, -1},
+		{"rollback", "rollback-start", 1, []uint64{2}, -1},
+		{"rollback", "rollback-renamed", 1, []uint64{1}, -1},
 	}
 	for _, tc := range cases {
-		t.Run(tc.op+"/"+tc.point, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%s#%d", tc.op, tc.point, tc.at), func(t *testing.T) {
 			r := newRig(t, nil)
 			r.install(1)
 			if tc.op == "rollback" {
@@ -146,6 +155,18 @@ func TestSIGKILLDuringStagingAndRename(t *testing.T) {
 			t.Logf("kill at %s #%d: active %d, recovered %v, kept %v", tc.point, tc.at, v, r.store.Recovered(), left)
 			if tc.op == "rollback" {
 				return
+			}
+			tr, err := r.store.ResumeTransfer(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept := -1
+			if tr != nil {
+				kept = tr.Received()
+				tr.Close()
+			}
+			if kept != tc.kept {
+				t.Errorf("%d blocks recorded after a kill at %s #%d, want %d", kept, tc.point, tc.at, tc.kept)
 			}
 			// The kept transfer (if any) finishes; version 2 ends up active.
 			if err := r.sync.Resume(context.Background()); err != nil {

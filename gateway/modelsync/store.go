@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	_ "github.com/mattn/go-sqlite3" // state database
 	"github.com/shelfgate/shelfgate/model"
@@ -51,11 +52,27 @@ type StoreOptions struct {
 	// Live is where the running model is published; the classifier loads
 	// it for every window. Nil means the Store keeps its own.
 	Live *atomic.Pointer[model.Model]
+	// CommitBytes is how many bytes of received blocks a transfer writes
+	// before it fsyncs its file and commits their indexes to the state
+	// database in one transaction; DefaultCommitBytes. A block is always
+	// on disk before it is recorded; a crash loses at most the blocks not
+	// yet recorded, which are requested again.
+	CommitBytes int
+	// CommitInterval is the longest a received block waits for its
+	// commit while more blocks arrive; DefaultCommitInterval. (The
+	// Syncer's poll commits blocks of a transfer that went quiet.)
+	CommitInterval time.Duration
 
 	// crash, when set (tests only), is called at each step of an install
 	// with the step's name.
 	crash func(point string)
 }
+
+// Defaults of StoreOptions.
+const (
+	DefaultCommitBytes    = 1 << 20
+	DefaultCommitInterval = 250 * time.Millisecond
+)
 
 // Store owns the model directory: the active model, the rollback slot, the
 // highest version ever installed and the state of the transfer in
@@ -70,7 +87,8 @@ type Store struct {
 	activeVer uint64
 	prevVer   uint64
 	highest   uint64
-	recovered []string // what OpenStore repaired, for the status
+	recovered []string               // what OpenStore repaired, for the status
+	open      map[*Transfer]struct{} // transfers with an open file: Close commits them
 }
 
 // OpenStore opens (creating) the model directory dir and recovers from an
@@ -89,7 +107,10 @@ func OpenStore(ctx context.Context, dir string, opts StoreOptions) (*Store, erro
 	q.Set("_busy_timeout", "5000")
 	q.Set("_txlock", "immediate")
 	path := filepath.Join(dir, StateFile)
-	db, err := sql.Open("sqlite3", "file:"+strings.ReplaceAll(path, "?", "%3f")+"?"+q.Encode())
+	// A file: URI: '%', '?' and '#' in the path are escaped (a '#' cut
+	// the path short, so two directories shared one database).
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+	db, err := sql.Open("sqlite3", "file:"+esc.Replace(path)+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("modelsync: open %s: %w", path, err)
 	}
@@ -98,7 +119,13 @@ func OpenStore(ctx context.Context, dir string, opts StoreOptions) (*Store, erro
 		db.Close()
 		return nil, fmt.Errorf("modelsync: create schema in %s: %w", path, err)
 	}
-	s := &Store{dir: dir, db: db, opts: opts, live: opts.Live}
+	if opts.CommitBytes <= 0 {
+		opts.CommitBytes = DefaultCommitBytes
+	}
+	if opts.CommitInterval <= 0 {
+		opts.CommitInterval = DefaultCommitInterval
+	}
+	s := &Store{dir: dir, db: db, opts: opts, live: opts.Live, open: map[*Transfer]struct{}{}}
 	if s.live == nil {
 		s.live = new(atomic.Pointer[model.Model])
 	}
@@ -209,8 +236,35 @@ func (s *Store) incomingPath(version uint64) string {
 	return s.path(fmt.Sprintf("%s%d%s", incomingPfx, version, incomingSfx))
 }
 
-// Close closes the state database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close commits the blocks open transfers received and not yet recorded,
+// closes their files and the state database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	open := make([]*Transfer, 0, len(s.open))
+	for t := range s.open {
+		open = append(open, t)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, t := range open {
+		errs = append(errs, t.Close())
+	}
+	errs = append(errs, s.db.Close())
+	return errors.Join(errs...)
+}
+
+// track and untrack keep the set of transfers with an open file.
+func (s *Store) track(t *Transfer) {
+	s.mu.Lock()
+	s.open[t] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *Store) untrack(t *Transfer) {
+	s.mu.Lock()
+	delete(s.open, t)
+	s.mu.Unlock()
+}
 
 // Dir is the model directory.
 func (s *Store) Dir() string { return s.dir }

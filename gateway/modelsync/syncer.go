@@ -512,9 +512,10 @@ func (s *Syncer) abortLocked(ctx context.Context, err error, remember bool) {
 	s.setLocked(ctx, StateRejected, err)
 }
 
-// Poll re-requests the missing blocks when the transfer has been quiet for
-// Config.Quiet, fails it after MaxRounds unanswered requests, and retries
-// an offer that waited for the clock. Run calls it periodically.
+// Poll commits the blocks received since the last commit, re-requests
+// the missing blocks when the transfer has been quiet for Config.Quiet,
+// fails it after MaxRounds unanswered requests, and retries an offer that
+// waited for the clock. Run calls it periodically.
 func (s *Syncer) Poll(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -530,6 +531,13 @@ func (s *Syncer) Poll(ctx context.Context) {
 			s.finishLocked(ctx)
 		}
 		return
+	}
+	if s.cur != nil {
+		// Blocks written since the last commit are recorded now rather
+		// than when the next batch fills (the link may have gone quiet).
+		if err := s.cur.Flush(ctx); err != nil {
+			s.lastBlkErr = err
+		}
 	}
 	if s.cur == nil || s.failed || now.Sub(s.lastAct) < s.cfg.Quiet {
 		return

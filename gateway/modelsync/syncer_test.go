@@ -604,3 +604,78 @@ func TestEvaluatorDecidesPromotion(t *testing.T) {
 		}
 	}
 }
+
+// recorded counts the block indexes committed to the state database.
+func (r *rig) recorded() int {
+	r.t.Helper()
+	var n int
+	if err := r.store.db.QueryRow(`SELECT count(*) FROM blocks`).Scan(&n); err != nil {
+		r.t.Fatal(err)
+	}
+	return n
+}
+
+// Blocks are committed in batches (two blocks in the rig); a block of an
+// unfinished batch is recorded by the next Poll, and by Close.
+func TestBlocksCommittedInBatchesAndByPoll(t *testing.T) {
+	r := newRig(t, nil)
+	r.install(1)
+	data := modelFile(t, 2, r.priv, nil)
+	payload, m := r.offer(data, 2, nil)
+	if err := r.sync.Offer(context.Background(), payload); err != nil {
+		t.Fatal(err)
+	}
+	blocks := SplitBlocks(m, data)
+	r.serve(blocks, 1, nil)
+	if got := r.recorded(); got != 0 {
+		t.Fatalf("%d blocks recorded after one of a batch of two", got)
+	}
+	if got := r.sync.Status().Offer.Received; got != 1 {
+		t.Fatalf("status received %d, want 1", got)
+	}
+	r.sync.Poll(context.Background())
+	if got := r.recorded(); got != 1 {
+		t.Fatalf("%d blocks recorded after Poll, want 1", got)
+	}
+	if err := r.sync.Block(context.Background(), blocks[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.sync.Block(context.Background(), blocks[2]); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.recorded(); got != 3 {
+		t.Fatalf("%d blocks recorded after a full batch, want 3", got)
+	}
+	if err := r.sync.Block(context.Background(), blocks[3]); err != nil {
+		t.Fatal(err)
+	}
+	r.open() // restart: Store.Close commits the open transfer's pending block
+	if err := r.sync.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.sync.Status().Offer.Received; got != 4 {
+		t.Fatalf("after restart %d blocks held, want 4", got)
+	}
+}
+
+// A '#', '?' or '%' in the model directory's path is part of the name,
+// not of the database URI: two such directories keep separate state.
+func TestStorePathWithURICharacters(t *testing.T) {
+	base := t.TempDir()
+	for i, name := range []string{"a#1", "a#2", "b?x", "c%41"} {
+		s, err := OpenStore(context.Background(), filepath.Join(base, name, "models"), StoreOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := s.Highest(); h != 0 {
+			t.Errorf("%s: highest %d in a new directory (shares another's database)", name, h)
+		}
+		if err := s.setHighest(context.Background(), uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if _, err := os.Stat(filepath.Join(base, name, "models", StateFile)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -7,21 +7,28 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 )
 
 // Transfer is the download of one model file into incoming-<version>.part
-// beside the active model. Each block is written at its offset and synced
-// before its index is recorded in the state database, so after a
-// disconnect or a restart only blocks not recorded are requested again.
+// beside the active model. Each block is written at its offset; blocks are
+// committed in batches (StoreOptions.CommitBytes, CommitInterval): the file
+// is fsync'd, then the batch's indexes are recorded in the state database
+// in one transaction. So the database never names a block the file lacks,
+// and after a disconnect or a restart only blocks not recorded are
+// requested again (a crash costs at most one batch).
 type Transfer struct {
 	store *Store
 	man   *Manifest
 	env   []byte
 
-	mu   sync.Mutex
-	f    *os.File
-	have []bool
-	n    int
+	mu      sync.Mutex
+	f       *os.File
+	have    []bool // written (recorded or pending)
+	n       int
+	pending []int     // written, not yet synced and recorded
+	pendSz  int       // bytes in pending
+	pendAt  time.Time // when the oldest pending block was written
 }
 
 // BeginTransfer starts the transfer of the file m describes (offered as
@@ -69,7 +76,9 @@ func (s *Store) BeginTransfer(ctx context.Context, m *Manifest, envelope []byte)
 		f.Close()
 		return nil, err
 	}
-	return &Transfer{store: s, man: m, env: envelope, f: f, have: make([]bool, m.Blocks)}, nil
+	t := &Transfer{store: s, man: m, env: envelope, f: f, have: make([]bool, m.Blocks)}
+	s.track(t)
+	return t, nil
 }
 
 // ResumeTransfer reopens the transfer recorded in the state database, or
@@ -121,6 +130,7 @@ func (s *Store) ResumeTransfer(ctx context.Context) (*Transfer, error) {
 		f.Close()
 		return nil, fmt.Errorf("modelsync: read blocks: %w", err)
 	}
+	s.track(t)
 	return t, nil
 }
 
@@ -129,7 +139,10 @@ func (t *Transfer) Manifest() *Manifest { return t.man }
 
 // Put stores a decoded block: its version, index and length must be the
 // manifest's (ErrNoTransfer, ErrCorruptBlock). It reports whether the block
-// was new; a block already held is ignored.
+// was new; a block already held is ignored. The block is written at once
+// and committed (fsync, then recorded) with its batch: when the batch
+// reaches StoreOptions.CommitBytes, when its oldest block is older than
+// CommitInterval, on the last block, on Flush and on Close.
 func (t *Transfer) Put(ctx context.Context, b Block) (bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -152,16 +165,74 @@ func (t *Transfer) Put(ctx context.Context, b Block) (bool, error) {
 		return false, fmt.Errorf("modelsync: write block %d: %w", b.Index, err)
 	}
 	t.store.step("block-written")
-	if err := t.f.Sync(); err != nil {
-		return false, fmt.Errorf("modelsync: sync block %d: %w", b.Index, err)
+	if len(t.pending) == 0 {
+		t.pendAt = time.Now()
 	}
-	if _, err := t.store.db.ExecContext(ctx, `INSERT OR IGNORE INTO blocks(idx) VALUES(?)`, b.Index); err != nil {
-		return false, fmt.Errorf("modelsync: record block %d: %w", b.Index, err)
-	}
+	t.pending = append(t.pending, b.Index)
+	t.pendSz += len(b.Data)
 	t.have[b.Index] = true
 	t.n++
-	t.store.step("block-recorded")
+	if t.pendSz >= t.store.opts.CommitBytes || t.n == t.man.Blocks || time.Since(t.pendAt) >= t.store.opts.CommitInterval {
+		if err := t.commitLocked(ctx); err != nil {
+			return false, err
+		}
+	}
 	return true, nil
+}
+
+// Flush commits the blocks written and not yet recorded.
+func (t *Transfer) Flush(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.commitLocked(ctx)
+}
+
+// commitLocked fsyncs the file, then records the pending blocks in one
+// transaction (t.mu held). On failure the pending blocks are forgotten
+// (not held): they are requested again.
+func (t *Transfer) commitLocked(ctx context.Context) error {
+	if len(t.pending) == 0 || t.f == nil {
+		return nil
+	}
+	err := t.f.Sync()
+	if err != nil {
+		err = fmt.Errorf("modelsync: sync %d blocks: %w", len(t.pending), err)
+	} else {
+		t.store.step("blocks-synced")
+		err = t.recordLocked(ctx)
+	}
+	if err != nil {
+		for _, i := range t.pending {
+			t.have[i] = false
+			t.n--
+		}
+	} else {
+		t.store.step("block-recorded")
+	}
+	t.pending, t.pendSz = t.pending[:0], 0
+	return err
+}
+
+func (t *Transfer) recordLocked(ctx context.Context) error {
+	tx, err := t.store.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("modelsync: record %d blocks: %w", len(t.pending), err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO blocks(idx) VALUES(?)`)
+	if err != nil {
+		return fmt.Errorf("modelsync: record %d blocks: %w", len(t.pending), err)
+	}
+	defer st.Close()
+	for _, i := range t.pending {
+		if _, err := st.ExecContext(ctx, i); err != nil {
+			return fmt.Errorf("modelsync: record block %d: %w", i, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("modelsync: record %d blocks: %w", len(t.pending), err)
+	}
+	return nil
 }
 
 // Missing lists the indexes of blocks not yet received, ascending.
@@ -200,24 +271,38 @@ func (t *Transfer) Reset(ctx context.Context) error {
 	}
 	clear(t.have)
 	t.n = 0
+	t.pending, t.pendSz = t.pending[:0], 0
 	return nil
 }
 
-// Close closes the file and keeps the transfer for a later resume.
+// Close commits the blocks not yet recorded, closes the file and keeps
+// the transfer for a later resume.
 func (t *Transfer) Close() error {
+	return t.close(true)
+}
+
+func (t *Transfer) close(commit bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.f == nil {
 		return nil
 	}
-	err := t.f.Close()
+	var err error
+	if commit {
+		// Not the caller's context: a shutdown's is done, and these
+		// blocks are worth keeping.
+		err = t.commitLocked(context.Background())
+	}
+	t.pending, t.pendSz = t.pending[:0], 0
+	err = errors.Join(err, t.f.Close())
 	t.f = nil
+	t.store.untrack(t)
 	return err
 }
 
 // Abort closes the transfer, removes its file and forgets it.
 func (t *Transfer) Abort(ctx context.Context) error {
-	t.Close()
+	t.close(false)
 	if err := os.Remove(t.Path()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("modelsync: abort transfer: %w", err)
 	}
