@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -87,31 +88,30 @@ func TestSIGKILLDuringStagingAndRename(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The reference model is five 1 KiB blocks, committed two at a time
-	// (rigConfig); kept is how many blocks the restarted store holds
-	// recorded (-1: no transfer is left, the install finished or not
-	// checked).
+	// (rigConfig) in the background while the next blocks are written, the
+	// last ones by Stage; kept are the numbers of blocks the restarted
+	// store may hold recorded (-1: no transfer is left).
 	cases := []struct {
 		op, point string
 		at        int
 		want      []uint64 // acceptable active versions after restart
-		kept      int
+		kept      []int
 	}{
-		{"transfer", "block-written", 3, []uint64{1}, 2},  // blocks 0-1 recorded, 2 written
-		{"transfer", "blocks-synced", 1, []uint64{1}, 0},  // blocks 0-1 synced, not recorded
-		{"transfer", "block-recorded", 1, []uint64{1}, 2}, // blocks 0-1 recorded
-		{"transfer", "blocks-synced", 2, []uint64{1}, 2},  // blocks 2-3 synced, not recorded
-		{"transfer", "block-recorded", 2, []uint64{1}, 4},
-		{"transfer", "blocks-synced", 3, []uint64{1}, 4}, // the last block synced, not recorded
-		{"transfer", "stage-start", 1, []uint64{1}, 5},
-		{"transfer", "stage-hashed", 1, []uint64{1}, 5},
-		{"transfer", "promote-start", 1, []uint64{1}, 5},
-		{"transfer", "previous-linked", 1, []uint64{1}, 5},
-		{"transfer", "previous-renamed", 1, []uint64{1}, 5},
-		{"transfer", "active-renamed", 1, []uint64{2}, -1},
-		{"transfer", "dir-synced", 1, []uint64{2}, -1},
-		{"transfer", "committed", 1, []uint64{2}, -1},
-		{"rollback", "rollback-start", 1, []uint64{2}, -1},
-		{"rollback", "rollback-renamed", 1, []uint64{1}, -1},
+		{"transfer", "block-written", 3, []uint64{1}, []int{0, 2}}, // blocks 0-1 committing or recorded, 2 written
+		{"transfer", "blocks-synced", 1, []uint64{1}, []int{0}},    // blocks 0-1 synced, not recorded
+		{"transfer", "block-recorded", 1, []uint64{1}, []int{2}},   // blocks 0-1 recorded
+		{"transfer", "blocks-synced", 2, []uint64{1}, []int{2}},    // the next batch synced, not recorded
+		{"transfer", "block-recorded", 2, []uint64{1}, []int{4, 5}},
+		{"transfer", "stage-start", 1, []uint64{1}, []int{5}},
+		{"transfer", "stage-hashed", 1, []uint64{1}, []int{5}},
+		{"transfer", "promote-start", 1, []uint64{1}, []int{5}},
+		{"transfer", "previous-linked", 1, []uint64{1}, []int{5}},
+		{"transfer", "previous-renamed", 1, []uint64{1}, []int{5}},
+		{"transfer", "active-renamed", 1, []uint64{2}, []int{-1}},
+		{"transfer", "dir-synced", 1, []uint64{2}, []int{-1}},
+		{"transfer", "committed", 1, []uint64{2}, []int{-1}},
+		{"rollback", "rollback-start", 1, []uint64{2}, []int{-1}},
+		{"rollback", "rollback-renamed", 1, []uint64{1}, []int{-1}},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s/%s#%d", tc.op, tc.point, tc.at), func(t *testing.T) {
@@ -165,8 +165,8 @@ func TestSIGKILLDuringStagingAndRename(t *testing.T) {
 				kept = tr.Received()
 				tr.Close()
 			}
-			if kept != tc.kept {
-				t.Errorf("%d blocks recorded after a kill at %s #%d, want %d", kept, tc.point, tc.at, tc.kept)
+			if !slices.Contains(tc.kept, kept) {
+				t.Errorf("%d blocks recorded after a kill at %s #%d, want one of %v", kept, tc.point, tc.at, tc.kept)
 			}
 			// The kept transfer (if any) finishes; version 2 ends up active.
 			if err := r.sync.Resume(context.Background()); err != nil {

@@ -605,9 +605,17 @@ func TestEvaluatorDecidesPromotion(t *testing.T) {
 	}
 }
 
-// recorded counts the block indexes committed to the state database.
+// recorded counts the block indexes committed to the state database once
+// the background commit running (if any) ended.
 func (r *rig) recorded() int {
 	r.t.Helper()
+	r.sync.mu.Lock()
+	if tr := r.sync.cur; tr != nil {
+		tr.mu.Lock()
+		tr.settleLocked()
+		tr.mu.Unlock()
+	}
+	r.sync.mu.Unlock()
 	var n int
 	if err := r.store.db.QueryRow(`SELECT count(*) FROM blocks`).Scan(&n); err != nil {
 		r.t.Fatal(err)

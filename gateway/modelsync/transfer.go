@@ -16,7 +16,9 @@ import (
 // is fsync'd, then the batch's indexes are recorded in the state database
 // in one transaction. So the database never names a block the file lacks,
 // and after a disconnect or a restart only blocks not recorded are
-// requested again (a crash costs at most one batch).
+// requested again (a crash costs at most the blocks of two batches). A
+// batch commits on its own goroutine while the next blocks are written;
+// one commit runs at a time.
 type Transfer struct {
 	store *Store
 	man   *Manifest
@@ -29,6 +31,10 @@ type Transfer struct {
 	pending []int     // written, not yet synced and recorded
 	pendSz  int       // bytes in pending
 	pendAt  time.Time // when the oldest pending block was written
+
+	committing bool          // a batch commits in the background
+	commitDone chan struct{} // closed when that commit ends
+	commitErr  error         // the last background commit's failure, for Flush
 }
 
 // BeginTransfer starts the transfer of the file m describes (offered as
@@ -140,9 +146,9 @@ func (t *Transfer) Manifest() *Manifest { return t.man }
 // Put stores a decoded block: its version, index and length must be the
 // manifest's (ErrNoTransfer, ErrCorruptBlock). It reports whether the block
 // was new; a block already held is ignored. The block is written at once
-// and committed (fsync, then recorded) with its batch: when the batch
-// reaches StoreOptions.CommitBytes, when its oldest block is older than
-// CommitInterval, on the last block, on Flush and on Close.
+// and committed (fsync, then recorded) with its batch: in the background
+// when the batch reaches StoreOptions.CommitBytes or its oldest block is
+// older than CommitInterval, and on Flush and Close (Stage closes).
 func (t *Transfer) Put(ctx context.Context, b Block) (bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -172,66 +178,106 @@ func (t *Transfer) Put(ctx context.Context, b Block) (bool, error) {
 	t.pendSz += len(b.Data)
 	t.have[b.Index] = true
 	t.n++
-	if t.pendSz >= t.store.opts.CommitBytes || t.n == t.man.Blocks || time.Since(t.pendAt) >= t.store.opts.CommitInterval {
-		if err := t.commitLocked(ctx); err != nil {
-			return false, err
-		}
+	due := t.pendSz >= t.store.opts.CommitBytes || time.Since(t.pendAt) >= t.store.opts.CommitInterval
+	if due && !t.committing {
+		// In the background: the next blocks are written meanwhile (a
+		// batch that fills during a commit waits for the next Put, the
+		// last blocks for Stage's Close).
+		batch := t.pending
+		t.pending, t.pendSz = nil, 0
+		done := make(chan struct{})
+		t.committing, t.commitDone = true, done
+		f := t.f
+		go func() {
+			err := t.commitCtx(ctx, f, batch)
+			t.mu.Lock()
+			if err != nil {
+				t.unholdLocked(batch)
+				t.commitErr = err
+			}
+			t.committing = false
+			close(done)
+			t.mu.Unlock()
+		}()
 	}
 	return true, nil
 }
 
-// Flush commits the blocks written and not yet recorded.
+// Flush commits the blocks written and not yet recorded, after the
+// background commit running, and returns the error of a background commit
+// that failed since the last Flush (its blocks are missing again).
 func (t *Transfer) Flush(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.commitLocked(ctx)
+	t.settleLocked()
+	err := t.commitErr
+	t.commitErr = nil
+	return errors.Join(err, t.commitLocked(ctx))
 }
 
-// commitLocked fsyncs the file, then records the pending blocks in one
-// transaction (t.mu held). On failure the pending blocks are forgotten
-// (not held): they are requested again.
+// settleLocked waits for the background commit (t.mu held, released while
+// waiting).
+func (t *Transfer) settleLocked() {
+	for t.committing {
+		done := t.commitDone
+		t.mu.Unlock()
+		<-done
+		t.mu.Lock()
+	}
+}
+
+// commitLocked commits the pending blocks on the caller's goroutine (t.mu
+// held, no background commit running). On failure they are forgotten (not
+// held): they are requested again.
 func (t *Transfer) commitLocked(ctx context.Context) error {
 	if len(t.pending) == 0 || t.f == nil {
 		return nil
 	}
-	err := t.f.Sync()
+	err := t.commitCtx(ctx, t.f, t.pending)
 	if err != nil {
-		err = fmt.Errorf("modelsync: sync %d blocks: %w", len(t.pending), err)
-	} else {
-		t.store.step("blocks-synced")
-		err = t.recordLocked(ctx)
-	}
-	if err != nil {
-		for _, i := range t.pending {
-			t.have[i] = false
-			t.n--
-		}
-	} else {
-		t.store.step("block-recorded")
+		t.unholdLocked(t.pending)
 	}
 	t.pending, t.pendSz = t.pending[:0], 0
 	return err
 }
 
-func (t *Transfer) recordLocked(ctx context.Context) error {
+// unholdLocked marks blocks whose commit failed as missing (t.mu held).
+func (t *Transfer) unholdLocked(batch []int) {
+	for _, i := range batch {
+		if t.have[i] {
+			t.have[i] = false
+			t.n--
+		}
+	}
+}
+
+// commitCtx fsyncs f, then records batch in one transaction. It needs no
+// lock: the file stays open and the batch unchanged until it returns.
+func (t *Transfer) commitCtx(ctx context.Context, f *os.File, batch []int) error {
+	ctx = context.WithoutCancel(ctx) // a commit once started is finished
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("modelsync: sync %d blocks: %w", len(batch), err)
+	}
+	t.store.step("blocks-synced")
 	tx, err := t.store.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("modelsync: record %d blocks: %w", len(t.pending), err)
+		return fmt.Errorf("modelsync: record %d blocks: %w", len(batch), err)
 	}
 	defer tx.Rollback()
 	st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO blocks(idx) VALUES(?)`)
 	if err != nil {
-		return fmt.Errorf("modelsync: record %d blocks: %w", len(t.pending), err)
+		return fmt.Errorf("modelsync: record %d blocks: %w", len(batch), err)
 	}
 	defer st.Close()
-	for _, i := range t.pending {
+	for _, i := range batch {
 		if _, err := st.ExecContext(ctx, i); err != nil {
 			return fmt.Errorf("modelsync: record block %d: %w", i, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("modelsync: record %d blocks: %w", len(t.pending), err)
+		return fmt.Errorf("modelsync: record %d blocks: %w", len(batch), err)
 	}
+	t.store.step("block-recorded")
 	return nil
 }
 
@@ -266,6 +312,8 @@ func (t *Transfer) Path() string { return t.store.incomingPath(t.man.Version) }
 func (t *Transfer) Reset(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.settleLocked()
+	t.commitErr = nil
 	if _, err := t.store.db.ExecContext(ctx, `DELETE FROM blocks`); err != nil {
 		return fmt.Errorf("modelsync: reset transfer: %w", err)
 	}
@@ -284,6 +332,7 @@ func (t *Transfer) Close() error {
 func (t *Transfer) close(commit bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.settleLocked()
 	if t.f == nil {
 		return nil
 	}
