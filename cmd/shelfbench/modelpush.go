@@ -55,6 +55,20 @@ func modelPush(args []string) error {
 		return err
 	}
 	pub := priv.Public().(ed25519.PublicKey)
+	// The pushed files (versions 2, 3, ...) are made before anything is
+	// timed: building and signing a 5 MB model is the bench's own CPU work,
+	// and inside the telemetry window it would count against telemetry (made
+	// before the gateways start, so their producers are not behind either).
+	// The one-gateway pushes go on until the telemetry window is as long
+	// as the idle one (at most maxOne of them).
+	const telemetryWindow = 3 * time.Second
+	maxOne := max(*reps, 12)
+	files := map[uint64][]byte{}
+	for v := uint64(2); v < uint64(2+maxOne+max(*reps, 1)); v++ {
+		if files[v], err = rollout.SyntheticModel("bench", v, *size, v, priv); err != nil {
+			return err
+		}
+	}
 	dir, err := os.MkdirTemp("", "shelfbench-modelpush")
 	if err != nil {
 		return err
@@ -118,19 +132,6 @@ func modelPush(args []string) error {
 	raw3, err := median(*reps, func() (time.Duration, error) { return raw(3) })
 	if err != nil {
 		return err
-	}
-	// The pushed files (versions 2, 3, ...) are made before anything is
-	// timed: building and signing a 5 MB model is the bench's own CPU work,
-	// and inside the telemetry window it would count against telemetry.
-	// The one-gateway pushes go on until the telemetry window is as long
-	// as the idle one (at most maxOne of them).
-	const telemetryWindow = 3 * time.Second
-	maxOne := max(*reps, 12)
-	files := map[uint64][]byte{}
-	for v := uint64(2); v < uint64(2+maxOne+max(*reps, 1)); v++ {
-		if files[v], err = rollout.SyntheticModel("bench", v, *size, v, priv); err != nil {
-			return err
-		}
 	}
 	push := func(v uint64, gws []*benchGateway, canary int) (time.Duration, error) {
 		f := files[v]
