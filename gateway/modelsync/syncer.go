@@ -354,21 +354,21 @@ func (s *Syncer) startLocked(ctx context.Context, t *Transfer) {
 	s.setLocked(ctx, StateTransferring, nil)
 }
 
-// Default window: blocks in flight cover the round trip of a request (on
-// a broker that does not set TCP_NODELAY, Nagle's algorithm and delayed
-// ACKs make that round trip 40 ms, so 2 MiB in flight are needed for
-// 50 MB/s); the cap is the router's default queue length.
-const (
-	defaultWindowBytes = 2 << 20
-	maxDefaultWindow   = 64
-)
+// DefaultWindowBytes is the default window in bytes of blocks: the blocks
+// in flight must cover a request's round trip (on a broker that does not
+// set TCP_NODELAY, Nagle's algorithm and delayed ACKs make it 40 ms, so
+// 1.5 MiB in flight carry 37 MB/s). At most maxDefaultWindow blocks, the
+// router's default queue length.
+const DefaultWindowBytes = 2 << 20
+
+const maxDefaultWindow = 64
 
 // windowFor is the window of a transfer in blocks of blockSize.
 func (c *Config) windowFor(blockSize int) int {
 	if c.Window > 0 {
 		return c.Window
 	}
-	return min(max(defaultWindowBytes/max(blockSize, 1), 2), maxDefaultWindow)
+	return min(max(DefaultWindowBytes/max(blockSize, 1), 2), maxDefaultWindow)
 }
 
 // requestLocked keeps up to a window of blocks asked for: it asks for more
