@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,7 @@ func modelPush(args []string) error {
 	rate := fs.Int("rate", 5000, "telemetry readings/s each gateway produces")
 	window := fs.Int("window", 0, "blocks a gateway asks for at once (0: the Syncer's default)")
 	reps := fs.Int("reps", 3, "runs of each measurement (the median is reported)")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of the pushes (cloud and gateways) here")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -171,6 +173,17 @@ func modelPush(args []string) error {
 	d0, t0 := g1.delivered(), time.Now()
 	time.Sleep(telemetryWindow)
 	idleRate := float64(g1.delivered()-d0) / time.Since(t0).Seconds()
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	d1, t1 := g1.delivered(), time.Now()
 	v := uint64(1)
 	var ones []time.Duration

@@ -224,12 +224,40 @@ func (s *Store) recover(ctx context.Context) error {
 
 // load reads and verifies a model file with the store's decode options.
 func (s *Store) load(ctx context.Context, path string) (*model.Model, error) {
+	data, err := s.read(path)
+	if err != nil {
+		return nil, err
+	}
+	return s.decode(ctx, data)
+}
+
+// read reads a model file into a buffer of its size, at most one byte
+// over the decode size limit (the decoder then refuses it as too large).
+// One read, no growing buffer: for a 5 MB model that growth cost as much
+// as the file's SHA-256.
+func (s *Store) read(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", filepath.Base(path), err)
 	}
 	defer f.Close()
-	return model.LoadContext(ctx, f, s.opts.Decode)
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", filepath.Base(path), err)
+	}
+	limit := int64(s.opts.Decode.MaxSize)
+	if limit <= 0 {
+		limit = model.DefaultMaxSize
+	}
+	data := make([]byte, min(st.Size(), limit+1))
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Base(path), err)
+	}
+	return data, nil
+}
+
+func (s *Store) decode(ctx context.Context, data []byte) (*model.Model, error) {
+	return model.DecodeContext(ctx, data, s.opts.Decode)
 }
 
 func (s *Store) incomingPath(version uint64) string {
@@ -342,13 +370,17 @@ type Candidate struct {
 // version against the highest installed (ErrRollback).
 func (s *Store) Stage(ctx context.Context, path string, m *Manifest) (*Candidate, error) {
 	s.step("stage-start")
+	data, err := s.read(path)
+	if err != nil {
+		return nil, fmt.Errorf("read staged file: %w", err)
+	}
 	if m != nil {
-		if err := checkFile(path, m); err != nil {
+		if err := checkData(data, m); err != nil {
 			return nil, err
 		}
 	}
 	s.step("stage-hashed")
-	mod, err := s.load(ctx, path)
+	mod, err := s.decode(ctx, data)
 	if err != nil {
 		switch {
 		case errors.Is(err, model.ErrTooLarge):
@@ -369,22 +401,14 @@ func (s *Store) Stage(ctx context.Context, path string, m *Manifest) (*Candidate
 	return &Candidate{Model: mod, Manifest: m, path: path}, nil
 }
 
-// checkFile compares the file's length and SHA-256 with the manifest's.
-func checkFile(path string, m *Manifest) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open staged file: %w", err)
+// checkData compares the staged file's length and SHA-256 with the
+// manifest's.
+func checkData(data []byte, m *Manifest) error {
+	if int64(len(data)) != m.Length {
+		return fmt.Errorf("staged file: read %d bytes, manifest length %d: %w", len(data), m.Length, ErrHashMismatch)
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(f, m.Length+1))
-	if err != nil {
-		return fmt.Errorf("read staged file: %w", err)
-	}
-	if n != m.Length {
-		return fmt.Errorf("staged file has %d bytes, manifest length %d: %w", n, m.Length, ErrHashMismatch)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != m.SHA256 {
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != m.SHA256 {
 		return fmt.Errorf("staged file SHA-256 %s, manifest %s: %w", got, m.SHA256, ErrHashMismatch)
 	}
 	return nil
