@@ -354,12 +354,12 @@ func (s *Syncer) startLocked(ctx context.Context, t *Transfer) {
 	s.setLocked(ctx, StateTransferring, nil)
 }
 
-// DefaultWindowBytes is the default window in bytes of blocks: the blocks
+// defaultWindowBytes is the default window in bytes of blocks: the blocks
 // in flight must cover a request's round trip (on a broker that does not
 // set TCP_NODELAY, Nagle's algorithm and delayed ACKs make it 40 ms, so
 // 1.5 MiB in flight carry 37 MB/s). At most maxDefaultWindow blocks, the
 // router's default queue length.
-const DefaultWindowBytes = 2 << 20
+const defaultWindowBytes = 2 << 20
 
 const maxDefaultWindow = 64
 
@@ -368,7 +368,7 @@ func (c *Config) windowFor(blockSize int) int {
 	if c.Window > 0 {
 		return c.Window
 	}
-	return min(max(DefaultWindowBytes/max(blockSize, 1), 2), maxDefaultWindow)
+	return min(max(defaultWindowBytes/max(blockSize, 1), 2), maxDefaultWindow)
 }
 
 // requestLocked keeps up to a window of blocks asked for: it asks for more
