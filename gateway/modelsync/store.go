@@ -500,13 +500,11 @@ func (s *Store) Promote(ctx context.Context, c *Candidate) error {
 	s.activeVer = c.Model.Version
 	s.highest = c.Model.Version
 	s.live.Store(c.Model)
-	if err := s.setHighest(ctx, c.Model.Version); err != nil {
-		return err // the file is installed; OpenStore recomputes highest from it
-	}
-	if c.Manifest != nil {
-		if err := s.clearTransfer(ctx); err != nil {
-			return err
-		}
+	// One transaction (one fsync of the WAL): the highest version and,
+	// for a transfer, forgetting it. On failure the file is installed
+	// anyway; OpenStore recomputes highest from it and drops the transfer.
+	if err := s.installed(ctx, c.Model.Version, c.Manifest != nil); err != nil {
+		return err
 	}
 	s.step("committed")
 	return nil
@@ -567,6 +565,31 @@ func (s *Store) rejectedReason(ctx context.Context, sha string) (string, error) 
 		return "", fmt.Errorf("modelsync: read rejections: %w", err)
 	}
 	return r, nil
+}
+
+// installed persists v as the highest version installed and, with
+// transfer, forgets the transfer, in one transaction.
+func (s *Store) installed(ctx context.Context, v uint64, transfer bool) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("modelsync: persist highest version %d: %w", v, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES('highest', ?)
+		ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)`, int64(v)); err != nil {
+		return fmt.Errorf("modelsync: persist highest version %d: %w", v, err)
+	}
+	if transfer {
+		for _, q := range []string{`DELETE FROM transfer`, `DELETE FROM blocks`} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("modelsync: clear transfer: %w", err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("modelsync: persist highest version %d: %w", v, err)
+	}
+	return nil
 }
 
 func (s *Store) clearTransfer(ctx context.Context) error {
