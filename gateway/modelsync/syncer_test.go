@@ -687,3 +687,49 @@ func TestStorePathWithURICharacters(t *testing.T) {
 		}
 	}
 }
+
+// The default window is 2 MiB of blocks, between 2 and 64 blocks; a
+// configured Window wins.
+func TestWindowForBlockSize(t *testing.T) {
+	cases := []struct {
+		window, blockSize, want int
+	}{
+		{0, MinBlockSize, 64},
+		{0, DefaultBlockSize, 64},
+		{0, 64 << 10, 32},
+		{0, 512 << 10, 4},
+		{0, MaxBlockSize, 2},
+		{4, DefaultBlockSize, 4},
+		{200, MinBlockSize, 200},
+	}
+	for _, tc := range cases {
+		c := Config{Window: tc.window}
+		if got := c.windowFor(tc.blockSize); got != tc.want {
+			t.Errorf("Window %d, block size %d: window %d, want %d", tc.window, tc.blockSize, got, tc.want)
+		}
+	}
+}
+
+// The gateway keeps a window asked for and tops it up once a quarter of
+// it arrived, so blocks stay in flight while it writes.
+func TestWindowToppedUpAfterAQuarter(t *testing.T) {
+	r := newRig(t, func(c *Config, _ *StoreOptions) { c.Window = 4 })
+	r.install(1)
+	data := modelFile(t, 2, r.priv, nil)
+	payload, m := r.offer(data, 2, nil)
+	if err := r.sync.Offer(context.Background(), payload); err != nil {
+		t.Fatal(err)
+	}
+	reqs := r.req.take()
+	if len(reqs) != 1 || len(reqs[0].Blocks) != 4 {
+		t.Fatalf("first requests %+v, want one of 4 blocks", reqs)
+	}
+	blocks := SplitBlocks(m, data)
+	if err := r.sync.Block(context.Background(), blocks[0]); err != nil {
+		t.Fatal(err)
+	}
+	reqs = r.req.take()
+	if len(reqs) != 1 || len(reqs[0].Blocks) != 1 || reqs[0].Blocks[0] != 4 {
+		t.Fatalf("after one of 4 blocks: requests %+v, want block 4", reqs)
+	}
+}
