@@ -553,10 +553,12 @@ func (s *Syncer) Poll(ctx context.Context) {
 	}
 	if s.cur != nil {
 		// Blocks written since the last commit are recorded now rather
-		// than when the next batch fills (the link may have gone quiet).
-		if err := s.cur.Flush(ctx); err != nil {
+		// than when the next batch fills (the link may have gone quiet),
+		// in the background: the block handler waits for s.mu.
+		if err := s.cur.takeCommitErr(); err != nil {
 			s.lastBlkErr = err
 		}
+		s.cur.kick(ctx)
 	}
 	if s.cur == nil || s.failed || now.Sub(s.lastAct) < s.cfg.Quiet {
 		return

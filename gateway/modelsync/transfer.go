@@ -34,7 +34,7 @@ type Transfer struct {
 
 	committing bool          // a batch commits in the background
 	commitDone chan struct{} // closed when that commit ends
-	commitErr  error         // the last background commit's failure, for Flush
+	commitErr  error         // the last background commit's failure, for the Syncer's poll
 }
 
 // BeginTransfer starts the transfer of the file m describes (offered as
@@ -148,7 +148,8 @@ func (t *Transfer) Manifest() *Manifest { return t.man }
 // was new; a block already held is ignored. The block is written at once
 // and committed (fsync, then recorded) with its batch: in the background
 // when the batch reaches StoreOptions.CommitBytes or its oldest block is
-// older than CommitInterval, and on Flush and Close (Stage closes).
+// older than CommitInterval, when the Syncer polls, and on Close (Stage
+// closes).
 func (t *Transfer) Put(ctx context.Context, b Block) (bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -178,41 +179,56 @@ func (t *Transfer) Put(ctx context.Context, b Block) (bool, error) {
 	t.pendSz += len(b.Data)
 	t.have[b.Index] = true
 	t.n++
-	due := t.pendSz >= t.store.opts.CommitBytes || time.Since(t.pendAt) >= t.store.opts.CommitInterval
-	if due && !t.committing {
+	if t.pendSz >= t.store.opts.CommitBytes || time.Since(t.pendAt) >= t.store.opts.CommitInterval {
 		// In the background: the next blocks are written meanwhile (a
 		// batch that fills during a commit waits for the next Put, the
 		// last blocks for Stage's Close).
-		batch := t.pending
-		t.pending, t.pendSz = nil, 0
-		done := make(chan struct{})
-		t.committing, t.commitDone = true, done
-		f := t.f
-		go func() {
-			err := t.commitCtx(ctx, f, batch)
-			t.mu.Lock()
-			if err != nil {
-				t.unholdLocked(batch)
-				t.commitErr = err
-			}
-			t.committing = false
-			close(done)
-			t.mu.Unlock()
-		}()
+		t.commitBackgroundLocked(ctx)
 	}
 	return true, nil
 }
 
-// Flush commits the blocks written and not yet recorded, after the
-// background commit running, and returns the error of a background commit
-// that failed since the last Flush (its blocks are missing again).
-func (t *Transfer) Flush(ctx context.Context) error {
+// kick starts a background commit of the pending blocks unless one is
+// running; it never waits for an fsync (the Syncer's poll calls it with
+// the Syncer locked).
+func (t *Transfer) kick(ctx context.Context) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.settleLocked()
+	t.commitBackgroundLocked(ctx)
+}
+
+// commitBackgroundLocked commits the pending blocks on a goroutine of its
+// own, unless there are none or a commit is running (t.mu held).
+func (t *Transfer) commitBackgroundLocked(ctx context.Context) {
+	if len(t.pending) == 0 || t.committing || t.f == nil {
+		return
+	}
+	batch := t.pending
+	t.pending, t.pendSz = nil, 0
+	done := make(chan struct{})
+	t.committing, t.commitDone = true, done
+	f := t.f
+	go func() {
+		err := t.commitCtx(ctx, f, batch)
+		t.mu.Lock()
+		if err != nil {
+			t.unholdLocked(batch)
+			t.commitErr = err
+		}
+		t.committing = false
+		close(done)
+		t.mu.Unlock()
+	}()
+}
+
+// takeCommitErr returns and clears the error of a failed background
+// commit (its blocks are missing again).
+func (t *Transfer) takeCommitErr() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	err := t.commitErr
 	t.commitErr = nil
-	return errors.Join(err, t.commitLocked(ctx))
+	return err
 }
 
 // settleLocked waits for the background commit (t.mu held, released while
