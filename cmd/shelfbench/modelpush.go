@@ -185,6 +185,28 @@ func modelPush(args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 	d1, t1 := g1.delivered(), time.Now()
+	// The outbox backlog of gw-1 is sampled during the pushes: telemetry
+	// keeps flowing when it stays small (the rate alone hides a stall that
+	// the producer makes up for).
+	var maxBacklog atomic.Int64
+	sctx, stopSample := context.WithCancel(context.Background())
+	defer stopSample()
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-tick.C:
+				if b := g1.ob.Backlog(); b > maxBacklog.Load() {
+					maxBacklog.Store(b)
+				}
+			}
+		}
+	}()
 	v := uint64(1)
 	var ones []time.Duration
 	for len(ones) < max(*reps, 1) || (time.Since(t1) < telemetryWindow && len(ones) < maxOne) {
@@ -196,9 +218,12 @@ func modelPush(args []string) error {
 		ones = append(ones, d)
 	}
 	duringRate := float64(g1.delivered()-d1) / time.Since(t1).Seconds()
+	stopSample()
+	<-sampled
 	slices.Sort(ones)
 	one := ones[len(ones)/2]
-	fmt.Printf("# telemetry: %d pushes to gw-1 in %.2fs\n", len(ones), time.Since(t1).Seconds())
+	fmt.Printf("# telemetry: %d pushes to gw-1 in %.2fs, its outbox backlog at most %d readings (%.0f ms at --rate)\n",
+		len(ones), time.Since(t1).Seconds(), maxBacklog.Load(), float64(maxBacklog.Load())/float64(*rate)*1000)
 	all, err := median(*reps, func() (time.Duration, error) { v++; return push(v, gws, 1) })
 	if err != nil {
 		return err
