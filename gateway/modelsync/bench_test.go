@@ -10,9 +10,12 @@ import (
 )
 
 // BenchmarkTransferPut stores a 5 MB file in 32 KiB blocks through
-// Transfer.Put (write at offset, fsync, SQLite commit per block: what makes
-// a transfer resumable after a kill) and, as the baseline in the same run,
-// writes the same bytes at the same offsets with one fsync at the end.
+// Transfer.Put and Close (write at offset; fsync and one SQLite commit per
+// batch of StoreOptions.CommitBytes, in the background while the next
+// blocks are written: what makes a transfer resumable after a kill)
+// and, as the baseline in the same run, writes the same bytes at the same
+// offsets with one fsync at the end. (Before batching, with an fsync and a
+// commit per block: 11.9 MB/s against 664 MB/s.)
 func BenchmarkTransferPut(b *testing.B) {
 	data := bytes.Repeat([]byte("0123456789abcdef"), 5<<20/16)
 	_, priv := testKey(1)
@@ -46,8 +49,10 @@ func BenchmarkTransferPut(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		if err := tr.Close(); err != nil { // commits the last batch
+			b.Fatal(err)
+		}
 		put += time.Since(start)
-		tr.Close()
 		s.Close()
 
 		start = time.Now()

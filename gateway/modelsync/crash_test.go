@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -86,26 +87,34 @@ func TestSIGKILLDuringStagingAndRename(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The reference model is five 1 KiB blocks, committed two at a time
+	// (rigConfig) in the background while the next blocks are written, the
+	// last ones by Stage; kept are the numbers of blocks the restarted
+	// store may hold recorded (-1: no transfer is left).
 	cases := []struct {
 		op, point string
 		at        int
 		want      []uint64 // acceptable active versions after restart
+		kept      []int
 	}{
-		{"transfer", "block-written", 3, []uint64{1}},
-		{"transfer", "block-recorded", 3, []uint64{1}},
-		{"transfer", "stage-start", 1, []uint64{1}},
-		{"transfer", "stage-hashed", 1, []uint64{1}},
-		{"transfer", "promote-start", 1, []uint64{1}},
-		{"transfer", "previous-linked", 1, []uint64{1}},
-		{"transfer", "previous-renamed", 1, []uint64{1}},
-		{"transfer", "active-renamed", 1, []uint64{2}},
-		{"transfer", "dir-synced", 1, []uint64{2}},
-		{"transfer", "committed", 1, []uint64{2}},
-		{"rollback", "rollback-start", 1, []uint64{2}},
-		{"rollback", "rollback-renamed", 1, []uint64{1}},
+		{"transfer", "block-written", 3, []uint64{1}, []int{0, 2}}, // blocks 0-1 committing or recorded, 2 written
+		{"transfer", "blocks-synced", 1, []uint64{1}, []int{0}},    // blocks 0-1 synced, not recorded
+		{"transfer", "block-recorded", 1, []uint64{1}, []int{2}},   // blocks 0-1 recorded
+		{"transfer", "blocks-synced", 2, []uint64{1}, []int{2}},    // the next batch synced, not recorded
+		{"transfer", "block-recorded", 2, []uint64{1}, []int{4, 5}},
+		{"transfer", "stage-start", 1, []uint64{1}, []int{5}},
+		{"transfer", "stage-hashed", 1, []uint64{1}, []int{5}},
+		{"transfer", "promote-start", 1, []uint64{1}, []int{5}},
+		{"transfer", "previous-linked", 1, []uint64{1}, []int{5}},
+		{"transfer", "previous-renamed", 1, []uint64{1}, []int{5}},
+		{"transfer", "active-renamed", 1, []uint64{2}, []int{-1}},
+		{"transfer", "dir-synced", 1, []uint64{2}, []int{-1}},
+		{"transfer", "committed", 1, []uint64{2}, []int{-1}},
+		{"rollback", "rollback-start", 1, []uint64{2}, []int{-1}},
+		{"rollback", "rollback-renamed", 1, []uint64{1}, []int{-1}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.op+"/"+tc.point, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%s#%d", tc.op, tc.point, tc.at), func(t *testing.T) {
 			r := newRig(t, nil)
 			r.install(1)
 			if tc.op == "rollback" {
@@ -146,6 +155,18 @@ func TestSIGKILLDuringStagingAndRename(t *testing.T) {
 			t.Logf("kill at %s #%d: active %d, recovered %v, kept %v", tc.point, tc.at, v, r.store.Recovered(), left)
 			if tc.op == "rollback" {
 				return
+			}
+			tr, err := r.store.ResumeTransfer(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept := -1
+			if tr != nil {
+				kept = tr.Received()
+				tr.Close()
+			}
+			if !slices.Contains(tc.kept, kept) {
+				t.Errorf("%d blocks recorded after a kill at %s #%d, want one of %v", kept, tc.point, tc.at, tc.kept)
 			}
 			// The kept transfer (if any) finishes; version 2 ends up active.
 			if err := r.sync.Resume(context.Background()); err != nil {

@@ -117,7 +117,9 @@ func rigConfig(r *rig) (Config, StoreOptions) {
 			Now:       func() time.Time { return r.now },
 			FreeSpace: func(string) (uint64, error) { return 1 << 40, nil },
 		},
-		StoreOptions{Decode: model.DecodeOptions{TrustedKeys: []ed25519.PublicKey{r.pub}}}
+		// Commits of two 1 KiB blocks, so tests see batches: the reference
+		// model has four blocks.
+		StoreOptions{Decode: model.DecodeOptions{TrustedKeys: []ed25519.PublicKey{r.pub}}, CommitBytes: 2 * MinBlockSize, CommitInterval: time.Hour}
 }
 
 // open (re)opens the store and a new syncer, as a restart does.

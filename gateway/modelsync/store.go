@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	_ "github.com/mattn/go-sqlite3" // state database
 	"github.com/shelfgate/shelfgate/model"
@@ -51,11 +52,27 @@ type StoreOptions struct {
 	// Live is where the running model is published; the classifier loads
 	// it for every window. Nil means the Store keeps its own.
 	Live *atomic.Pointer[model.Model]
+	// CommitBytes is how many bytes of received blocks a transfer writes
+	// before it fsyncs its file and commits their indexes to the state
+	// database in one transaction; DefaultCommitBytes. A block is always
+	// on disk before it is recorded; a crash loses at most the blocks not
+	// yet recorded, which are requested again.
+	CommitBytes int
+	// CommitInterval is the longest a received block waits for its
+	// commit while more blocks arrive; DefaultCommitInterval. (The
+	// Syncer's poll commits blocks of a transfer that went quiet.)
+	CommitInterval time.Duration
 
 	// crash, when set (tests only), is called at each step of an install
 	// with the step's name.
 	crash func(point string)
 }
+
+// Defaults of StoreOptions.
+const (
+	DefaultCommitBytes    = 1 << 20
+	DefaultCommitInterval = 250 * time.Millisecond
+)
 
 // Store owns the model directory: the active model, the rollback slot, the
 // highest version ever installed and the state of the transfer in
@@ -70,7 +87,8 @@ type Store struct {
 	activeVer uint64
 	prevVer   uint64
 	highest   uint64
-	recovered []string // what OpenStore repaired, for the status
+	recovered []string               // what OpenStore repaired, for the status
+	open      map[*Transfer]struct{} // transfers with an open file: Close commits them
 }
 
 // OpenStore opens (creating) the model directory dir and recovers from an
@@ -89,7 +107,10 @@ func OpenStore(ctx context.Context, dir string, opts StoreOptions) (*Store, erro
 	q.Set("_busy_timeout", "5000")
 	q.Set("_txlock", "immediate")
 	path := filepath.Join(dir, StateFile)
-	db, err := sql.Open("sqlite3", "file:"+strings.ReplaceAll(path, "?", "%3f")+"?"+q.Encode())
+	// A file: URI: '%', '?' and '#' in the path are escaped (a '#' cut
+	// the path short, so two directories shared one database).
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+	db, err := sql.Open("sqlite3", "file:"+esc.Replace(path)+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("modelsync: open %s: %w", path, err)
 	}
@@ -98,7 +119,13 @@ func OpenStore(ctx context.Context, dir string, opts StoreOptions) (*Store, erro
 		db.Close()
 		return nil, fmt.Errorf("modelsync: create schema in %s: %w", path, err)
 	}
-	s := &Store{dir: dir, db: db, opts: opts, live: opts.Live}
+	if opts.CommitBytes <= 0 {
+		opts.CommitBytes = DefaultCommitBytes
+	}
+	if opts.CommitInterval <= 0 {
+		opts.CommitInterval = DefaultCommitInterval
+	}
+	s := &Store{dir: dir, db: db, opts: opts, live: opts.Live, open: map[*Transfer]struct{}{}}
 	if s.live == nil {
 		s.live = new(atomic.Pointer[model.Model])
 	}
@@ -197,20 +224,75 @@ func (s *Store) recover(ctx context.Context) error {
 
 // load reads and verifies a model file with the store's decode options.
 func (s *Store) load(ctx context.Context, path string) (*model.Model, error) {
+	data, err := s.read(path)
+	if err != nil {
+		return nil, err
+	}
+	return s.decode(ctx, data)
+}
+
+// read reads a model file into a buffer of its size, at most one byte
+// over the decode size limit (the decoder then refuses it as too large).
+// One read, no growing buffer: for a 5 MB model that growth cost as much
+// as the file's SHA-256.
+func (s *Store) read(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", filepath.Base(path), err)
 	}
 	defer f.Close()
-	return model.LoadContext(ctx, f, s.opts.Decode)
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", filepath.Base(path), err)
+	}
+	limit := int64(s.opts.Decode.MaxSize)
+	if limit <= 0 {
+		limit = model.DefaultMaxSize
+	}
+	data := make([]byte, min(st.Size(), limit+1))
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Base(path), err)
+	}
+	return data, nil
+}
+
+func (s *Store) decode(ctx context.Context, data []byte) (*model.Model, error) {
+	return model.DecodeContext(ctx, data, s.opts.Decode)
 }
 
 func (s *Store) incomingPath(version uint64) string {
 	return s.path(fmt.Sprintf("%s%d%s", incomingPfx, version, incomingSfx))
 }
 
-// Close closes the state database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close commits the blocks open transfers received and not yet recorded,
+// closes their files and the state database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	open := make([]*Transfer, 0, len(s.open))
+	for t := range s.open {
+		open = append(open, t)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, t := range open {
+		errs = append(errs, t.Close())
+	}
+	errs = append(errs, s.db.Close())
+	return errors.Join(errs...)
+}
+
+// track and untrack keep the set of transfers with an open file.
+func (s *Store) track(t *Transfer) {
+	s.mu.Lock()
+	s.open[t] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *Store) untrack(t *Transfer) {
+	s.mu.Lock()
+	delete(s.open, t)
+	s.mu.Unlock()
+}
 
 // Dir is the model directory.
 func (s *Store) Dir() string { return s.dir }
@@ -288,13 +370,17 @@ type Candidate struct {
 // version against the highest installed (ErrRollback).
 func (s *Store) Stage(ctx context.Context, path string, m *Manifest) (*Candidate, error) {
 	s.step("stage-start")
+	data, err := s.read(path)
+	if err != nil {
+		return nil, fmt.Errorf("read staged file: %w", err)
+	}
 	if m != nil {
-		if err := checkFile(path, m); err != nil {
+		if err := checkData(data, m); err != nil {
 			return nil, err
 		}
 	}
 	s.step("stage-hashed")
-	mod, err := s.load(ctx, path)
+	mod, err := s.decode(ctx, data)
 	if err != nil {
 		switch {
 		case errors.Is(err, model.ErrTooLarge):
@@ -315,22 +401,14 @@ func (s *Store) Stage(ctx context.Context, path string, m *Manifest) (*Candidate
 	return &Candidate{Model: mod, Manifest: m, path: path}, nil
 }
 
-// checkFile compares the file's length and SHA-256 with the manifest's.
-func checkFile(path string, m *Manifest) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open staged file: %w", err)
+// checkData compares the staged file's length and SHA-256 with the
+// manifest's.
+func checkData(data []byte, m *Manifest) error {
+	if int64(len(data)) != m.Length {
+		return fmt.Errorf("staged file: read %d bytes, manifest length %d: %w", len(data), m.Length, ErrHashMismatch)
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(f, m.Length+1))
-	if err != nil {
-		return fmt.Errorf("read staged file: %w", err)
-	}
-	if n != m.Length {
-		return fmt.Errorf("staged file has %d bytes, manifest length %d: %w", n, m.Length, ErrHashMismatch)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != m.SHA256 {
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != m.SHA256 {
 		return fmt.Errorf("staged file SHA-256 %s, manifest %s: %w", got, m.SHA256, ErrHashMismatch)
 	}
 	return nil
@@ -422,13 +500,11 @@ func (s *Store) Promote(ctx context.Context, c *Candidate) error {
 	s.activeVer = c.Model.Version
 	s.highest = c.Model.Version
 	s.live.Store(c.Model)
-	if err := s.setHighest(ctx, c.Model.Version); err != nil {
-		return err // the file is installed; OpenStore recomputes highest from it
-	}
-	if c.Manifest != nil {
-		if err := s.clearTransfer(ctx); err != nil {
-			return err
-		}
+	// One transaction (one fsync of the WAL): the highest version and,
+	// for a transfer, forgetting it. On failure the file is installed
+	// anyway; OpenStore recomputes highest from it and drops the transfer.
+	if err := s.installed(ctx, c.Model.Version, c.Manifest != nil); err != nil {
+		return err
 	}
 	s.step("committed")
 	return nil
@@ -489,6 +565,31 @@ func (s *Store) rejectedReason(ctx context.Context, sha string) (string, error) 
 		return "", fmt.Errorf("modelsync: read rejections: %w", err)
 	}
 	return r, nil
+}
+
+// installed persists v as the highest version installed and, with
+// transfer, forgets the transfer, in one transaction.
+func (s *Store) installed(ctx context.Context, v uint64, transfer bool) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("modelsync: persist highest version %d: %w", v, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES('highest', ?)
+		ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)`, int64(v)); err != nil {
+		return fmt.Errorf("modelsync: persist highest version %d: %w", v, err)
+	}
+	if transfer {
+		for _, q := range []string{`DELETE FROM transfer`, `DELETE FROM blocks`} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("modelsync: clear transfer: %w", err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("modelsync: persist highest version %d: %w", v, err)
+	}
+	return nil
 }
 
 func (s *Store) clearTransfer(ctx context.Context) error {

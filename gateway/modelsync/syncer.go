@@ -41,7 +41,9 @@ type Config struct {
 	// MaxBlockSize is the largest block size an offer may name (the
 	// router's cap on block payloads is BlockHeaderSize more); MaxBlockSize.
 	MaxBlockSize int
-	// Window is how many blocks one request asks for; 16.
+	// Window is how many blocks the gateway keeps asked for at once.
+	// 0: as many as fit in 2 MiB, between 2 and 64 (64 blocks of the
+	// default 32 KiB). The block handler's queue must hold a window.
 	Window int
 	// Quiet is how long without a new block before the missing blocks of
 	// the window are requested again; 30s.
@@ -71,9 +73,6 @@ func (c *Config) defaults() {
 	}
 	if c.MaxBlockSize <= 0 || c.MaxBlockSize > MaxBlockSize {
 		c.MaxBlockSize = MaxBlockSize
-	}
-	if c.Window <= 0 {
-		c.Window = 16
 	}
 	if c.Quiet <= 0 {
 		c.Quiet = 30 * time.Second
@@ -185,6 +184,7 @@ type Syncer struct {
 
 	mu          sync.Mutex
 	cur         *Transfer
+	window      int // blocks kept asked for in this transfer (Config.Window or by block size)
 	failed      bool
 	outstanding map[int]bool
 	reasked     map[int]bool // blocks asked for again after a corrupt copy, this round
@@ -344,6 +344,7 @@ func (s *Syncer) refuseLocked(ctx context.Context, err error) error {
 func (s *Syncer) startLocked(ctx context.Context, t *Transfer) {
 	s.cur, s.failed, s.rounds, s.hashFails, s.lastBlkErr, s.waitFinish = t, false, 0, 0, nil, false
 	s.outstanding, s.reasked = map[int]bool{}, map[int]bool{}
+	s.window = s.cfg.windowFor(t.man.BlockSize)
 	s.st.OfferID = OfferID(t.env)
 	if t.Complete() {
 		s.finishLocked(ctx)
@@ -353,8 +354,26 @@ func (s *Syncer) startLocked(ctx context.Context, t *Transfer) {
 	s.setLocked(ctx, StateTransferring, nil)
 }
 
+// defaultWindowBytes is the default window in bytes of blocks: the blocks
+// in flight must cover a request's round trip (on a broker that does not
+// set TCP_NODELAY, Nagle's algorithm and delayed ACKs make it 40 ms, so
+// 1.5 MiB in flight carry 37 MB/s). At most maxDefaultWindow blocks, the
+// router's default queue length.
+const defaultWindowBytes = 2 << 20
+
+const maxDefaultWindow = 64
+
+// windowFor is the window of a transfer in blocks of blockSize.
+func (c *Config) windowFor(blockSize int) int {
+	if c.Window > 0 {
+		return c.Window
+	}
+	return min(max(defaultWindowBytes/max(blockSize, 1), 2), maxDefaultWindow)
+}
+
 // requestLocked keeps up to a window of blocks asked for: it asks for more
-// missing blocks once half the window has arrived (so blocks keep flowing
+// missing blocks once a quarter of the window has arrived (so the blocks
+// still in flight cover the request's round trip and blocks keep flowing
 // while the gateway writes the others); again re-asks for the outstanding
 // ones after a quiet period (and tops the window up).
 func (s *Syncer) requestLocked(ctx context.Context, again bool) {
@@ -362,7 +381,7 @@ func (s *Syncer) requestLocked(ctx context.Context, again bool) {
 		return
 	}
 	s.lastAct = s.cfg.Now()
-	if !again && len(s.outstanding) > s.cfg.Window/2 {
+	if !again && len(s.outstanding) > s.window-max(1, s.window/4) {
 		return
 	}
 	var idx []int
@@ -372,9 +391,9 @@ func (s *Syncer) requestLocked(ctx context.Context, again bool) {
 			idx = append(idx, i)
 		}
 	}
-	if len(s.outstanding) < s.cfg.Window {
+	if len(s.outstanding) < s.window {
 		for _, i := range s.cur.Missing() {
-			if len(s.outstanding) == s.cfg.Window {
+			if len(s.outstanding) == s.window {
 				break
 			}
 			if !s.outstanding[i] {
@@ -512,9 +531,10 @@ func (s *Syncer) abortLocked(ctx context.Context, err error, remember bool) {
 	s.setLocked(ctx, StateRejected, err)
 }
 
-// Poll re-requests the missing blocks when the transfer has been quiet for
-// Config.Quiet, fails it after MaxRounds unanswered requests, and retries
-// an offer that waited for the clock. Run calls it periodically.
+// Poll commits the blocks received since the last commit, re-requests
+// the missing blocks when the transfer has been quiet for Config.Quiet,
+// fails it after MaxRounds unanswered requests, and retries an offer that
+// waited for the clock. Run calls it periodically.
 func (s *Syncer) Poll(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -530,6 +550,15 @@ func (s *Syncer) Poll(ctx context.Context) {
 			s.finishLocked(ctx)
 		}
 		return
+	}
+	if s.cur != nil {
+		// Blocks written since the last commit are recorded now rather
+		// than when the next batch fills (the link may have gone quiet),
+		// in the background: the block handler waits for s.mu.
+		if err := s.cur.takeCommitErr(); err != nil {
+			s.lastBlkErr = err
+		}
+		s.cur.kick(ctx)
 	}
 	if s.cur == nil || s.failed || now.Sub(s.lastAct) < s.cfg.Quiet {
 		return

@@ -604,3 +604,132 @@ func TestEvaluatorDecidesPromotion(t *testing.T) {
 		}
 	}
 }
+
+// recorded counts the block indexes committed to the state database once
+// the background commit running (if any) ended.
+func (r *rig) recorded() int {
+	r.t.Helper()
+	r.sync.mu.Lock()
+	if tr := r.sync.cur; tr != nil {
+		tr.mu.Lock()
+		tr.settleLocked()
+		tr.mu.Unlock()
+	}
+	r.sync.mu.Unlock()
+	var n int
+	if err := r.store.db.QueryRow(`SELECT count(*) FROM blocks`).Scan(&n); err != nil {
+		r.t.Fatal(err)
+	}
+	return n
+}
+
+// Blocks are committed in batches (two blocks in the rig); a block of an
+// unfinished batch is recorded by the next Poll, and by Close.
+func TestBlocksCommittedInBatchesAndByPoll(t *testing.T) {
+	r := newRig(t, nil)
+	r.install(1)
+	data := modelFile(t, 2, r.priv, nil)
+	payload, m := r.offer(data, 2, nil)
+	if err := r.sync.Offer(context.Background(), payload); err != nil {
+		t.Fatal(err)
+	}
+	blocks := SplitBlocks(m, data)
+	r.serve(blocks, 1, nil)
+	if got := r.recorded(); got != 0 {
+		t.Fatalf("%d blocks recorded after one of a batch of two", got)
+	}
+	if got := r.sync.Status().Offer.Received; got != 1 {
+		t.Fatalf("status received %d, want 1", got)
+	}
+	r.sync.Poll(context.Background())
+	if got := r.recorded(); got != 1 {
+		t.Fatalf("%d blocks recorded after Poll, want 1", got)
+	}
+	if err := r.sync.Block(context.Background(), blocks[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.sync.Block(context.Background(), blocks[2]); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.recorded(); got != 3 {
+		t.Fatalf("%d blocks recorded after a full batch, want 3", got)
+	}
+	if err := r.sync.Block(context.Background(), blocks[3]); err != nil {
+		t.Fatal(err)
+	}
+	r.open() // restart: Store.Close commits the open transfer's pending block
+	if err := r.sync.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.sync.Status().Offer.Received; got != 4 {
+		t.Fatalf("after restart %d blocks held, want 4", got)
+	}
+}
+
+// A '#', '?' or '%' in the model directory's path is part of the name,
+// not of the database URI: two such directories keep separate state.
+func TestStorePathWithURICharacters(t *testing.T) {
+	base := t.TempDir()
+	for i, name := range []string{"a#1", "a#2", "b?x", "c%41"} {
+		s, err := OpenStore(context.Background(), filepath.Join(base, name, "models"), StoreOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := s.Highest(); h != 0 {
+			t.Errorf("%s: highest %d in a new directory (shares another's database)", name, h)
+		}
+		if err := s.setHighest(context.Background(), uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if _, err := os.Stat(filepath.Join(base, name, "models", StateFile)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// The default window is 2 MiB of blocks, between 2 and 64 blocks; a
+// configured Window wins.
+func TestWindowForBlockSize(t *testing.T) {
+	cases := []struct {
+		window, blockSize, want int
+	}{
+		{0, MinBlockSize, 64},
+		{0, DefaultBlockSize, 64},
+		{0, 64 << 10, 32},
+		{0, 512 << 10, 4},
+		{0, MaxBlockSize, 2},
+		{4, DefaultBlockSize, 4},
+		{200, MinBlockSize, 200},
+	}
+	for _, tc := range cases {
+		c := Config{Window: tc.window}
+		if got := c.windowFor(tc.blockSize); got != tc.want {
+			t.Errorf("Window %d, block size %d: window %d, want %d", tc.window, tc.blockSize, got, tc.want)
+		}
+	}
+}
+
+// The gateway keeps a window asked for and tops it up once a quarter of
+// it arrived, so blocks stay in flight while it writes.
+func TestWindowToppedUpAfterAQuarter(t *testing.T) {
+	r := newRig(t, func(c *Config, _ *StoreOptions) { c.Window = 4 })
+	r.install(1)
+	data := modelFile(t, 2, r.priv, nil)
+	payload, m := r.offer(data, 2, nil)
+	if err := r.sync.Offer(context.Background(), payload); err != nil {
+		t.Fatal(err)
+	}
+	reqs := r.req.take()
+	if len(reqs) != 1 || len(reqs[0].Blocks) != 4 {
+		t.Fatalf("first requests %+v, want one of 4 blocks", reqs)
+	}
+	blocks := SplitBlocks(m, data)
+	if err := r.sync.Block(context.Background(), blocks[0]); err != nil {
+		t.Fatal(err)
+	}
+	reqs = r.req.take()
+	if len(reqs) != 1 || len(reqs[0].Blocks) != 1 || reqs[0].Blocks[0] != 4 {
+		t.Fatalf("after one of 4 blocks: requests %+v, want block 4", reqs)
+	}
+}

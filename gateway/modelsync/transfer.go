@@ -7,21 +7,34 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 )
 
 // Transfer is the download of one model file into incoming-<version>.part
-// beside the active model. Each block is written at its offset and synced
-// before its index is recorded in the state database, so after a
-// disconnect or a restart only blocks not recorded are requested again.
+// beside the active model. Each block is written at its offset; blocks are
+// committed in batches (StoreOptions.CommitBytes, CommitInterval): the file
+// is fsync'd, then the batch's indexes are recorded in the state database
+// in one transaction. So the database never names a block the file lacks,
+// and after a disconnect or a restart only blocks not recorded are
+// requested again (a crash costs at most the blocks of two batches). A
+// batch commits on its own goroutine while the next blocks are written;
+// one commit runs at a time.
 type Transfer struct {
 	store *Store
 	man   *Manifest
 	env   []byte
 
-	mu   sync.Mutex
-	f    *os.File
-	have []bool
-	n    int
+	mu      sync.Mutex
+	f       *os.File
+	have    []bool // written (recorded or pending)
+	n       int
+	pending []int     // written, not yet synced and recorded
+	pendSz  int       // bytes in pending
+	pendAt  time.Time // when the oldest pending block was written
+
+	committing bool          // a batch commits in the background
+	commitDone chan struct{} // closed when that commit ends
+	commitErr  error         // the last background commit's failure, for the Syncer's poll
 }
 
 // BeginTransfer starts the transfer of the file m describes (offered as
@@ -69,7 +82,9 @@ func (s *Store) BeginTransfer(ctx context.Context, m *Manifest, envelope []byte)
 		f.Close()
 		return nil, err
 	}
-	return &Transfer{store: s, man: m, env: envelope, f: f, have: make([]bool, m.Blocks)}, nil
+	t := &Transfer{store: s, man: m, env: envelope, f: f, have: make([]bool, m.Blocks)}
+	s.track(t)
+	return t, nil
 }
 
 // ResumeTransfer reopens the transfer recorded in the state database, or
@@ -121,6 +136,7 @@ func (s *Store) ResumeTransfer(ctx context.Context) (*Transfer, error) {
 		f.Close()
 		return nil, fmt.Errorf("modelsync: read blocks: %w", err)
 	}
+	s.track(t)
 	return t, nil
 }
 
@@ -129,7 +145,11 @@ func (t *Transfer) Manifest() *Manifest { return t.man }
 
 // Put stores a decoded block: its version, index and length must be the
 // manifest's (ErrNoTransfer, ErrCorruptBlock). It reports whether the block
-// was new; a block already held is ignored.
+// was new; a block already held is ignored. The block is written at once
+// and committed (fsync, then recorded) with its batch: in the background
+// when the batch reaches StoreOptions.CommitBytes or its oldest block is
+// older than CommitInterval, when the Syncer polls, and on Close (Stage
+// closes).
 func (t *Transfer) Put(ctx context.Context, b Block) (bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -152,16 +172,129 @@ func (t *Transfer) Put(ctx context.Context, b Block) (bool, error) {
 		return false, fmt.Errorf("modelsync: write block %d: %w", b.Index, err)
 	}
 	t.store.step("block-written")
-	if err := t.f.Sync(); err != nil {
-		return false, fmt.Errorf("modelsync: sync block %d: %w", b.Index, err)
+	if len(t.pending) == 0 {
+		t.pendAt = time.Now()
 	}
-	if _, err := t.store.db.ExecContext(ctx, `INSERT OR IGNORE INTO blocks(idx) VALUES(?)`, b.Index); err != nil {
-		return false, fmt.Errorf("modelsync: record block %d: %w", b.Index, err)
-	}
+	t.pending = append(t.pending, b.Index)
+	t.pendSz += len(b.Data)
 	t.have[b.Index] = true
 	t.n++
-	t.store.step("block-recorded")
+	if t.pendSz >= t.store.opts.CommitBytes || time.Since(t.pendAt) >= t.store.opts.CommitInterval {
+		// In the background: the next blocks are written meanwhile (a
+		// batch that fills during a commit waits for the next Put, the
+		// last blocks for Stage's Close).
+		t.commitBackgroundLocked(ctx)
+	}
 	return true, nil
+}
+
+// kick starts a background commit of the pending blocks unless one is
+// running; it never waits for an fsync (the Syncer's poll calls it with
+// the Syncer locked).
+func (t *Transfer) kick(ctx context.Context) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.commitBackgroundLocked(ctx)
+}
+
+// commitBackgroundLocked commits the pending blocks on a goroutine of its
+// own, unless there are none or a commit is running (t.mu held).
+func (t *Transfer) commitBackgroundLocked(ctx context.Context) {
+	if len(t.pending) == 0 || t.committing || t.f == nil {
+		return
+	}
+	batch := t.pending
+	t.pending, t.pendSz = nil, 0
+	done := make(chan struct{})
+	t.committing, t.commitDone = true, done
+	f := t.f
+	go func() {
+		err := t.commitCtx(ctx, f, batch)
+		t.mu.Lock()
+		if err != nil {
+			t.unholdLocked(batch)
+			t.commitErr = err
+		}
+		t.committing = false
+		close(done)
+		t.mu.Unlock()
+	}()
+}
+
+// takeCommitErr returns and clears the error of a failed background
+// commit (its blocks are missing again).
+func (t *Transfer) takeCommitErr() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	err := t.commitErr
+	t.commitErr = nil
+	return err
+}
+
+// settleLocked waits for the background commit (t.mu held, released while
+// waiting).
+func (t *Transfer) settleLocked() {
+	for t.committing {
+		done := t.commitDone
+		t.mu.Unlock()
+		<-done
+		t.mu.Lock()
+	}
+}
+
+// commitLocked commits the pending blocks on the caller's goroutine (t.mu
+// held, no background commit running). On failure they are forgotten (not
+// held): they are requested again.
+func (t *Transfer) commitLocked(ctx context.Context) error {
+	if len(t.pending) == 0 || t.f == nil {
+		return nil
+	}
+	err := t.commitCtx(ctx, t.f, t.pending)
+	if err != nil {
+		t.unholdLocked(t.pending)
+	}
+	t.pending, t.pendSz = t.pending[:0], 0
+	return err
+}
+
+// unholdLocked marks blocks whose commit failed as missing (t.mu held).
+func (t *Transfer) unholdLocked(batch []int) {
+	for _, i := range batch {
+		if t.have[i] {
+			t.have[i] = false
+			t.n--
+		}
+	}
+}
+
+// commitCtx fsyncs f, then records batch in one transaction. It needs no
+// lock: the file stays open and the batch unchanged until it returns.
+func (t *Transfer) commitCtx(ctx context.Context, f *os.File, batch []int) error {
+	ctx = context.WithoutCancel(ctx) // a commit once started is finished
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("modelsync: sync %d blocks: %w", len(batch), err)
+	}
+	t.store.step("blocks-synced")
+	tx, err := t.store.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("modelsync: record %d blocks: %w", len(batch), err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO blocks(idx) VALUES(?)`)
+	if err != nil {
+		return fmt.Errorf("modelsync: record %d blocks: %w", len(batch), err)
+	}
+	defer st.Close()
+	for _, i := range batch {
+		if _, err := st.ExecContext(ctx, i); err != nil {
+			return fmt.Errorf("modelsync: record block %d: %w", i, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("modelsync: record %d blocks: %w", len(batch), err)
+	}
+	t.store.step("block-recorded")
+	return nil
 }
 
 // Missing lists the indexes of blocks not yet received, ascending.
@@ -195,29 +328,46 @@ func (t *Transfer) Path() string { return t.store.incomingPath(t.man.Version) }
 func (t *Transfer) Reset(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.settleLocked()
+	t.commitErr = nil
 	if _, err := t.store.db.ExecContext(ctx, `DELETE FROM blocks`); err != nil {
 		return fmt.Errorf("modelsync: reset transfer: %w", err)
 	}
 	clear(t.have)
 	t.n = 0
+	t.pending, t.pendSz = t.pending[:0], 0
 	return nil
 }
 
-// Close closes the file and keeps the transfer for a later resume.
+// Close commits the blocks not yet recorded, closes the file and keeps
+// the transfer for a later resume.
 func (t *Transfer) Close() error {
+	return t.close(true)
+}
+
+func (t *Transfer) close(commit bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.settleLocked()
 	if t.f == nil {
 		return nil
 	}
-	err := t.f.Close()
+	var err error
+	if commit {
+		// Not the caller's context: a shutdown's is done, and these
+		// blocks are worth keeping.
+		err = t.commitLocked(context.Background())
+	}
+	t.pending, t.pendSz = t.pending[:0], 0
+	err = errors.Join(err, t.f.Close())
 	t.f = nil
+	t.store.untrack(t)
 	return err
 }
 
 // Abort closes the transfer, removes its file and forgets it.
 func (t *Transfer) Abort(ctx context.Context) error {
-	t.Close()
+	t.close(false)
 	if err := os.Remove(t.Path()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("modelsync: abort transfer: %w", err)
 	}

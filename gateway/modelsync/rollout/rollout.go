@@ -359,11 +359,12 @@ func (r *Runner) onStatus(topic string, payload []byte) {
 	r.wakeWait()
 }
 
-// serve publishes the requested blocks (QoS1), keeping a bounded number
-// of PUBACKs outstanding.
+// serve publishes the requested blocks (QoS1), keeping at most inflight
+// PUBACKs outstanding: a sliding window (it waits for the oldest, not for
+// a whole batch, so publishing never pauses for a full round trip).
 func (r *Runner) serve(ctx context.Context) {
 	const inflight = 64
-	var toks []paho.Token
+	var toks []paho.Token // oldest first
 	for {
 		select {
 		case <-ctx.Done():
@@ -390,13 +391,11 @@ func (r *Runner) serve(ctx context.Context) {
 				if r.plan.Tamper != nil {
 					blk = r.plan.Tamper(q.gw, i, blk)
 				}
-				toks = append(toks, r.c.Publish(t.Block(), 1, false, blk))
 				if len(toks) >= inflight {
-					for _, tok := range toks {
-						tok.WaitTimeout(30 * time.Second)
-					}
-					toks = toks[:0]
+					toks[0].WaitTimeout(30 * time.Second)
+					toks = toks[1:]
 				}
+				toks = append(toks, r.c.Publish(t.Block(), 1, false, blk))
 			}
 			r.report(q.gw)
 		}
