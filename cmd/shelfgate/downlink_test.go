@@ -22,6 +22,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/collect"
 	"github.com/shelfgate/shelfgate/gateway/downlink"
+	"github.com/shelfgate/shelfgate/gateway/modelsync"
 	"github.com/shelfgate/shelfgate/gateway/mqtttest"
 	"github.com/shelfgate/shelfgate/gateway/outbox"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
@@ -725,5 +726,35 @@ func TestMosquittoACLExample(t *testing.T) {
 	defer spy.mu.Unlock()
 	if len(spy.got) != 0 {
 		t.Errorf("gw-1 read gw-2's acks: %q", spy.got)
+	}
+
+	// Every filter a gateway subscribes (the uplink sends them in one
+	// SUBSCRIBE and fails the session on a refusal) is granted to it, and
+	// the operator may publish on each (the desired config and model
+	// offers are retained).
+	mt := modelsync.Topics{Site: "s1", Gateway: "gw-1"}
+	filters := map[string]byte{gw1Topics.Commands(): 1, gw1Topics.Ack(): 1, gw1Topics.Config(): 1, gw1Topics.SiteConfig(): 1,
+		mt.Offer(): 1, mt.SiteOffer(): 1, mt.Block(): 1}
+	tok := gw1.SubscribeMultiple(filters, func(paho.Client, paho.Message) {})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("gateway subscribe: %v", tok.Error())
+	}
+	for f, q := range tok.(*paho.SubscribeToken).Result() {
+		if q == 0x80 {
+			t.Errorf("the example ACL refuses the gateway's filter %s", f)
+		}
+	}
+	// Only the operator's desired config reaches the gateway, and only
+	// that gateway (mosquitto grants the subscription and filters at
+	// delivery).
+	cfgSpy := listen(gw2, gw1Topics.Config())
+	cfgs := listen(gw1, gw1Topics.Config())
+	check("desired config only from the operator", cfgs,
+		func() { publish(intruder, gw1Topics.Config(), "intruder config") },
+		func() { publish(op, gw1Topics.Config(), "operator config") }, "operator config")
+	cfgSpy.mu.Lock()
+	defer cfgSpy.mu.Unlock()
+	if len(cfgSpy.got) != 0 {
+		t.Errorf("gw-2 read gw-1's desired config: %q", cfgSpy.got)
 	}
 }

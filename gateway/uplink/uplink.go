@@ -518,15 +518,33 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost *loss, conn *w
 	}
 }
 
-// subscribe subscribes the downlink's filters, each with its own route.
+// subscribe subscribes the downlink's filters, each with its own route, in
+// one SUBSCRIBE packet: subscribed one at a time, a retained message on
+// one filter (a model offer) could make the gateway ask for what arrives
+// on another (its blocks) before that one was subscribed, and the answer
+// was lost until the next re-request.
 func (u *Uplink) subscribe(c paho.Client) error {
 	if u.opts.Downlink == nil {
 		return nil
 	}
-	for filter, deliver := range u.opts.Downlink.Routes() {
-		tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) { deliver(m.Topic(), m.Payload()) })
-		if !tok.WaitTimeout(u.opts.AckTimeout) || tok.Error() != nil {
-			return fmt.Errorf("subscribe to %s: %v", filter, errOr(tok.Error(), "timed out"))
+	routes := u.opts.Downlink.Routes()
+	if len(routes) == 0 {
+		return nil
+	}
+	filters := make(map[string]byte, len(routes))
+	for filter, deliver := range routes {
+		c.AddRoute(filter, func(_ paho.Client, m paho.Message) { deliver(m.Topic(), m.Payload()) })
+		filters[filter] = 1
+	}
+	tok := c.SubscribeMultiple(filters, nil)
+	if !tok.WaitTimeout(u.opts.AckTimeout) || tok.Error() != nil {
+		return fmt.Errorf("subscribe to %d filters: %v", len(filters), errOr(tok.Error(), "timed out"))
+	}
+	if st, ok := tok.(*paho.SubscribeToken); ok {
+		for filter, qos := range st.Result() {
+			if qos == 0x80 {
+				return fmt.Errorf("subscribe to %s: refused by the broker (check its ACL for this gateway)", filter)
+			}
 		}
 	}
 	return nil
