@@ -12,6 +12,10 @@
 #                         with the status page serving 100 SSE clients (and
 #                         10 that never read) vs without the page, A/B
 #                         interleaved: e2e readings/s and heap in use
+#   make bench-modelpush  a 5 MB signed model pushed over mosquitto to three
+#                         gateways (canary first) vs raw QoS1 publishing of
+#                         the same bytes: throughput, push to all promoted,
+#                         telemetry delivered during the pushes vs without
 #   make bench-fleet      shelfsim fleet: FLEET_N simulated gateways against
 #                         one mosquitto, a broker restart, a $share audit
 #
@@ -23,7 +27,7 @@ FLEET_RATE ?= 20
 FLEET_STEADY ?= 20s
 FOOTPRINT_WINDOW ?= 30s
 
-.PHONY: bench-footprint bench-fleet bench-statuspage
+.PHONY: bench-footprint bench-fleet bench-statuspage bench-modelpush
 
 bench-footprint:
 	$(GO) run ./cmd/shelfbench footprint -window $(FOOTPRINT_WINDOW) $(FOOTPRINT_FLAGS)
@@ -33,3 +37,6 @@ bench-fleet:
 
 bench-statuspage:
 	$(GO) run ./cmd/shelfbench statuspage
+
+bench-modelpush:
+	$(GO) run ./cmd/shelfbench modelpush
