@@ -23,6 +23,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway/uplink"
 	"github.com/shelfgate/shelfgate/sensors/calibration"
 	"github.com/shelfgate/shelfgate/sensors/loadcell"
+	"github.com/shelfgate/shelfgate/sensors/rfid"
 	"github.com/shelfgate/shelfgate/sensors/scanner"
 )
 
@@ -45,7 +46,8 @@ type outboxStatser interface {
 
 // rebooter re-initialises a sensor's hardware while its source runs and
 // returns when that is done (loadcell.Source, scanner.Source,
-// rfid.Source): reboot-sensors.
+// rfid.Source): reboot-sensors. The environmental sensors do not
+// implement it.
 type rebooter interface {
 	Reboot(ctx context.Context) error
 }
@@ -53,6 +55,7 @@ type rebooter interface {
 var (
 	_ rebooter      = (*loadcell.Source)(nil)
 	_ rebooter      = (*scanner.Source)(nil)
+	_ rebooter      = (*rfid.Source)(nil)
 	_ rebaseliner   = (*shelf.Detector)(nil)
 	_ flusher       = (*uplink.Uplink)(nil)
 	_ outboxStatser = (*outbox.Outbox)(nil)
@@ -410,7 +413,7 @@ type rebootResult struct {
 // rebootSensors re-initialises the hardware of the named sensor, or of
 // every sensor, while the gateway runs: each source does it between two of
 // its reads, so nothing already read is lost (loadcell.Source.Reboot,
-// scanner.Source.Reboot). The sensors are rebooted at once, in parallel;
+// scanner.Source.Reboot, rfid.Source.Reboot). The sensors are rebooted at once, in parallel;
 // the result lists each one, in configuration order, as rebooted, not
 // supported by its kind, or failed with the reason. A sensor name that is
 // not configured is an argument error.
