@@ -22,6 +22,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway/statuspage"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
 	"github.com/shelfgate/shelfgate/sensors/calibration"
+	"github.com/shelfgate/shelfgate/sensors/env"
 	"github.com/shelfgate/shelfgate/sensors/loadcell"
 	"github.com/shelfgate/shelfgate/sensors/rfid"
 	"github.com/shelfgate/shelfgate/sensors/scanner"
@@ -46,8 +47,8 @@ type outboxStatser interface {
 
 // rebooter re-initialises a sensor's hardware while its source runs and
 // returns when that is done (loadcell.Source, scanner.Source,
-// rfid.Source): reboot-sensors. The environmental sensors do not
-// implement it.
+// rfid.Source, env.Source): reboot-sensors. A source that has no Reboot
+// is reported as not supported for its kind.
 type rebooter interface {
 	Reboot(ctx context.Context) error
 }
@@ -56,6 +57,7 @@ var (
 	_ rebooter      = (*loadcell.Source)(nil)
 	_ rebooter      = (*scanner.Source)(nil)
 	_ rebooter      = (*rfid.Source)(nil)
+	_ rebooter      = (*env.Source)(nil)
 	_ rebaseliner   = (*shelf.Detector)(nil)
 	_ flusher       = (*uplink.Uplink)(nil)
 	_ outboxStatser = (*outbox.Outbox)(nil)
@@ -413,7 +415,7 @@ type rebootResult struct {
 // rebootSensors re-initialises the hardware of the named sensor, or of
 // every sensor, while the gateway runs: each source does it between two of
 // its reads, so nothing already read is lost (loadcell.Source.Reboot,
-// scanner.Source.Reboot, rfid.Source.Reboot). The sensors are rebooted at once, in parallel;
+// scanner.Source.Reboot, rfid.Source.Reboot, env.Source.Reboot). The sensors are rebooted at once, in parallel;
 // the result lists each one, in configuration order, as rebooted, not
 // supported by its kind, or failed with the reason. A sensor name that is
 // not configured is an argument error.
@@ -447,7 +449,11 @@ func (d commandDeps) rebootSensors(ctx context.Context, args json.RawMessage) (a
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Reboot.Reboot(ctx); err != nil {
+			err := s.Reboot.Reboot(ctx)
+			switch {
+			case errors.Is(err, loadcell.ErrNoPowerCycle) || errors.Is(err, rfid.ErrNoInit) || errors.Is(err, env.ErrNoReinit):
+				res.Sensors[i].Status, res.Sensors[i].Error = rebootNotSupported, fmt.Sprintf("not supported for this kind (%s): %v", s.Kind, err)
+			case err != nil:
 				res.Sensors[i].Status, res.Sensors[i].Error = rebootFailed, err.Error()
 			}
 		}()

@@ -43,13 +43,48 @@ func (f fakeRebooter) Reboot(context.Context) error {
 	return f.err
 }
 
-// goldenSensors are the golden replies' sensors: two that reboot, a
-// scanner whose device is gone, and a kind that cannot.
+// goldenSensors are the golden replies' sensors: three that reboot and a
+// scanner whose device is gone.
 var goldenSensors = []sensorRef{
 	{Name: "shelf-01", Kind: "hx711", Reboot: fakeRebooter{}},
 	{Name: "plate-01", Kind: "plate", Reboot: fakeRebooter{}},
 	{Name: "picking-1", Kind: "scanner", Reboot: fakeRebooter{err: errors.New("scanner: picking-1: reopen: open /dev/ttyACM0: no such file or directory")}},
-	{Name: "coldroom-1", Kind: "bme280"},
+	{Name: "coldroom-1", Kind: "bme280", Reboot: fakeRebooter{}},
+}
+
+// TestRebootSensorsOutcomes: each sensor's line says what happened to it:
+// rebooted; not supported, for a source without Reboot or one whose
+// hardware cannot be reset; error with the reason; only the named sensor
+// is touched when one is named.
+func TestRebootSensorsOutcomes(t *testing.T) {
+	var calls [3]atomic.Int64
+	d := commandDeps{Sensors: []sensorRef{
+		{Name: "a", Kind: "hx711", Reboot: fakeRebooter{calls: &calls[0]}},
+		{Name: "b", Kind: "feeder"},
+		{Name: "c", Kind: "hx711", Reboot: fakeRebooter{calls: &calls[1], err: fmt.Errorf("loadcell: c: %w", loadcell.ErrNoPowerCycle)}},
+		{Name: "d", Kind: "mfrc522", Reboot: fakeRebooter{calls: &calls[2], err: errors.New("rfid: d: re-initialise: NRSTPD high: pin busy")}},
+	}}
+	cmds := gatewayCommands(d)
+	res, _, err := cmds["reboot-sensors"](context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := res.(rebootResult)
+	want := []string{"a:rebooted", "b:not_supported", "c:not_supported", "d:error"}
+	for i, o := range got.Sensors {
+		if s := o.Sensor + ":" + o.Status; s != want[i] {
+			t.Errorf("sensor %d: %s, want %s (%+v)", i, s, want[i], o)
+		}
+	}
+	if got.Rebooted != 1 || got.NotSupported != 2 || got.Failed != 1 || !strings.Contains(got.Sensors[3].Error, "pin busy") || !strings.Contains(got.Sensors[1].Error, "(feeder)") {
+		t.Fatalf("result %+v", got)
+	}
+	if _, _, err := cmds["reboot-sensors"](context.Background(), json.RawMessage(`{"sensor":"d"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if calls[0].Load() != 1 || calls[2].Load() != 2 {
+		t.Fatalf("calls %d %d: a named sensor's reboot touched another", calls[0].Load(), calls[2].Load())
+	}
 }
 
 // rebootRig is a gateway as run() wires it, on simulators the test can
