@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shelfgate/shelfgate/gateway"
@@ -21,7 +22,10 @@ import (
 	"github.com/shelfgate/shelfgate/gateway/statuspage"
 	"github.com/shelfgate/shelfgate/gateway/uplink"
 	"github.com/shelfgate/shelfgate/sensors/calibration"
+	"github.com/shelfgate/shelfgate/sensors/env"
 	"github.com/shelfgate/shelfgate/sensors/loadcell"
+	"github.com/shelfgate/shelfgate/sensors/rfid"
+	"github.com/shelfgate/shelfgate/sensors/scanner"
 )
 
 // rebaseliner forgets a bin's settled level after its readings moved (a
@@ -41,7 +45,19 @@ type outboxStatser interface {
 	Stats(ctx context.Context) (outbox.Stats, error)
 }
 
+// rebooter re-initialises a sensor's hardware while its source runs and
+// returns when that is done (loadcell.Source, scanner.Source,
+// rfid.Source, env.Source): reboot-sensors. A source that has no Reboot
+// is reported as not supported for its kind.
+type rebooter interface {
+	Reboot(ctx context.Context) error
+}
+
 var (
+	_ rebooter      = (*loadcell.Source)(nil)
+	_ rebooter      = (*scanner.Source)(nil)
+	_ rebooter      = (*rfid.Source)(nil)
+	_ rebooter      = (*env.Source)(nil)
 	_ rebaseliner   = (*shelf.Detector)(nil)
 	_ flusher       = (*uplink.Uplink)(nil)
 	_ outboxStatser = (*outbox.Outbox)(nil)
@@ -60,7 +76,7 @@ type commandDeps struct {
 	Level           *slog.LevelVar
 	Uplink          flusher
 	Outbox          outboxStatser
-	Sensors         []string    // names of the configured sensors (reboot-sensors)
+	Sensors         []sensorRef // the configured sensors (reboot-sensors)
 	Samples         *sampleBook // correct: recent plate events to label
 	Now             func() time.Time
 	Log             *slog.Logger
@@ -363,22 +379,99 @@ type rebootArgs struct {
 	Sensor string `json:"sensor"`
 }
 
-// errNotSupported is the answer of a command this gateway cannot carry out.
-var errNotSupported = errors.New("not supported")
+// sensorRef is a configured sensor as reboot-sensors sees it.
+type sensorRef struct {
+	Name, Kind string
+	Reboot     rebooter // nil: its kind cannot be re-initialised
+}
 
-// rebootSensors is not supported: sources run for the life of the
-// gateway and own their buses, so restarting one alone could lose the
-// readings in its hands; the answer says what to do instead. A sensor
-// name that is not configured is an argument error.
-func (d commandDeps) rebootSensors(_ context.Context, args json.RawMessage) (any, []gateway.Record, error) {
+// rebootTimeout bounds one reboot-sensors: a load cell waits for its read
+// in progress (at most its timeout) and its chip's power cycle; a scanner
+// for its device to open again.
+const rebootTimeout = 15 * time.Second
+
+// Outcomes of one sensor in reboot-sensors' result.
+const (
+	rebootDone         = "rebooted"
+	rebootNotSupported = "not_supported"
+	rebootFailed       = "error"
+)
+
+// rebootOutcome is one sensor's line in the result of reboot-sensors.
+type rebootOutcome struct {
+	Sensor string `json:"sensor"`
+	Kind   string `json:"kind"`
+	Status string `json:"status"`          // rebooted, not_supported or error
+	Error  string `json:"error,omitempty"` // why not
+}
+
+type rebootResult struct {
+	Sensors      []rebootOutcome `json:"sensors"`
+	Rebooted     int             `json:"rebooted"`
+	NotSupported int             `json:"not_supported"`
+	Failed       int             `json:"failed"`
+}
+
+// rebootSensors re-initialises the hardware of the named sensor, or of
+// every sensor, while the gateway runs: each source does it between two of
+// its reads, so nothing already read is lost (loadcell.Source.Reboot,
+// scanner.Source.Reboot, rfid.Source.Reboot, env.Source.Reboot). The sensors are rebooted at once, in parallel;
+// the result lists each one, in configuration order, as rebooted, not
+// supported by its kind, or failed with the reason. A sensor name that is
+// not configured is an argument error.
+func (d commandDeps) rebootSensors(ctx context.Context, args json.RawMessage) (any, []gateway.Record, error) {
 	var a rebootArgs
 	if err := decodeArgs(args, &a); err != nil {
 		return nil, nil, err
 	}
-	if a.Sensor != "" && !slices.Contains(d.Sensors, a.Sensor) {
-		return nil, nil, argError("sensor", "%q is not a configured sensor (have %s)", a.Sensor, strings.Join(d.Sensors, ", "))
+	targets := d.Sensors
+	if a.Sensor != "" {
+		i := slices.IndexFunc(d.Sensors, func(s sensorRef) bool { return s.Name == a.Sensor })
+		if i < 0 {
+			names := make([]string, len(d.Sensors))
+			for j, s := range d.Sensors {
+				names[j] = s.Name
+			}
+			return nil, nil, argError("sensor", "%q is not a configured sensor (have %s)", a.Sensor, strings.Join(names, ", "))
+		}
+		targets = d.Sensors[i : i+1]
 	}
-	return nil, nil, fmt.Errorf("reboot-sensors: %w: sensors are restarted with the gateway (systemctl restart shelfgate); nothing was restarted", errNotSupported)
+	ctx, cancel := context.WithTimeout(ctx, rebootTimeout)
+	defer cancel()
+	res := rebootResult{Sensors: make([]rebootOutcome, len(targets))}
+	var wg sync.WaitGroup
+	for i, s := range targets {
+		res.Sensors[i] = rebootOutcome{Sensor: s.Name, Kind: s.Kind, Status: rebootDone}
+		if s.Reboot == nil {
+			res.Sensors[i].Status, res.Sensors[i].Error = rebootNotSupported, fmt.Sprintf("not supported for this kind (%s)", s.Kind)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.Reboot.Reboot(ctx)
+			switch {
+			case errors.Is(err, loadcell.ErrNoPowerCycle) || errors.Is(err, rfid.ErrNoInit) || errors.Is(err, env.ErrNoReinit):
+				res.Sensors[i].Status, res.Sensors[i].Error = rebootNotSupported, fmt.Sprintf("not supported for this kind (%s): %v", s.Kind, err)
+			case err != nil:
+				res.Sensors[i].Status, res.Sensors[i].Error = rebootFailed, err.Error()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, o := range res.Sensors {
+		switch o.Status {
+		case rebootDone:
+			res.Rebooted++
+			d.Log.Info("command: sensor rebooted", "sensor", o.Sensor, "kind", o.Kind)
+		case rebootNotSupported:
+			res.NotSupported++
+		default:
+			res.Failed++
+			d.Log.Warn("command: sensor reboot failed", "sensor", o.Sensor, "kind", o.Kind, "err", o.Error)
+		}
+	}
+	return res, nil, nil
 }
 
 // medianMAD is the median of codes and their median absolute deviation.
@@ -418,7 +511,11 @@ func commandSet(cfg *config.Config, ss *sensorSet, chain []gateway.Classifier, w
 	cells := loadCells{}
 	var plates []classify.Plate
 	for _, s := range ss.sensors {
-		d.Sensors = append(d.Sensors, s.name)
+		ref := sensorRef{Name: s.name, Kind: s.kind}
+		if r, ok := s.source.(rebooter); ok {
+			ref.Reboot = r
+		}
+		d.Sensors = append(d.Sensors, ref)
 		switch src := s.source.(type) {
 		case *loadcell.Source:
 			for _, b := range s.bins {

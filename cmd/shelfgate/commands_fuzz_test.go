@@ -25,7 +25,7 @@ func FuzzCommandArgs(f *testing.F) {
 	r.book.ObserveEvent(gateway.Event{Kind: gateway.EventPick, Stream: "loadcell/plate-01", Bin: cmdPlate, SKU: "SKU-A", Quantity: 1, Time: time.UnixMicro(1),
 		Inference: &gateway.Inference{Plate: cmdPlate, SKU: "SKU-A", Action: "pick", Quantity: 1, Classifier: "model", ModelVersion: 3}})
 	cmds := gatewayCommands(commandDeps{Cells: r.cells, CalibrationFile: r.calFile, Detectors: []rebaseliner{r.det},
-		Level: r.level, Uplink: fixedFlusher{}, Outbox: fixedOutbox{}, Sensors: []string{"shelf-01"}, Samples: r.book, Log: slog.New(slog.DiscardHandler)})
+		Level: r.level, Uplink: fixedFlusher{}, Outbox: fixedOutbox{}, Sensors: []sensorRef{{Name: "shelf-01", Kind: "hx711", Reboot: fakeRebooter{}}, {Name: "coldroom-1", Kind: "bme280"}}, Samples: r.book, Log: slog.New(slog.DiscardHandler)})
 	names := make([]string, 0, len(cmds))
 	for n := range cmds {
 		names = append(names, n)

@@ -36,7 +36,7 @@ func TestCommandRepliesGolden(t *testing.T) {
 	d := commandDeps{
 		Birth: func() map[string]any { return map[string]any{"version": "v1.4.0", "model": "plate@3"} },
 		Cells: r.cells, CalibrationFile: r.calFile, Detectors: []rebaseliner{r.det},
-		Level: r.level, Uplink: fixedFlusher{}, Outbox: fixedOutbox{}, Sensors: []string{"shelf-01", "plate-01"}, Samples: r.book,
+		Level: r.level, Uplink: fixedFlusher{}, Outbox: fixedOutbox{}, Sensors: goldenSensors, Samples: r.book,
 		Now: func() time.Time { return at },
 	}
 	cmds := gatewayCommands(d)
@@ -56,6 +56,8 @@ func TestCommandRepliesGolden(t *testing.T) {
 		{"set-log-level", "set-log-level", `{"level":"debug"}`},
 		{"set-log-level_bad", "set-log-level", `{"level":"verbose"}`},
 		{"reboot-sensors", "reboot-sensors", `{"sensor":"shelf-01"}`},
+		{"reboot-sensors_all", "reboot-sensors", ``},
+		{"reboot-sensors_unknown", "reboot-sensors", `{"sensor":"shelf-09"}`},
 		{"correct", "correct", `{"event":{"stream":"loadcell/plate-01","t":` + jsonInt(evTime.UnixMicro()) + `},"sku":"SKU-B","qty":1}`},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

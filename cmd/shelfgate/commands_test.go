@@ -149,7 +149,7 @@ func (r *cmdRig) commands(ob *outbox.Outbox, up *uplink.Uplink) map[string]comma
 	return gatewayCommands(commandDeps{
 		Birth: func() map[string]any { return map[string]any{"version": "test"} },
 		Cells: r.cells, CalibrationFile: r.calFile, Detectors: []rebaseliner{r.det},
-		Level: r.level, Uplink: up, Outbox: ob, Sensors: []string{"shelf-01"}, Samples: r.book,
+		Level: r.level, Uplink: up, Outbox: ob, Sensors: []sensorRef{{Name: "shelf-01", Kind: "hx711", Reboot: fakeRebooter{}}}, Samples: r.book,
 	})
 }
 
@@ -247,7 +247,7 @@ func TestCommands(t *testing.T) {
 		{"calibrate", `{"bin":"` + cmdBin + `","reference_grams":-5}`, "args.reference_grams: -5 must be above 0"},
 		{"set-log-level", `{"level":"verbose"}`, `args.level: "verbose" is not one of debug, info, warn, error`},
 		{"reboot-sensors", `{"sensor":"nope"}`, `args.sensor: "nope" is not a configured sensor`},
-		{"reboot-sensors", `{"sensor":"shelf-01"}`, "not supported"},
+		{"reboot-sensors", `{"sensor":7}`, "args.sensor: number is not a string"},
 		{"correct", `{"sku":"SKU-A","qty":1}`, "args.event: missing"},
 		{"correct", `{"event":{"stream":"loadcell/plate-01","t":5},"sku":"SKU-A"}`, "args.qty: missing"},
 		{"correct", `{"event":{"stream":"loadcell/plate-01","t":5},"sku":"SKU-A","qty":1}`, "args.event: no plate event"},

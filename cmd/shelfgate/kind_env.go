@@ -46,11 +46,19 @@ func (c *bme280Config) open(name string, b buses, _ sensorEnv) (*sensor, error) 
 	if err != nil {
 		return nil, err
 	}
-	dev, err := bmxx80.NewI2C(bus, uint16(c.Address), &bmxx80.DefaultOpts)
-	if err != nil {
-		return nil, fmt.Errorf("bme280 at %#x on I2C %q: %w", c.Address, c.I2C, err)
+	open := func() (env.Sensor, error) {
+		dev, err := bmxx80.NewI2C(bus, uint16(c.Address), &bmxx80.DefaultOpts)
+		if err != nil {
+			return nil, fmt.Errorf("bme280 at %#x on I2C %q: %w", c.Address, c.I2C, err)
+		}
+		return dev, nil
 	}
-	return envSensor(name, env.Channel{Name: name, Kind: env.BME280, Sensor: dev}, c.Interval)
+	dev, err := open()
+	if err != nil {
+		return nil, err
+	}
+	// reboot-sensors opens it again: chip id, calibration and settings.
+	return envSensor(name, env.Channel{Name: name, Kind: env.BME280, Sensor: env.Reinitable(dev, open)}, c.Interval)
 }
 
 // ds18b20Config is a 1-wire temperature sensor.
@@ -76,11 +84,19 @@ func (c *ds18b20Config) open(name string, b buses, _ sensorEnv) (*sensor, error)
 	if err != nil {
 		return nil, err
 	}
-	dev, err := ds18b20.New(bus, onewire.Address(c.Address), 10)
-	if err != nil {
-		return nil, fmt.Errorf("ds18b20 %#x: %w", c.Address, err)
+	open := func() (env.Sensor, error) {
+		dev, err := ds18b20.New(bus, onewire.Address(c.Address), 10)
+		if err != nil {
+			return nil, fmt.Errorf("ds18b20 %#x: %w", c.Address, err)
+		}
+		return dev, nil
 	}
-	return envSensor(name, env.Channel{Name: name, Kind: env.DS18B20, Sensor: dev}, c.Interval)
+	dev, err := open()
+	if err != nil {
+		return nil, err
+	}
+	// reboot-sensors opens it again: its resolution is written anew.
+	return envSensor(name, env.Channel{Name: name, Kind: env.DS18B20, Sensor: env.Reinitable(dev, open)}, c.Interval)
 }
 
 func checkInterval(d time.Duration, report func(field, format string, args ...any)) {

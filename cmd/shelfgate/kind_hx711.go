@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"periph.io/x/devices/v3/hx711"
 
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/shelf"
@@ -100,7 +99,9 @@ func (c *hx711Config) open(name string, b buses, env sensorEnv) (*sensor, error)
 	if err != nil {
 		return nil, err
 	}
-	dev, err := hx711.New(clk, data)
+	// periph's driver, with the clock pin kept so reboot-sensors can
+	// power-cycle the chip.
+	dev, err := loadcell.NewHX711(clk, data)
 	if err != nil {
 		return nil, fmt.Errorf("hx711 on %s/%s: %w", c.Pins.Clk, c.Pins.Data, err)
 	}
@@ -119,7 +120,7 @@ func (c *hx711Config) open(name string, b buses, env sensorEnv) (*sensor, error)
 	}
 	env.logger(name).Debug("load cell opened", "bin", c.Bin, "clk", c.Pins.Clk, "data", c.Pins.Data, "mode", c.Mode,
 		"offset", chans[0].Offset, "counts_per_gram", chans[0].CountsPerGram, "calibration", calSource)
-	src, err := loadcell.New(name, chans, loadcell.Options{})
+	src, err := loadcell.New(name, chans, loadcell.Options{PowerDownHold: b.powerDownHold()})
 	if err != nil {
 		return nil, err
 	}

@@ -64,7 +64,8 @@ func (c *mfrc522Config) open(name string, b buses, _ sensorEnv) (*sensor, error)
 	if err != nil {
 		return nil, fmt.Errorf("mfrc522 on %s: %w", c.SPI, err)
 	}
-	src, err := rfid.New(name, rfid.FromDev(dev), rfid.Options{})
+	// With its reset pin, so reboot-sensors can hard-reset the reader.
+	src, err := rfid.New(name, rfid.FromDevReset(dev, rst), rfid.Options{})
 	if err != nil {
 		return nil, err
 	}

@@ -187,7 +187,7 @@ func (c *plateConfig) open(name string, b buses, env sensorEnv) (*sensor, error)
 	}
 	// Load cells with a shared clock must not be paused one by one
 	// (the read serves all four): spike filtering stays per cell.
-	src, err := loadcell.New(name, chans, loadcell.Options{Timeout: time.Second})
+	src, err := loadcell.New(name, chans, loadcell.Options{Timeout: time.Second, PowerDownHold: b.powerDownHold()})
 	if err != nil {
 		return nil, err
 	}

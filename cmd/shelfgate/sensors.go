@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"periph.io/x/conn/v3/gpio"
@@ -23,6 +24,7 @@ import (
 	"github.com/shelfgate/shelfgate/gateway/config"
 	"github.com/shelfgate/shelfgate/gateway/shelf"
 	"github.com/shelfgate/shelfgate/sensors/calibration"
+	"github.com/shelfgate/shelfgate/sensors/loadcell"
 )
 
 // sensorKind is one row of the wiring table: a kind of sensor the
@@ -244,6 +246,9 @@ type buses interface {
 	spi(name string) (spi.Port, error)
 	i2c(name string) (i2c.Bus, error)
 	onewire(name string) (onewire.Bus, error)
+	// powerDownHold is how long an HX711's PD_SCK is held high to power it
+	// down when reboot-sensors resets it.
+	powerDownHold() time.Duration
 	// close releases every bus opened.
 	close()
 }
@@ -300,6 +305,9 @@ func (h *hostBuses) onewire(name string) (onewire.Bus, error) {
 	h.closers = append(h.closers, b.Close)
 	return b, nil
 }
+
+// powerDownHold: a real HX711 powers down after 60 µs.
+func (h *hostBuses) powerDownHold() time.Duration { return loadcell.DefaultPowerDownHold }
 
 func (h *hostBuses) close() {
 	for _, c := range h.closers {

@@ -62,7 +62,10 @@
 // for longer than 60 µs between two pin writes, so the threshold is
 // Opts.PowerDownAfter, DatasheetPowerDown for a faithful chip, and
 // DefaultOpts uses a larger value so that ordinary reads never power the
-// simulated chip down by accident.
+// simulated chip down by accident. While powered down DOUT stays high and
+// clock pulses shift nothing; after the reset DOUT goes low again only
+// after Opts.Settle conversion periods. Stats.PowerDowns, Stats.Resets and
+// Stats.LastReset let a test see a host's power cycle on the bus.
 //
 // # Shared clock
 //

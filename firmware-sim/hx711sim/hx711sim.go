@@ -208,11 +208,14 @@ type Sim struct {
 	txIndex int64
 	pulses  int
 
-	lastCode  int32
-	lastIndex int64
-	reads     int64
-	spurious  int64
-	aborted   int64
+	lastCode   int32
+	lastIndex  int64
+	reads      int64
+	spurious   int64
+	aborted    int64
+	powerDowns int64
+	resets     int64
+	resetAt    time.Time
 }
 
 // New returns a simulated HX711 fed by sig. opts may be nil for DefaultOpts.
@@ -351,6 +354,13 @@ type Stats struct {
 	Aborted   int64 // transactions abandoned with fewer than 25 pulses
 	LastIndex int64 // sample index of the last conversion shifted out, -1 if none
 	LastCode  int32 // code of that conversion
+	// PowerDowns counts entries into power-down (PD_SCK held high longer
+	// than Opts.PowerDownAfter); Resets counts the power-ups that followed
+	// (PD_SCK low again: channel A gain 128, settling), the last at
+	// LastReset.
+	PowerDowns int64
+	Resets     int64
+	LastReset  time.Time
 }
 
 // Stats returns counters useful in tests.
@@ -358,7 +368,8 @@ func (s *Sim) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.settleLocked(time.Now())
-	return Stats{Reads: s.reads, Spurious: s.spurious, Aborted: s.aborted, LastIndex: s.lastIndex, LastCode: s.lastCode}
+	return Stats{Reads: s.reads, Spurious: s.spurious, Aborted: s.aborted, LastIndex: s.lastIndex, LastCode: s.lastCode,
+		PowerDowns: s.powerDowns, Resets: s.resets, LastReset: s.resetAt}
 }
 
 // Code returns the code the chip outputs for sample k in mode m, without
@@ -419,7 +430,9 @@ func (s *Sim) readyLocked(now time.Time) bool {
 func (s *Sim) powerDownLocked(now time.Time) {
 	if s.clkHigh && !s.poweredDown && now.Sub(s.clkHighSince) > s.powerDown {
 		s.poweredDown = true
+		s.powerDowns++
 		s.inTx = false
+		s.txValid = false
 		s.pulses = 0
 		s.notifyLocked()
 	}
@@ -550,6 +563,8 @@ func (s *Sim) clkEdgeLocked(l gpio.Level, now time.Time) {
 	if s.poweredDown {
 		// Reset: back to channel A gain 128, settle again.
 		s.poweredDown = false
+		s.resets++
+		s.resetAt = now
 		s.mode = ChannelAGain128
 		s.readyAt = s.gridTime(s.indexAt(now) + int64(max(s.settle, 1)))
 		s.notifyLocked()

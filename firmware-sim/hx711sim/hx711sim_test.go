@@ -336,6 +336,9 @@ func TestPowerDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	readOK(t, d)
+	if st := s.Stats(); st.PowerDowns != 0 || st.Resets != 0 {
+		t.Fatalf("reads powered the chip down: %+v", st)
+	}
 	if err := s.CLK().Out(gpio.High); err != nil {
 		t.Fatal(err)
 	}
@@ -354,6 +357,12 @@ func TestPowerDown(t *testing.T) {
 	}
 	if m := s.Mode(); m != ChannelAGain128 {
 		t.Fatalf("mode after reset = %v, want A/128", m)
+	}
+	if st := s.Stats(); st.PowerDowns != 1 || st.Resets != 1 || st.LastReset.IsZero() {
+		t.Fatalf("power-down and reset not counted: %+v", st)
+	}
+	if d.IsReady() {
+		t.Fatal("ready at once after the reset: the chip must settle first")
 	}
 	if v := readOK(t, d); v != ramp(55, 1)(s.Stats().LastIndex) {
 		t.Fatalf("read after power-up %d", v)

@@ -111,6 +111,7 @@ type Stats struct {
 	Errors     int64 // failed Sense calls (sensor unplugged, NACK, CRC)
 	OutOfRange int64 // readings outside the sensor's operating range, dropped
 	Glitches   int64 // DS18B20 power-on 85 °C values, dropped
+	Reboots    int64 // re-initialisations done by Reboot
 }
 
 // Source samples a set of environmental sensors.
@@ -120,6 +121,9 @@ type Source struct {
 	opts  Options
 
 	samples, readings, errs, outOfRange, glitches atomic.Int64
+	reboots                                       atomic.Int64
+
+	rb rebootState // reboot.go
 }
 
 var _ gateway.Source = (*Source)(nil)
@@ -154,7 +158,7 @@ func New(name string, chans []Channel, opts Options) (*Source, error) {
 	if opts.Buffer <= 0 {
 		opts.Buffer = 64
 	}
-	return &Source{name: name, chans: chans, opts: opts}, nil
+	return &Source{name: name, chans: chans, opts: opts, rb: rebootState{kick: make(chan struct{}, 1)}}, nil
 }
 
 // Name implements gateway.Source.
@@ -162,7 +166,8 @@ func (s *Source) Name() string { return s.name }
 
 // Stats returns the counters so far.
 func (s *Source) Stats() Stats {
-	return Stats{Samples: s.samples.Load(), Readings: s.readings.Load(), Errors: s.errs.Load(), OutOfRange: s.outOfRange.Load(), Glitches: s.glitches.Load()}
+	return Stats{Samples: s.samples.Load(), Readings: s.readings.Load(), Errors: s.errs.Load(), OutOfRange: s.outOfRange.Load(), Glitches: s.glitches.Load(),
+		Reboots: s.reboots.Load()}
 }
 
 // Run samples every channel at once, then every Interval, until ctx is done
@@ -173,6 +178,8 @@ func (s *Source) Stats() Stats {
 func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.setRunning(true)
+	defer s.setRunning(false)
 	out := make(chan []gateway.Reading, s.opts.Buffer)
 	emitErr := make(chan error, 1)
 	go func() {
@@ -204,6 +211,7 @@ func (s *Source) loop(ctx context.Context, out chan<- []gateway.Reading) {
 	t := time.NewTicker(s.opts.Interval)
 	defer t.Stop()
 	for {
+		s.reinitIfAsked()
 		for i := range s.chans {
 			if ctx.Err() != nil {
 				return
@@ -223,6 +231,7 @@ func (s *Source) loop(ctx context.Context, out chan<- []gateway.Reading) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.rb.kick: // Reboot: re-initialise and sample now
 		}
 	}
 }

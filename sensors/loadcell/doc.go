@@ -103,4 +103,19 @@
 // run, from the StuckAfter-th identical one on, with gateway.QualityStale and
 // bypassing the filter. Source.Health returns each channel's faults, counters
 // and zero correction for metrics and diagnostics.
+//
+// # Reboot
+//
+// Source.Reboot resets the chips while Run runs: each channel's sampling
+// goroutine, between two reads, holds PD_SCK high for Options.PowerDownHold
+// (default 100 µs; the HX711 powers down after 60 µs) and then low
+// (PowerCycler: NewHX711 wraps periph's driver with its clock pin; a
+// Group's channels reset their shared clock once for all). The chip comes
+// back in channel A, gain 128 and settles for about four conversions before
+// it signals data-ready; a channel in another mode selects it again before
+// its next code, as a Group does before its next lockstep read. Codes read
+// before the reset are processed as usual, the filter, calibration and
+// auto-zero carry on, and the fault monitor's runs start afresh: an active
+// fault stays until RecoverAfter good reads end it with its recovered
+// event. Stats.PowerCycles and ChannelHealth.PowerCycles count the resets.
 package loadcell

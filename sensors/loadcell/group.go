@@ -37,6 +37,10 @@ type Group struct {
 	reads   int64
 	dropped int64
 	taken   chan struct{} // closed and replaced when a channel takes its code
+
+	cycledAt time.Time // last power cycle (reboot.go)
+	cycles   int64
+	reselect bool // the chips were reset: select mode before the next read
 }
 
 // NewGroup configures the pins (DOUT as inputs with pull-down and falling
@@ -56,7 +60,10 @@ func NewGroup(clk gpio.PinOut, data []gpio.PinIn, mode Mode) (*Group, error) {
 	if err := clk.Out(gpio.Low); err != nil {
 		return nil, fmt.Errorf("loadcell: hx711 group: clock pin %s: %w", clk, err)
 	}
-	return &Group{clk: clk, data: data, mode: mode, codes: make([]int32, len(data)), pending: make([]bool, len(data)), taken: make(chan struct{})}, nil
+	// The chips power up in A128: in another mode, the first read selects
+	// it and its codes are not used (reselect).
+	return &Group{clk: clk, data: data, mode: mode, codes: make([]int32, len(data)), pending: make([]bool, len(data)), taken: make(chan struct{}),
+		reselect: mode != ModeA128}, nil
 }
 
 // Len is the number of chips.
@@ -89,6 +96,12 @@ func (g *Group) ReadAll(timeout time.Duration, dst []int32) error {
 func (g *Group) readLocked(timeout time.Duration, dst []int32) error {
 	if len(dst) != len(g.data) {
 		return fmt.Errorf("loadcell: hx711 group: %d codes for %d chips", len(dst), len(g.data))
+	}
+	if g.reselect {
+		if err := g.selectModeLocked(); err != nil {
+			return err
+		}
+		g.reselect = false
 	}
 	deadline := time.Now().Add(timeout)
 	for i, d := range g.data {

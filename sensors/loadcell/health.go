@@ -60,6 +60,7 @@ type ChannelHealth struct {
 	Saturated   int64
 	Stale       int64   // readings flagged gateway.QualityStale
 	Episodes    int64   // fault episodes entered so far
+	PowerCycles int64   // resets of the chip by Reboot
 	ZeroGrams   float64 // correction applied by auto-zero tracking so far
 }
 

@@ -129,6 +129,10 @@ type Options struct {
 	AutoZeroBand float64
 	// AutoZeroLimit bounds the total correction in grams; default 50 g.
 	AutoZeroLimit float64
+
+	// PowerDownHold is how long Reboot holds PD_SCK high to power the
+	// chips down; default DefaultPowerDownHold.
+	PowerDownHold time.Duration
 }
 
 func (o *Options) defaults() {
@@ -167,6 +171,9 @@ func (o *Options) defaults() {
 	if o.AutoZeroLimit <= 0 {
 		o.AutoZeroLimit = 50
 	}
+	if o.PowerDownHold <= 0 {
+		o.PowerDownHold = DefaultPowerDownHold
+	}
 }
 
 // Stats count what each Source has seen.
@@ -180,6 +187,9 @@ type Stats struct {
 	Stale      int64 // readings flagged stale (stuck ADC)
 	Faults     int64 // fault episodes entered
 	Recoveries int64 // fault episodes left
+	// PowerCycles counts channels whose chip Reboot reset (a Group's four
+	// channels count four, for one reset of the shared clock).
+	PowerCycles int64
 }
 
 // Source reads a set of load cells.
@@ -190,6 +200,9 @@ type Source struct {
 
 	readings, timeouts, errs, glitches, saturated atomic.Int64
 	spikes, stale, faults, recoveries             atomic.Int64
+	powerCycles                                   atomic.Int64
+
+	rb rebootState // reboot.go
 }
 
 var _ gateway.Source = (*Source)(nil)
@@ -202,6 +215,7 @@ type cell struct {
 	mon    monitor
 	flt    spikeFilter
 	az     autoZero
+	rq     rebootQueue // reboot.go
 
 	mu   sync.Mutex
 	h    ChannelHealth
@@ -267,6 +281,7 @@ func (s *Source) Stats() Stats {
 		Readings: s.readings.Load(), Timeouts: s.timeouts.Load(), Errors: s.errs.Load(),
 		Glitches: s.glitches.Load(), Saturated: s.saturated.Load(), Spikes: s.spikes.Load(),
 		Stale: s.stale.Load(), Faults: s.faults.Load(), Recoveries: s.recoveries.Load(),
+		PowerCycles: s.powerCycles.Load(),
 	}
 }
 
@@ -292,6 +307,8 @@ func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 	// Samplers stop when ctx ends or when emitting fails.
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
+	s.setRunning(true)
+	defer s.setRunning(false)
 	q := newReadingQueue(s.opts.Buffer)
 	evc := make(chan gateway.Event, 64)
 	var wg sync.WaitGroup
@@ -394,6 +411,10 @@ const spinRead = time.Millisecond
 func (s *Source) sample(ctx context.Context, c *cell, out *readingQueue, evc chan<- gateway.Event) {
 	modeSet := c.setter == nil
 	for ctx.Err() == nil {
+		if s.rebootIfAsked(c) && c.setter != nil {
+			// The chip came back in A128: select the mode again.
+			modeSet = false
+		}
 		if !modeSet {
 			if err := c.setter.SetInputMode(c.ch.Mode.inputMode()); err != nil {
 				s.readFailed(ctx, c, err, evc)

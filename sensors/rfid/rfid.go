@@ -40,6 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/devices/v3/mfrc522"
 	"periph.io/x/devices/v3/mfrc522/commands"
 
@@ -57,9 +58,12 @@ type Reader interface {
 }
 
 // FromDev adapts periph's MFRC522 driver to Reader.
-func FromDev(d *mfrc522.Dev) Reader { return devReader{d} }
+func FromDev(d *mfrc522.Dev) Reader { return devReader{d: d} }
 
-type devReader struct{ d *mfrc522.Dev }
+type devReader struct {
+	d   *mfrc522.Dev
+	rst gpio.PinOut // NRSTPD, for a hard reset (reboot.go); nil: none
+}
 
 func (r devReader) ReadUID(timeout time.Duration) ([]byte, error) { return r.d.ReadUID(timeout) }
 func (r devReader) Version() (byte, error)                        { return r.d.LowLevel.DevRead(commands.VersionReg) }
@@ -125,6 +129,8 @@ type Stats struct {
 	Held   int64 // polls that saw the tag already presented
 	Empty  int64 // polls with no tag in the field
 	Errors int64 // failed polls: bus errors, bad answers, ErrNoReader
+	// Reboots counts re-initialisations done by Reboot.
+	Reboots int64
 }
 
 // Source polls one MFRC522.
@@ -135,6 +141,9 @@ type Source struct {
 	opts   Options
 
 	polls, reads, held, empty, errs atomic.Int64
+	reboots                         atomic.Int64
+
+	rb rebootState // reboot.go
 }
 
 var _ gateway.Source = (*Source)(nil)
@@ -174,7 +183,7 @@ func (s *Source) Stream() gateway.StreamID { return s.stream }
 
 // Stats returns the counters so far.
 func (s *Source) Stats() Stats {
-	return Stats{Polls: s.polls.Load(), Reads: s.reads.Load(), Held: s.held.Load(), Empty: s.empty.Load(), Errors: s.errs.Load()}
+	return Stats{Polls: s.polls.Load(), Reads: s.reads.Load(), Held: s.held.Load(), Empty: s.empty.Load(), Errors: s.errs.Load(), Reboots: s.reboots.Load()}
 }
 
 // Run polls the reader until ctx is done or emitting fails. Tags go to emit
@@ -183,6 +192,8 @@ func (s *Source) Stats() Stats {
 func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.setRunning(true)
+	defer s.setRunning(false)
 	out := make(chan Tag, s.opts.Buffer)
 	sinkErr := make(chan error, 1)
 	go func() {
@@ -242,6 +253,7 @@ func (d *Debouncer) Empty() {
 func (s *Source) poll(ctx context.Context, out chan<- Tag) {
 	deb := Debouncer{AbsentPolls: s.opts.AbsentPolls}
 	for ctx.Err() == nil {
+		s.reinitIfAsked()
 		uid, err := s.pollOnce()
 		switch {
 		case err == nil:

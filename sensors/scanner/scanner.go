@@ -128,6 +128,7 @@ type Stats struct {
 	OpenErrors int64             // failed opens (scanner unplugged)
 	ReadErrors int64             // reads that failed or hit EOF (scanner unplugged while open)
 	Retries    int64             // waits before reopening the device (after an open or read error)
+	Reboots    int64             // closes and reopens asked by Reboot
 	Rejected   [NumReasons]int64 // rejected frames by reason; Rejected[ReasonOK] stays 0
 }
 
@@ -150,6 +151,9 @@ type Source struct {
 	scans, bytes, opens, openErrs, readErrs, retries atomic.Int64
 	rejected                                         [NumReasons]atomic.Int64
 	lastErr                                          atomic.Pointer[error]
+	reboots                                          atomic.Int64
+
+	rb rebootState // reboot.go
 }
 
 var _ gateway.Source = (*Source)(nil)
@@ -178,7 +182,7 @@ func New(name string, open Opener, opts Options) (*Source, error) {
 	if opts.Buffer <= 0 {
 		opts.Buffer = 256
 	}
-	return &Source{name: name, stream: gateway.StreamID("scanner/" + name), open: open, opts: opts}, nil
+	return &Source{name: name, stream: gateway.StreamID("scanner/" + name), open: open, opts: opts, rb: rebootState{kick: make(chan struct{}, 1)}}, nil
 }
 
 // Name implements gateway.Source.
@@ -189,7 +193,8 @@ func (s *Source) Stream() gateway.StreamID { return s.stream }
 
 // Stats returns the counters so far.
 func (s *Source) Stats() Stats {
-	st := Stats{Scans: s.scans.Load(), Bytes: s.bytes.Load(), Opens: s.opens.Load(), OpenErrors: s.openErrs.Load(), ReadErrors: s.readErrs.Load(), Retries: s.retries.Load()}
+	st := Stats{Scans: s.scans.Load(), Bytes: s.bytes.Load(), Opens: s.opens.Load(), OpenErrors: s.openErrs.Load(), ReadErrors: s.readErrs.Load(), Retries: s.retries.Load(),
+		Reboots: s.reboots.Load()}
 	for i := range st.Rejected {
 		st.Rejected[i] = s.rejected[i].Load()
 	}
@@ -213,6 +218,8 @@ func (s *Source) LastError() error {
 func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.setRunning(true)
+	defer s.setRunning(false)
 	out := make(chan Scan, s.opts.Buffer)
 	sinkErr := make(chan error, 1)
 	go func() {
@@ -261,11 +268,13 @@ func (s *Source) read(ctx context.Context, out chan<- Scan) {
 		rc, err := s.open(ctx)
 		if err != nil {
 			s.openErrs.Add(1)
+			s.openFailed(err)
 			attempt++
 			s.retry(ctx, err, attempt)
 			continue
 		}
 		s.opens.Add(1)
+		rc = s.attach(rc)
 		if attempt > 0 && s.opts.Recovered != nil {
 			s.opts.Recovered(attempt)
 		}
@@ -284,6 +293,10 @@ func (s *Source) read(ctx context.Context, out chan<- Scan) {
 		framer.Flush(handle)
 		if stop() {
 			rc.Close()
+		}
+		if s.detach() && ctx.Err() == nil {
+			s.reboots.Add(1)
+			continue // closed by Reboot: open again at once
 		}
 		if ctx.Err() == nil {
 			s.readErrs.Add(1)
@@ -309,5 +322,6 @@ func (s *Source) wait(ctx context.Context) {
 	select {
 	case <-ctx.Done():
 	case <-t.C:
+	case <-s.rb.kick: // Reboot: try now
 	}
 }
