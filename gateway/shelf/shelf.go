@@ -112,6 +112,9 @@ type binState struct {
 	pending atomic.Pointer[BinTuning]
 	stock   int
 	low     bool // stock is at or below LowStockUnits
+	// shown is stock as Stock reports it to other goroutines (the status
+	// page reads it while Observe runs).
+	shown atomic.Int64
 }
 
 // Detector is a settled-weight-change event detector. Its state is per bin
@@ -197,6 +200,9 @@ func New(cfg Config) (*Detector, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	for i := range d.bins {
+		d.bins[i].shown.Store(int64(d.bins[i].stock))
+	}
 	return d, nil
 }
 
@@ -221,13 +227,14 @@ func (b *binState) minChangeGrams() float64 {
 }
 
 // Stock returns the estimated number of units in the bin with the given ID:
-// InitialUnits plus puts minus picks, never below zero.
+// InitialUnits plus puts minus picks, never below zero. It is safe to call
+// concurrently with Observe.
 func (d *Detector) Stock(binID string) (units int, ok bool) {
 	i, ok := d.byID[binID]
 	if !ok {
 		return 0, false
 	}
-	return d.bins[i].stock, true
+	return int(d.bins[i].shown.Load()), true
 }
 
 // Rebaseline makes the bin with the given ID forget its settled level: the
@@ -326,6 +333,7 @@ func (d *Detector) Observe(r gateway.Reading) []gateway.Event {
 		ev.Kind = gateway.EventPut
 		b.stock += qty
 	}
+	b.shown.Store(int64(b.stock))
 	events := []gateway.Event{ev}
 	low := b.stock <= b.LowStockUnits
 	if low && !b.low {
