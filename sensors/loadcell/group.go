@@ -163,6 +163,11 @@ type groupChannel struct {
 	i int
 }
 
+// groupModer is an ADC whose input mode its Group selects.
+type groupModer interface{ groupMode() Mode }
+
+func (c groupChannel) groupMode() Mode { return c.g.mode }
+
 func (c groupChannel) ReadTimeout(timeout time.Duration) (int32, error) {
 	g := c.g
 	g.mu.Lock()

@@ -188,3 +188,30 @@ func TestGroupGlitchRejected(t *testing.T) {
 		t.Errorf("chip 1 read %v..%v g with glitches, want 100..101", lo, hi)
 	}
 }
+
+// TestGroupChannelModes: a Group's channels name the Group's mode (the
+// Group selects it on the shared clock, they need no mode setter); a
+// channel naming another mode is refused. A plate in A64 or B32 could not
+// start when every non-A128 channel needed its own setter.
+func TestGroupChannelModes(t *testing.T) {
+	sim := fourChips(t)
+	for _, tc := range []struct {
+		group, channel Mode
+		ok             bool
+	}{
+		{ModeA64, ModeA64, true},
+		{ModeB32, ModeB32, true},
+		{ModeA128, ModeA128, true},
+		{ModeA64, ModeA128, false},
+		{ModeA128, ModeB32, false},
+	} {
+		g, err := NewGroup(sim.CLK(), sim.DOUTs(), tc.group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = New("plate", []Channel{{Stream: "loadcell/p/c0", ADC: g.Channel(0), Mode: tc.channel, CountsPerGram: 100}}, Options{})
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrBadMode)) {
+			t.Errorf("group %v, channel %v: err = %v, want ok=%v", tc.group, tc.channel, err, tc.ok)
+		}
+	}
+}

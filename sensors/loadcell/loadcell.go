@@ -243,7 +243,13 @@ func New(name string, chans []Channel, opts Options) (*Source, error) {
 			return nil, fmt.Errorf("loadcell: channel %d (%s): %w: %v", i, c.Stream, ErrBadMode, c.Mode)
 		}
 		cl := &cell{ch: c}
-		if c.Mode != ModeA128 {
+		if gm, ok := c.ADC.(groupModer); ok {
+			// A Group selects the mode of all its chips on the shared
+			// clock; the channel must only name the same one.
+			if m := gm.groupMode(); m != c.Mode {
+				return nil, fmt.Errorf("loadcell: channel %d (%s): %w: %v, but its group reads %v", i, c.Stream, ErrBadMode, c.Mode, m)
+			}
+		} else if c.Mode != ModeA128 {
 			setter, ok := c.ADC.(InputModeSetter)
 			if !ok {
 				return nil, fmt.Errorf("loadcell: channel %d (%s): %w: ADC %T cannot select mode %v", i, c.Stream, ErrBadMode, c.ADC, c.Mode)

@@ -129,12 +129,12 @@ func TestRebootGroupResetsTheSharedClockOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A Group selects its mode itself with every read: its channels are
-	// A128 to the Source (no mode setter), converted with the A64
+	// A Group selects its mode itself with every read; its channels name
+	// the same mode (no mode setter) and are converted with the A64
 	// calibration.
 	var chans []Channel
 	for i := range 4 {
-		chans = append(chans, Channel{Stream: gateway.StreamID("loadcell/p/c" + string(rune('0'+i))), ADC: g.Channel(i), Offset: a64Offset, CountsPerGram: a64CPG})
+		chans = append(chans, Channel{Stream: gateway.StreamID("loadcell/p/c" + string(rune('0'+i))), ADC: g.Channel(i), Mode: ModeA64, Offset: a64Offset, CountsPerGram: a64CPG})
 	}
 	src, err := New("plate", chans, Options{Timeout: time.Second, PowerDownHold: 3 * opts.PowerDownAfter})
 	if err != nil {
