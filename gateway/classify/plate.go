@@ -195,7 +195,7 @@ type PlateDetector struct {
 	noiseK      float64
 	meanK       float64
 	early       int // early settle window in samples, 0: none
-	noiseKEarly float64
+	noiseKEarly float64 // the early window's noise tolerance (× σ)
 	halfPeriod  time.Duration
 	shakenWait  int   // samples (see ShakenWait)
 	shakenHold  int64 // samples (see ShakenHold)
@@ -255,7 +255,7 @@ func NewPlateDetector(cfg Config) (*PlateDetector, error) {
 	}
 	if e := settleSamples(cfg.Rate, cfg.EarlySettle); cfg.EarlySettle > 0 && e < w {
 		d.early = e
-		d.noiseKEarly = EarlyStill * (2*math.Sqrt(2*math.Log(float64(e))) + 2)
+		d.noiseKEarly = 2*math.Sqrt(2*math.Log(float64(e))) + 2
 	}
 	win := PlateWindow(cfg.RingRate)
 	for i := range cfg.Plates {
@@ -546,12 +546,13 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		return d.shakenSettle(s, t)
 	}
 	early := false
-	mean, mt, ok := d.still(s, len(s.win), d.noiseK, sigma)
+	var spread float64 // the early window's range of the total
+	mean, mt, _, ok := d.still(s, len(s.win), d.noiseK, sigma)
 	if !ok {
 		if d.early == 0 || !s.hasLevel {
 			return gateway.Event{}, false
 		}
-		if mean, mt, ok = d.still(s, d.early, d.noiseKEarly, sigma); !ok {
+		if mean, mt, spread, ok = d.still(s, d.early, d.noiseKEarly, sigma); !ok {
 			return gateway.Event{}, false
 		}
 		early = true
@@ -614,7 +615,8 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	} else {
 		res = d.cfg.Primary.Identify(ch)
 	}
-	if early && (res.Facing < 0 || !wholeUnits(ch.Delta, s.p.Facings[res.Facing].UnitGrams) || !onLane(ch, res.Facing)) {
+	if early && (res.Facing < 0 || !earlyStill(spread, max(1.5, EarlyStill*d.noiseKEarly*sigma), s.p.Facings[res.Facing].UnitGrams, minUnit) ||
+		!wholeUnits(ch.Delta, s.p.Facings[res.Facing].UnitGrams) || !onLane(ch, res.Facing)) {
 		return gateway.Event{}, false // wait for the whole window
 	}
 	if !early && s.out < 0 && !onAnyLane(ch, d.centreNoise(s, ch.Delta)) {
@@ -643,11 +645,11 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	return d.event(s.p, ch, res, shadow), true
 }
 
-// still returns the mean of the last n samples of plate s's window and
-// whether their total stays within max(1.5 g, k·sigma).
-func (d *PlateDetector) still(s *plateState, n int, k, sigma float64) (mean [4]float64, mt float64, ok bool) {
+// still returns the mean of the last n samples of plate s's window, the
+// range of their total, and whether it stays within max(1.5 g, k·sigma).
+func (d *PlateDetector) still(s *plateState, n int, k, sigma float64) (mean [4]float64, mt, spread float64, ok bool) {
 	if s.wn < n {
-		return mean, 0, false
+		return mean, 0, 0, false
 	}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	var clo, chi [4]float64
@@ -664,20 +666,20 @@ func (d *PlateDetector) still(s *plateState, n int, k, sigma float64) (mean [4]f
 		}
 	}
 	if hi-lo > max(1.5, k*sigma) {
-		return mean, 0, false
+		return mean, 0, 0, false
 	}
 	// Every cell still too: vibration moves the cells in phases of their
 	// own, which can cancel in the total while each cell swings.
 	for c := range mean {
 		if c != s.out && chi[c]-clo[c] > max(CellFloor, CellK*d.noiseK*s.cellMed[c]/0.9539) {
-			return mean, 0, false
+			return mean, 0, 0, false
 		}
 	}
 	for c := range mean {
 		mean[c] /= float64(n)
 		mt += mean[c]
 	}
-	return mean, mt, true
+	return mean, mt, hi - lo, true
 }
 
 // CellFloor is the least range, in grams, a cell may move within a
@@ -693,15 +695,36 @@ const CellK = 1.5
 const EarlyFrac = 0.06
 
 // EarlyStill scales the early window's noise tolerance: an early
-// settle must be stiller than a full one.
+// settle must be stiller than a full one, unless its total moved by less
+// than EarlyMove of the identified facing's unit (see earlyStill).
 const EarlyStill = 0.6
+
+// EarlyMove is the share of a unit by which the total may move within an
+// early window that is not EarlyStill-still; EarlyMoveLightest the share
+// of the plate's lightest unit (what a hand still fading out leaves
+// behind must not look like a light unit moved).
+const (
+	EarlyMove         = 0.05
+	EarlyMoveLightest = 0.25
+)
+
+// earlyStill reports whether an early window whose total spans spread
+// grams is still enough to report a change of units of unit grams: within
+// tol (the EarlyStill tolerance), or by less than EarlyMove of a unit. A
+// hand still fading out moves the total; what matters is whether it can
+// move it by enough to change the count, so the noise of a heavy plate
+// (which makes a 3-sample window fail the strict test one time in twenty
+// and waits a sample more) does not hold a change of heavy units.
+func earlyStill(spread, tol, unit, lightest float64) bool {
+	return spread <= tol || spread <= min(EarlyMove*unit, EarlyMoveLightest*lightest)
+}
 
 // wholeUnits reports whether |delta| is within EarlyFrac of a whole
 // number (≥ 1) of units.
 func wholeUnits(delta, unit float64) bool {
 	u := math.Abs(delta) / unit
 	q := math.Round(u)
-	return q >= 1 && math.Abs(u-q) <= EarlyFrac
+	return q >= 1 && math.Abs(u-q) <= EarlyFrac*math.Sqrt(q)
 }
 
 // onLane reports whether the centre of change ch lies on facing f's lane:
