@@ -194,7 +194,7 @@ type PlateDetector struct {
 	byStream    map[gateway.StreamID]struct{ p, c int }
 	noiseK      float64
 	meanK       float64
-	early       int // early settle window in samples, 0: none
+	early       int     // early settle window in samples, 0: none
 	noiseKEarly float64 // the early window's noise tolerance (× σ)
 	halfPeriod  time.Duration
 	shakenWait  int   // samples (see ShakenWait)
