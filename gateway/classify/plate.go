@@ -182,6 +182,10 @@ type plateState struct {
 	// changes settled through vibration
 	shakenChanges int64
 	change        Change
+	// The last change reported early: its sample and Δ (see
+	// EarlyResidual); earlyAt −1 none.
+	earlyAt    int64
+	earlyDelta float64
 }
 
 // PlateDetector is the gateway.Classifier of shelf plates: it assembles
@@ -189,16 +193,17 @@ type plateState struct {
 // total load to settle, and for each settled change asks its Identifier
 // what moved, emitting a pick or put with an Inference.
 type PlateDetector struct {
-	cfg         Config
-	plates      []*plateState
-	byStream    map[gateway.StreamID]struct{ p, c int }
-	noiseK      float64
-	meanK       float64
-	early       int     // early settle window in samples, 0: none
-	noiseKEarly float64 // the early window's noise tolerance (× σ)
-	halfPeriod  time.Duration
-	shakenWait  int   // samples (see ShakenWait)
-	shakenHold  int64 // samples (see ShakenHold)
+	cfg          Config
+	plates       []*plateState
+	byStream     map[gateway.StreamID]struct{ p, c int }
+	noiseK       float64
+	meanK        float64
+	early        int     // early settle window in samples, 0: none
+	noiseKEarly  float64 // the early window's noise tolerance (× σ)
+	halfPeriod   time.Duration
+	shakenWait   int   // samples (see ShakenWait)
+	shakenHold   int64 // samples (see ShakenHold)
+	graceSamples int64 // samples (see EarlyGrace)
 }
 
 var _ gateway.Classifier = (*PlateDetector)(nil)
@@ -250,6 +255,7 @@ func NewPlateDetector(cfg Config) (*PlateDetector, error) {
 	d.meanK = 6 * math.Sqrt(2/float64(w))
 	d.shakenWait = settleSamples(cfg.Rate, ShakenWait)
 	d.shakenHold = int64(math.Round(ShakenHold * cfg.Rate))
+	d.graceSamples = int64(math.Round(EarlyGrace.Seconds() * cfg.Rate))
 	if cfg.EarlySettle == 0 {
 		cfg.EarlySettle = DefaultEarlySettle
 	}
@@ -289,7 +295,7 @@ func NewPlateDetector(cfg Config) (*PlateDetector, error) {
 			return nil, fmt.Errorf("classify: %w", err)
 		}
 		d.plates = append(d.plates, &plateState{p: p, idx: i, ring: ring, dec: max(dec, 1), win: make([][4]float64, w), medDiff: 0.5, anchor: -1,
-			cellMed: [4]float64{0.5, 0.5, 0.5, 0.5}, noisy: -1, out: -1})
+			cellMed: [4]float64{0.5, 0.5, 0.5, 0.5}, noisy: -1, out: -1, earlyAt: -1})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -574,6 +580,13 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		}
 		return gateway.Event{}, false
 	}
+	if s.earlyAt >= 0 && s.n-s.earlyAt <= d.graceSamples && delta < 0 && -delta < EarlyResidual*math.Abs(s.earlyDelta) {
+		// What a hand still pressing when the last change settled early
+		// left in its level: follow it without an event.
+		s.level, s.levelTot = mean, mt
+		s.anchor, s.shaken, s.earlyAt = -1, 0, -1
+		return gateway.Event{}, false
+	}
 	if !d.sameSign(s, mean, delta) || !d.pointLoad(s, mean, delta) {
 		// Not what a load does to a rigid plate: the plate is being
 		// shaken (or pressed in two places). Keep the level and wait,
@@ -642,6 +655,10 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	if res.Facing < 0 {
 		return gateway.Event{}, false // the identifier says nothing moved
 	}
+	s.earlyAt = -1
+	if early {
+		s.earlyAt, s.earlyDelta = s.n, ch.Delta
+	}
 	return d.event(s.p, ch, res, shadow), true
 }
 
@@ -706,6 +723,16 @@ const EarlyStill = 0.6
 const (
 	EarlyMove         = 0.05
 	EarlyMoveLightest = 0.25
+)
+
+// A change reported early may still carry some of a hand's force, which
+// fades once the hand has left: a fall of the load that settles within
+// EarlyGrace of it and is smaller than EarlyResidual of its |Δ| is that
+// force leaving, and is followed without an event (no hand takes units
+// again so soon; reported, it was a pick of a light unit nobody made).
+const (
+	EarlyGrace    = time.Second
+	EarlyResidual = 0.5
 )
 
 // earlyStill reports whether an early window whose total spans spread
