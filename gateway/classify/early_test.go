@@ -67,16 +67,16 @@ func TestEarlySettleWaitsForRestingHand(t *testing.T) {
 	}
 }
 
-// The units of a change weigh q·unit within a few per cent per unit,
-// independently: the early settle's tolerance grows as √q.
+// The units of a change weigh q·unit within a few per cent per unit:
+// the early settle's tolerance grows as q^¼.
 func TestWholeUnitsSpreadGrowsWithCount(t *testing.T) {
 	for _, tc := range []struct {
 		units float64 // |Δ| in units
 		want  bool
 	}{
 		{1.05, true}, {1.07, false}, {0.95, true}, {0.5, false}, {0.97, true},
-		{3.09, true}, {3.11, false}, {2.9, true}, {2.89, false}, // 0.06·√3 ≈ 0.104
-		{5.13, true}, {5.14, false}, // 0.06·√5 ≈ 0.134
+		{3.078, true}, {3.081, false}, {2.922, true}, {2.919, false}, // 0.06·3^¼ ≈ 0.0790
+		{5.089, true}, {5.091, false}, // 0.06·5^¼ ≈ 0.0897
 	} {
 		if got := wholeUnits(-tc.units*250, 250); got != tc.want {
 			t.Errorf("wholeUnits(%.2f units) = %v, want %v", tc.units, got, tc.want)

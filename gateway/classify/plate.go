@@ -708,8 +708,20 @@ const CellFloor = 1.0
 const CellK = 1.5
 
 // EarlyFrac is how near a whole number of units an early-settled change
-// must be: |Δ|/unit within EarlyFrac of an integer ≥ 1.
+// of one unit must be: |Δ|/unit within EarlyFrac·q^¼ of an integer q ≥ 1.
+// Units of one SKU differ by a few per cent each, so the weight of q units
+// spreads more than one unit's; it would spread as √q, but the tolerance
+// also lets a hand's force pass, and √q cost exact quantity on the
+// training scenarios where q^¼ did not.
 const EarlyFrac = 0.06
+
+// wholeUnits reports whether |delta| is within EarlyFrac·q^¼ of a whole
+// number q ≥ 1 of units.
+func wholeUnits(delta, unit float64) bool {
+	u := math.Abs(delta) / unit
+	q := math.Round(u)
+	return q >= 1 && math.Abs(u-q) <= EarlyFrac*math.Sqrt(math.Sqrt(q))
+}
 
 // EarlyStill scales the early window's noise tolerance: an early
 // settle must be stiller than a full one, unless its total moved by less
@@ -744,14 +756,6 @@ const (
 // and waits a sample more) does not hold a change of heavy units.
 func earlyStill(spread, tol, unit, lightest float64) bool {
 	return spread <= tol || spread <= min(EarlyMove*unit, EarlyMoveLightest*lightest)
-}
-
-// wholeUnits reports whether |delta| is within EarlyFrac of a whole
-// number (≥ 1) of units.
-func wholeUnits(delta, unit float64) bool {
-	u := math.Abs(delta) / unit
-	q := math.Round(u)
-	return q >= 1 && math.Abs(u-q) <= EarlyFrac*math.Sqrt(q)
 }
 
 // onLane reports whether the centre of change ch lies on facing f's lane:
