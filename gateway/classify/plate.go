@@ -182,6 +182,10 @@ type plateState struct {
 	// changes settled through vibration
 	shakenChanges int64
 	change        Change
+	// The last change reported early: its sample and Δ (see
+	// EarlyResidual); earlyAt −1 none.
+	earlyAt    int64
+	earlyDelta float64
 }
 
 // PlateDetector is the gateway.Classifier of shelf plates: it assembles
@@ -189,16 +193,17 @@ type plateState struct {
 // total load to settle, and for each settled change asks its Identifier
 // what moved, emitting a pick or put with an Inference.
 type PlateDetector struct {
-	cfg         Config
-	plates      []*plateState
-	byStream    map[gateway.StreamID]struct{ p, c int }
-	noiseK      float64
-	meanK       float64
-	early       int // early settle window in samples, 0: none
-	noiseKEarly float64
-	halfPeriod  time.Duration
-	shakenWait  int   // samples (see ShakenWait)
-	shakenHold  int64 // samples (see ShakenHold)
+	cfg          Config
+	plates       []*plateState
+	byStream     map[gateway.StreamID]struct{ p, c int }
+	noiseK       float64
+	meanK        float64
+	early        int     // early settle window in samples, 0: none
+	noiseKEarly  float64 // the early window's noise tolerance (× σ)
+	halfPeriod   time.Duration
+	shakenWait   int   // samples (see ShakenWait)
+	shakenHold   int64 // samples (see ShakenHold)
+	graceSamples int64 // samples (see EarlyGrace)
 }
 
 var _ gateway.Classifier = (*PlateDetector)(nil)
@@ -250,12 +255,13 @@ func NewPlateDetector(cfg Config) (*PlateDetector, error) {
 	d.meanK = 6 * math.Sqrt(2/float64(w))
 	d.shakenWait = settleSamples(cfg.Rate, ShakenWait)
 	d.shakenHold = int64(math.Round(ShakenHold * cfg.Rate))
+	d.graceSamples = int64(math.Round(EarlyGrace.Seconds() * cfg.Rate))
 	if cfg.EarlySettle == 0 {
 		cfg.EarlySettle = DefaultEarlySettle
 	}
 	if e := settleSamples(cfg.Rate, cfg.EarlySettle); cfg.EarlySettle > 0 && e < w {
 		d.early = e
-		d.noiseKEarly = EarlyStill * (2*math.Sqrt(2*math.Log(float64(e))) + 2)
+		d.noiseKEarly = 2*math.Sqrt(2*math.Log(float64(e))) + 2
 	}
 	win := PlateWindow(cfg.RingRate)
 	for i := range cfg.Plates {
@@ -289,7 +295,7 @@ func NewPlateDetector(cfg Config) (*PlateDetector, error) {
 			return nil, fmt.Errorf("classify: %w", err)
 		}
 		d.plates = append(d.plates, &plateState{p: p, idx: i, ring: ring, dec: max(dec, 1), win: make([][4]float64, w), medDiff: 0.5, anchor: -1,
-			cellMed: [4]float64{0.5, 0.5, 0.5, 0.5}, noisy: -1, out: -1})
+			cellMed: [4]float64{0.5, 0.5, 0.5, 0.5}, noisy: -1, out: -1, earlyAt: -1})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -546,12 +552,13 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		return d.shakenSettle(s, t)
 	}
 	early := false
-	mean, mt, ok := d.still(s, len(s.win), d.noiseK, sigma)
+	var spread float64 // the early window's range of the total
+	mean, mt, _, ok := d.still(s, len(s.win), d.noiseK, sigma)
 	if !ok {
 		if d.early == 0 || !s.hasLevel {
 			return gateway.Event{}, false
 		}
-		if mean, mt, ok = d.still(s, d.early, d.noiseKEarly, sigma); !ok {
+		if mean, mt, spread, ok = d.still(s, d.early, d.noiseKEarly, sigma); !ok {
 			return gateway.Event{}, false
 		}
 		early = true
@@ -571,6 +578,13 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 			s.anchor = -1
 			s.shaken = 0
 		}
+		return gateway.Event{}, false
+	}
+	if s.earlyAt >= 0 && s.n-s.earlyAt <= d.graceSamples && delta < 0 && -delta < EarlyResidual*math.Abs(s.earlyDelta) {
+		// What a hand still pressing when the last change settled early
+		// left in its level: follow it without an event.
+		s.level, s.levelTot = mean, mt
+		s.anchor, s.shaken, s.earlyAt = -1, 0, -1
 		return gateway.Event{}, false
 	}
 	if !d.sameSign(s, mean, delta) || !d.pointLoad(s, mean, delta) {
@@ -614,7 +628,8 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	} else {
 		res = d.cfg.Primary.Identify(ch)
 	}
-	if early && (res.Facing < 0 || !wholeUnits(ch.Delta, s.p.Facings[res.Facing].UnitGrams) || !onLane(ch, res.Facing)) {
+	if early && (res.Facing < 0 || !earlyStill(spread, max(1.5, EarlyStill*d.noiseKEarly*sigma), s.p.Facings[res.Facing].UnitGrams, minUnit) ||
+		!wholeUnits(ch.Delta, s.p.Facings[res.Facing].UnitGrams) || !onLane(ch, res.Facing)) {
 		return gateway.Event{}, false // wait for the whole window
 	}
 	if !early && s.out < 0 && !onAnyLane(ch, d.centreNoise(s, ch.Delta)) {
@@ -640,14 +655,18 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	if res.Facing < 0 {
 		return gateway.Event{}, false // the identifier says nothing moved
 	}
+	s.earlyAt = -1
+	if early {
+		s.earlyAt, s.earlyDelta = s.n, ch.Delta
+	}
 	return d.event(s.p, ch, res, shadow), true
 }
 
-// still returns the mean of the last n samples of plate s's window and
-// whether their total stays within max(1.5 g, k·sigma).
-func (d *PlateDetector) still(s *plateState, n int, k, sigma float64) (mean [4]float64, mt float64, ok bool) {
+// still returns the mean of the last n samples of plate s's window, the
+// range of their total, and whether it stays within max(1.5 g, k·sigma).
+func (d *PlateDetector) still(s *plateState, n int, k, sigma float64) (mean [4]float64, mt, spread float64, ok bool) {
 	if s.wn < n {
-		return mean, 0, false
+		return mean, 0, 0, false
 	}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	var clo, chi [4]float64
@@ -664,20 +683,20 @@ func (d *PlateDetector) still(s *plateState, n int, k, sigma float64) (mean [4]f
 		}
 	}
 	if hi-lo > max(1.5, k*sigma) {
-		return mean, 0, false
+		return mean, 0, 0, false
 	}
 	// Every cell still too: vibration moves the cells in phases of their
 	// own, which can cancel in the total while each cell swings.
 	for c := range mean {
 		if c != s.out && chi[c]-clo[c] > max(CellFloor, CellK*d.noiseK*s.cellMed[c]/0.9539) {
-			return mean, 0, false
+			return mean, 0, 0, false
 		}
 	}
 	for c := range mean {
 		mean[c] /= float64(n)
 		mt += mean[c]
 	}
-	return mean, mt, true
+	return mean, mt, hi - lo, true
 }
 
 // CellFloor is the least range, in grams, a cell may move within a
@@ -689,19 +708,54 @@ const CellFloor = 1.0
 const CellK = 1.5
 
 // EarlyFrac is how near a whole number of units an early-settled change
-// must be: |Δ|/unit within EarlyFrac of an integer ≥ 1.
+// of one unit must be: |Δ|/unit within EarlyFrac·q^¼ of an integer q ≥ 1.
+// Units of one SKU differ by a few per cent each, so the weight of q units
+// spreads more than one unit's; it would spread as √q, but the tolerance
+// also lets a hand's force pass, and √q cost exact quantity on the
+// training scenarios where q^¼ did not.
 const EarlyFrac = 0.06
 
-// EarlyStill scales the early window's noise tolerance: an early
-// settle must be stiller than a full one.
-const EarlyStill = 0.6
-
-// wholeUnits reports whether |delta| is within EarlyFrac of a whole
-// number (≥ 1) of units.
+// wholeUnits reports whether |delta| is within EarlyFrac·q^¼ of a whole
+// number q ≥ 1 of units.
 func wholeUnits(delta, unit float64) bool {
 	u := math.Abs(delta) / unit
 	q := math.Round(u)
-	return q >= 1 && math.Abs(u-q) <= EarlyFrac
+	return q >= 1 && math.Abs(u-q) <= EarlyFrac*math.Sqrt(math.Sqrt(q))
+}
+
+// EarlyStill scales the early window's noise tolerance: an early
+// settle must be stiller than a full one, unless its total moved by less
+// than EarlyMove of the identified facing's unit (see earlyStill).
+const EarlyStill = 0.6
+
+// EarlyMove is the share of a unit by which the total may move within an
+// early window that is not EarlyStill-still; EarlyMoveLightest the share
+// of the plate's lightest unit (what a hand still fading out leaves
+// behind must not look like a light unit moved).
+const (
+	EarlyMove         = 0.05
+	EarlyMoveLightest = 0.25
+)
+
+// A change reported early may still carry some of a hand's force, which
+// fades once the hand has left: a fall of the load that settles within
+// EarlyGrace of it and is smaller than EarlyResidual of its |Δ| is that
+// force leaving, and is followed without an event (no hand takes units
+// again so soon; reported, it was a pick of a light unit nobody made).
+const (
+	EarlyGrace    = time.Second
+	EarlyResidual = 0.5
+)
+
+// earlyStill reports whether an early window whose total spans spread
+// grams is still enough to report a change of units of unit grams: within
+// tol (the EarlyStill tolerance), or by less than EarlyMove of a unit. A
+// hand still fading out moves the total; what matters is whether it can
+// move it by enough to change the count, so the noise of a heavy plate
+// (which makes a 3-sample window fail the strict test one time in twenty
+// and waits a sample more) does not hold a change of heavy units.
+func earlyStill(spread, tol, unit, lightest float64) bool {
+	return spread <= tol || spread <= min(EarlyMove*unit, EarlyMoveLightest*lightest)
 }
 
 // onLane reports whether the centre of change ch lies on facing f's lane:
