@@ -344,6 +344,15 @@ func testRetrainLoop(t *testing.T, run retrainRun) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// How often a sample's label names the lane its own window shows
+	// (the centre of the settled change, from the window's last sample
+	// of each cell): label noise, apart from window noise.
+	var v1Samples []labelledWindow
+	for _, id := range ids {
+		v1Samples = append(v1Samples, csvWindows(t, filepath.Join(samplesDir, "site-retrain", id, "model-v1.csv"), 0)...)
+	}
+	t.Logf("labels agreeing with their window's centre: %.4f of %d v1 samples, %.4f of %d fresh v2 samples",
+		labelAgreement(v1Samples, newFacings), len(v1Samples), labelAgreement(fresh, newFacings), len(fresh))
 	// Event F1 (and, for reference, SKU accuracy) in simulated time on
 	// a fresh scenario of the shelf, scored against the simulator's truth
 	// (shelfctl eval's scoring).
@@ -526,4 +535,30 @@ func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
 func lastLines(s string, n int) string {
 	ls := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(ls[max(0, len(ls)-n):], "\n")
+}
+
+// labelAgreement is the share of ws whose label is the position bin of
+// the lane nearest the centre of the change the window shows (bilinear
+// shares of the four cells' last samples), on a plate of facings equal
+// lanes.
+func labelAgreement(ws []labelledWindow, facings int) float64 {
+	win := classify.PlateWindow(classify.ModelRate)
+	ok := 0
+	for _, w := range ws {
+		var d [4]float64
+		for c := range d {
+			d[c] = float64(w.x[c*win.Samples+win.Samples-1])
+		}
+		tot := d[0] + d[1] + d[2] + d[3]
+		if tot == 0 {
+			continue
+		}
+		u := (d[1] + d[3]) / tot // x / width
+		lane := min(facings-1, max(0, int(u*float64(facings))))
+		want := classify.BinLabel(classify.BinOf((float64(lane)+0.5)/float64(facings), 1))
+		if w.label == want {
+			ok++
+		}
+	}
+	return float64(ok) / float64(max(len(ws), 1))
 }
