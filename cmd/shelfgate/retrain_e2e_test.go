@@ -237,7 +237,16 @@ func testRetrainLoop(t *testing.T, run retrainRun) {
 		return s
 	}
 	start := time.Now()
-	waitFor(t, fmt.Sprintf("%d scan-confirmed samples", run.samples), 2*run.wait, func() bool { return total(rows(1)) >= run.samples })
+	var got map[string]int
+	t.Cleanup(func() {
+		if t.Failed() && got != nil {
+			t.Logf("scan-confirmed samples of v1 when it failed: %v", got)
+		}
+	})
+	waitFor(t, fmt.Sprintf("%d scan-confirmed samples", run.samples), 2*run.wait, func() bool {
+		got = rows(1)
+		return total(got) >= run.samples
+	})
 	t.Logf("samples from the deployed model after %s: %v", time.Since(start).Round(time.Millisecond), rows(1))
 
 	// 3. Retrain from the collected samples, sign, push.
@@ -358,6 +367,18 @@ func testRetrainLoop(t *testing.T, run retrainRun) {
 	// (shelfctl eval's scoring).
 	scen := retrainShelf(977, newFacings, newWidth)
 	evBefore, evAfter := evalModel(t, scen, v1), evalModel(t, scen, v2)
+	// The same models on evaluate.Windows of that scenario (the training
+	// path's windows), picks and puts apart: the gateways label picks
+	// only, so the retrained model has seen puts at the new lanes never.
+	picks, puts := evalWindows(t, scen)
+	for _, m := range []struct {
+		name string
+		l    *classify.Loaded
+	}{{"v1", v1}, {"v2", v2}} {
+		pa, _, _ := accuracy(m.l, picks)
+		ua, _, _ := accuracy(m.l, puts)
+		t.Logf("%s on evaluate.Windows of the fresh scenario: class accuracy %.4f on %d pick windows, %.4f on %d put windows", m.name, pa, len(picks), ua, len(puts))
+	}
 	t.Logf("fresh scenario, %d scan-confirmed picks on the gateways: SKU identification %.4f (deployed v1) → %.4f (promoted v2)", len(fresh), before, after)
 	t.Logf("fresh scenario in simulated time (%d labels): event F1 %.4f → %.4f, SKU accuracy %.4f → %.4f",
 		evAfter.Labels, evBefore.F1, evAfter.F1, evBefore.SKUAccuracy, evAfter.SKUAccuracy)
@@ -561,4 +582,33 @@ func labelAgreement(ws []labelledWindow, facings int) float64 {
 		}
 	}
 	return float64(ok) / float64(max(len(ws), 1))
+}
+
+// evalWindows is evaluate.Windows of c (one simulated hour), the labelled
+// windows of picks and of puts apart (by the sign of the window's settled
+// change; the none windows are left out).
+func evalWindows(t *testing.T, c warehouse.Config) (picks, puts []labelledWindow) {
+	t.Helper()
+	ds, err := evaluate.Windows(context.Background(), evaluate.Options{Name: "fresh", Config: c, Duration: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	win := classify.PlateWindow(classify.ModelRate)
+	for i, x := range ds.X {
+		label := ds.Labels[ds.Y[i]]
+		if label == classify.NoneLabel {
+			continue
+		}
+		var tot float32
+		for c := range 4 {
+			tot += x[c*win.Samples+win.Samples-1]
+		}
+		w := labelledWindow{x: x, label: label}
+		if tot < 0 {
+			picks = append(picks, w)
+		} else {
+			puts = append(puts, w)
+		}
+	}
+	return picks, puts
 }
