@@ -185,9 +185,22 @@ func (c *plateConfig) open(name string, b buses, env sensorEnv) (*sensor, error)
 	for _, f := range c.Facings {
 		p.Facings = append(p.Facings, classify.Facing{SKU: f.SKU, UnitGrams: f.UnitGrams, XMM: f.XMM, YMM: f.YMM})
 	}
-	// Load cells with a shared clock must not be paused one by one
-	// (the read serves all four): spike filtering stays per cell.
-	src, err := loadcell.New(name, chans, loadcell.Options{Timeout: time.Second, PowerDownHold: b.powerDownHold()})
+	// The four cells of a lockstep read are one sample of the plate: no
+	// cell may lose a reading the others keep. The Source's spike filter
+	// drops a cell's reading it judges a spike (a hand's press on one
+	// corner often is one, at 250 g in one sample), and the PlateDetector
+	// pairs the cells' readings by time: at real time it then drops the
+	// other three readings of that sample (the model's window loses a
+	// sample), and whenever the readings' stamps are closer than half a
+	// sample period (the simulation at 5× and faster) it pairs that cell
+	// with the next conversion of the others from then on, shifting the
+	// cell in every later window. evaluate.Windows, which cuts the
+	// training windows, has no spike filter either: the plate detector
+	// judges disturbances on the whole plate (still windows, the rigid
+	// load test). See docs/inference.md, "Training/serving parity".
+	opts := plateSourceOptions()
+	opts.PowerDownHold = b.powerDownHold()
+	src, err := loadcell.New(name, chans, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +226,12 @@ func (c *plateConfig) open(name string, b buses, env sensorEnv) (*sensor, error)
 			}
 		},
 	}, nil
+}
+
+// plateSourceOptions are the loadcell.Source options of a plate's four
+// cells: no spike filter (see open).
+func plateSourceOptions() loadcell.Options {
+	return loadcell.Options{Timeout: time.Second, SpikeGrams: -1}
 }
 
 // plateChain is the part of the classifier chain for the plates in ss: one

@@ -118,9 +118,11 @@ log: {level: warn}
 //     collect's audit finds nothing missing across the swaps.
 //
 // At 40× real time (this test, about a minute) the samples' windows are
-// noisier than at 12× (the retrained model's held-out accuracy on them
-// was 0.78–0.91 against 0.97 at 12×) and the promoted model reached
-// 0.86–0.90 on the fresh picks, so it is held to ≥ 0.75 and a gain of 0.3; at
+// noisier than at 12× on a busy machine (conversions the host misses are
+// missing samples; docs/inference.md, "Training/serving parity"): the
+// retrained model's held-out accuracy on them was 0.78–0.91 and the
+// promoted model reached 0.86–0.90 on the fresh picks there, 0.97–0.98
+// (held-out 0.97) on a quieter one, so it is held to ≥ 0.75 and a gain of 0.3; at
 // 12× (TestFaultRetrainLoopRealTime, make test-faults, about three
 // minutes; 0.997 measured) it is held to the issue's 0.97.
 func TestRetrainLoopEndToEnd(t *testing.T) {
@@ -239,7 +241,16 @@ func testRetrainLoop(t *testing.T, run retrainRun) {
 	start := time.Now()
 	// A deadline, not a timing claim: alone on two cores this takes about
 	// a minute; beside the rest of `make test` it has taken over two.
-	waitFor(t, fmt.Sprintf("%d scan-confirmed samples", run.samples), 5*run.wait, func() bool { return total(rows(1)) >= run.samples })
+	var got map[string]int
+	t.Cleanup(func() {
+		if t.Failed() && got != nil {
+			t.Logf("scan-confirmed samples of v1 when it failed: %v", got)
+		}
+	})
+	waitFor(t, fmt.Sprintf("%d scan-confirmed samples", run.samples), 5*run.wait, func() bool {
+		got = rows(1)
+		return total(got) >= run.samples
+	})
 	t.Logf("samples from the deployed model after %s: %v", time.Since(start).Round(time.Millisecond), rows(1))
 
 	// 3. Retrain from the collected samples, sign, push.
@@ -346,11 +357,32 @@ func testRetrainLoop(t *testing.T, run retrainRun) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// How often a sample's label names the lane its own window shows
+	// (the centre of the settled change, from the window's last sample
+	// of each cell): label noise, apart from window noise.
+	var v1Samples []labelledWindow
+	for _, id := range ids {
+		v1Samples = append(v1Samples, csvWindows(t, filepath.Join(samplesDir, "site-retrain", id, "model-v1.csv"), 0)...)
+	}
+	t.Logf("labels agreeing with their window's centre: %.4f of %d v1 samples, %.4f of %d fresh v2 samples",
+		labelAgreement(v1Samples, newFacings), len(v1Samples), labelAgreement(fresh, newFacings), len(fresh))
 	// Event F1 (and, for reference, SKU accuracy) in simulated time on
 	// a fresh scenario of the shelf, scored against the simulator's truth
 	// (shelfctl eval's scoring).
 	scen := retrainShelf(977, newFacings, newWidth)
 	evBefore, evAfter := evalModel(t, scen, v1), evalModel(t, scen, v2)
+	// The same models on evaluate.Windows of that scenario (the training
+	// path's windows), picks and puts apart: the gateways label picks
+	// only, so the retrained model has seen puts at the new lanes never.
+	picks, puts := evalWindows(t, scen)
+	for _, m := range []struct {
+		name string
+		l    *classify.Loaded
+	}{{"v1", v1}, {"v2", v2}} {
+		pa, _, _ := accuracy(m.l, picks)
+		ua, _, _ := accuracy(m.l, puts)
+		t.Logf("%s on evaluate.Windows of the fresh scenario: class accuracy %.4f on %d pick windows, %.4f on %d put windows", m.name, pa, len(picks), ua, len(puts))
+	}
 	t.Logf("fresh scenario, %d scan-confirmed picks on the gateways: SKU identification %.4f (deployed v1) → %.4f (promoted v2)", len(fresh), before, after)
 	t.Logf("fresh scenario in simulated time (%d labels): event F1 %.4f → %.4f, SKU accuracy %.4f → %.4f",
 		evAfter.Labels, evBefore.F1, evAfter.F1, evBefore.SKUAccuracy, evAfter.SKUAccuracy)
@@ -528,4 +560,59 @@ func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
 func lastLines(s string, n int) string {
 	ls := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(ls[max(0, len(ls)-n):], "\n")
+}
+
+// labelAgreement is the share of ws whose label is the position bin of
+// the lane nearest the centre of the change the window shows (bilinear
+// shares of the four cells' last samples), on a plate of facings equal
+// lanes.
+func labelAgreement(ws []labelledWindow, facings int) float64 {
+	win := classify.PlateWindow(classify.ModelRate)
+	ok := 0
+	for _, w := range ws {
+		var d [4]float64
+		for c := range d {
+			d[c] = float64(w.x[c*win.Samples+win.Samples-1])
+		}
+		tot := d[0] + d[1] + d[2] + d[3]
+		if tot == 0 {
+			continue
+		}
+		u := (d[1] + d[3]) / tot // x / width
+		lane := min(facings-1, max(0, int(u*float64(facings))))
+		want := classify.BinLabel(classify.BinOf((float64(lane)+0.5)/float64(facings), 1))
+		if w.label == want {
+			ok++
+		}
+	}
+	return float64(ok) / float64(max(len(ws), 1))
+}
+
+// evalWindows is evaluate.Windows of c (one simulated hour), the labelled
+// windows of picks and of puts apart (by the sign of the window's settled
+// change; the none windows are left out).
+func evalWindows(t *testing.T, c warehouse.Config) (picks, puts []labelledWindow) {
+	t.Helper()
+	ds, err := evaluate.Windows(context.Background(), evaluate.Options{Name: "fresh", Config: c, Duration: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	win := classify.PlateWindow(classify.ModelRate)
+	for i, x := range ds.X {
+		label := ds.Labels[ds.Y[i]]
+		if label == classify.NoneLabel {
+			continue
+		}
+		var tot float32
+		for c := range 4 {
+			tot += x[c*win.Samples+win.Samples-1]
+		}
+		w := labelledWindow{x: x, label: label}
+		if tot < 0 {
+			picks = append(picks, w)
+		} else {
+			puts = append(puts, w)
+		}
+	}
+	return picks, puts
 }

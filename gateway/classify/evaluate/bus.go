@@ -293,7 +293,7 @@ type plateBus struct {
 // newPlateBus wires the plates of w as cmd/shelfgate's simulation does
 // (simPlate: hx711sim.NewPlate with the scenario's rate and seed
 // 1000+4·plate; kind plate: loadcell.NewGroup on its CLK and DOUTs, mode
-// A128, the cells' calibration from the scenario).
+// A128, the cells' calibration from the scenario, no spike filter).
 func newPlateBus(w *warehouse.Warehouse, plates []classify.Plate, rate, speed float64, timeout time.Duration, b BusOptions) (*plateBus, error) {
 	pb := &plateBus{}
 	for pi, p := range w.Plates() {
@@ -323,7 +323,11 @@ func newPlateBus(w *warehouse.Warehouse, plates []classify.Plate, rate, speed fl
 			src, err := loadcell.New(fmt.Sprintf("%s/c%d", p.ID, c), []loadcell.Channel{{
 				Stream: plates[pi].Cells[c], ADC: st, Mode: loadcell.ModeA128, Bin: fmt.Sprintf("%s/c%d", p.ID, c),
 				Offset: p.Cells[c].OffsetCounts, CountsPerGram: p.Cells[c].CountsPerGram,
-			}}, loadcell.Options{Timeout: timeout, Now: st.now, Backoff: time.Duration(float64(100*time.Millisecond) / speed)})
+			}}, loadcell.Options{Timeout: timeout, Now: st.now, Backoff: time.Duration(float64(100*time.Millisecond) / speed),
+				// As the plate sensor kind: no spike filter on a plate's
+				// cells (a reading one cell loses shifts it against the
+				// others; see cmd/shelfgate/kind_plate.go).
+				SpikeGrams: -1})
 			if err != nil {
 				return nil, fmt.Errorf("evaluate: plate %s cell %d: %w", p.ID, c, err)
 			}
