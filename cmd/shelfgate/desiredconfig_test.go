@@ -352,6 +352,12 @@ func TestShelfctlConfigPush(t *testing.T) {
 		t.Fatalf("push v2 (older): %v\n%s", err, out)
 	}
 
+	// Both outcomes so far (v3 applied, v2 refused) have reached the rig's
+	// own subscriber before counting: shelfctl's wait saw the refusal on
+	// its subscription, which may be ahead of the rig's.
+	if o := r.outcome(2); o.Version != 2 || o.Kind != shelfv1.EventConfigRejected {
+		t.Fatalf("second outcome %+v, want v2 rejected", o)
+	}
 	before := r.numOutcomes()
 	out, err = push(4, strings.Replace(r.yaml(7, "info"), "level: info", "level: loud", 1))
 	if err == nil || !strings.Contains(out, "log.level") || strings.Contains(out, "published") {
