@@ -20,11 +20,14 @@ import (
 )
 
 // Queue bounds of the model handlers: offers are rare; a request asks for
-// at most a window (16) of blocks, so 64 holds several answers.
+// at most a window of blocks (2 MiB, at most 64 blocks: modelsync's
+// default), so 64 blocks or 8 MiB hold a window and its re-sends while a
+// flood of large blocks cannot queue 64 × max_block_size.
 const (
-	modelOfferQueue  = 16
-	modelBlockQueue  = 64
-	maxQueuedRequest = 64
+	modelOfferQueue      = 16
+	modelBlockQueue      = 64
+	modelBlockQueueBytes = 8 << 20
+	maxQueuedRequest     = 64
 )
 
 // modelUplink is what model sync needs of the uplink: best-effort QoS1
@@ -197,7 +200,8 @@ func registerModelSync(r *downlink.Router, t modelsync.Topics, s *modelsync.Sync
 	if err := r.Handle(t.SiteOffer(), offer, downlink.Options{Name: "model-site-offers", QueueLen: modelOfferQueue, MaxPayload: modelsync.MaxOfferBytes}); err != nil {
 		return err
 	}
-	return r.Handle(t.Block(), block, downlink.Options{Name: "model-blocks", QueueLen: modelBlockQueue, MaxPayload: modelsync.BlockHeaderSize + maxBlock})
+	return r.Handle(t.Block(), block, downlink.Options{Name: "model-blocks", QueueLen: modelBlockQueue,
+		MaxPayload: modelsync.BlockHeaderSize + maxBlock, MaxQueueBytes: max(modelBlockQueueBytes, 2*(modelsync.BlockHeaderSize+maxBlock))})
 }
 
 // modelPublisher is the Syncer's Requester over the uplink. Nothing is

@@ -61,6 +61,10 @@ type Options struct {
 	Name       string // label in stats and logs; default the filter
 	QueueLen   int    // messages waiting for the handler; default 64
 	MaxPayload int    // larger payloads are rejected before queueing; default 64 KiB
+	// MaxQueueBytes bounds the payload bytes waiting for the handler, so a
+	// flood of large payloads (model blocks of up to 1 MiB) cannot hold
+	// QueueLen × MaxPayload; default the larger of 4 MiB and 2 × MaxPayload.
+	MaxQueueBytes int
 }
 
 // reasoned is an error that names its rejection reason.
@@ -122,6 +126,7 @@ type route struct {
 	opts   Options
 	h      Handler
 	queue  chan Message
+	bytes  atomic.Int64 // payload bytes in queue
 
 	received atomic.Int64
 	handled  atomic.Int64
@@ -149,6 +154,9 @@ func (r *Router) Handle(filter string, h Handler, opts Options) error {
 	}
 	if opts.MaxPayload <= 0 {
 		opts.MaxPayload = 64 << 10
+	}
+	if opts.MaxQueueBytes <= 0 {
+		opts.MaxQueueBytes = max(4<<20, 2*opts.MaxPayload)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -196,9 +204,15 @@ func (r *Router) deliver(h *route, topic string, payload []byte) {
 		r.reject(h, topic, len(payload), ReasonOversize, fmt.Errorf("payload of %d bytes exceeds %d", len(payload), h.opts.MaxPayload))
 		return
 	}
+	if n := h.bytes.Add(int64(len(payload))); n > int64(h.opts.MaxQueueBytes) {
+		h.bytes.Add(-int64(len(payload)))
+		r.reject(h, topic, len(payload), ReasonQueueFull, fmt.Errorf("%d bytes already waiting (at most %d)", n-int64(len(payload)), h.opts.MaxQueueBytes))
+		return
+	}
 	select {
 	case h.queue <- Message{Topic: topic, Payload: payload}:
 	default:
+		h.bytes.Add(-int64(len(payload)))
 		r.reject(h, topic, len(payload), ReasonQueueFull, fmt.Errorf("%d messages already waiting", cap(h.queue)))
 	}
 }
@@ -246,6 +260,7 @@ func (r *Router) serve(ctx context.Context, h *route) {
 		case <-ctx.Done():
 			return
 		case m := <-h.queue:
+			h.bytes.Add(-int64(len(m.Payload)))
 			if err := h.h.Handle(ctx, m); err != nil {
 				if ctx.Err() != nil {
 					return

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -207,3 +208,45 @@ func TestReasonOf(t *testing.T) {
 }
 
 func fmtWrap(err error) error { return errors.Join(errors.New("ctx"), err) }
+
+// TestQueueBoundedByBytes: a stuck handler's queue holds at most
+// MaxQueueBytes of payloads, whatever QueueLen allows, and takes messages
+// again as the handler drains it.
+func TestQueueBoundedByBytes(t *testing.T) {
+	r := New(nil)
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	var handled atomic.Int64
+	if err := r.Handle("blocks", HandlerFunc(func(ctx context.Context, m Message) error {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		handled.Add(1)
+		return nil
+	}), Options{Name: "blocks", QueueLen: 64, MaxPayload: 1000, MaxQueueBytes: 2500}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	block := make([]byte, 1000)
+	r.Deliver("blocks", block)
+	<-started // stuck on the first; it left the queue
+	for range 10 {
+		r.Deliver("blocks", block) // 2 fit in 2500 bytes, 8 rejected
+	}
+	st := r.Stats()[0]
+	if st.Queued != 2 || st.Rejected[ReasonQueueFull] != 8 {
+		t.Fatalf("stats %+v: want 2 queued, 8 rejected by bytes", st)
+	}
+	close(release)
+	waitFor(t, func() bool { return handled.Load() == 3 })
+	r.Deliver("blocks", block) // room again
+	waitFor(t, func() bool { return handled.Load() == 4 })
+}
