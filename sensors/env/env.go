@@ -37,6 +37,7 @@ import (
 	"periph.io/x/conn/v3/physic"
 
 	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/sensors/handoff"
 )
 
 // Sensor is one environmental sensor: *bmxx80.Dev and *ds18b20.Dev satisfy it.
@@ -123,7 +124,7 @@ type Source struct {
 	samples, readings, errs, outOfRange, glitches atomic.Int64
 	reboots                                       atomic.Int64
 
-	rb rebootState // reboot.go
+	rb handoff.Requests // reboots for the sampling goroutine (reboot.go)
 }
 
 var _ gateway.Source = (*Source)(nil)
@@ -158,7 +159,7 @@ func New(name string, chans []Channel, opts Options) (*Source, error) {
 	if opts.Buffer <= 0 {
 		opts.Buffer = 64
 	}
-	return &Source{name: name, chans: chans, opts: opts, rb: rebootState{kick: make(chan struct{}, 1)}}, nil
+	return &Source{name: name, chans: chans, opts: opts}, nil
 }
 
 // Name implements gateway.Source.
@@ -178,8 +179,8 @@ func (s *Source) Stats() Stats {
 func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s.setRunning(true)
-	defer s.setRunning(false)
+	s.rb.Start()
+	defer s.rb.Stop(ErrNotRunning)
 	out := make(chan []gateway.Reading, s.opts.Buffer)
 	emitErr := make(chan error, 1)
 	go func() {
@@ -210,6 +211,7 @@ func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 func (s *Source) loop(ctx context.Context, out chan<- []gateway.Reading) {
 	t := time.NewTicker(s.opts.Interval)
 	defer t.Stop()
+	kick := s.rb.Kick()
 	for {
 		s.reinitIfAsked()
 		for i := range s.chans {
@@ -231,7 +233,7 @@ func (s *Source) loop(ctx context.Context, out chan<- []gateway.Reading) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-s.rb.kick: // Reboot: re-initialise and sample now
+		case <-kick: // Reboot: re-initialise and sample now
 		}
 	}
 }

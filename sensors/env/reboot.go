@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 
 	"periph.io/x/conn/v3/physic"
 )
@@ -55,16 +53,6 @@ func (r *reinitable) Reinit() error {
 	return nil
 }
 
-// rebootState is whether Run runs and the reboots waiting for the sampling
-// goroutine.
-type rebootState struct {
-	mu      sync.Mutex
-	running bool
-	wanted  atomic.Bool
-	waiters []chan error // buffered 1 each
-	kick    chan struct{}
-}
-
 // Reboot initialises every channel's sensor again (see Reiniter) on the
 // sampling goroutine, which then samples at once, and returns the outcome,
 // or when ctx ends.
@@ -74,67 +62,31 @@ func (s *Source) Reboot(ctx context.Context) error {
 			return fmt.Errorf("env: %s: channel %s (%T): %w", s.name, c.Name, c.Sensor, ErrNoReinit)
 		}
 	}
-	done := make(chan error, 1)
-	s.rb.mu.Lock()
-	if !s.rb.running {
-		s.rb.mu.Unlock()
-		return fmt.Errorf("env: %s: %w", s.name, ErrNotRunning)
-	}
-	s.rb.waiters = append(s.rb.waiters, done)
-	s.rb.wanted.Store(true)
-	s.rb.mu.Unlock()
-	select {
-	case s.rb.kick <- struct{}{}:
-	default:
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("env: %s: re-initialise: %w", s.name, err)
-		}
+	err := s.rb.Ask(ctx, ErrNotRunning, nil) // kicks the sampling loop
+	switch {
+	case err == nil:
 		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("env: %s: reboot: %w", s.name, ctx.Err())
+	case errors.Is(err, ErrNotRunning):
+		return fmt.Errorf("env: %s: %w", s.name, err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("env: %s: reboot: %w", s.name, err)
 	}
-}
-
-// setRunning marks Run as running or not; when it stops, reboots still
-// waiting get ErrNotRunning.
-func (s *Source) setRunning(on bool) {
-	s.rb.mu.Lock()
-	defer s.rb.mu.Unlock()
-	s.rb.running = on
-	if on {
-		return
-	}
-	for _, w := range s.rb.waiters {
-		w <- ErrNotRunning
-	}
-	s.rb.waiters = nil
-	s.rb.wanted.Store(false)
+	return fmt.Errorf("env: %s: re-initialise: %w", s.name, err)
 }
 
 // reinitIfAsked serves the waiting reboots, on the sampling goroutine.
 func (s *Source) reinitIfAsked() {
-	if !s.rb.wanted.Load() {
-		return
-	}
-	s.rb.mu.Lock()
-	ws := s.rb.waiters
-	s.rb.waiters = nil
-	s.rb.wanted.Store(false)
-	s.rb.mu.Unlock()
-	var errs []error
-	for _, c := range s.chans {
-		if err := c.Sensor.(Reiniter).Reinit(); err != nil {
-			errs = append(errs, fmt.Errorf("channel %s: %w", c.Name, err))
+	s.rb.Serve(func() error {
+		var errs []error
+		for _, c := range s.chans {
+			if err := c.Sensor.(Reiniter).Reinit(); err != nil {
+				errs = append(errs, fmt.Errorf("channel %s: %w", c.Name, err))
+			}
 		}
-	}
-	err := errors.Join(errs...)
-	if err == nil {
-		s.reboots.Add(1)
-	}
-	for _, w := range ws {
-		w <- err
-	}
+		err := errors.Join(errs...)
+		if err == nil {
+			s.reboots.Add(1)
+		}
+		return err
+	})
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -61,15 +59,6 @@ func (r devReader) Init() error {
 	return r.d.LowLevel.Init()
 }
 
-// rebootState is whether Run runs and the reboots waiting for the polling
-// goroutine.
-type rebootState struct {
-	mu      sync.Mutex
-	running bool
-	wanted  atomic.Bool
-	waiters []chan error // buffered 1 each
-}
-
 // Reboot re-initialises the reader between two polls (see Initer) and
 // returns its outcome once the polling goroutine did it, or when ctx
 // ends. A tag still in the field after the reset is the same presentation
@@ -78,61 +67,26 @@ func (s *Source) Reboot(ctx context.Context) error {
 	if _, ok := s.r.(Initer); !ok {
 		return fmt.Errorf("rfid: %s: %T: %w", s.name, s.r, ErrNoInit)
 	}
-	done := make(chan error, 1)
-	s.rb.mu.Lock()
-	if !s.rb.running {
-		s.rb.mu.Unlock()
-		return fmt.Errorf("rfid: %s: %w", s.name, ErrNotRunning)
-	}
-	s.rb.waiters = append(s.rb.waiters, done)
-	s.rb.wanted.Store(true)
-	s.rb.mu.Unlock()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("rfid: %s: re-initialise: %w", s.name, err)
-		}
+	err := s.rb.Ask(ctx, ErrNotRunning, func() {}) // the polling loop looks at every poll
+	switch {
+	case err == nil:
 		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("rfid: %s: reboot: %w", s.name, ctx.Err())
+	case errors.Is(err, ErrNotRunning):
+		return fmt.Errorf("rfid: %s: %w", s.name, err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("rfid: %s: reboot: %w", s.name, err)
 	}
-}
-
-// setRunning marks Run as running or not; when it stops, reboots still
-// waiting get ErrNotRunning.
-func (s *Source) setRunning(on bool) {
-	s.rb.mu.Lock()
-	defer s.rb.mu.Unlock()
-	s.rb.running = on
-	if !on {
-		s.answerLocked(ErrNotRunning)
-	}
-}
-
-func (s *Source) answerLocked(err error) {
-	for _, w := range s.rb.waiters {
-		w <- err
-	}
-	s.rb.waiters = nil
-	s.rb.wanted.Store(false)
+	return fmt.Errorf("rfid: %s: re-initialise: %w", s.name, err)
 }
 
 // reinitIfAsked serves the waiting reboots, on the polling goroutine. A
 // reboot asked while Init runs waits for the next one.
 func (s *Source) reinitIfAsked() {
-	if !s.rb.wanted.Load() {
-		return
-	}
-	s.rb.mu.Lock()
-	ws := s.rb.waiters
-	s.rb.waiters = nil
-	s.rb.wanted.Store(false)
-	s.rb.mu.Unlock()
-	err := s.r.(Initer).Init()
-	if err == nil {
-		s.reboots.Add(1)
-	}
-	for _, w := range ws {
-		w <- err
-	}
+	s.rb.Serve(func() error {
+		err := s.r.(Initer).Init()
+		if err == nil {
+			s.reboots.Add(1)
+		}
+		return err
+	})
 }

@@ -45,6 +45,7 @@ import (
 	"periph.io/x/devices/v3/mfrc522/commands"
 
 	"github.com/shelfgate/shelfgate/gateway"
+	"github.com/shelfgate/shelfgate/sensors/handoff"
 )
 
 // Reader is an MFRC522 as the Source uses it. FromDev adapts periph's driver.
@@ -143,7 +144,7 @@ type Source struct {
 	polls, reads, held, empty, errs atomic.Int64
 	reboots                         atomic.Int64
 
-	rb rebootState // reboot.go
+	rb handoff.Requests // reboots for the polling goroutine (reboot.go)
 }
 
 var _ gateway.Source = (*Source)(nil)
@@ -192,8 +193,8 @@ func (s *Source) Stats() Stats {
 func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s.setRunning(true)
-	defer s.setRunning(false)
+	s.rb.Start()
+	defer s.rb.Stop(ErrNotRunning)
 	out := make(chan Tag, s.opts.Buffer)
 	sinkErr := make(chan error, 1)
 	go func() {

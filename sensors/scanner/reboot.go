@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/shelfgate/shelfgate/sensors/handoff"
 )
 
 // ErrNotRunning is returned by Reboot when Run is not running.
@@ -14,11 +16,9 @@ var ErrNotRunning = errors.New("scanner: not running")
 // rebootState is the device Run has open, for Reboot to close, and the
 // reboots waiting for the device to open again.
 type rebootState struct {
-	mu      sync.Mutex
-	running bool
-	rc      io.Closer    // the open device; nil between opens
-	waiters []chan error // buffered 1 each
-	kick    chan struct{}
+	mu  sync.Mutex
+	rc  io.Closer // the open device; nil between opens
+	req handoff.Requests
 }
 
 // onceCloser closes its ReadCloser once, whoever asks first: the read
@@ -41,50 +41,28 @@ func (c *onceCloser) Close() error {
 // sending at that instant is cut and rejected as partial. A device that is
 // not open (unplugged, Run waiting to retry) is tried at once.
 func (s *Source) Reboot(ctx context.Context) error {
-	done := make(chan error, 1)
-	s.rb.mu.Lock()
-	if !s.rb.running {
+	err := s.rb.req.Ask(ctx, ErrNotRunning, func() {
+		s.rb.mu.Lock()
+		rc := s.rb.rc
+		if !s.rb.req.Pending() {
+			rc = nil // an open since the request answered it already
+		}
 		s.rb.mu.Unlock()
-		return fmt.Errorf("scanner: %s: %w", s.name, ErrNotRunning)
-	}
-	s.rb.waiters = append(s.rb.waiters, done)
-	rc := s.rb.rc
-	s.rb.mu.Unlock()
-	if rc != nil {
-		rc.Close() // the read fails; the loop opens it again at once
-	} else {
-		select {
-		case s.rb.kick <- struct{}{}:
-		default:
+		if rc != nil {
+			rc.Close() // the read fails; the loop opens it again at once
+			return
 		}
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("scanner: %s: reopen: %w", s.name, err)
-		}
+		s.rb.req.Wake() // Run waits to retry: try now
+	})
+	switch {
+	case err == nil:
 		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("scanner: %s: reboot: %w", s.name, ctx.Err())
+	case errors.Is(err, ErrNotRunning):
+		return fmt.Errorf("scanner: %s: %w", s.name, err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("scanner: %s: reboot: %w", s.name, err)
 	}
-}
-
-// setRunning marks Run as running or not; when it stops, reboots still
-// waiting get ErrNotRunning.
-func (s *Source) setRunning(on bool) {
-	s.rb.mu.Lock()
-	defer s.rb.mu.Unlock()
-	s.rb.running = on
-	if !on {
-		s.answerLocked(ErrNotRunning)
-	}
-}
-
-func (s *Source) answerLocked(err error) {
-	for _, w := range s.rb.waiters {
-		w <- err
-	}
-	s.rb.waiters = nil
+	return fmt.Errorf("scanner: %s: reopen: %w", s.name, err)
 }
 
 // attach records the device just opened (wrapped to close once) and
@@ -94,11 +72,7 @@ func (s *Source) attach(rc io.ReadCloser) io.ReadCloser {
 	s.rb.mu.Lock()
 	defer s.rb.mu.Unlock()
 	s.rb.rc = oc
-	s.answerLocked(nil)
-	select {
-	case <-s.rb.kick: // a kick for this open is spent
-	default:
-	}
+	s.rb.req.Answer(nil)
 	return oc
 }
 
@@ -108,12 +82,8 @@ func (s *Source) detach() (rebooting bool) {
 	s.rb.mu.Lock()
 	defer s.rb.mu.Unlock()
 	s.rb.rc = nil
-	return len(s.rb.waiters) > 0
+	return s.rb.req.Pending()
 }
 
 // openFailed answers the reboots waiting for an open with its error.
-func (s *Source) openFailed(err error) {
-	s.rb.mu.Lock()
-	defer s.rb.mu.Unlock()
-	s.answerLocked(err)
-}
+func (s *Source) openFailed(err error) { s.rb.req.Answer(err) }

@@ -182,7 +182,7 @@ func New(name string, open Opener, opts Options) (*Source, error) {
 	if opts.Buffer <= 0 {
 		opts.Buffer = 256
 	}
-	return &Source{name: name, stream: gateway.StreamID("scanner/" + name), open: open, opts: opts, rb: rebootState{kick: make(chan struct{}, 1)}}, nil
+	return &Source{name: name, stream: gateway.StreamID("scanner/" + name), open: open, opts: opts}, nil
 }
 
 // Name implements gateway.Source.
@@ -218,8 +218,8 @@ func (s *Source) LastError() error {
 func (s *Source) Run(ctx context.Context, emit gateway.Emitter) error {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s.setRunning(true)
-	defer s.setRunning(false)
+	s.rb.req.Start()
+	defer s.rb.req.Stop(ErrNotRunning)
 	out := make(chan Scan, s.opts.Buffer)
 	sinkErr := make(chan error, 1)
 	go func() {
@@ -322,6 +322,6 @@ func (s *Source) wait(ctx context.Context) {
 	select {
 	case <-ctx.Done():
 	case <-t.C:
-	case <-s.rb.kick: // Reboot: try now
+	case <-s.rb.req.Kick(): // Reboot: try now
 	}
 }
