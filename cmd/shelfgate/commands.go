@@ -245,7 +245,7 @@ func (d commandDeps) steadyCodes(bin string) (statuspage.CellCalibration, []int3
 			return cur, nil, 0, fmt.Errorf("bin %s: %w: %d", bin, calibration.ErrSaturated, c)
 		}
 	}
-	med, mad := medianMAD(codes)
+	med, mad := calibration.MedianMAD(codes)
 	if sigma := 1.4826 * mad / math.Abs(cur.CountsPerGram); sigma > tareMaxNoiseGram {
 		return cur, nil, 0, fmt.Errorf("bin %s is not steady (recent readings scatter by %.1f g, max %.1f g): wait until it settles", bin, sigma, tareMaxNoiseGram)
 	}
@@ -472,31 +472,6 @@ func (d commandDeps) rebootSensors(ctx context.Context, args json.RawMessage) (a
 		}
 	}
 	return res, nil, nil
-}
-
-// medianMAD is the median of codes and their median absolute deviation.
-func medianMAD(codes []int32) (med, mad float64) {
-	s := make([]float64, len(codes))
-	for i, c := range codes {
-		s[i] = float64(c)
-	}
-	med = median(s)
-	for i := range s {
-		s[i] = math.Abs(s[i] - med)
-	}
-	return med, median(s)
-}
-
-func median(s []float64) float64 {
-	slices.Sort(s)
-	n := len(s)
-	if n == 0 {
-		return 0
-	}
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // commandSet builds the commands of a running gateway from what run built:
