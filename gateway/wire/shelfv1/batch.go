@@ -191,6 +191,11 @@ func DecodeBatch(p []byte) (*Batch, error) {
 	if b.Tag != "" && (b.Lo <= 0 || b.Hi < b.Lo) {
 		return nil, fmt.Errorf("%w: batch %q with lo %d, hi %d", ErrBadBatch, b.Tag, b.Lo, b.Hi)
 	}
+	if b.Tag == "" && (b.Lo != 0 || b.Hi != 0) {
+		// lo and hi name a batch only with its tag; alone they are a
+		// range nothing vouches for.
+		return nil, fmt.Errorf("%w: lo %d, hi %d without a batch tag", ErrBadBatch, b.Lo, b.Hi)
+	}
 	for i, r := range b.Records {
 		if r.ID <= 0 || r.Seq == 0 || r.Stream == "" {
 			return nil, fmt.Errorf("%w: records[%d]: id %d, seq %d, stream %q must be set", ErrBadBatch, i, r.ID, r.Seq, r.Stream)

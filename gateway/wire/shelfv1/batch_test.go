@@ -50,6 +50,7 @@ func TestDecodeBatchRejects(t *testing.T) {
 		{"no stream", `{"v":1,"class":"telemetry","records":[{"id":1,"q":1}]}`},
 		{"tag without range", `{"v":1,"class":"telemetry","batch":"x","records":[]}`},
 		{"tag with hi below lo", `{"v":1,"class":"telemetry","lo":5,"hi":4,"batch":"x","records":[]}`},
+		{"lo and hi without a tag", `{"v":1,"class":"event","hi":1,"records":[]}`},
 		{"truncated", `{"v":1,"class":"telemetry","records":[{"id":1,`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
