@@ -172,6 +172,7 @@ type plateState struct {
 	// others) is held at its last healthy level and the plate is read
 	// from the other three.
 	cellMed  [4]float64 // running median of each cell's sample-to-sample step
+	calmMed  [4]float64 // cellMed when the plate last was not shaken
 	prevG    [4]float64
 	noisy    int // the cell judged noisy, −1 none
 	out      int // the cell held, −1 none
@@ -546,6 +547,9 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	// of the facing identified (checked below): a hand still resting on
 	// the plate adds a force that is rarely a whole number of units, and
 	// such a change waits for the whole window.
+	if s.n >= s.shake.until {
+		s.calmMed = s.cellMed
+	}
 	if s.shake.rank > 0 && s.n < s.shake.until && s.out < 0 {
 		// Shaken: settle on the readings projected away from the
 		// vibration; the plain test resumes when the plate is quiet.
@@ -636,6 +640,20 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		// Units are taken from their lane: a change centred elsewhere is
 		// a hand still resting or the plate still shaking. Wait, as for
 		// a change no single load explains.
+		s.shaken++
+		if s.shaken >= d.shakenWait {
+			s.level, s.levelTot = mean, mt
+			s.anchor = -1
+			s.shaken = 0
+		}
+		return gateway.Event{}, false
+	}
+	settledOn := len(s.win)
+	if early {
+		settledOn = d.early
+	}
+	if d.vibrationExplains(s, ch, res, settledOn) {
+		// The plate's vibration, not a load: wait, as above.
 		s.shaken++
 		if s.shaken >= d.shakenWait {
 			s.level, s.levelTot = mean, mt

@@ -231,9 +231,11 @@ func (d *PlateDetector) shakenSettle(s *plateState, t time.Time) (gateway.Event,
 		return gateway.Event{}, false
 	}
 	m := 4 - k.rank
-	sc := 0.0 // one cell's noise σ, the noisiest healthy cell's
+	// One cell's noise σ, the noisiest healthy cell's, as it was before
+	// the shaking began: the running estimate grows with the vibration.
+	sc := 0.0
 	for c := range 4 {
-		sc = max(sc, s.cellMed[c]/0.9539)
+		sc = max(sc, s.calmMed[c]/0.9539)
 	}
 	var lo, hi [4]float64
 	var mean [4]float64
@@ -335,4 +337,59 @@ func (d *PlateDetector) shakenSettle(s *plateState, t time.Time) (gateway.Event,
 		return gateway.Event{}, false
 	}
 	return d.event(p, ch, res, nil), true
+}
+
+// VibrationK is how many σ of the noise the projected change may miss
+// the units identified by before vibrationExplains calls it vibration.
+const VibrationK = 4.0
+
+// vibrationExplains reports whether the settled change of plate s that
+// the plain test identified as res is rather the plate's vibration: with
+// a learned vibration subspace, the change's component outside it must
+// still be res's units at res's facing. A forklift's vibration near a
+// multiple of the sample rate aliases to a slow drift of every cell in
+// the vibration's fixed proportions, which the plain test sees as still
+// and, where those proportions look like a load, as units moved; no
+// incoherent steps mark the plate as shaken then.
+// n is the number of samples the settled level is the mean of.
+func (d *PlateDetector) vibrationExplains(s *plateState, ch *Change, res Result, n int) bool {
+	k := &s.shake
+	if k.rank == 0 || res.Facing < 0 || ch.Shaken || ch.Degraded >= 0 {
+		return false
+	}
+	// The noise of the calm plate: during a burst the running estimate
+	// has grown with the vibration.
+	sc := 0.0
+	for c := range 4 {
+		sc = max(sc, s.calmMed[c]/0.9539)
+	}
+	sdz := sc * math.Sqrt(2/float64(n))
+	var dc [4]float64
+	for c := range dc {
+		dc[c] = ch.After[c] - ch.Before[c]
+	}
+	dz := k.project(dc)
+	fc := s.p.Facings[res.Facing]
+	var sh [4]float64
+	for c := range sh {
+		sh[c] = s.p.share(c, fc.XMM, fc.YMM)
+	}
+	pf := k.project(sh)
+	m := 4 - k.rank
+	var pp, pd float64
+	for j := 0; j < m; j++ {
+		pp += pf[j] * pf[j]
+		pd += pf[j] * dz[j]
+	}
+	if pp < 1e-9 {
+		return false // the facing's loads lie in the vibration subspace
+	}
+	// Along the facing's projected share, the change must be its units,
+	// within the spread of unit weights and the noise.
+	want := float64(res.Quantity) * fc.UnitGrams
+	if ch.Delta < 0 {
+		want = -want
+	}
+	got := pd / math.Sqrt(pp)
+	return math.Abs(got-want*math.Sqrt(pp)) > ShakenFrac*math.Abs(want)*math.Sqrt(pp)+VibrationK*sdz
 }
