@@ -552,8 +552,13 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	}
 	if s.shake.rank > 0 && s.n < s.shake.until && s.out < 0 {
 		// Shaken: settle on the readings projected away from the
-		// vibration; the plain test resumes when the plate is quiet.
-		return d.shakenSettle(s, t)
+		// vibration. When that finds nothing, the plain test below still
+		// runs: once the cells are still, a change the projection could
+		// not fit (a light facing's, seen at a fraction of its size) is
+		// reported then, not after ShakenHold.
+		if ev, ok := d.shakenSettle(s, t); ok {
+			return ev, ok
+		}
 	}
 	early := false
 	var spread float64 // the early window's range of the total

@@ -261,3 +261,65 @@ func TestAliasedBurstIsNotAVisit(t *testing.T) {
 		})
 	}
 }
+
+// A pick that settles as a burst dies out is reported once the cells are
+// still, not after the 1.5 s the plate counts as shaken (ShakenHold): while
+// shaken, the plain test runs too when the projected one finds nothing
+// (units 3.5 % heavier than the catalogue's, in 1 g of noise: the
+// projection, seeing a light facing's change at a third of its size,
+// puts the quotient beyond ShakenFrac of whole units).
+func TestPickAsBurstEnds(t *testing.T) {
+	for _, seed := range []uint64{11, 12, 13} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			phases := [4]float64{0.3, 2.0, 4.1, 5.5}
+			d, p := newTestDetector(t, Analytic{}, nil, nil)
+			p.Facings[3].UnitGrams = 22
+			s := newScript(p, seed)
+			s.noise = 1
+			s.add(2000, 300, 200)
+			rs := s.samples(20, nil)
+			for b := range 4 {
+				rs = append(rs, s.samples(40, burst(40, 2.5+0.4*float64(b), 30, phases, 0))...)
+				rs = append(rs, s.samples(30, nil)...)
+			}
+			if evs := observeAll(d, rs); len(evs) != 0 {
+				t.Fatalf("bursts made events: %+v", evs)
+			}
+			const n = 40
+			vib := burst(n, 3.1, 35, phases, 0)
+			fc := p.Facings[3]
+			rs = s.samples(25, vib)
+			rs = append(rs, s.samples(10, func(i int) [4]float64 {
+				e := vib(25 + i)
+				for c := range e {
+					e[c] += 100 * math.Sin(math.Pi*float64(i)/10) * p.share(c, fc.XMM, fc.YMM)
+				}
+				return e
+			})...)
+			evs := observeAll(d, rs)
+			s.add(-3*1.035*fc.UnitGrams, fc.XMM, fc.YMM)
+			settled := s.k
+			at := -1
+			for i := range 30 {
+				got := observeAll(d, s.samples(1, func(int) [4]float64 {
+					if 35+i < n {
+						return vib(35 + i)
+					}
+					return [4]float64{}
+				}))
+				if len(got) > 0 && at < 0 {
+					at = s.k - settled
+				}
+				evs = append(evs, got...)
+			}
+			if len(evs) != 1 || evs[0].Kind != gateway.EventPick || evs[0].SKU != fc.SKU || evs[0].Quantity != 3 {
+				t.Fatalf("events %+v, want one pick of 3 × %s", evs, fc.SKU)
+			}
+			// The burst has died out 5 samples after settling; the
+			// settle window is 4. (Waiting out the hold took 9–10.)
+			if at < 0 || at > 6 {
+				t.Errorf("reported %d samples after settling, want within 6", at)
+			}
+		})
+	}
+}
