@@ -51,7 +51,20 @@ func TestTuneWhileRunning(t *testing.T) {
 	defer sub.Disconnect(0)
 	f := start(t, url, Options{BatchRecords: 400, Window: 4})
 	produce(t, f.ob, 10, 400, 0)
-	waitFor(t, "first 4000 delivered", 20*time.Second, func() bool { return f.col.Audit(false).Received == 4000 && f.ob.Backlog() == 0 })
+	// This subscriber is not the collector: wait until it, too, has every
+	// record sent before the tune, or a late one would count as after.
+	seen := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, m := range msgs {
+			n += m.records
+		}
+		return n
+	}
+	waitFor(t, "first 4000 delivered", 20*time.Second, func() bool {
+		return f.col.Audit(false).Received == 4000 && f.ob.Backlog() == 0 && seen() >= 4000
+	})
 	mu.Lock()
 	before := len(msgs)
 	for _, m := range msgs {
