@@ -11,11 +11,15 @@ type Analytic struct{}
 
 var _ Identifier = Analytic{}
 
-// Cost weights: a position error of a tenth of the plate's width costs as
-// much as a quotient 0.15 off an integer.
+// Cost weights. Along the plate, the centre's error is scaled by
+// σx = √((LaneSpread·s)² + CentreSigma²): s is the least spacing of two
+// facings' lanes (a share of the width), LaneSpread·s the spread of where
+// in its lane a hand takes units (uniform across the lane: 1/√12), and
+// Change.CentreSigma what the cells' noise adds. A quotient 0.15 off an
+// integer costs as much as one σx.
 const (
-	posScale  = 0.1
-	fracScale = 0.15
+	LaneSpread = 0.2887 // 1/√12
+	fracScale  = 0.15
 )
 
 // Centre returns the centre of mass, in millimetres, of the change from
@@ -45,8 +49,12 @@ func (Analytic) Identify(c *Change) Result {
 	}
 	best, second := math.Inf(1), math.Inf(1)
 	bi := -1
+	// A position error of 0.1 of the width cost as much as 0.15 of a
+	// unit before, whatever the layout and the noise: a hand's few grams
+	// on 11 g units then outweighed a centre right on another lane.
+	sx := math.Hypot(LaneSpread*minSpacing(p), c.CentreSigma)
 	for i, f := range p.Facings {
-		dx := (x - f.XMM) / (posScale * p.WidthMM)
+		dx := (x - f.XMM) / (sx * p.WidthMM)
 		dy := (y - f.YMM) / (p.DepthMM) // units are taken anywhere ±depth/4 of the lane
 		u := math.Abs(c.Delta) / f.UnitGrams
 		q := math.Round(u)
@@ -72,4 +80,18 @@ func (Analytic) Identify(c *Change) Result {
 		conf *= 0.5
 	}
 	return Result{Facing: bi, Quantity: max(q, 1), Confidence: conf, Classifier: "analytic"}
+}
+
+// minSpacing is the least distance between two facings' lanes along the
+// plate, as a share of its width (1 with one facing).
+func minSpacing(p *Plate) float64 {
+	m := 1.0
+	for i, a := range p.Facings {
+		for _, b := range p.Facings[i+1:] {
+			if d := math.Abs(a.XMM-b.XMM) / p.WidthMM; d > 0 {
+				m = min(m, d)
+			}
+		}
+	}
+	return m
 }

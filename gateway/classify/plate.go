@@ -66,6 +66,10 @@ type Change struct {
 	// change was settled on its readings projected away from the
 	// vibration: After is then Before plus Δ at the facing's position.
 	Shaken bool
+	// CentreSigma is the standard deviation of the change's centre of
+	// mass (Centre) that the cells' noise alone causes, as a share of the
+	// plate's width; 0 when unknown.
+	CentreSigma float64
 }
 
 // Result is an Identifier's answer: which facing's units moved (−1: none),
@@ -615,7 +619,8 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		anchor = max(0, s.ring.Count()-int64(len(s.win)/s.dec)-1)
 	}
 	ch := &s.change
-	*ch = Change{Plate: s.p, Index: s.idx, Before: s.level, After: mean, Delta: delta, Ring: s.ring, Anchor: anchor, Time: t, Degraded: s.out}
+	*ch = Change{Plate: s.p, Index: s.idx, Before: s.level, After: mean, Delta: delta, Ring: s.ring, Anchor: anchor, Time: t, Degraded: s.out,
+		CentreSigma: d.centreNoise(s, delta) / 3}
 	start := time.Now()
 	var res Result
 	var shadow *Result

@@ -404,3 +404,33 @@ func BenchmarkIdentifyGated(b *testing.B) {
 		fmt.Printf("FIGURE identify_gated_ns=%.0f unit=ns baseline=%.0f ratio=%.2f\n", ns, analyticNs, ns/analyticNs)
 	}
 }
+
+// Light facings side by side (peak shift's plate-02: 26.2, 11.8, 11.5,
+// 22.3, 12.9 g at 150 mm spacing): 4 × 11.5 g taken from the middle lane
+// with a hand's 4 g still in the reading is 3.63 units of it but 1.87 of
+// its 22.3 g neighbour. A centre measured within a few mm of the middle
+// lane, from a change far above the noise, must win over the quotient;
+// the same change seen through heavy noise may not.
+func TestAnalyticTrustsAPreciseCentre(t *testing.T) {
+	p := Plate{ID: "plate-02", WidthMM: 750, DepthMM: 400}
+	for i, u := range []float64{26.2, 11.8, 11.5, 22.3, 12.9} {
+		p.Facings = append(p.Facings, Facing{SKU: fmt.Sprintf("sku%d", i), UnitGrams: u, XMM: 75 + 150*float64(i), YMM: 200})
+	}
+	ch := &Change{Plate: &p, Delta: -41.7, Degraded: -1}
+	for c := range ch.After {
+		ch.Before[c] = 500
+		ch.After[c] = 500 + ch.Delta*p.share(c, 373, 201)
+	}
+	for _, tc := range []struct {
+		sigma float64 // Change.CentreSigma
+		want  int
+	}{
+		{0.006, 2}, // 0.6 g of noise per cell over a 4-sample window
+		{0.3, 3},   // a centre that uncertain says little: the quotient decides
+	} {
+		ch.CentreSigma = tc.sigma
+		if r := (Analytic{}).Identify(ch); r.Facing != tc.want {
+			t.Errorf("centre σ %.3f: facing %d ×%d (confidence %.2f), want facing %d", tc.sigma, r.Facing, r.Quantity, r.Confidence, tc.want)
+		}
+	}
+}
