@@ -605,12 +605,7 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		// shaken (or pressed in two places). Keep the level and wait,
 		// unless it stays so for ShakenWait: then follow it silently.
 		if !early {
-			s.shaken++
-			if s.shaken >= d.shakenWait {
-				s.level, s.levelTot = mean, mt
-				s.anchor = -1
-				s.shaken = 0
-			}
+			s.unexplained(mean, mt, d.shakenWait)
 		}
 		return gateway.Event{}, false
 	}
@@ -650,12 +645,7 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		// Units are taken from their lane: a change centred elsewhere is
 		// a hand still resting or the plate still shaking. Wait, as for
 		// a change no single load explains.
-		s.shaken++
-		if s.shaken >= d.shakenWait {
-			s.level, s.levelTot = mean, mt
-			s.anchor = -1
-			s.shaken = 0
-		}
+		s.unexplained(mean, mt, d.shakenWait)
 		return gateway.Event{}, false
 	}
 	settledOn := len(s.win)
@@ -664,12 +654,7 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	}
 	if d.vibrationExplains(s, ch, res, settledOn) {
 		// The plate's vibration, not a load: wait, as above.
-		s.shaken++
-		if s.shaken >= d.shakenWait {
-			s.level, s.levelTot = mean, mt
-			s.anchor = -1
-			s.shaken = 0
-		}
+		s.unexplained(mean, mt, d.shakenWait)
 		return gateway.Event{}, false
 	}
 	if s.out < 0 && d.cfg.Shadow != nil { // only for a change reported
@@ -688,6 +673,17 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		s.earlyAt, s.earlyDelta = s.n, ch.Delta
 	}
 	return d.event(s.p, ch, res, shadow), true
+}
+
+// unexplained counts one more settled sample whose change no single load
+// explains; after wait of them in a row the level follows it silently.
+func (s *plateState) unexplained(mean [4]float64, mt float64, wait int) {
+	s.shaken++
+	if s.shaken >= wait {
+		s.level, s.levelTot = mean, mt
+		s.anchor = -1
+		s.shaken = 0
+	}
 }
 
 // still returns the mean of the last n samples of plate s's window, the
