@@ -158,15 +158,24 @@ func TestPlateSensorThroughGateway(t *testing.T) {
 	}
 	close(ch)
 	found := false
+	paths := map[string]bool{}
 	for m := range ch {
 		var pb dto.Metric
 		m.Write(&pb)
 		if strings.Contains(m.Desc().String(), "shelfgate_inferences_total") {
 			found = pb.Counter.GetValue() >= float64(len(evs))
 		}
+		if strings.Contains(m.Desc().String(), "shelfgate_plate_settle_total") {
+			for _, l := range pb.GetLabel() {
+				paths[l.GetValue()] = true
+			}
+		}
 	}
 	if !found {
 		t.Error("shelfgate_inferences_total missing or below the events seen")
+	}
+	if len(paths) != 3 || !paths["degraded"] || !paths["shaken"] || !paths["vibration"] {
+		t.Errorf("shelfgate_plate_settle_total paths %v, want degraded, shaken and vibration", paths)
 	}
 }
 

@@ -43,7 +43,8 @@ func TestOneCellOutDegrades(t *testing.T) {
 		for out := range 4 {
 			for f := range 4 {
 				t.Run(fmt.Sprintf("%s_c%d_facing%d", kind, out, f), func(t *testing.T) {
-					d, p := newTestDetector(t, Analytic{}, nil, nil)
+					var st Stats
+					d, p := newTestDetector(t, Analytic{}, nil, &st)
 					s := newScript(p, uint64(10*out+f))
 					s.add(2000, 300, 200)
 					rs := s.samples(200, nil)
@@ -70,6 +71,9 @@ func TestOneCellOutDegrades(t *testing.T) {
 					}
 					if ev.Confidence > DegradedConfidence || math.Abs(ev.DeltaGrams+2*p.Facings[f].UnitGrams) > 0.1*p.Facings[f].UnitGrams {
 						t.Errorf("confidence %v, Δ %v g (want ≤ %v, ≈ %v g)", ev.Confidence, ev.DeltaGrams, DegradedConfidence, -2*p.Facings[f].UnitGrams)
+					}
+					if n := st.Snapshot().Degraded; n != 1 {
+						t.Errorf("Stats.Degraded %d, want 1", n)
 					}
 				})
 			}

@@ -175,18 +175,15 @@ type plateState struct {
 	// Degraded mode: one cell out (flagged, or far noisier than the
 	// others) is held at its last healthy level and the plate is read
 	// from the other three.
-	cellMed  [4]float64 // running median of each cell's sample-to-sample step
-	calmMed  [4]float64 // cellMed when the plate last was not shaken
-	prevG    [4]float64
-	noisy    int // the cell judged noisy, −1 none
-	out      int // the cell held, −1 none
-	hold     float64
-	degraded int64 // changes identified with a cell out
-	shaken   int   // consecutive settled samples whose change no load explains
-	shake    shake // the plate's vibration model
-	// changes settled through vibration
-	shakenChanges int64
-	change        Change
+	cellMed [4]float64 // running median of each cell's sample-to-sample step
+	calmMed [4]float64 // cellMed when the plate last was not shaken
+	prevG   [4]float64
+	noisy   int // the cell judged noisy, −1 none
+	out     int // the cell held, −1 none
+	hold    float64
+	shaken  int   // consecutive settled samples whose change no load explains
+	shake   shake // the plate's vibration model
+	change  Change
 	// The last change reported early: its sample and Δ (see
 	// EarlyResidual); earlyAt −1 none.
 	earlyAt    int64
@@ -633,7 +630,6 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		}
 		res = Analytic{}.Identify(ch)
 		res.Confidence *= DegradedConfidence
-		s.degraded++
 	} else {
 		res = d.cfg.Primary.Identify(ch)
 	}
@@ -654,6 +650,7 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	}
 	if d.vibrationExplains(s, ch, res, settledOn) {
 		// The plate's vibration, not a load: wait, as above.
+		d.cfg.Stats.observeChange(changeVibration)
 		s.unexplained(mean, mt, d.shakenWait)
 		return gateway.Event{}, false
 	}
@@ -671,6 +668,9 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	s.earlyAt = -1
 	if early {
 		s.earlyAt, s.earlyDelta = s.n, ch.Delta
+	}
+	if ch.Degraded >= 0 {
+		d.cfg.Stats.observeChange(changeDegraded)
 	}
 	return d.event(s.p, ch, res, shadow), true
 }

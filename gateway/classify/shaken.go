@@ -329,7 +329,7 @@ func (d *PlateDetector) shakenSettle(s *plateState, t time.Time) (gateway.Event,
 	s.level = ch.After
 	s.levelTot = s.level[0] + s.level[1] + s.level[2] + s.level[3]
 	s.anchor, s.shaken = -1, 0
-	s.shakenChanges++
+	d.cfg.Stats.observeChange(changeShaken)
 	if st := d.cfg.Stats; st != nil {
 		st.observe(res, nil, time.Since(start), d.cfg.LowConfidence)
 	}

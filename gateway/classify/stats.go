@@ -22,6 +22,24 @@ type Stats struct {
 	sumNanos      atomic.Int64
 	classes       [2][MaxFacings + 1]atomic.Int64 // by primary classifier (analytic, model), facing or none
 	disagree      atomic.Int64
+	changes       [changeKinds]atomic.Int64
+}
+
+// changeKind is how a plate change was settled or held, for Stats.
+type changeKind int
+
+const (
+	changeDegraded  changeKind = iota // reported with one cell out
+	changeShaken                      // settled through vibration
+	changeVibration                   // a settled window held back as the plate's vibration
+	changeKinds
+)
+
+// observeChange counts one change of kind k; s may be nil.
+func (s *Stats) observeChange(k changeKind) {
+	if s != nil {
+		s.changes[k].Add(1)
+	}
 }
 
 // StatsSnapshot is a copy of Stats.
@@ -37,6 +55,13 @@ type StatsSnapshot struct {
 	Classes [2][MaxFacings + 1]int64
 	// Disagreements counts changes where the shadow named another facing.
 	Disagreements int64
+	// Degraded counts events reported with one cell out (Change.Degraded).
+	Degraded int64
+	// Shaken counts changes settled through vibration (Change.Shaken).
+	Shaken int64
+	// Vibration counts settled windows (one per sample) whose change was
+	// held back as the plate's own vibration (vibrationExplains).
+	Vibration int64
 }
 
 func (s *Stats) observe(r Result, shadow *Result, d time.Duration, low float64) {
@@ -79,5 +104,6 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		}
 	}
 	o.Disagreements = s.disagree.Load()
+	o.Degraded, o.Shaken, o.Vibration = s.changes[changeDegraded].Load(), s.changes[changeShaken].Load(), s.changes[changeVibration].Load()
 	return o
 }

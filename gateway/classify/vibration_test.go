@@ -121,7 +121,8 @@ func TestPickDuringBurst(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			phases := tc.phases
-			d, p := newTestDetector(t, Analytic{}, nil, nil)
+			var st Stats
+			d, p := newTestDetector(t, Analytic{}, nil, &st)
 			s := newScript(p, 11)
 			s.add(2000, 300, 200)
 			rs := s.samples(20, nil)
@@ -167,6 +168,9 @@ func TestPickDuringBurst(t *testing.T) {
 			}
 			if at < 0 || at > 10 {
 				t.Errorf("reported %d samples after settling (−1: after the burst), want within 10", at)
+			}
+			if n := st.Snapshot().Shaken; n != 1 {
+				t.Errorf("Stats.Shaken %d, want 1 (the pick settled through the burst)", n)
 			}
 		})
 	}
@@ -219,7 +223,8 @@ func TestAliasedBurstIsNotAVisit(t *testing.T) {
 		{[4]float64{2.48, 0.52, 0.72, 1.78}, 34.0},
 	} {
 		t.Run(fmt.Sprintf("%.0fg", tc.amp), func(t *testing.T) {
-			d, p := newTestDetector(t, Analytic{}, nil, nil)
+			var st Stats
+			d, p := newTestDetector(t, Analytic{}, nil, &st)
 			p.Facings[2].UnitGrams = 60
 			s := newScript(p, 5)
 			s.add(2000, 300, 200)
@@ -240,6 +245,9 @@ func TestAliasedBurstIsNotAVisit(t *testing.T) {
 			rs = append(rs, s.samples(30, nil)...)
 			if evs := observeAll(d, rs); len(evs) != 0 {
 				t.Fatalf("an aliased burst made %d events: %+v", len(evs), evs)
+			}
+			if st.Snapshot().Vibration == 0 {
+				t.Error("Stats.Vibration 0: no change was held back as vibration")
 			}
 			// A pick of 1 × facing 1 (180 g) at the top of another such burst.
 			rs = s.samples(25, vib)
