@@ -49,9 +49,6 @@ func (Analytic) Identify(c *Change) Result {
 	}
 	best, second := math.Inf(1), math.Inf(1)
 	bi := -1
-	// A position error of 0.1 of the width cost as much as 0.15 of a
-	// unit before, whatever the layout and the noise: a hand's few grams
-	// on 11 g units then outweighed a centre right on another lane.
 	sx := math.Hypot(LaneSpread*minSpacing(p), c.CentreSigma)
 	for i, f := range p.Facings {
 		dx := (x - f.XMM) / (sx * p.WidthMM)

@@ -231,12 +231,7 @@ func (d *PlateDetector) shakenSettle(s *plateState, t time.Time) (gateway.Event,
 		return gateway.Event{}, false
 	}
 	m := 4 - k.rank
-	// One cell's noise σ, the noisiest healthy cell's, as it was before
-	// the shaking began: the running estimate grows with the vibration.
-	sc := 0.0
-	for c := range 4 {
-		sc = max(sc, s.calmMed[c]/0.9539)
-	}
+	sc := s.calmSigma()
 	var lo, hi [4]float64
 	var mean [4]float64
 	for i := 1; i <= n; i++ {
@@ -276,16 +271,7 @@ func (d *PlateDetector) shakenSettle(s *plateState, t time.Time) (gateway.Event,
 	var bw float64
 	p := s.p
 	for f, fc := range p.Facings {
-		var sh [4]float64
-		for c := range sh {
-			sh[c] = p.share(c, fc.XMM, fc.YMM)
-		}
-		pf := k.project(sh)
-		var pp, pd float64
-		for j := 0; j < m; j++ {
-			pp += pf[j] * pf[j]
-			pd += pf[j] * dz[j]
-		}
+		pf, pp, pd := k.along(p, fc, dz)
 		if math.Sqrt(pp)*fc.UnitGrams < 6*sdz { // one unit would not show
 			continue
 		}
@@ -357,30 +343,13 @@ func (d *PlateDetector) vibrationExplains(s *plateState, ch *Change, res Result,
 	if k.rank == 0 || res.Facing < 0 || ch.Shaken || ch.Degraded >= 0 {
 		return false
 	}
-	// The noise of the calm plate: during a burst the running estimate
-	// has grown with the vibration.
-	sc := 0.0
-	for c := range 4 {
-		sc = max(sc, s.calmMed[c]/0.9539)
-	}
-	sdz := sc * math.Sqrt(2/float64(n))
+	sdz := s.calmSigma() * math.Sqrt(2/float64(n))
 	var dc [4]float64
 	for c := range dc {
 		dc[c] = ch.After[c] - ch.Before[c]
 	}
-	dz := k.project(dc)
 	fc := s.p.Facings[res.Facing]
-	var sh [4]float64
-	for c := range sh {
-		sh[c] = s.p.share(c, fc.XMM, fc.YMM)
-	}
-	pf := k.project(sh)
-	m := 4 - k.rank
-	var pp, pd float64
-	for j := 0; j < m; j++ {
-		pp += pf[j] * pf[j]
-		pd += pf[j] * dz[j]
-	}
+	_, pp, pd := k.along(s.p, fc, k.project(dc))
 	if pp < 1e-9 {
 		return false // the facing's loads lie in the vibration subspace
 	}
@@ -392,4 +361,31 @@ func (d *PlateDetector) vibrationExplains(s *plateState, ch *Change, res Result,
 	}
 	got := pd / math.Sqrt(pp)
 	return math.Abs(got-want*math.Sqrt(pp)) > ShakenFrac*math.Abs(want)*math.Sqrt(pp)+VibrationK*sdz
+}
+
+// calmSigma is one cell's noise σ, the noisiest healthy cell's, as it was
+// before the plate began to shake: the running estimate grows with the
+// vibration.
+func (s *plateState) calmSigma() float64 {
+	sc := 0.0
+	for c := range 4 {
+		sc = max(sc, s.calmMed[c]/0.9539)
+	}
+	return sc
+}
+
+// along projects facing fc's bilinear shares on plate p away from the
+// vibration (pf) and returns pf, |pf|² and pf·dz for a projected change
+// dz: dz's fit as w·pf is w = pd/pp.
+func (k *shake) along(p *Plate, fc Facing, dz [4]float64) (pf [4]float64, pp, pd float64) {
+	var sh [4]float64
+	for c := range sh {
+		sh[c] = p.share(c, fc.XMM, fc.YMM)
+	}
+	pf = k.project(sh)
+	for j := 0; j < 4-k.rank; j++ {
+		pp += pf[j] * pf[j]
+		pd += pf[j] * dz[j]
+	}
+	return pf, pp, pd
 }

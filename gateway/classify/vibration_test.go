@@ -126,16 +126,7 @@ func TestPickDuringBurst(t *testing.T) {
 			s := newScript(p, 11)
 			s.add(2000, 300, 200)
 			rs := s.samples(20, nil)
-			for b := range 4 { // bursts with no visit: the detector learns the shape
-				rs = append(rs, s.samples(40, burst(40, 2.5+0.4*float64(b), 30, phases, 0))...)
-				rs = append(rs, s.samples(30, nil)...)
-			}
-			if evs := observeAll(d, rs); len(evs) != 0 {
-				t.Fatalf("bursts made events: %+v", evs)
-			}
-			if d.plates[0].shake.rank == 0 {
-				t.Fatal("no vibration subspace learned")
-			}
+			learnShake(t, d, s, rs, 4, 2.5, 0.4, 30, phases)
 			// A 6 s burst; the pick of 2 × facing 2 (410 g) settles 3 s into it.
 			const n = 60
 			vib := burst(n, 3.1, 35, phases, 0)
@@ -229,16 +220,7 @@ func TestAliasedBurstIsNotAVisit(t *testing.T) {
 			s := newScript(p, 5)
 			s.add(2000, 300, 200)
 			rs := s.samples(20, nil)
-			for b := range 10 { // bursts with no visit: the detector learns the shape
-				rs = append(rs, s.samples(40, burst(40, 1.3+0.35*float64(b), 50, tc.phases, 0))...)
-				rs = append(rs, s.samples(30, nil)...)
-			}
-			if evs := observeAll(d, rs); len(evs) != 0 {
-				t.Fatalf("bursts made events: %+v", evs)
-			}
-			if d.plates[0].shake.rank == 0 {
-				t.Fatal("no vibration subspace learned")
-			}
+			learnShake(t, d, s, rs, 10, 1.3, 0.35, 50, tc.phases)
 			const n = 60 // a 6 s burst at a multiple of 10 Hz
 			vib := burst(n, 0, tc.amp, tc.phases, 0)
 			rs = s.samples(n, vib)
@@ -286,13 +268,7 @@ func TestPickAsBurstEnds(t *testing.T) {
 			s.noise = 1
 			s.add(2000, 300, 200)
 			rs := s.samples(20, nil)
-			for b := range 4 {
-				rs = append(rs, s.samples(40, burst(40, 2.5+0.4*float64(b), 30, phases, 0))...)
-				rs = append(rs, s.samples(30, nil)...)
-			}
-			if evs := observeAll(d, rs); len(evs) != 0 {
-				t.Fatalf("bursts made events: %+v", evs)
-			}
+			learnShake(t, d, s, rs, 4, 2.5, 0.4, 30, phases)
 			const n = 40
 			vib := burst(n, 3.1, 35, phases, 0)
 			fc := p.Facings[3]
@@ -329,5 +305,23 @@ func TestPickAsBurstEnds(t *testing.T) {
 				t.Errorf("reported %d samples after settling, want within 6", at)
 			}
 		})
+	}
+}
+
+// learnShake feeds d the readings rs, then bursts with no visit (4 s each,
+// 3 s apart, aliased to f0, f0+df, … Hz, amp grams per cell in phases),
+// so that it learns the plate's vibration shape; it fails t if they make
+// events or no vibration subspace is learned.
+func learnShake(t *testing.T, d *PlateDetector, s *script, rs []gateway.Reading, bursts int, f0, df, amp float64, phases [4]float64) {
+	t.Helper()
+	for b := range bursts {
+		rs = append(rs, s.samples(40, burst(40, f0+df*float64(b), amp, phases, 0))...)
+		rs = append(rs, s.samples(30, nil)...)
+	}
+	if evs := observeAll(d, rs); len(evs) != 0 {
+		t.Fatalf("bursts made events: %+v", evs)
+	}
+	if d.plates[0].shake.rank == 0 {
+		t.Fatal("no vibration subspace learned")
 	}
 }

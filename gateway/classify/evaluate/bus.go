@@ -101,13 +101,9 @@ func (b BusStats) Missed() int64 { return b.Conversions - b.Codes }
 // speed. Conversions the host missed because it fell behind are counted
 // in BusStats, not hidden: they reach the chain as missing samples.
 func RunBus(ctx context.Context, o Options, modes []classify.Mode, b BusOptions) ([]*Report, *BusStats, error) {
-	w, err := warehouse.New(o.Config)
+	w, plates, err := newScenario(o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("evaluate: %w", err)
-	}
-	plates := Plates(w)
-	if len(plates) == 0 {
-		return nil, nil, fmt.Errorf("evaluate: scenario %q has no plates", o.Name)
+		return nil, nil, err
 	}
 	if len(modes) == 0 {
 		modes = []classify.Mode{classify.ModeAnalytic}

@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
@@ -16,6 +17,20 @@ func misPick(plates []classify.Plate) (*classify.MisPick, error) {
 		pickers = append(pickers, classify.Picker{Scanner: gateway.StreamID("scanner/" + p.ID), Plates: []string{p.ID}})
 	}
 	return classify.NewMisPick(classify.MisPickConfig{Pickers: pickers})
+}
+
+// newScenario builds o's warehouse and its plates; a scenario without
+// plates is an error.
+func newScenario(o Options) (*warehouse.Warehouse, []classify.Plate, error) {
+	w, err := warehouse.New(o.Config)
+	if err != nil {
+		return nil, nil, fmt.Errorf("evaluate: %w", err)
+	}
+	plates := Plates(w)
+	if len(plates) == 0 {
+		return nil, nil, fmt.Errorf("evaluate: scenario %q has no plates", o.Name)
+	}
+	return w, plates, nil
 }
 
 // scoredLabels are the labels of each plate of w that a run of d scores:

@@ -2,11 +2,9 @@ package evaluate
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"time"
 
-	"github.com/shelfgate/shelfgate/firmware-sim/warehouse"
 	"github.com/shelfgate/shelfgate/gateway"
 	"github.com/shelfgate/shelfgate/gateway/classify"
 )
@@ -25,13 +23,9 @@ type Cut struct {
 // returns the window of every change the detector reported, per plate in
 // time order (the training side of a training/serving comparison).
 func Cuts(ctx context.Context, o Options) (map[string][]Cut, error) {
-	w, err := warehouse.New(o.Config)
+	w, plates, err := newScenario(o)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate: %w", err)
-	}
-	plates := Plates(w)
-	if len(plates) == 0 {
-		return nil, fmt.Errorf("evaluate: scenario %q has no plates", o.Name)
+		return nil, err
 	}
 	type key struct {
 		plate string

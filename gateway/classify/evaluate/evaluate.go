@@ -229,13 +229,9 @@ func makeScans(o Options, w *warehouse.Warehouse, labels [][]warehouse.PlateLabe
 
 // Run runs o and scores it.
 func Run(ctx context.Context, o Options) (*Report, error) {
-	w, err := warehouse.New(o.Config)
+	w, plates, err := newScenario(o)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate: %w", err)
-	}
-	plates := Plates(w)
-	if len(plates) == 0 {
-		return nil, fmt.Errorf("evaluate: scenario %q has no plates", o.Name)
+		return nil, err
 	}
 	var stats classify.Stats
 	det, err := detector(o, w, plates, &stats, o.primary)
@@ -354,13 +350,9 @@ func score(o Options, plates []classify.Plate, labels [][]warehouse.PlateLabel, 
 // bin of the facing of the label it matches (±1 s of settling), or "none"
 // when it matches no label: the training data of plate models.
 func Windows(ctx context.Context, o Options) (*features.Dataset, error) {
-	w, err := warehouse.New(o.Config)
+	w, plates, err := newScenario(o)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate: %w", err)
-	}
-	plates := Plates(w)
-	if len(plates) == 0 {
-		return nil, fmt.Errorf("evaluate: scenario %q has no plates", o.Name)
+		return nil, err
 	}
 	win := classify.PlateWindow(classify.ModelRate)
 	type cut struct {
