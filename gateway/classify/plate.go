@@ -590,7 +590,7 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		}
 		return gateway.Event{}, false
 	}
-	if s.earlyAt >= 0 && s.n-s.earlyAt <= d.graceSamples && delta < 0 && -delta < EarlyResidual*math.Abs(s.earlyDelta) {
+	if d.residual(s, delta) {
 		// What a hand still pressing when the last change settled early
 		// left in its level: follow it without an event.
 		s.level, s.levelTot = mean, mt
@@ -673,6 +673,14 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		d.cfg.Stats.observeChange(changeDegraded)
 	}
 	return d.event(s.p, ch, res, shadow), true
+}
+
+// residual reports whether a fall of delta grams on plate s is what a
+// hand still pressing left in the level of the change last settled early
+// (or through vibration): within EarlyGrace of it and under
+// EarlyResidual of its size.
+func (d *PlateDetector) residual(s *plateState, delta float64) bool {
+	return s.earlyAt >= 0 && s.n-s.earlyAt <= d.graceSamples && delta < 0 && -delta < EarlyResidual*math.Abs(s.earlyDelta)
 }
 
 // unexplained counts one more settled sample whose change no single load

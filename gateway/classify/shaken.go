@@ -20,21 +20,23 @@ import (
 // subspace from the steps that no load makes (mixed signs, well above the
 // noise), and while the plate shakes it settles on the readings projected
 // away from it: a change there is fitted, facing by facing, as whole units
-// at the facing's position.
+// at the facing's position, and the fit must agree along the vibration
+// too, within what the vibration holds in the window (alongVibration).
 
 // shake is a plate's vibration model: the running second moment of the
 // incoherent steps, its eigenvectors, and the projector onto their
 // complement.
 type shake struct {
-	m      [4][4]float64 // decayed sum of d·dᵀ/|d|² over incoherent steps
-	steps  int           // incoherent steps seen (saturating)
-	fresh  int           // steps since the basis was last computed
-	rank   int           // nuisance dimensions, 0: none learned
-	basis  [4][4]float64 // complement basis vectors (rows 0..3−rank−1)
-	until  int64         // the plate counts as shaken until this sample
-	last   int64         // sample of the last incoherent step
-	run    int           // incoherent steps in a row (gaps ≤ shakeGap)
-	prev   [4]float64    // the last mixed line-load-like step
+	m      [4][4]float64            // decayed sum of d·dᵀ/|d|² over incoherent steps
+	steps  int                      // incoherent steps seen (saturating)
+	fresh  int                      // steps since the basis was last computed
+	rank   int                      // nuisance dimensions, 0: none learned
+	basis  [4][4]float64            // complement basis vectors (rows 0..3−rank−1)
+	vib    [shakeMaxRank][4]float64 // the subspace's basis vectors (rows 0..rank−1)
+	until  int64                    // the plate counts as shaken until this sample
+	last   int64                    // sample of the last incoherent step
+	run    int                      // incoherent steps in a row (gaps ≤ shakeGap)
+	prev   [4]float64               // the last mixed line-load-like step
 	prevAt int64
 }
 
@@ -132,6 +134,9 @@ func (k *shake) update() {
 		}
 	}
 	k.rank = r
+	for i := 0; i < r; i++ {
+		k.vib[i] = vecs[i]
+	}
 	for i := 0; i < 4-r; i++ {
 		k.basis[i] = vecs[r+i]
 	}
@@ -204,6 +209,17 @@ func (k *shake) project(x [4]float64) (z [4]float64) {
 	return z
 }
 
+// vibration returns x's coordinates in the vibration subspace (the first
+// rank entries).
+func (k *shake) vibration(x [4]float64) (v [shakeMaxRank]float64) {
+	for j := 0; j < k.rank; j++ {
+		for c := range 4 {
+			v[j] += k.vib[j][c] * x[c]
+		}
+	}
+	return v
+}
+
 // ShakenFrac is how near whole units a change settled through vibration
 // must be; ShakenSlack the share of the projected change its fit may miss
 // by.
@@ -259,6 +275,7 @@ func (d *PlateDetector) shakenSettle(s *plateState, t time.Time) (gateway.Event,
 		dc[c] = mean[c] - s.level[c]
 	}
 	dz := k.project(dc)
+	vd, vr := k.vibration(dc), s.vibrationRange()
 	sdz := sc * math.Sqrt(2/float64(n)) // σ of one component of dz
 	var dz2 float64
 	for j := 0; j < m; j++ {
@@ -289,8 +306,13 @@ func (d *PlateDetector) shakenSettle(s *plateState, t time.Time) (gateway.Event,
 		}
 		// A χ²-like cost: the misfit against the projection's noise, the
 		// quotient's distance from whole units against the spread of
-		// unit weights.
+		// unit weights, and the misfit along the vibration.
 		cost := res2/(sdz*sdz) + ((u-q)/shakenFracSigma)*((u-q)/shakenFracSigma)
+		cv := k.alongVibration(p, fc, math.Copysign(q*fc.UnitGrams, w), vd, vr, sdz)
+		if cv > VibrationK*VibrationK {
+			continue // along the vibration, the units are far off
+		}
+		cost += cv
 		if cost < best {
 			best, second, bf, bw = cost, best, f, w
 		} else if cost < second {
@@ -301,6 +323,15 @@ func (d *PlateDetector) shakenSettle(s *plateState, t time.Time) (gateway.Event,
 		return gateway.Event{}, false
 	}
 	fc := p.Facings[bf]
+	if d.residual(s, bw) {
+		// A hand lifting after the last change settled early: follow.
+		for c := range s.level {
+			s.level[c] += bw * p.share(c, fc.XMM, fc.YMM)
+		}
+		s.levelTot = s.level[0] + s.level[1] + s.level[2] + s.level[3]
+		s.anchor, s.shaken, s.earlyAt = -1, 0, -1
+		return gateway.Event{}, false
+	}
 	ch := &s.change
 	*ch = Change{Plate: p, Index: s.idx, Before: s.level, Delta: bw, Ring: s.ring, Anchor: s.anchor, Time: t, Degraded: -1, Shaken: true}
 	if ch.Anchor < 0 {
@@ -315,6 +346,9 @@ func (d *PlateDetector) shakenSettle(s *plateState, t time.Time) (gateway.Event,
 	s.level = ch.After
 	s.levelTot = s.level[0] + s.level[1] + s.level[2] + s.level[3]
 	s.anchor, s.shaken = -1, 0
+	// What a hand still pressing left in the projection's fit falls away
+	// as for an early settle (EarlyResidual).
+	s.earlyAt, s.earlyDelta = s.n, bw
 	d.cfg.Stats.observeChange(changeShaken)
 	if st := d.cfg.Stats; st != nil {
 		st.observe(res, nil, time.Since(start), d.cfg.LowConfidence)
@@ -323,6 +357,50 @@ func (d *PlateDetector) shakenSettle(s *plateState, t time.Time) (gateway.Event,
 		return gateway.Event{}, false
 	}
 	return d.event(p, ch, res, nil), true
+}
+
+// vibrationRange is the range of plate s's window along each dimension of
+// its vibration subspace.
+func (s *plateState) vibrationRange() (r [shakeMaxRank]float64) {
+	k := &s.shake
+	var lo, hi [shakeMaxRank]float64
+	for i := 1; i <= len(s.win); i++ {
+		v := k.vibration(s.win[(s.wpos-i+len(s.win))%len(s.win)])
+		for j := 0; j < k.rank; j++ {
+			if i == 1 {
+				lo[j], hi[j] = v[j], v[j]
+			}
+			lo[j], hi[j] = min(lo[j], v[j]), max(hi[j], v[j])
+		}
+	}
+	for j := range r {
+		r[j] = hi[j] - lo[j]
+	}
+	return r
+}
+
+// alongVibration is the misfit, χ²-like, of w grams at facing fc along
+// plate p's vibration subspace: the change's coordinates there are vd,
+// the window's range vr. The vibration adds to the change what it holds
+// while the window is taken, about half the range either way, so that
+// widens the misfit's tolerance beside the noise (sdz) and the spread of
+// unit weights. Outside the subspace, facings of one row may be told
+// apart only by their unit weights; along it, the shares of their
+// positions often point in opposite directions.
+func (k *shake) alongVibration(p *Plate, fc Facing, w float64, vd, vr [shakeMaxRank]float64, sdz float64) float64 {
+	var sh [4]float64
+	for c := range sh {
+		sh[c] = p.share(c, fc.XMM, fc.YMM)
+	}
+	vf := k.vibration(sh)
+	var cv float64
+	for j := 0; j < k.rank; j++ {
+		r := vd[j] - w*vf[j]
+		sp := shakenFracSigma * w * vf[j]
+		half := vr[j] / 2
+		cv += r * r / (sdz*sdz + half*half + sp*sp)
+	}
+	return cv
 }
 
 // VibrationK is how many σ of the noise the projected change may miss

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/shelfgate/shelfgate/gateway"
 )
@@ -323,5 +324,104 @@ func learnShake(t *testing.T, d *PlateDetector, s *script, rs []gateway.Reading,
 	}
 	if d.plates[0].shake.rank == 0 {
 		t.Fatal("no vibration subspace learned")
+	}
+}
+
+// Outside a plate's vibration subspace the facings of one row may all
+// look alike: here the plate rocks left–right and front–back, which
+// leaves only the total and the twist outside it, and every facing of the
+// test plate's row (all at y = 200) has the same shares there. The
+// projected fit then tells facings apart by unit weight alone, and one
+// unit of facing 0 (250 g), taken 3 % heavier than the catalogue's, is
+// nearer two whole units of facing 3 (128 g) than one of facing 0. Along
+// the vibration the two differ by about 190 g; the fit must agree there
+// too, within what the burst moves in the window, so the pick is reported
+// inside the burst and named right.
+func TestShakenFitAgreesAlongVibration(t *testing.T) {
+	for _, seed := range []uint64{21, 22, 23} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			phases := [4]float64{math.Pi - 0.3, 0.3, math.Pi + 0.3, -0.3}
+			d, p := newTestDetector(t, Analytic{}, nil, nil)
+			p.Facings[3].UnitGrams = 128
+			s := newScript(p, seed)
+			s.noise = 1
+			s.add(2000, 300, 200)
+			rs := s.samples(20, nil)
+			learnShake(t, d, s, rs, 6, 1.3, 0.35, 30, phases)
+			const n = 60
+			vib := burst(n, 1.7, 30, phases, 0)
+			fc := p.Facings[0]
+			rs = s.samples(20, vib)
+			rs = append(rs, s.samples(10, func(i int) [4]float64 {
+				e := vib(20 + i)
+				for c := range e {
+					e[c] += 100 * math.Sin(math.Pi*float64(i)/10) * p.share(c, fc.XMM, fc.YMM)
+				}
+				return e
+			})...)
+			evs := observeAll(d, rs)
+			s.add(-1.03*fc.UnitGrams, fc.XMM, fc.YMM) // 3 % over the catalogue
+			settled := s.k
+			evs = append(evs, observeAll(d, s.samples(10, func(i int) [4]float64 { return vib(30 + i) }))...)
+			soon := len(evs)
+			evs = append(evs, observeAll(d, s.samples(n-40, func(i int) [4]float64 { return vib(40 + i) }))...)
+			evs = append(evs, observeAll(d, s.samples(30, nil))...)
+			if len(evs) != 1 || evs[0].Kind != gateway.EventPick || evs[0].SKU != fc.SKU || evs[0].Quantity != 1 {
+				t.Fatalf("events %+v, want one pick of 1 × %s", evs, fc.SKU)
+			}
+			if soon != 1 {
+				t.Errorf("the pick was reported %v after settling, want within 1 s (the burst lasts 3 s more)",
+					evs[0].Time.Sub(s.t0.Add(time.Duration(settled)*100*time.Millisecond)))
+			}
+		})
+	}
+}
+
+// A pick settled through vibration can leave a hand resting on the plate
+// in the level it reports; when the hand lifts, the fall is followed
+// without an event, as after an early settle (EarlyResidual), not
+// reported as a pick of a light facing nobody touched.
+func TestShakenSettleResidualFalls(t *testing.T) {
+	for _, seed := range []uint64{41, 42, 43} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			phases := [4]float64{0.3, 2.0, 4.1, 5.5}
+			d, p := newTestDetector(t, Analytic{}, nil, nil)
+			p.Facings[3].UnitGrams = 12
+			s := newScript(p, seed)
+			s.add(2000, 300, 200)
+			rs := s.samples(20, nil)
+			learnShake(t, d, s, rs, 6, 1.3, 0.35, 30, phases)
+			const n = 60
+			vib := burst(n, 1.7, 30, phases, 0)
+			fc, light := p.Facings[2], p.Facings[3]
+			rs = s.samples(20, vib)
+			rs = append(rs, s.samples(10, func(i int) [4]float64 {
+				e := vib(20 + i)
+				for c := range e {
+					e[c] += 100 * math.Sin(math.Pi*float64(i)/10) * p.share(c, fc.XMM, fc.YMM)
+				}
+				return e
+			})...)
+			s.add(-fc.UnitGrams, fc.XMM, fc.YMM)
+			hand := func(from int) func(int) [4]float64 { // 13 g resting by the light facing
+				return func(i int) [4]float64 {
+					e := vib(from + i)
+					for c := range e {
+						e[c] += 13 * p.share(c, light.XMM, light.YMM)
+					}
+					return e
+				}
+			}
+			rs = append(rs, s.samples(7, hand(30))...)
+			evs := observeAll(d, rs)
+			if len(evs) != 1 {
+				t.Fatalf("before the hand lifts: events %+v, want the pick settled through the burst", evs)
+			}
+			evs = append(evs, observeAll(d, s.samples(n-37, func(i int) [4]float64 { return vib(37 + i) }))...)
+			evs = append(evs, observeAll(d, s.samples(30, nil))...)
+			if len(evs) != 1 || evs[0].Kind != gateway.EventPick || evs[0].SKU != fc.SKU || evs[0].Quantity != 1 {
+				t.Fatalf("events %+v, want one pick of 1 × %s", evs, fc.SKU)
+			}
+		})
 	}
 }
