@@ -350,7 +350,7 @@ var (
 	inferLow      = desc("inference_low_confidence_total", "Identifications below the low-confidence threshold (0.6).")
 	inferClass    = desc("inference_class_total", "Identifications by deciding classifier and class (facing index or none).", "classifier", "class")
 	inferDisagree = desc("inference_shadow_disagreements_total", "Changes where the shadow classifier named another facing.")
-	plateSettle   = desc("plate_settle_total", "Plate changes by the path that settled or held them: degraded (events reported with one cell out), shaken (changes settled through vibration), vibration (settled windows held back as the plate's vibration).", "path")
+	plateSettle   = desc("plate_settle_total", "Plate changes by the path that settled or held them: degraded (events reported with one cell out), shaken (changes settled through vibration), vibration (settled windows held back as the plate's vibration), followed (changes no single load explained, followed by the level without an event).", "path")
 	mispickJudged = desc("mispick_judged_total", "Picks compared with an open pick-list line.")
 	mispickTotal  = desc("mispick_total", "Mis-picks raised.")
 )
@@ -376,6 +376,7 @@ func plateCollector(st *plateStats) metrics.Collector {
 		counter(ch, plateSettle, s.Degraded, "degraded")
 		counter(ch, plateSettle, s.Shaken, "shaken")
 		counter(ch, plateSettle, s.Vibration, "vibration")
+		counter(ch, plateSettle, s.Followed, "followed")
 		for k, name := range []string{"analytic", "model"} {
 			for f, n := range s.Classes[k] {
 				if n == 0 {

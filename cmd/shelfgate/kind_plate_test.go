@@ -174,8 +174,8 @@ func TestPlateSensorThroughGateway(t *testing.T) {
 	if !found {
 		t.Error("shelfgate_inferences_total missing or below the events seen")
 	}
-	if len(paths) != 3 || !paths["degraded"] || !paths["shaken"] || !paths["vibration"] {
-		t.Errorf("shelfgate_plate_settle_total paths %v, want degraded, shaken and vibration", paths)
+	if len(paths) != 4 || !paths["degraded"] || !paths["shaken"] || !paths["vibration"] || !paths["followed"] {
+		t.Errorf("shelfgate_plate_settle_total paths %v, want degraded, shaken, vibration and followed", paths)
 	}
 }
 

@@ -602,7 +602,7 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		// shaken (or pressed in two places). Keep the level and wait,
 		// unless it stays so for ShakenWait: then follow it silently.
 		if !early {
-			s.unexplained(mean, mt, d.shakenWait)
+			d.unexplained(s, mean, mt)
 		}
 		return gateway.Event{}, false
 	}
@@ -641,7 +641,7 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 		// Units are taken from their lane: a change centred elsewhere is
 		// a hand still resting or the plate still shaking. Wait, as for
 		// a change no single load explains.
-		s.unexplained(mean, mt, d.shakenWait)
+		d.unexplained(s, mean, mt)
 		return gateway.Event{}, false
 	}
 	settledOn := len(s.win)
@@ -651,7 +651,7 @@ func (d *PlateDetector) sample(s *plateState, g [4]float64, good [4]bool, t time
 	if d.vibrationExplains(s, ch, res, settledOn) {
 		// The plate's vibration, not a load: wait, as above.
 		d.cfg.Stats.observeChange(changeVibration)
-		s.unexplained(mean, mt, d.shakenWait)
+		d.unexplained(s, mean, mt)
 		return gateway.Event{}, false
 	}
 	if s.out < 0 && d.cfg.Shadow != nil { // only for a change reported
@@ -683,15 +683,20 @@ func (d *PlateDetector) residual(s *plateState, delta float64) bool {
 	return s.earlyAt >= 0 && s.n-s.earlyAt <= d.graceSamples && delta < 0 && -delta < EarlyResidual*math.Abs(s.earlyDelta)
 }
 
-// unexplained counts one more settled sample whose change no single load
-// explains; after wait of them in a row the level follows it silently.
-func (s *plateState) unexplained(mean [4]float64, mt float64, wait int) {
+// unexplained counts one more settled sample of plate s whose change no
+// single load explains; after ShakenWait of them in a row the level
+// follows it without an event, counted in Stats.Followed (the change is
+// at least half the plate's lightest unit, or it would have been
+// followed at once).
+func (d *PlateDetector) unexplained(s *plateState, mean [4]float64, mt float64) {
 	s.shaken++
-	if s.shaken >= wait {
-		s.level, s.levelTot = mean, mt
-		s.anchor = -1
-		s.shaken = 0
+	if s.shaken < d.shakenWait {
+		return
 	}
+	d.cfg.Stats.observeChange(changeFollowed)
+	s.level, s.levelTot = mean, mt
+	s.anchor = -1
+	s.shaken = 0
 }
 
 // still returns the mean of the last n samples of plate s's window, the

@@ -32,6 +32,7 @@ const (
 	changeDegraded  changeKind = iota // reported with one cell out
 	changeShaken                      // settled through vibration
 	changeVibration                   // a settled window held back as the plate's vibration
+	changeFollowed                    // a change no single load explains, followed without an event
 	changeKinds
 )
 
@@ -62,6 +63,11 @@ type StatsSnapshot struct {
 	// Vibration counts settled windows (one per sample) whose change was
 	// held back as the plate's own vibration (vibrationExplains).
 	Vibration int64
+	// Followed counts changes of at least half the plate's lightest unit
+	// that no single load explained for ShakenWait and that the level then
+	// followed without an event: a hand resting that long, a vibration
+	// the detector could not tell, or a visit it lost.
+	Followed int64
 }
 
 func (s *Stats) observe(r Result, shadow *Result, d time.Duration, low float64) {
@@ -105,5 +111,6 @@ func (s *Stats) Snapshot() StatsSnapshot {
 	}
 	o.Disagreements = s.disagree.Load()
 	o.Degraded, o.Shaken, o.Vibration = s.changes[changeDegraded].Load(), s.changes[changeShaken].Load(), s.changes[changeVibration].Load()
+	o.Followed = s.changes[changeFollowed].Load()
 	return o
 }

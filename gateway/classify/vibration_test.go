@@ -425,3 +425,29 @@ func TestShakenSettleResidualFalls(t *testing.T) {
 		})
 	}
 }
+
+// A settled change no single load explains (a twist: two corners up, two
+// down) is held back; once it has lasted ShakenWait the level follows it
+// without an event, and Stats.Followed counts it, so a visit lost that
+// way shows on /metrics.
+func TestUnexplainedChangeIsFollowedAndCounted(t *testing.T) {
+	var st Stats
+	d, p := newTestDetector(t, Analytic{}, nil, &st)
+	s := newScript(p, 51)
+	s.add(2000, 300, 200)
+	rs := s.samples(20, nil)
+	twist := func(int) [4]float64 { return [4]float64{90, -60, -60, 90} }
+	rs = append(rs, s.samples(10, twist)...) // 1 s: held back
+	if evs := observeAll(d, rs); len(evs) != 0 {
+		t.Fatalf("events %+v", evs)
+	}
+	if n := st.Snapshot().Followed; n != 0 {
+		t.Fatalf("Followed %d after 1 s, want 0 before ShakenWait", n)
+	}
+	if evs := observeAll(d, s.samples(30, twist)); len(evs) != 0 {
+		t.Fatalf("events %+v", evs)
+	}
+	if n := st.Snapshot().Followed; n != 1 {
+		t.Errorf("Followed %d after 4 s, want 1", n)
+	}
+}
