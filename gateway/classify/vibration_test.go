@@ -105,6 +105,18 @@ func burst(n int, alias, amp float64, phases [4]float64, from int) func(i int) [
 	}
 }
 
+// press is vib from its sample from on, plus a hand pressing on facing fc
+// of p for 10 samples, up to grams at the middle: for script.samples.
+func press(p *Plate, fc Facing, grams float64, vib func(int) [4]float64, from int) func(int) [4]float64 {
+	return func(i int) [4]float64 {
+		e := vib(from + i)
+		for c := range e {
+			e[c] += grams * math.Sin(math.Pi*float64(i)/10) * p.share(c, fc.XMM, fc.YMM)
+		}
+		return e
+	}
+}
+
 // Once the detector has seen the plate shake, a pick in the middle of a
 // burst is reported within a second of the hand leaving, not after the
 // burst: the detector settles on the readings projected away from the
@@ -235,13 +247,7 @@ func TestAliasedBurstIsNotAVisit(t *testing.T) {
 			// A pick of 1 × facing 1 (180 g) at the top of another such burst.
 			rs = s.samples(25, vib)
 			fc := p.Facings[1]
-			rs = append(rs, s.samples(10, func(i int) [4]float64 {
-				e := vib(25 + i)
-				for c := range e {
-					e[c] += 200 * math.Sin(math.Pi*float64(i)/10) * p.share(c, fc.XMM, fc.YMM)
-				}
-				return e
-			})...)
+			rs = append(rs, s.samples(10, press(p, fc, 200, vib, 25))...)
 			evs := observeAll(d, rs)
 			s.add(-fc.UnitGrams, fc.XMM, fc.YMM)
 			evs = append(evs, observeAll(d, s.samples(n-35, func(i int) [4]float64 { return vib(35 + i) }))...)
@@ -274,13 +280,7 @@ func TestPickAsBurstEnds(t *testing.T) {
 			vib := burst(n, 3.1, 35, phases, 0)
 			fc := p.Facings[3]
 			rs = s.samples(25, vib)
-			rs = append(rs, s.samples(10, func(i int) [4]float64 {
-				e := vib(25 + i)
-				for c := range e {
-					e[c] += 100 * math.Sin(math.Pi*float64(i)/10) * p.share(c, fc.XMM, fc.YMM)
-				}
-				return e
-			})...)
+			rs = append(rs, s.samples(10, press(p, fc, 100, vib, 25))...)
 			evs := observeAll(d, rs)
 			s.add(-3*1.035*fc.UnitGrams, fc.XMM, fc.YMM)
 			settled := s.k
@@ -352,13 +352,7 @@ func TestShakenFitAgreesAlongVibration(t *testing.T) {
 			vib := burst(n, 1.7, 30, phases, 0)
 			fc := p.Facings[0]
 			rs = s.samples(20, vib)
-			rs = append(rs, s.samples(10, func(i int) [4]float64 {
-				e := vib(20 + i)
-				for c := range e {
-					e[c] += 100 * math.Sin(math.Pi*float64(i)/10) * p.share(c, fc.XMM, fc.YMM)
-				}
-				return e
-			})...)
+			rs = append(rs, s.samples(10, press(p, fc, 100, vib, 20))...)
 			evs := observeAll(d, rs)
 			s.add(-1.03*fc.UnitGrams, fc.XMM, fc.YMM) // 3 % over the catalogue
 			settled := s.k
@@ -395,13 +389,7 @@ func TestShakenSettleResidualFalls(t *testing.T) {
 			vib := burst(n, 1.7, 30, phases, 0)
 			fc, light := p.Facings[2], p.Facings[3]
 			rs = s.samples(20, vib)
-			rs = append(rs, s.samples(10, func(i int) [4]float64 {
-				e := vib(20 + i)
-				for c := range e {
-					e[c] += 100 * math.Sin(math.Pi*float64(i)/10) * p.share(c, fc.XMM, fc.YMM)
-				}
-				return e
-			})...)
+			rs = append(rs, s.samples(10, press(p, fc, 100, vib, 20))...)
 			s.add(-fc.UnitGrams, fc.XMM, fc.YMM)
 			hand := func(from int) func(int) [4]float64 { // 13 g resting by the light facing
 				return func(i int) [4]float64 {
