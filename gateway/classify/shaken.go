@@ -275,7 +275,6 @@ func (d *PlateDetector) shakenSettle(s *plateState, t time.Time) (gateway.Event,
 		dc[c] = mean[c] - s.level[c]
 	}
 	dz := k.project(dc)
-	vd, vr := k.vibration(dc), s.vibrationRange()
 	sdz := sc * math.Sqrt(2/float64(n)) // σ of one component of dz
 	var dz2 float64
 	for j := 0; j < m; j++ {
@@ -284,6 +283,7 @@ func (d *PlateDetector) shakenSettle(s *plateState, t time.Time) (gateway.Event,
 	if dz2 < (d.meanK*sc)*(d.meanK*sc) {
 		return gateway.Event{}, false // nothing moved that the projection sees
 	}
+	vd, vr := k.vibration(dc), s.vibrationRange()
 	best, second, bf := math.Inf(1), math.Inf(1), -1
 	var bw float64
 	p := s.p
