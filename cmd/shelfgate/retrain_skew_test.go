@@ -61,11 +61,17 @@ func TestPlateWindowsMatchEvaluate(t *testing.T) {
 	}
 	sc := &simConfig{Warehouse: wc, PlateClassifier: plateClassifier{Mode: "analytic"}}
 	sc.Warehouse.Speed = speed
-	ss, err := buildSimulation(sc)
+	b, specs, extra, err := simulators(sc)
+	if err != nil {
+		b.close()
+		t.Fatal(err)
+	}
+	ss, err := buildSensors(specs, b, sensorEnv{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ss.close()
+	ss.extra, ss.window = extra, detectorWindow(sc.Warehouse.SampleRate)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	links, _, stats, err := plateChain(ctx, ss)
@@ -92,15 +98,36 @@ func TestPlateWindowsMatchEvaluate(t *testing.T) {
 	}
 	d := evaluate.CompareCuts(direct, grab.got)
 	mx, f, mean := d.Worst()
-	t.Logf("%d changes by evaluate, %d by the daemon (%d without a window): %d pairs, %d only evaluate, %d only daemon; %d pairs differ by > %v; feature |diff| max %.3f (feature %d), mean %.5f",
-		nd, ng, grab.missing, d.Pairs, d.OnlyA, d.OnlyB, d.Differing, evaluate.DifferBy, mx, f, mean)
+	missed := missedConversions(b)
+	t.Logf("%d changes by evaluate, %d by the daemon (%d without a window): %d pairs, %d only evaluate, %d only daemon; %d pairs differ by > %v; feature |diff| max %.3f (feature %d), mean %.5f; the host missed %d lockstep conversions",
+		nd, ng, grab.missing, d.Pairs, d.OnlyA, d.OnlyB, d.Differing, evaluate.DifferBy, mx, f, mean, missed)
 	if nd < 40 || d.Pairs < nd*93/100 {
 		t.Fatalf("matched %d of %d changes", d.Pairs, nd)
 	}
 	// With the spike filter on the plate's cells: 77 of 89 matched, 25
 	// of them differing (one run); without: 87 matched, 3 differing
-	// (conversions the loaded host missed).
-	if d.Differing > d.Pairs/10 {
-		t.Errorf("the daemon's windows differ from evaluate's: %d of %d pairs by more than %v", d.Differing, d.Pairs, evaluate.DifferBy)
+	// (conversions the loaded host missed). A missed conversion is a
+	// sample the daemon lacks and evaluate has: it shifts the rest of the
+	// window it falls in (and the detector may anchor that change a
+	// sample apart), so each one may cost a differing pair. A test
+	// machine loaded by other packages misses more (14 of 83 pairs
+	// differed in one full CI run), which is the host's doing, not the
+	// chain's.
+	if allowed := d.Pairs/10 + int(missed); d.Differing > allowed {
+		t.Errorf("the daemon's windows differ from evaluate's: %d of %d pairs by more than %v (allowed %d: a tenth, plus one per missed conversion)",
+			d.Differing, d.Pairs, evaluate.DifferBy, allowed)
 	}
+}
+
+// missedConversions counts the conversions the simulated plates completed
+// that the host never read (the lockstep read takes every chip of a group
+// at once, so one chip per plate is counted).
+func missedConversions(b *simBuses) int64 {
+	var n int64
+	for _, g := range b.plates {
+		if st := g.Chip(0).Stats(); st.Reads > 0 {
+			n += max(0, st.LastIndex-st.FirstIndex+1-st.Reads)
+		}
+	}
+	return n
 }

@@ -93,13 +93,15 @@ type simBuses struct {
 	spis    map[string]spi.Port
 	i2cs    map[string]i2c.Bus
 	closers []func()
-	hx711   map[string]*hx711sim.Sim // by bin, for fault injection in tests
+	hx711   map[string]*hx711sim.Sim   // by bin, for fault injection in tests
+	plates  map[string]*hx711sim.Group // by plate, for the conversions a test's host missed
 }
 
 var _ buses = (*simBuses)(nil)
 
 func newSimBuses() *simBuses {
-	return &simBuses{pinsOut: map[string]gpio.PinOut{}, pinsIn: map[string]gpio.PinIn{}, spis: map[string]spi.Port{}, i2cs: map[string]i2c.Bus{}, hx711: map[string]*hx711sim.Sim{}}
+	return &simBuses{pinsOut: map[string]gpio.PinOut{}, pinsIn: map[string]gpio.PinIn{}, spis: map[string]spi.Port{}, i2cs: map[string]i2c.Bus{}, hx711: map[string]*hx711sim.Sim{},
+		plates: map[string]*hx711sim.Group{}}
 }
 
 func (s *simBuses) pinOut(name string) (gpio.PinOut, error) {
@@ -291,7 +293,7 @@ func simPlate(b *simBuses, sc *simConfig, wh *warehouse.Warehouse, p warehouse.P
 	}
 	conf := &plateConfig{Plate: p.ID, WidthMM: p.WidthMM, DepthMM: p.DepthMM, SampleRate: wc.SampleRate, Mode: "A128",
 		Pins: platePins{Clk: opts.Name + ".PD_SCK"}, Classifier: sc.PlateClassifier}
-	b.pinsOut[conf.Pins.Clk] = g.CLK()
+	b.pinsOut[conf.Pins.Clk], b.plates[p.ID] = g.CLK(), g
 	for c := range 4 {
 		name := fmt.Sprintf("%s.c%d.DOUT", opts.Name, c)
 		b.pinsIn[name] = g.DOUT(c)

@@ -210,6 +210,7 @@ type Sim struct {
 
 	lastCode   int32
 	lastIndex  int64
+	firstIndex int64
 	reads      int64
 	spurious   int64
 	aborted    int64
@@ -273,6 +274,7 @@ func newSim(sig Signal, opts *Opts, start time.Time) (*Sim, error) {
 		edge:       gpio.NoEdge,
 		mode:       ChannelAGain128,
 		lastIndex:  -1,
+		firstIndex: -1,
 	}
 	s.readyAt = s.gridTime(int64(max(s.settle, 1)))
 	s.clk = &clkPin{s: s}
@@ -354,6 +356,10 @@ type Stats struct {
 	Aborted   int64 // transactions abandoned with fewer than 25 pulses
 	LastIndex int64 // sample index of the last conversion shifted out, -1 if none
 	LastCode  int32 // code of that conversion
+	// FirstIndex is the sample index of the first conversion shifted out,
+	// -1 if none: LastIndex − FirstIndex + 1 − Reads conversions were
+	// completed between them and never read (a host that fell behind).
+	FirstIndex int64
 	// PowerDowns counts entries into power-down (PD_SCK held high longer
 	// than Opts.PowerDownAfter); Resets counts the power-ups that followed
 	// (PD_SCK low again: channel A gain 128, settling), the last at
@@ -368,7 +374,7 @@ func (s *Sim) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.settleLocked(time.Now())
-	return Stats{Reads: s.reads, Spurious: s.spurious, Aborted: s.aborted, LastIndex: s.lastIndex, LastCode: s.lastCode,
+	return Stats{Reads: s.reads, Spurious: s.spurious, Aborted: s.aborted, LastIndex: s.lastIndex, LastCode: s.lastCode, FirstIndex: s.firstIndex,
 		PowerDowns: s.powerDowns, Resets: s.resets, LastReset: s.resetAt}
 }
 
@@ -484,6 +490,9 @@ func (s *Sim) finishTxLocked(now time.Time) {
 		k = s.txIndex
 		s.reads++
 		s.lastIndex = s.txIndex
+		if s.firstIndex < 0 {
+			s.firstIndex = s.txIndex
+		}
 		s.lastCode = s.txCode
 		if s.fault == FaultGlitch {
 			s.glitch = true

@@ -604,3 +604,23 @@ func TestDatasheetPowerDown(t *testing.T) {
 		t.Fatal("still powered down with PD_SCK low")
 	}
 }
+
+// A host that falls behind loses the conversions completed while it was
+// away; Stats shows how many (LastIndex − FirstIndex + 1 − Reads).
+func TestStatsCountUnreadConversions(t *testing.T) {
+	s, d := newDev(t, ramp(0, 1), fastOpts())
+	if st := s.Stats(); st.FirstIndex != -1 || st.Reads != 0 {
+		t.Fatalf("before any read: %+v", st)
+	}
+	readOK(t, d)
+	first := s.Stats().LastIndex
+	time.Sleep(10 * s.SamplePeriod())
+	readOK(t, d)
+	st := s.Stats()
+	if st.FirstIndex != first {
+		t.Errorf("FirstIndex = %d, want %d (the first read's)", st.FirstIndex, first)
+	}
+	if unread := st.LastIndex - st.FirstIndex + 1 - st.Reads; unread < 5 {
+		t.Errorf("%d conversions unread after sleeping 10 periods between two reads: %+v", unread, st)
+	}
+}
