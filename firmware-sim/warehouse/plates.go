@@ -28,6 +28,11 @@ type PlateConfig struct {
 	VibrationPerHour    float64 `yaml:"vibration_per_hour"`   // forklift-lane vibration bursts per hour, 0..600
 	VibrationGrams      float64 `yaml:"vibration_grams"`      // burst amplitude per cell, 0..1000
 	TempDriftGrams      float64 `yaml:"temp_drift_grams"`     // temperature cycle amplitude per cell, 0..1000
+	// ChipFilter is what a conversion of a plate's cell measures: "" or
+	// "none" (the default) samples the load at the conversion's instant;
+	// ChipFilterSinc4 passes it through the HX711's digital filter first
+	// (see ChipFilterSinc4).
+	ChipFilter string `yaml:"chip_filter"`
 
 	// SKUs, when set, stock the facings instead of the generated
 	// products: facing f of plate p holds SKUs[(p·Facings+f) mod len],
@@ -37,6 +42,19 @@ type PlateConfig struct {
 	// Faults break single cells of plates for a while (see CellFault).
 	Faults []CellFault `yaml:"faults"`
 }
+
+// ChipFilterSinc4 models the HX711's own filter: a sigma-delta whose
+// output settles in 4 conversion periods (400 ms at 10 samples/s, 50 ms at
+// 80, the data sheet's "output settling time") and which rejects 50 and
+// 60 Hz at 10 samples/s, i.e. a sinc⁴ filter with nulls at multiples of
+// the sample rate. Each conversion is the load averaged over the 4
+// periods before it with the filter's weights (a cubic B-spline), and a
+// vibration burst of f Hz is scaled by sinc⁴(f/rate) and delayed 2
+// periods: at 10 samples/s a forklift's 8–15 Hz is all but removed
+// (×0.003 at 8 Hz, ×0.0006 at 12 Hz), at 80 it passes (×0.90 at 10
+// Hz). Noise, drift and temperature are what the chip outputs, as
+// without the filter.
+const ChipFilterSinc4 = "sinc4"
 
 // Cell fault kinds.
 const (
@@ -103,6 +121,11 @@ func (p PlateConfig) validate(bad func(field string, v any, want string)) {
 	rng("vibration_per_hour", p.VibrationPerHour, 0, 600)
 	rng("vibration_grams", p.VibrationGrams, 0, 1000)
 	rng("temp_drift_grams", p.TempDriftGrams, 0, 1000)
+	switch p.ChipFilter {
+	case "", "none", ChipFilterSinc4:
+	default:
+		bad("plates.chip_filter", fmt.Sprintf("%q", p.ChipFilter), `must be "none" or "sinc4"`)
+	}
 	for i, s := range p.SKUs {
 		if err := ValidEAN13(s.Code); err != nil {
 			bad(fmt.Sprintf("plates.skus[%d].code", i), fmt.Sprintf("%q", s.Code), err.Error())
@@ -632,8 +655,42 @@ func (w *Warehouse) Plates() []Plate {
 // plate, without noise, drift or vibration. It panics if plate or cell is
 // out of range.
 func (w *Warehouse) PlateGramsAt(plate, cell int, k int64) float64 {
+	return w.plateGramsAtTime(plate, cell, w.SampleTime(k))
+}
+
+// chipSinc4Taps is how many points per conversion period chipSinc4 takes
+// the load at.
+const chipSinc4Taps = 4
+
+// chipSinc4 is load (grams at a time) through the HX711's sinc⁴ filter,
+// as the conversion completing at t outputs it: the mean of load over the
+// 4 periods before t, weighted by the cubic B-spline that is the impulse
+// response of four boxcars of one period each (midpoint rule,
+// chipSinc4Taps points per period; times before 0 take the load at 0).
+func chipSinc4(t, period time.Duration, load func(time.Duration) float64) float64 {
+	var sum, wsum float64
+	for j := range 4 * chipSinc4Taps {
+		x := (float64(j) + 0.5) / chipSinc4Taps // periods before t, in (0, 4)
+		var b float64
+		switch {
+		case x < 1:
+			b = x * x * x
+		case x < 2:
+			b = -3*x*x*x + 12*x*x - 12*x + 4
+		case x < 3:
+			b = 3*x*x*x - 24*x*x + 60*x - 44
+		default:
+			b = (4 - x) * (4 - x) * (4 - x)
+		}
+		sum += b * load(max(0, t-time.Duration(x*float64(period))))
+		wsum += b
+	}
+	return sum / wsum
+}
+
+// plateGramsAtTime is PlateGramsAt at any time t.
+func (w *Warehouse) plateGramsAtTime(plate, cell int, t time.Duration) float64 {
 	s := w.mustPlate(plate, cell)
-	t := w.SampleTime(k)
 	d := s.epoch(int64(t / plateEpoch))
 	vs := d.visits[plate]
 	i := sort.Search(len(vs), func(i int) bool { return vs[i].Start > t }) - 1
@@ -649,6 +706,8 @@ func (w *Warehouse) PlateGramsAt(plate, cell int, k int64) float64 {
 //
 // where drift is the cell's share of the plate's temperature cycle plus a
 // slow zero drift, and vibration the bursts (Bursts) attenuated per plate.
+// With Plates.ChipFilter "sinc4", PlateGramsAt and the vibration pass
+// through the chip's filter first (ChipFilterSinc4).
 // The four cells of a plate are sampled in lockstep (one clock).
 //
 // Config.Plates.Faults of this cell that are active at sample k change the
@@ -683,14 +742,26 @@ func (w *Warehouse) plateCode(s *plateSim, plate, cell int, k int64, extra float
 	pc := &s.plates[plate].Cells[cell]
 	cs := &s.cells[plate][cell]
 	sec := t.Seconds()
-	g := w.PlateGramsAt(plate, cell, k)
+	sinc4 := w.cfg.Plates.ChipFilter == ChipFilterSinc4
+	var g float64
+	if sinc4 {
+		g = chipSinc4(t, w.period, func(t time.Duration) float64 { return w.plateGramsAtTime(plate, cell, t) })
+	} else {
+		g = w.PlateGramsAt(plate, cell, k)
+	}
 	g += cs.driftSlope*sec + s.tempA[plate]*cs.sensitivity*(math.Sin(s.tempW[plate]*sec+s.tempP[plate])-math.Sin(s.tempP[plate]))
 	for _, b := range s.epoch(int64(t / plateEpoch)).bursts {
 		if t >= b.Start && t < b.End {
 			tau := (t - b.Start).Seconds()
+			gain := 1.0
+			if sinc4 {
+				x := math.Pi * b.FreqHz * w.period.Seconds()
+				gain = math.Pow(math.Sin(x)/x, 4)
+				tau = max(0, tau-2*w.period.Seconds())
+			}
 			env := math.Sin(math.Pi * tau / (b.End - b.Start).Seconds())
 			phase := 2 * math.Pi * float64(splitmix(cs.noise)>>11) / (1 << 53)
-			g += b.Grams * s.atten[plate] * env * env * math.Sin(2*math.Pi*b.FreqHz*tau+phase)
+			g += gain * b.Grams * s.atten[plate] * env * env * math.Sin(2*math.Pi*b.FreqHz*tau+phase)
 		}
 	}
 	g += w.cfg.NoiseGrams*gaussian(cs.noise, uint64(k)) + extra

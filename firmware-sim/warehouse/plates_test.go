@@ -239,8 +239,9 @@ func TestPlateValidate(t *testing.T) {
 	c.Plates.Facings = 0
 	c.Plates.UnitSpread = math.NaN()
 	c.Plates.WidthMM = 50
+	c.Plates.ChipFilter = "sinc3"
 	err := c.Validate()
-	for _, want := range []string{"plates.facings: 0", "plates.unit_spread: NaN", "plates.width_mm: 50"} {
+	for _, want := range []string{"plates.facings: 0", "plates.unit_spread: NaN", "plates.width_mm: 50", `plates.chip_filter: "sinc3"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}
@@ -251,5 +252,92 @@ func TestPlateValidate(t *testing.T) {
 	w := newPlates(t, DefaultConfig())
 	if w.Plates() != nil || w.Bursts(time.Hour) != nil {
 		t.Fatal("plates without plates configured")
+	}
+}
+
+// The sinc⁴ filter's step response: nothing of a step at its instant,
+// half two periods later, all of it four periods later; a constant load
+// passes unchanged.
+func TestChipSinc4Step(t *testing.T) {
+	const period = 100 * time.Millisecond
+	at := 10 * time.Second
+	step := func(t time.Duration) float64 {
+		if t < at {
+			return 20
+		}
+		return 120
+	}
+	for _, tc := range []struct {
+		after time.Duration
+		want  float64
+	}{
+		{0, 20},
+		{period, 20 + 100.0/24}, // the B-spline's first period holds 1/24 of its weight
+		{2 * period, 70},        // symmetric: half
+		{3 * period, 120 - 100.0/24},
+		{4 * period, 120},
+		{10 * period, 120},
+	} {
+		if got := chipSinc4(at+tc.after, period, step); math.Abs(got-tc.want) > 0.3 {
+			t.Errorf("%v after the step: %.3f g, want %.3f", tc.after, got, tc.want)
+		}
+	}
+	if got := chipSinc4(0, period, func(time.Duration) float64 { return 7 }); got != 7 {
+		t.Errorf("constant 7 g at time 0: %v", got)
+	}
+}
+
+// With chip_filter sinc4 a forklift burst is all but gone at 10
+// samples/s (the filter's nulls are at multiples of the rate, the 8–15 Hz
+// bursts near the first) and passes at 80; a visit's step reaches the
+// code four periods after the load settled.
+func TestPlateChipFilterSinc4(t *testing.T) {
+	worst := func(rate float64, filter string) (float64, Burst) {
+		c := plateConfig()
+		c.SampleRate = rate
+		c.Plates.VibrationPerHour, c.Plates.VisitsPerHour, c.Plates.TempDriftGrams = 60, 0, 0
+		c.NoiseGrams, c.DriftGramsPerHour = 0, 0
+		c.Plates.ChipFilter = filter
+		w := newPlates(t, c)
+		bursts := w.Bursts(time.Hour)
+		if len(bursts) == 0 {
+			t.Fatal("no bursts")
+		}
+		b := bursts[len(bursts)/2]
+		pl := w.Plates()[0]
+		var dev float64
+		for k := int64(b.Start.Seconds() * rate); k < int64(b.End.Seconds()*rate)+1; k++ {
+			g := float64(w.PlateCodeAt(0, 0, k)-pl.Cells[0].OffsetCounts) / pl.Cells[0].CountsPerGram
+			dev = max(dev, math.Abs(g-w.PlateGramsAt(0, 0, k)))
+		}
+		return dev, b
+	}
+	raw10, b := worst(10, "")
+	filt10, _ := worst(10, ChipFilterSinc4)
+	if raw10 < 5 || filt10 > raw10/50 {
+		t.Errorf("10 samples/s, %.1f Hz burst of %.0f g: the cell moved %.3f g unfiltered, %.3f g through sinc4", b.FreqHz, b.Grams, raw10, filt10)
+	}
+	raw80, b := worst(80, "none")
+	filt80, _ := worst(80, ChipFilterSinc4)
+	if raw80 < 5 || filt80 < raw80/2 {
+		t.Errorf("80 samples/s, %.1f Hz burst of %.0f g: the cell moved %.3f g unfiltered, only %.3f g through sinc4", b.FreqHz, b.Grams, raw80, filt80)
+	}
+
+	c := plateConfig()
+	c.NoiseGrams, c.DriftGramsPerHour, c.Plates.TempDriftGrams, c.Plates.VibrationPerHour = 0, 0, 0, 0
+	c.Plates.ChipFilter = ChipFilterSinc4
+	w := newPlates(t, c)
+	l := w.PlateLabels(0, time.Hour)[0]
+	pl := w.Plates()[0]
+	total := func(k int64) (g float64) {
+		for cell := range 4 {
+			g += float64(w.PlateCodeAt(0, cell, k)-pl.Cells[cell].OffsetCounts) / pl.Cells[cell].CountsPerGram
+		}
+		return g
+	}
+	settled := int64(math.Ceil(l.Settled.Seconds() * 10))
+	before := total(int64(l.Start.Seconds()*10) - 1)
+	if d := total(settled+4) - before; math.Abs(d-l.Grams) > 0.05*math.Abs(l.Grams)+0.5 {
+		t.Errorf("four periods after the visit settled the codes moved %.2f g, the visit %.2f g", d, l.Grams)
 	}
 }
