@@ -91,10 +91,7 @@ fuzz-smoke:
 	@set -e; targets=$$($(MAKE) --no-print-directory -s fuzz-list); \
 	[ -n "$$targets" ] || { echo "no fuzz targets found"; exit 1; }; \
 	echo "fuzz: $$(echo "$$targets" | wc -l) targets for $(FUZZTIME) each, $(FUZZ_JOBS) at a time"; \
-	echo "$$targets" | xargs -P $(FUZZ_JOBS) -I{} sh -c 't={}; pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
-		out=$$($(GO) test -run "^\$$" -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || \
-			{ echo "$$out"; echo "FAIL fuzz $$pkg $$name"; exit 1; }'
+	echo "$$targets" | xargs -P $(FUZZ_JOBS) -n 1 .ci/fuzz-one "$(GO)" "$(FUZZTIME)"
 
 # fuzz-smoke covers the model's targets too (fuzz-model in model/model.mk
 # runs just those, for MODEL_FUZZTIME).
