@@ -179,6 +179,26 @@ bench-shelf:
 	$(MODEL_PLATE_DIR)/shelfctl eval --classifier all --model configs/models/plate.sgm --float $(MODEL_PLATE_DIR)/float.json --duration 1h --json $(CURDIR)/tmp/bench-shelf.json $(MODEL_PLATE_EVAL)
 	$(GO) test -run '^$$' -bench 'BenchmarkIdentify' -benchmem -cpu 1 -count 1 ./gateway/classify -args -figures
 
+# The evaluation with the HX711's own filter simulated (docs/inference.md,
+# "The simulated chip and its filter"; shelfctl eval --chip-filter sinc4):
+# every evaluation scenario with the shipped model, then with a model
+# trained exactly as `make model` trains, on the training scenarios with the
+# filter, into $(MODEL_SINC4_DIR) (not shipped). FIGURE names end in
+# _sinc4; JSON in tmp/bench-shelf-sinc4-shipped.json and
+# tmp/bench-shelf-sinc4-retrained.json. About 3 minutes.
+MODEL_SINC4_DIR ?= $(CURDIR)/tmp/sinc4-model
+.PHONY: bench-shelf-sinc4
+bench-shelf-sinc4:
+	@mkdir -p $(MODEL_PLATE_DIR) $(MODEL_SINC4_DIR)
+	@test -f $(MODEL_PLATE_DIR)/float.json || $(MAKE) --no-print-directory -f $(MODEL_MK) model MODEL_PLATE_OUT=$(MODEL_PLATE_DIR)/rebuilt.sgm
+	$(GO) build -o $(MODEL_SINC4_DIR)/modelctl ./model/internal/modelctl
+	$(GO) build -o $(MODEL_SINC4_DIR)/shelfctl ./cmd/shelfctl
+	$(MODEL_SINC4_DIR)/shelfctl eval --chip-filter sinc4 --classifier all --model configs/models/plate.sgm --float $(MODEL_PLATE_DIR)/float.json --duration 1h --json $(CURDIR)/tmp/bench-shelf-sinc4-shipped.json $(MODEL_PLATE_EVAL)
+	$(MODEL_SINC4_DIR)/shelfctl eval --chip-filter sinc4 --windows $(MODEL_SINC4_DIR)/train.sgds --duration 4h $(MODEL_PLATE_TRAIN)
+	$(MODEL_SINC4_DIR)/modelctl train -q -hidden $(MODEL_PLATE_HIDDEN) -epochs 60 -seed 1 -o $(MODEL_SINC4_DIR)/float.json $(MODEL_SINC4_DIR)/train.sgds
+	$(MODEL_SINC4_DIR)/modelctl quantize -f $(MODEL_SINC4_DIR)/float.json -observer percentile -percentile 99.99 -name plates-sinc4 -version 1 -golden 8 -sign-key configs/models/test-signing.key -o $(MODEL_SINC4_DIR)/plate.sgm $(MODEL_SINC4_DIR)/train.sgds
+	$(MODEL_SINC4_DIR)/shelfctl eval --chip-filter sinc4 --classifier all --model $(MODEL_SINC4_DIR)/plate.sgm --float $(MODEL_SINC4_DIR)/float.json --duration 1h --json $(CURDIR)/tmp/bench-shelf-sinc4-retrained.json $(MODEL_PLATE_EVAL)
+
 # Bus-level evaluation (docs/inference.md, "Bus-level evaluation"): every
 # evaluation scenario through simulated HX711 buses (hx711sim groups, one
 # shared clock per plate, loadcell.Group, loadcell.Source) into the same

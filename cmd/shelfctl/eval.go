@@ -18,7 +18,7 @@ import (
 	"github.com/shelfgate/shelfgate/model/train"
 )
 
-const evalUsage = `shelfctl eval [--classifier analytic|model|gated|both|shadow] [--model FILE] [--duration D] [--seed N] [--json FILE] scenario.yaml...
+const evalUsage = `shelfctl eval [--classifier analytic|model|gated|both|shadow] [--model FILE] [--duration D] [--seed N] [--json FILE] [--chip-filter none|sinc4] scenario.yaml...
 shelfctl eval --bus [--bus-period 5ms | --bus-speed X] [--bus-glitch] [...] scenario.yaml...   (through simulated HX711 buses, beside the direct path)
 shelfctl eval --trace FILE.csv [--classifier ...] scenario.yaml   (a recorded trace; the scenario names the plates)
 shelfctl eval --windows OUT.sgds [--duration D] scenario.yaml...   (training windows for make model)
@@ -42,6 +42,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	busSpeed := fs.Float64("bus-speed", 0, "with --bus: simulated seconds per wall second (0: from --bus-period)")
 	busPeriod := fs.Duration("bus-period", evaluate.DefaultBusPeriod, "with --bus: wall-clock time per HX711 conversion when --bus-speed is 0")
 	busGlitch := fs.Bool("bus-glitch", false, "with --bus: every chip's DOUT glitches low once after each read (the sources must reject the all-ones codes)")
+	chipFilter := fs.String("chip-filter", "", "none or sinc4: set plates.chip_filter of every scenario (the HX711's own filter, configs/scenarios/README.md) and add -<filter> to its name; empty: as each file says")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -64,6 +65,14 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *dur <= 10*time.Second {
 		return fmt.Errorf("%w: eval: --duration %v must be above 10s", errUsage, *dur)
 	}
+	switch *chipFilter {
+	case "", "none", warehouse.ChipFilterSinc4:
+	default:
+		return fmt.Errorf("%w: eval: --chip-filter %q: want none or %s", errUsage, *chipFilter, warehouse.ChipFilterSinc4)
+	}
+	if *chipFilter != "" && *tracePath != "" {
+		return fmt.Errorf("%w: eval: --chip-filter simulates the chip; a --trace was recorded through one", errUsage)
+	}
 	if *tracePath != "" && fs.NArg() != 1 {
 		return fmt.Errorf("%w: eval: --trace takes one scenario file (the plates' geometry, facings and calibration), got %d", errUsage, fs.NArg())
 	}
@@ -77,7 +86,12 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return fmt.Errorf("eval: %w", err)
 		}
-		scens = append(scens, scen{strings.TrimSuffix(filepath.Base(p), ".yaml"), cfg})
+		name := strings.TrimSuffix(filepath.Base(p), ".yaml")
+		if *chipFilter != "" {
+			cfg.Plates.ChipFilter = *chipFilter
+			name += "-" + *chipFilter
+		}
+		scens = append(scens, scen{name, cfg})
 	}
 	if *windows != "" {
 		var parts []*features.Dataset
