@@ -137,13 +137,11 @@ func TestPickDuringBurst(t *testing.T) {
 			var st Stats
 			d, p := newTestDetector(t, Analytic{}, nil, &st)
 			s := newScript(p, 11)
-			s.add(2000, 300, 200)
-			rs := s.samples(20, nil)
-			learnShake(t, d, s, rs, 4, 2.5, 0.4, 30, phases)
+			learnShake(t, d, s, 4, 2.5, 0.4, 30, phases)
 			// A 6 s burst; the pick of 2 × facing 2 (410 g) settles 3 s into it.
 			const n = 60
 			vib := burst(n, 3.1, 35, phases, 0)
-			rs = s.samples(15, vib)
+			rs := s.samples(15, vib)
 			fc := p.Facings[2]
 			rs = append(rs, s.samples(15, func(i int) [4]float64 {
 				e := vib(15 + i)
@@ -231,12 +229,10 @@ func TestAliasedBurstIsNotAVisit(t *testing.T) {
 			d, p := newTestDetector(t, Analytic{}, nil, &st)
 			p.Facings[2].UnitGrams = 60
 			s := newScript(p, 5)
-			s.add(2000, 300, 200)
-			rs := s.samples(20, nil)
-			learnShake(t, d, s, rs, 10, 1.3, 0.35, 50, tc.phases)
+			learnShake(t, d, s, 10, 1.3, 0.35, 50, tc.phases)
 			const n = 60 // a 6 s burst at a multiple of 10 Hz
 			vib := burst(n, 0, tc.amp, tc.phases, 0)
-			rs = s.samples(n, vib)
+			rs := s.samples(n, vib)
 			rs = append(rs, s.samples(30, nil)...)
 			if evs := observeAll(d, rs); len(evs) != 0 {
 				t.Fatalf("an aliased burst made %d events: %+v", len(evs), evs)
@@ -273,13 +269,11 @@ func TestPickAsBurstEnds(t *testing.T) {
 			p.Facings[3].UnitGrams = 22
 			s := newScript(p, seed)
 			s.noise = 1
-			s.add(2000, 300, 200)
-			rs := s.samples(20, nil)
-			learnShake(t, d, s, rs, 4, 2.5, 0.4, 30, phases)
+			learnShake(t, d, s, 4, 2.5, 0.4, 30, phases)
 			const n = 40
 			vib := burst(n, 3.1, 35, phases, 0)
 			fc := p.Facings[3]
-			rs = s.samples(25, vib)
+			rs := s.samples(25, vib)
 			rs = append(rs, s.samples(10, press(p, fc, 100, vib, 25))...)
 			evs := observeAll(d, rs)
 			s.add(-3*1.035*fc.UnitGrams, fc.XMM, fc.YMM)
@@ -309,12 +303,15 @@ func TestPickAsBurstEnds(t *testing.T) {
 	}
 }
 
-// learnShake feeds d the readings rs, then bursts with no visit (4 s each,
-// 3 s apart, aliased to f0, f0+df, … Hz, amp grams per cell in phases),
-// so that it learns the plate's vibration shape; it fails t if they make
-// events or no vibration subspace is learned.
-func learnShake(t *testing.T, d *PlateDetector, s *script, rs []gateway.Reading, bursts int, f0, df, amp float64, phases [4]float64) {
+// learnShake stocks the plate (2 kg at (300, 200) mm), feeds d 2 s of it
+// still, then bursts with no visit (4 s each, 3 s apart, aliased to f0,
+// f0+df, … Hz, amp grams per cell in phases), so that it learns the
+// plate's vibration shape; it fails t if they make events or no vibration
+// subspace is learned.
+func learnShake(t *testing.T, d *PlateDetector, s *script, bursts int, f0, df, amp float64, phases [4]float64) {
 	t.Helper()
+	s.add(2000, 300, 200)
+	rs := s.samples(20, nil)
 	for b := range bursts {
 		rs = append(rs, s.samples(40, burst(40, f0+df*float64(b), amp, phases, 0))...)
 		rs = append(rs, s.samples(30, nil)...)
@@ -345,13 +342,11 @@ func TestShakenFitAgreesAlongVibration(t *testing.T) {
 			p.Facings[3].UnitGrams = 128
 			s := newScript(p, seed)
 			s.noise = 1
-			s.add(2000, 300, 200)
-			rs := s.samples(20, nil)
-			learnShake(t, d, s, rs, 6, 1.3, 0.35, 30, phases)
+			learnShake(t, d, s, 6, 1.3, 0.35, 30, phases)
 			const n = 60
 			vib := burst(n, 1.7, 30, phases, 0)
 			fc := p.Facings[0]
-			rs = s.samples(20, vib)
+			rs := s.samples(20, vib)
 			rs = append(rs, s.samples(10, press(p, fc, 100, vib, 20))...)
 			evs := observeAll(d, rs)
 			s.add(-1.03*fc.UnitGrams, fc.XMM, fc.YMM) // 3 % over the catalogue
@@ -382,13 +377,11 @@ func TestShakenSettleResidualFalls(t *testing.T) {
 			d, p := newTestDetector(t, Analytic{}, nil, nil)
 			p.Facings[3].UnitGrams = 12
 			s := newScript(p, seed)
-			s.add(2000, 300, 200)
-			rs := s.samples(20, nil)
-			learnShake(t, d, s, rs, 6, 1.3, 0.35, 30, phases)
+			learnShake(t, d, s, 6, 1.3, 0.35, 30, phases)
 			const n = 60
 			vib := burst(n, 1.7, 30, phases, 0)
 			fc, light := p.Facings[2], p.Facings[3]
-			rs = s.samples(20, vib)
+			rs := s.samples(20, vib)
 			rs = append(rs, s.samples(10, press(p, fc, 100, vib, 20))...)
 			s.add(-fc.UnitGrams, fc.XMM, fc.YMM)
 			hand := func(from int) func(int) [4]float64 { // 13 g resting by the light facing
