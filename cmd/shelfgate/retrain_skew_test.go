@@ -61,17 +61,11 @@ func TestPlateWindowsMatchEvaluate(t *testing.T) {
 	}
 	sc := &simConfig{Warehouse: wc, PlateClassifier: plateClassifier{Mode: "analytic"}}
 	sc.Warehouse.Speed = speed
-	b, specs, extra, err := simulators(sc)
-	if err != nil {
-		b.close()
-		t.Fatal(err)
-	}
-	ss, err := buildSensors(specs, b, sensorEnv{})
+	ss, b, err := buildSimulationBuses(sc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ss.close()
-	ss.extra, ss.window = extra, detectorWindow(sc.Warehouse.SampleRate)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	links, _, stats, err := plateChain(ctx, ss)

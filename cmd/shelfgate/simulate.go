@@ -150,17 +150,24 @@ func (s *simBuses) close() {
 // and optionally a scannersim pty typing the warehouse's scans, an rfidsim
 // at the dock and an envsim BME280 in a cold room.
 func buildSimulation(sc *simConfig) (*sensorSet, error) {
+	ss, _, err := buildSimulationBuses(sc)
+	return ss, err
+}
+
+// buildSimulationBuses is buildSimulation that also returns the simulated
+// buses (tests read the simulators' counters through them).
+func buildSimulationBuses(sc *simConfig) (*sensorSet, *simBuses, error) {
 	b, specs, extra, err := simulators(sc)
 	if err != nil {
 		b.close()
-		return nil, err
+		return nil, nil, err
 	}
 	ss, err := buildSensors(specs, b, sensorEnv{})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ss.extra, ss.window = extra, detectorWindow(sc.Warehouse.SampleRate)
-	return ss, nil
+	return ss, b, nil
 }
 
 // detectorWindow sizes the detector's settle window to about half a second
