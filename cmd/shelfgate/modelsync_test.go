@@ -308,6 +308,7 @@ func TestModelPushResumesAfterCut(t *testing.T) {
 		t.Fatalf("link was not cut (cut %v, connects %d)", cut.Load(), g.up.Stats().Connects)
 	}
 	if p.Outcome != rollout.Promoted || g.active() != 2 {
+		t.Logf("gateway log:\n%s", g.logs.String())
 		t.Fatalf("outcome %s, active %d", p.Outcome, g.active())
 	}
 	// A restart from zero asks for block 0 again. A resume does not: the

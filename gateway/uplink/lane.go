@@ -106,7 +106,7 @@ func (l *lane) fill(ctx context.Context) error {
 		if err != nil || recs == nil {
 			return err
 		}
-		l.publish(recs)
+		l.publish(ctx, recs)
 	}
 	return nil
 }
@@ -161,7 +161,7 @@ func (l *lane) next(ctx context.Context) ([]gateway.Record, error) {
 // publishes them and puts them in flight. The batch confirms ids from the
 // cursor + 1 to its last record: the rows of this class in that range are
 // exactly the ones it carries.
-func (l *lane) publish(recs []gateway.Record) {
+func (l *lane) publish(ctx context.Context, recs []gateway.Record) {
 	u := l.u
 	now := time.Now()
 	ref := u.tags.ref(l.class, l.cursor+1, recs[len(recs)-1].ID)
@@ -179,7 +179,7 @@ func (l *lane) publish(recs []gateway.Record) {
 	}
 	// payload is a fresh buffer per message: paho may still be writing
 	// it after Publish returns, so it is never reused.
-	tok := l.c.Publish(l.topic, 1, false, payload)
+	tok := u.publish(ctx, l.c, l.topic, false, payload)
 	l.inflight = append(l.inflight, flight{lo: ref.Lo, hi: ref.Hi, n: len(recs), tok: tok, sent: now})
 	if u.debugOn() {
 		u.log.Debug("batch sent", "class", l.class.String(), "lo", ref.Lo, "hi", ref.Hi, "records", len(recs), "bytes", len(payload), "inflight", len(l.inflight), "resend", recs[0].ID <= l.resendTo)

@@ -201,6 +201,11 @@ type Uplink struct {
 
 	tuned  atomic.Pointer[tuned] // what Tune may change while lanes run (tune.go)
 	tuneMu sync.Mutex
+
+	// publishing counts the paho Publish calls in progress (publish),
+	// those a session stopped waiting for included; Run waits for them
+	// before it returns.
+	publishing sync.WaitGroup
 }
 
 // New returns an uplink for store.
@@ -284,6 +289,7 @@ func (u *Uplink) PublishRetained(topic string, payload []byte) error {
 // acknowledged stay in the store for the next run. It runs the Downlink
 // alongside and returns after it returned.
 func (u *Uplink) Run(ctx context.Context) error {
+	defer u.publishing.Wait()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if u.opts.Downlink != nil {
@@ -479,7 +485,10 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost *loss, conn *w
 		case <-sctx.Done():
 		}
 	})
-	if tok := c.Publish(u.codec.StatusTopic(), 1, true, u.status(shelfv1.StateOnline, "")); !tok.WaitTimeout(u.opts.AckTimeout) || tok.Error() != nil {
+	if tok := u.publish(sctx, c, u.codec.StatusTopic(), true, u.status(shelfv1.StateOnline, "")); !waitToken(sctx, tok, u.opts.AckTimeout) || tok.Error() != nil {
+		if sctx.Err() != nil {
+			return context.Cause(sctx)
+		}
 		return fmt.Errorf("publish birth status: %v", errOr(tok.Error(), "timed out"))
 	}
 	if err := u.subscribe(c); err != nil {
@@ -559,9 +568,44 @@ func (u *Uplink) refreshStatus(ctx context.Context, c paho.Client) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.Publish(u.codec.StatusTopic(), 1, true, u.status(shelfv1.StateOnline, "")) // best effort; the next refresh follows
+			u.publish(ctx, c, u.codec.StatusTopic(), true, u.status(shelfv1.StateOnline, "")) // best effort; the next refresh follows
 		}
 	}
+}
+
+// publish is c.Publish at QoS 1 that stops waiting when ctx is done.
+// paho's Publish hands the message to the connection's writer and waits up
+// to its write timeout (AckTimeout) for it to take it; when the connection
+// dies at that moment the writer may already be gone, and the call blocks
+// for the whole timeout. A session waiting for its lanes could then not
+// reconnect for that long (seen: a reset link reconnected after 20 s, when
+// a model transfer had given up). A call given up on returns a failed
+// token and finishes in the background; Run waits for it.
+func (u *Uplink) publish(ctx context.Context, c paho.Client, topic string, retained bool, payload []byte) paho.Token {
+	done := make(chan paho.Token, 1)
+	u.publishing.Add(1)
+	go func() {
+		defer u.publishing.Done()
+		done <- c.Publish(topic, 1, retained, payload)
+	}()
+	select {
+	case tok := <-done:
+		return tok
+	case <-ctx.Done():
+		return failedToken{fmt.Errorf("publish on %s: %w", topic, context.Cause(ctx))}
+	}
+}
+
+// failedToken is a completed paho.Token carrying an error.
+type failedToken struct{ err error }
+
+func (t failedToken) Wait() bool                     { return true }
+func (t failedToken) WaitTimeout(time.Duration) bool { return true }
+func (t failedToken) Error() error                   { return t.err }
+func (t failedToken) Done() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
 }
 
 func errOr(err error, s string) any {
