@@ -84,3 +84,39 @@ func TestLaneLetsGoOfAStuckPublish(t *testing.T) {
 		t.Fatal("the released Publish was not counted done")
 	}
 }
+
+// TestPublishWhenTheSessionEnds: a command reply or model request whose
+// session ends while paho's Publish is blocked returns ErrNotConnected at
+// once (the caller keeps it for the next session), and between sessions
+// Publish fails the same way.
+func TestPublishWhenTheSessionEnds(t *testing.T) {
+	ob, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), outbox.DefaultOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ob.Close() })
+	u, err := New(ob, Options{Brokers: []string{"tcp://127.0.0.1:1"}, Topics: topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Publish("t", nil); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("between sessions: %v, want ErrNotConnected", err)
+	}
+	c := &stuckClient{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	defer close(c.release)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	u.live.Store(&live{c: c, ctx: ctx})
+	done := make(chan error, 1)
+	go func() { done <- u.PublishRetained("t", []byte("status")) }()
+	<-c.entered
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNotConnected) {
+			t.Fatalf("session ended under the publish: %v, want ErrNotConnected", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Publish waited for paho's blocked Publish after its session ended")
+	}
+}

@@ -186,7 +186,7 @@ type Uplink struct {
 	confirmed atomic.Int64
 	rewinds   atomic.Int64
 	takeovers atomic.Int64
-	client    atomic.Pointer[paho.Client] // the session's client, nil between sessions
+	live      atomic.Pointer[live] // the session's client, nil between sessions
 	// kick carries Flush to Run (a reconnect now) or the session (wake
 	// every lane); flushGen tells lanes to skip lingering and the replay
 	// bucket for their next batch.
@@ -206,6 +206,12 @@ type Uplink struct {
 	// those a session stopped waiting for included; Run waits for them
 	// before it returns.
 	publishing sync.WaitGroup
+}
+
+// live is a session's client and its context, done when the session ends.
+type live struct {
+	c   paho.Client
+	ctx context.Context
 }
 
 // New returns an uplink for store.
@@ -264,23 +270,29 @@ var ErrNotConnected = errors.New("uplink: not connected")
 
 // Publish sends payload on topic at QoS 1 without waiting for the PUBACK:
 // best effort, for messages whose durable copy goes through the outbox
-// (command replies). It fails with ErrNotConnected between sessions.
+// (command replies). It fails with ErrNotConnected between sessions and
+// when the session ends before paho took the message.
 func (u *Uplink) Publish(topic string, payload []byte) error {
-	c := u.client.Load()
-	if c == nil {
-		return ErrNotConnected
-	}
-	(*c).Publish(topic, 1, false, payload)
-	return nil
+	return u.publishLive(topic, false, payload)
 }
 
 // PublishRetained is Publish with the retain flag (the model status).
 func (u *Uplink) PublishRetained(topic string, payload []byte) error {
-	c := u.client.Load()
-	if c == nil {
+	return u.publishLive(topic, true, payload)
+}
+
+// publishLive publishes on the current session's client. A message the
+// session ended before paho took is ErrNotConnected, so the caller keeps
+// it for the next session; so is a publish paho refused at once.
+func (u *Uplink) publishLive(topic string, retained bool, payload []byte) error {
+	l := u.live.Load()
+	if l == nil {
 		return ErrNotConnected
 	}
-	(*c).Publish(topic, 1, true, payload)
+	tok := u.publish(l.ctx, l.c, topic, retained, payload)
+	if isDone(tok) && tok.Error() != nil {
+		return fmt.Errorf("%w: %v", ErrNotConnected, tok.Error())
+	}
 	return nil
 }
 
@@ -326,7 +338,6 @@ func (u *Uplink) Run(ctx context.Context) error {
 			start, acked, records := time.Now(), u.messages.Load(), u.delivered.Load()
 			u.connected.Store(true)
 			u.connects.Add(1)
-			u.client.Store(&client)
 			args := []any{"broker", url, "failed_attempts", failures}
 			if !downSince.IsZero() {
 				args = append(args, "down_for", start.Sub(downSince).Round(time.Millisecond))
@@ -334,7 +345,6 @@ func (u *Uplink) Run(ctx context.Context) error {
 			u.log.Info("connected to broker", args...)
 			failures = 0
 			err = u.session(ctx, client, lost, conn)
-			u.client.Store(nil)
 			u.connected.Store(false)
 			if ctx.Err() != nil {
 				u.goodbye(client)
@@ -477,6 +487,8 @@ func (u *Uplink) session(ctx context.Context, c paho.Client, lost *loss, conn *w
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	fail := func(err error) { cancel(err) }
+	u.live.Store(&live{c: c, ctx: sctx})
+	defer u.live.Store(nil)
 	wg.Go(func() { watch(sctx, conn, u.opts.KeepAlive, cancel) })
 	wg.Go(func() {
 		select {
