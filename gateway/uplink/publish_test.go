@@ -103,7 +103,12 @@ func TestPublishWhenTheSessionEnds(t *testing.T) {
 		t.Fatalf("between sessions: %v, want ErrNotConnected", err)
 	}
 	c := &stuckClient{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	defer close(c.release)
+	released := false
+	defer func() {
+		if !released {
+			close(c.release)
+		}
+	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	u.live.Store(&live{c: c, ctx: ctx})
@@ -118,5 +123,15 @@ func TestPublishWhenTheSessionEnds(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Publish waited for paho's blocked Publish after its session ended")
+	}
+	// A publish after the session ended does not reach paho at all.
+	if err := u.Publish("t", nil); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("after the session ended: %v, want ErrNotConnected", err)
+	}
+	released = true
+	close(c.release)
+	u.publishing.Wait()
+	if len(c.entered) != 0 {
+		t.Fatal("a publish after the session ended was handed to paho")
 	}
 }

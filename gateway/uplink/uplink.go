@@ -594,6 +594,11 @@ func (u *Uplink) refreshStatus(ctx context.Context, c paho.Client) {
 // a model transfer had given up). A call given up on returns a failed
 // token and finishes in the background; Run waits for it.
 func (u *Uplink) publish(ctx context.Context, c paho.Client, topic string, retained bool, payload []byte) paho.Token {
+	if ctx.Err() != nil {
+		// The session is over: nothing to hand paho, and no call for Run,
+		// which may be waiting already, to count.
+		return failedToken{fmt.Errorf("publish on %s: %w", topic, context.Cause(ctx))}
+	}
 	done := make(chan paho.Token, 1)
 	u.publishing.Add(1)
 	go func() {
