@@ -24,9 +24,6 @@ func TestScanLabelsMatchWindows(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a model and runs the simulated plates for about 40 s")
 	}
-	// Mostly waiting on simulated time (a few seconds of CPU in 40 s), so it
-	// runs beside the package's other waiting test.
-	t.Parallel()
 	for _, mode := range []string{"model"} {
 		t.Run(mode, func(t *testing.T) { testScanLabels(t, mode) })
 	}

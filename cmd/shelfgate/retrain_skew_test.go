@@ -52,9 +52,6 @@ func TestPlateWindowsMatchEvaluate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the simulated plates for about 40 s")
 	}
-	// Mostly waiting on simulated time (a few seconds of CPU in 40 s), so it
-	// runs beside the package's other waiting test.
-	t.Parallel()
 	const speed, simulated = 5, 200 * time.Second
 	wc := retrainShelf(41, newFacings, newWidth)
 	wc.Plates.VisitsPerHour = retrainVisits
