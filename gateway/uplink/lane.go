@@ -13,6 +13,10 @@ import (
 // numClasses is the number of record classes, each with its lane.
 const numClasses = 3
 
+// lanePoll is how often a lane checks for unconfirmed rows to send again
+// (consumer acks).
+const lanePoll = time.Second
+
 // Window and batch size of the samples lane.
 const (
 	samplesWindow   = 2
@@ -43,6 +47,7 @@ type lane struct {
 	bucket       *bucket
 	flushGen     int64 // the Uplink's flushGen this lane last honoured
 	tuning       *tuned
+	pollEvery    time.Duration // consumer-ack rewind checks; lanePoll
 }
 
 type flight struct {
@@ -58,7 +63,7 @@ type checkpoint struct {
 }
 
 func (u *Uplink) newLane(c paho.Client, class gateway.Class, wake <-chan struct{}) *lane {
-	l := &lane{u: u, c: c, class: class, wake: wake, topic: u.codec.BatchTopic(class)}
+	l := &lane{u: u, c: c, class: class, wake: wake, topic: u.codec.BatchTopic(class), pollEvery: lanePoll}
 	l.retune() // window, limit and bucket from the current Tuning (tune.go)
 	u.ackedMu.Lock()
 	l.cursor, l.resendTo = u.acked[class], u.sentMax[class]
@@ -71,15 +76,20 @@ func (u *Uplink) newLane(c paho.Client, class gateway.Class, wake <-chan struct{
 
 // run delivers until ctx is done (nil) or the session fails (the error).
 func (l *lane) run(ctx context.Context) error {
-	poll := time.NewTicker(time.Second)
+	poll := time.NewTicker(l.pollEvery)
 	defer poll.Stop()
 	defer func() { l.u.inflight.Add(-int64(len(l.inflight))) }()
 	for {
 		l.retune()
-		if err := l.fill(ctx); err != nil {
+		// Retire before filling: when every message in flight was acked
+		// while the lane waited, the freed window is refilled now. Filled
+		// first, a full window would not take the next batch, the lane
+		// would wait for new rows with nothing in flight, and a stored
+		// backlog (nothing new arriving) moved one window per poll tick.
+		if err := l.retire(ctx); err != nil {
 			return quiet(ctx, err)
 		}
-		if err := l.retire(ctx); err != nil {
+		if err := l.fill(ctx); err != nil {
 			return quiet(ctx, err)
 		}
 		if err := l.wait(ctx, poll.C); err != nil {

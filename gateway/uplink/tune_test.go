@@ -82,7 +82,9 @@ func TestTuneWhileRunning(t *testing.T) {
 		t.Fatalf("Tuning() = %+v, want %+v", got, want)
 	}
 	produce(t, f.ob, 10, 400, 0)
-	waitFor(t, "all 8000 delivered", 20*time.Second, func() bool { return f.col.Audit(false).Received == 8000 && f.ob.Backlog() == 0 })
+	waitFor(t, "all 8000 delivered", 20*time.Second, func() bool {
+		return f.col.Audit(false).Received == 8000 && f.ob.Backlog() == 0 && seen() >= 8000
+	})
 	mu.Lock()
 	after := msgs[before:]
 	mu.Unlock()
