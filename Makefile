@@ -125,6 +125,7 @@ bench-uplink:
 	$(GO) run ./cmd/shelfbench uplink
 	$(GO) run ./cmd/shelfbench latency
 	$(GO) run ./cmd/shelfbench drain -readings $(DRAIN_READINGS)
+	$(GO) run ./cmd/shelfbench drain -readings 100000 -window 2 -batch 50 -figure drain_window2_seconds
 	$(GO) run ./cmd/shelfbench compress
 
 # Raspberry Pi builds with cgo (SQLite) using Debian's cross compilers,

@@ -163,6 +163,9 @@ func (l *latencyRecorder) percentiles() (p50, p99 float64) {
 func drain(args []string) error {
 	fs := flag.NewFlagSet("drain", flag.ExitOnError)
 	n := fs.Int("readings", 10_000_000, "backlog size")
+	window := fs.Int("window", 64, "messages in flight")
+	batch := fs.Int("batch", 1000, "readings per message")
+	name := fs.String("figure", "drain_seconds", "name of the FIGURE line")
 	fs.Parse(args)
 	url, stop, err := startMosquitto()
 	if err != nil {
@@ -194,7 +197,7 @@ func drain(args []string) error {
 	}
 	defer sub.Disconnect(0)
 	start = time.Now()
-	stopUplink, err := runUplink(ob, uplink.Options{Brokers: []string{url}, Topics: topics, BatchRecords: 1000, Window: 64})
+	stopUplink, err := runUplink(ob, uplink.Options{Brokers: []string{url}, Topics: topics, BatchRecords: *batch, Window: *window})
 	if err != nil {
 		return err
 	}
@@ -207,7 +210,7 @@ func drain(args []string) error {
 	}
 	el := time.Since(start)
 	stopUplink()
-	fmt.Printf("FIGURE drain_seconds=%.1f unit=s baseline=%.1f ratio=%.3f\n", el.Seconds(), fill.Seconds(), el.Seconds()/fill.Seconds())
-	fmt.Printf("# drain: %d readings delivered and deleted in %.1f s (%.0f readings/s); baseline = time to ingest them\n", *n, el.Seconds(), float64(*n)/el.Seconds())
+	fmt.Printf("FIGURE %s=%.1f unit=s baseline=%.1f ratio=%.3f\n", *name, el.Seconds(), fill.Seconds(), el.Seconds()/fill.Seconds())
+	fmt.Printf("# drain: %d readings delivered and deleted in %.1f s (%.0f readings/s, window %d, %d per message); baseline = time to ingest them\n", *n, el.Seconds(), float64(*n)/el.Seconds(), *window, *batch)
 	return nil
 }

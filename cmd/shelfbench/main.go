@@ -6,7 +6,7 @@
 //	shelfbench store    outbox ingest vs a raw batched SQLite insert of the same rows
 //	shelfbench uplink   outbox → mosquitto → subscriber vs raw paho QoS1 single-reading publishes
 //	shelfbench latency  sample-to-subscriber p50/p99 at 5,000 readings/s vs direct paho publishes
-//	shelfbench drain    time to deliver a 10-million-reading backlog vs the time to ingest it
+//	shelfbench drain    time to deliver a 10-million-reading backlog vs the time to ingest it (-window, -batch, -figure)
 //	shelfbench compress zstd batch bytes and encode time vs plain JSON
 //	shelfbench modelpush 5 MB model push vs raw QoS1 publishes; telemetry during a transfer vs without
 //	shelfbench statuspage gateway e2e readings/s and heap with 100 SSE clients on the status page vs without the page
