@@ -63,10 +63,12 @@ test:
 	$(GO) test $(TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory fuzz-smoke FUZZTIME=$(FUZZTIME)
 
-# The fault-injection suite (real mosquitto, a fault proxy, kill -9s): under
-# 15 minutes; CI runs it after `make test`.
+# The fault-injection suite (real mosquitto, a fault proxy, kill -9s) and the
+# outbox's 32 MiB full-filesystem drain: under 16 minutes; CI runs it after
+# `make test`.
 test-faults:
 	$(GO) test -tags faults -run '^TestFault' -timeout 20m -v ./cmd/shelfgate/
+	$(GO) test -tags faults -run '^TestSpaceReturnsAfterDrainLarge$$' -timeout 10m -v ./gateway/outbox/
 
 test-short:
 	$(GO) test -short ./...
