@@ -25,7 +25,7 @@ type stuckClient struct {
 func (c *stuckClient) Publish(string, byte, bool, any) paho.Token {
 	c.entered <- struct{}{}
 	<-c.release
-	return failedToken{errors.New("publish was broken by timeout")}
+	return doneToken{errors.New("publish was broken by timeout")}
 }
 
 // TestLaneLetsGoOfAStuckPublish: a lane whose session ended returns while

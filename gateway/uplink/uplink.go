@@ -597,7 +597,7 @@ func (u *Uplink) publish(ctx context.Context, c paho.Client, topic string, retai
 	if ctx.Err() != nil {
 		// The session is over: nothing to hand paho, and no call for Run,
 		// which may be waiting already, to count.
-		return failedToken{fmt.Errorf("publish on %s: %w", topic, context.Cause(ctx))}
+		return doneToken{fmt.Errorf("publish on %s: %w", topic, context.Cause(ctx))}
 	}
 	done := make(chan paho.Token, 1)
 	u.publishing.Add(1)
@@ -609,17 +609,18 @@ func (u *Uplink) publish(ctx context.Context, c paho.Client, topic string, retai
 	case tok := <-done:
 		return tok
 	case <-ctx.Done():
-		return failedToken{fmt.Errorf("publish on %s: %w", topic, context.Cause(ctx))}
+		return doneToken{fmt.Errorf("publish on %s: %w", topic, context.Cause(ctx))}
 	}
 }
 
-// failedToken is a completed paho.Token carrying an error.
-type failedToken struct{ err error }
+// doneToken is a completed paho.Token carrying err: a publish given up
+// on, or (nil) a success in tests.
+type doneToken struct{ err error }
 
-func (t failedToken) Wait() bool                     { return true }
-func (t failedToken) WaitTimeout(time.Duration) bool { return true }
-func (t failedToken) Error() error                   { return t.err }
-func (t failedToken) Done() <-chan struct{} {
+func (t doneToken) Wait() bool                     { return true }
+func (t doneToken) WaitTimeout(time.Duration) bool { return true }
+func (t doneToken) Error() error                   { return t.err }
+func (t doneToken) Done() <-chan struct{} {
 	c := make(chan struct{})
 	close(c)
 	return c
