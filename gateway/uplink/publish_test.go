@@ -135,3 +135,32 @@ func TestPublishWhenTheSessionEnds(t *testing.T) {
 		t.Fatal("a publish after the session ended was handed to paho")
 	}
 }
+
+// TestPublishAfterRunReturned: a caller holding a session's client and a
+// context that is not done (a command reply racing shutdown) publishes
+// after Run returned. Nothing reaches paho and no call is counted that Run
+// could no longer wait for.
+func TestPublishAfterRunReturned(t *testing.T) {
+	ob, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), outbox.DefaultOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ob.Close() })
+	u, err := New(ob, Options{Brokers: []string{"tcp://127.0.0.1:1"}, Topics: topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := u.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	c := &ackingClient{}
+	tok := u.publish(context.Background(), c, "t", false, nil)
+	if n := c.published.Load(); n != 0 {
+		t.Fatal("a publish after Run returned was handed to paho")
+	}
+	if !isDone(tok) || !errors.Is(tok.Error(), ErrNotConnected) {
+		t.Fatalf("publish after Run returned: done %v, err %v; want done with ErrNotConnected", isDone(tok), tok.Error())
+	}
+}

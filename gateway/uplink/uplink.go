@@ -204,8 +204,11 @@ type Uplink struct {
 
 	// publishing counts the paho Publish calls in progress (publish),
 	// those a session stopped waiting for included; Run waits for them
-	// before it returns.
+	// before it returns. publishMu orders publish's check and Add before
+	// Run's Wait: after Run closed it, nothing is handed to paho.
 	publishing sync.WaitGroup
+	publishMu  sync.Mutex
+	pubClosed  bool
 }
 
 // live is a session's client and its context, done when the session ends.
@@ -301,7 +304,15 @@ func (u *Uplink) publishLive(topic string, retained bool, payload []byte) error 
 // acknowledged stay in the store for the next run. It runs the Downlink
 // alongside and returns after it returned.
 func (u *Uplink) Run(ctx context.Context) error {
-	defer u.publishing.Wait()
+	u.publishMu.Lock()
+	u.pubClosed = false
+	u.publishMu.Unlock()
+	defer func() {
+		u.publishMu.Lock()
+		u.pubClosed = true
+		u.publishMu.Unlock()
+		u.publishing.Wait()
+	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if u.opts.Downlink != nil {
@@ -594,13 +605,20 @@ func (u *Uplink) refreshStatus(ctx context.Context, c paho.Client) {
 // a model transfer had given up). A call given up on returns a failed
 // token and finishes in the background; Run waits for it.
 func (u *Uplink) publish(ctx context.Context, c paho.Client, topic string, retained bool, payload []byte) paho.Token {
-	if ctx.Err() != nil {
-		// The session is over: nothing to hand paho, and no call for Run,
-		// which may be waiting already, to count.
-		return doneToken{fmt.Errorf("publish on %s: %w", topic, context.Cause(ctx))}
+	u.publishMu.Lock()
+	if ctx.Err() != nil || u.pubClosed {
+		// The session is over (or Run is): nothing to hand paho, and no
+		// call for Run, which may be waiting already, to count.
+		u.publishMu.Unlock()
+		cause := ErrNotConnected
+		if ctx.Err() != nil {
+			cause = context.Cause(ctx)
+		}
+		return doneToken{fmt.Errorf("publish on %s: %w", topic, cause)}
 	}
-	done := make(chan paho.Token, 1)
 	u.publishing.Add(1)
+	u.publishMu.Unlock()
+	done := make(chan paho.Token, 1)
 	go func() {
 		defer u.publishing.Done()
 		done <- c.Publish(topic, 1, retained, payload)
